@@ -1,0 +1,117 @@
+/*
+ * manifest.h - codecs for the JSON objects: manifests
+ * (manifests/v{N:020d}.json) and the root hint (root.json).
+ *
+ * Layer: pure codec.  The only home of jansson.  Decoders validate every
+ * field (types, ranges, ordering, cross-references) and reject what does
+ * not fit with DSQ_ECORRUPT naming the key; an unknown format_version is
+ * DSQ_EUNSUPPORTED.  Unknown extra keys are ignored (forward compatible).
+ * Byte-exact layout: docs/format.md, sections "Manifest" and "root.json".
+ * Thread-safe: no shared state.
+ */
+#ifndef DSQ_MANIFEST_H
+#define DSQ_MANIFEST_H
+
+#include "buf.h"
+#include "err.h"
+#include "segment.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DSQ_MANIFEST_FORMAT 1
+#define DSQ_MANIFEST_MAX_BYTES (256u << 20) /* cap on a manifest body */
+
+/* A run of page numbers [start, start+count). */
+struct dsq_range {
+    uint32_t start; /* >= 1 */
+    uint32_t count; /* >= 1 */
+};
+
+/* A checkpoint's reference to one page-table chunk object. */
+struct dsq_chunk_ref {
+    uint32_t index;
+    char *key;          /* owned: "pagetables/{uuid}.ptc" */
+    uint64_t size;      /* object size in bytes */
+    uint64_t checksum;  /* dsq_object_checksum of the whole object */
+};
+
+enum dsq_page1_change {
+    DSQ_PAGE1_NONE = 0,     /* page 1 not written */
+    DSQ_PAGE1_COUNTERS = 1, /* only bytes 24..27 and 92..95 changed */
+    DSQ_PAGE1_CHANGED = 2,  /* anything else on page 1 changed */
+};
+
+/*
+ * Manifest version N: the whole database at N.
+ *
+ * A page p <= page_count is found as: the overlay entry for p if any, else
+ * (if p <= ckpt_page_limit) the entry of chunk (p-1)/chunk_pages, else a
+ * zero-filled page.
+ */
+struct dsq_manifest {
+    uint64_t version;          /* >= 1 */
+    uint64_t parent;           /* version - 1 */
+    uint32_t page_size;        /* power of two, 512..65536 */
+    uint32_t page_count;
+    char writer_id[33];        /* 32 hex: the process that committed */
+    char txn_id[33];           /* 32 hex: the transaction */
+    uint64_t time_ms;          /* commit time, ms since epoch */
+
+    /* what the transaction that made this version did (conflicts) */
+    struct dsq_range *write_set; /* owned; sorted, disjoint, non-adjacent */
+    size_t n_write;
+    struct dsq_range *freed_set; /* owned; pages freed or truncated away
+                                    without being rewritten */
+    size_t n_freed;
+    enum dsq_page1_change page1;
+
+    /* objects first published by this version (for recovery-scan) */
+    char **created;            /* owned: keys relative to the db prefix */
+    size_t n_created;
+
+    /* checkpoint this version builds on */
+    uint64_t ckpt_version;     /* <= version; == version at a checkpoint;
+                                  0 = none (no chunks) */
+    uint32_t ckpt_page_limit;  /* chunk entries above this are void */
+    uint32_t chunk_pages;      /* pages per chunk (power of two) */
+    struct dsq_chunk_ref *chunks; /* owned; sorted by index, unique */
+    size_t n_chunks;
+
+    /* pages changed since the checkpoint (latest location of each) */
+    char **segments;           /* owned: overlay's segment-key table */
+    size_t n_segments;
+    struct dsq_page_loc *overlay; /* owned; sorted by pgno, unique,
+                                     pgno <= page_count */
+    size_t n_overlay;
+};
+
+dsq_rc dsq_manifest_encode(const struct dsq_manifest *m, struct dsq_buf *out,
+                           struct dsq_err *e);
+dsq_rc dsq_manifest_decode(const uint8_t *data, size_t len, const char *key,
+                           struct dsq_manifest **out, struct dsq_err *e);
+/* Deep copy (for building the next version). */
+dsq_rc dsq_manifest_clone(const struct dsq_manifest *m,
+                          struct dsq_manifest **out);
+void dsq_manifest_free(struct dsq_manifest *m);
+
+/* 1 if pgno lies in one of the sorted ranges. */
+int dsq_ranges_contain(const struct dsq_range *r, size_t n, uint32_t pgno);
+
+/* root.json: a hint of the newest version, never trusted alone. */
+struct dsq_root {
+    uint64_t version;
+    uint64_t time_ms;
+};
+
+dsq_rc dsq_root_encode(const struct dsq_root *r, struct dsq_buf *out,
+                       struct dsq_err *e);
+dsq_rc dsq_root_decode(const uint8_t *data, size_t len, const char *key,
+                       struct dsq_root *out, struct dsq_err *e);
+
+/* "manifests/v00000000000000000012.json" (buffer of 64 bytes). */
+void dsq_manifest_key(uint64_t version, char out[64]);
+/* Parse such a key (relative to the db prefix); 0 if it is one. */
+int dsq_manifest_key_parse(const char *key, uint64_t *version);
+
+#endif
