@@ -44,8 +44,10 @@ if ! "$RGW" start "$DIR" "$PORT" >/dev/null; then
     echo "0 passed, 1 failed"
     exit 1
 fi
+set -a
 # shellcheck source=/dev/null
-set -a; . "$DIR/env"; set +a
+. "$DIR/env"
+set +a
 bucket=smoke-$$-$RANDOM
 if "$RGW" mkbucket "$DIR" "$bucket"; then ok "mkbucket $bucket"; else bad "mkbucket $bucket"; fi
 
@@ -88,9 +90,10 @@ if "$RGW" stop "$DIR" >/dev/null; then ok "stop"; else bad "stop"; fi
 left=""
 for c in /proc/[0-9]*/cmdline; do
     pid=${c#/proc/}; pid=${pid%/cmdline}
-    tr '\0' ' ' <"$c" 2>/dev/null | grep -qF -- "$DIR/" || continue
+    cmd=$(tr '\0' ' ' 2>/dev/null <"$c") || continue
+    case $cmd in *"$DIR/"*) ;; *) continue ;; esac
     state=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)
-    [ -n "$state" ] && [ "$state" != Z ] && left="$left $pid($(tr '\0' ' ' <"$c" | cut -c1-60))"
+    if [ -n "$state" ] && [ "$state" != Z ]; then left="$left $pid(${cmd:0:60})"; fi
 done
 if [ -z "$left" ]; then ok "no process left running from $DIR"; else bad "processes left running: $left"; fi
 if ! (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then ok "port $PORT closed"; else bad "port $PORT still answers"; fi
