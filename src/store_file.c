@@ -36,6 +36,7 @@
 #include "env.h"
 #include "log.h"
 #include "store.h"
+#include "store_file.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -988,6 +989,12 @@ static const struct dsq_store_ops file_ops = {
     .del = file_del,
     .destroy = file_destroy,
 };
+
+void dsq__store_file_force_link(struct dsq_store *st)
+{
+    DSQ_INVARIANT(st && st->ops == &file_ops);
+    atomic_store(&((struct dsq_store_file *)st)->noreplace, 0);
+}
 
 /* mkdir -p of an absolute path, fsync'ing the parent of each new one. */
 static dsq_rc make_root(const char *dir, struct dsq_err *e)
