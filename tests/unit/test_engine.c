@@ -748,6 +748,125 @@ START_TEST(test_corruption_is_an_error_naming_the_object)
 }
 END_TEST
 
+
+/* ---- one handle, many threads ---- */
+
+#include <pthread.h>
+
+struct mt {
+    struct dsq_db *db;
+    int id;
+    int errors;
+    int commits;
+};
+
+static void mt_page(uint8_t *p, uint32_t pgno, uint8_t fill)
+{
+    memset(p, fill, 4096);
+    memcpy(p, &pgno, 4);
+}
+
+static void *mt_writer(void *arg)
+{
+    struct mt *m = arg;
+    uint8_t page[4096];
+    for (int i = 0; i < 40; i++) {
+        struct dsq_snap *s;
+        struct dsq_txn *t;
+        struct dsq_err e;
+        if (dsq_db_snapshot(m->db, DSQ_VERSION_LATEST, &s, &e) != DSQ_OK) {
+            m->errors++;
+            continue;
+        }
+        dsq_txn_begin(s, 0, &t, &e);
+        /* writer k owns pages 2+k, 10+k, 18+k ...: disjoint */
+        for (uint32_t p = 2 + (uint32_t)m->id; p <= 64; p += 8) {
+            mt_page(page, p, (uint8_t)(i + 1));
+            dsq_txn_write_page(t, p, page, &e);
+        }
+        dsq_rc rc = dsq_txn_commit(t, NULL, &e);
+        if (rc == DSQ_OK)
+            m->commits++;
+        else
+            m->errors++;
+        dsq_txn_free(t);
+        dsq_snap_release(s);
+    }
+    return NULL;
+}
+
+static void *mt_reader(void *arg)
+{
+    struct mt *m = arg;
+    uint8_t page[4096];
+    for (int i = 0; i < 300; i++) {
+        struct dsq_snap *s;
+        if (dsq_db_snapshot(m->db, DSQ_VERSION_LATEST, &s, NULL) != DSQ_OK) {
+            m->errors++;
+            continue;
+        }
+        for (uint32_t p = 2; p <= dsq_snap_page_count(s); p += 3) {
+            if (dsq_snap_read_page(s, p, page, NULL) != DSQ_OK) {
+                m->errors++;
+                break;
+            }
+            uint32_t got;
+            memcpy(&got, page, 4);
+            if (got != p || page[4095] != page[4]) {
+                m->errors++;
+                break;
+            }
+        }
+        dsq_snap_release(s);
+    }
+    return NULL;
+}
+
+START_TEST(test_many_threads_one_handle)
+{
+    struct dsq_config cfg;
+    struct dsq_store *st;
+    struct dsq_db *db;
+    struct dsq_snap *s;
+    struct dsq_txn *t;
+    uint8_t page[4096];
+    dsq_test_config(&cfg, 10);
+    cfg.page_cache_bytes = 64 * 4096; /* small: evictions under load */
+    dsq_test_open(path_in("store"), &cfg, &st, &db);
+    ck_assert_int_eq(dsq_db_snapshot(db, DSQ_VERSION_LATEST, &s, NULL),
+                     DSQ_OK);
+    ck_assert_int_eq(dsq_txn_begin(s, 0, &t, NULL), DSQ_OK);
+    ck_assert_int_eq(dsq_txn_set_page_size(t, 4096, NULL), DSQ_OK);
+    for (uint32_t p = 1; p <= 64; p++) {
+        mt_page(page, p, 0);
+        ck_assert_int_eq(dsq_txn_write_page(t, p, page, NULL), DSQ_OK);
+    }
+    ck_assert_int_eq(dsq_txn_commit(t, NULL, NULL), DSQ_OK);
+    dsq_txn_free(t);
+    dsq_snap_release(s);
+    pthread_t th[6];
+    struct mt m[6];
+    for (int i = 0; i < 6; i++) {
+        m[i] = (struct mt){.db = db, .id = i};
+        pthread_create(&th[i], NULL, i < 2 ? mt_writer : mt_reader, &m[i]);
+    }
+    int commits = 0;
+    for (int i = 0; i < 6; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_int_eq(m[i].errors, 0);
+        commits += m[i].commits;
+    }
+    ck_assert_int_eq(commits, 80);
+    uint64_t v;
+    ck_assert_int_eq(dsq_db_latest(db, &v, NULL), DSQ_OK);
+    ck_assert_uint_eq(v, 81);
+    struct dsq_verify_report rep;
+    ck_assert_int_eq(dsq_db_verify(db, &rep, NULL, NULL, NULL, NULL), DSQ_OK);
+    dsq_db_close(db);
+    dsq_store_free(st);
+}
+END_TEST
+
 static Suite *engine_suite(void)
 {
     Suite *s = suite_create("engine");
@@ -766,6 +885,7 @@ static Suite *engine_suite(void)
     tcase_add_test(tc, test_disjoint_pages_both_commit);
     tcase_add_test(tc, test_overlapping_pages_one_wins);
     tcase_add_test(tc, test_serializable_refuses_any_concurrent_commit);
+    tcase_add_test(tc, test_many_threads_one_handle);
     suite_add_tcase(s, tc);
     tc = tcase_create("sqlite_rules");
     tcase_add_checked_fixture(tc, setup, teardown);
