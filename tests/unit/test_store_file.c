@@ -860,7 +860,7 @@ START_TEST(test_list_pagination)
     write_raw("pg/d03/.dsqtmp.5.6.debris", "x");
 
     struct flat f;
-    static const size_t sizes[] = {1, 7, 100, 999, 1000, 0};
+    static const size_t sizes[] = {7, 100, 999, 1000, 0};
     for (size_t s = 0; s < N_OF(sizes); s++) {
         list_flat(g_st, "pg/", NULL, NULL, sizes[s], &f);
         ck_assert_uint_eq(f.n, n);
@@ -881,8 +881,9 @@ START_TEST(test_list_pagination)
     /* delimiter, paged: entries and prefixes each once, in order */
     struct flat all;
     list_flat(g_st, "pg/", "/", NULL, 0, &all);
-    for (size_t mk = 1; mk <= 5; mk += 2) {
-        list_flat(g_st, "pg/", "/", NULL, mk, &f);
+    static const size_t dsizes[] = {3, 50};
+    for (size_t di = 0; di < N_OF(dsizes); di++) {
+        list_flat(g_st, "pg/", "/", NULL, dsizes[di], &f);
         ck_assert_uint_eq(f.n, all.n);
         ck_assert_uint_eq(f.ncp, all.ncp);
         for (size_t i = 0; i < f.n; i++)
@@ -1540,6 +1541,72 @@ START_TEST(test_fault_torture_pattern)
 }
 END_TEST
 
+struct fthr {
+    struct dsq_store *st;
+    int n_transient;
+    int n_other;
+};
+
+static void *fault_thr(void *p)
+{
+    struct fthr *a = p;
+    for (int i = 0; i < 500; i++) {
+        dsq_rc rc = dsq_store_head(a->st, "k", NULL, NULL);
+        if (rc == DSQ_ETRANSIENT)
+            a->n_transient++;
+        else if (rc != DSQ_OK)
+            a->n_other++;
+    }
+    return NULL;
+}
+
+START_TEST(test_fault_threads)
+{
+    enum { T = 4 };
+    put_ok(g_st, "k", "v");
+    struct dsq_store *st = new_fault();
+    dsq_fault_store_fail_random(st, 0.1, 7, DSQ_FAULT_LOST_REPLY);
+    pthread_t t[T];
+    struct fthr a[T];
+    for (int i = 0; i < T; i++) {
+        a[i] = (struct fthr){.st = st};
+        ck_assert_int_eq(pthread_create(&t[i], NULL, fault_thr, &a[i]), 0);
+    }
+    int transient = 0;
+    for (int i = 0; i < T; i++) {
+        pthread_join(t[i], NULL);
+        ck_assert_int_eq(a[i].n_other, 0);
+        transient += a[i].n_transient;
+    }
+    ck_assert_uint_eq(dsq_fault_store_calls(st), T * 500);
+    ck_assert_uint_eq(dsq_fault_store_op_calls(st, DSQ_FOP_HEAD), T * 500);
+    ck_assert_uint_eq(dsq_fault_store_faults(st), (uint64_t)transient);
+    ck_assert_int_gt(transient, 100);
+    ck_assert_int_lt(transient, 300);
+    dsq_store_free(st);
+}
+END_TEST
+
+START_TEST(test_permission_errors)
+{
+    if (geteuid() == 0) {
+        fprintf(stderr, "test_permission_errors: skipped (root)\n");
+        return;
+    }
+    struct dsq_err e = {0};
+    put_ok(g_st, "ro/k", "v");
+    char p[4096];
+    snprintf(p, sizeof(p), "%s/ro", g_dir);
+    ck_assert_int_eq(chmod(p, 0555), 0);
+    ck_assert_int_eq(dsq_store_put(g_st, "ro/k2", "x", 1, DSQ_PUT_ANY, NULL,
+                                   NULL, &e),
+                     DSQ_EPERM);
+    ck_assert(strstr(e.msg, "ro/k2") != NULL);
+    ck_assert_int_eq(dsq_store_del(g_st, "ro/k", &e), DSQ_EPERM);
+    ck_assert_int_eq(chmod(p, 0755), 0);
+}
+END_TEST
+
 static Suite *store_file_suite(void)
 {
     Suite *s = suite_create("store_file");
@@ -1555,11 +1622,13 @@ static Suite *store_file_suite(void)
     tcase_add_test(tc, test_etag_changes);
     tcase_add_test(tc, test_dir_conflicts);
     tcase_add_test(tc, test_fifo_is_not_an_object);
+    tcase_add_test(tc, test_permission_errors);
     tcase_add_test(tc, test_open_url);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("list");
     tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_list_basic);
     tcase_add_test(tc, test_list_odd_requests);
     tcase_add_test(tc, test_list_stale_temps);
@@ -1583,6 +1652,7 @@ static Suite *store_file_suite(void)
     tcase_add_test(tc, test_fault_modes);
     tcase_add_test(tc, test_fault_random);
     tcase_add_test(tc, test_fault_torture_pattern);
+    tcase_add_test(tc, test_fault_threads);
     suite_add_tcase(s, tc);
     return s;
 }
