@@ -603,8 +603,8 @@ START_TEST(test_bad_json)
         "12",
         "null",
         "{",
-        "{\"format\":\"dsqlfs-manifest\",\"format\":\"dsqlfs-manifest\","
-        "\"format_version\":1}",
+        ("{\"format\":\"dsqlfs-manifest\",\"format\":\"dsqlfs-manifest\","
+         "\"format_version\":1}"), /* duplicate key */
         "{\"format\":\"dsqlfs-manifest\",\"format_version\":1} x",
         "{\"format\":\"dsqlfs-manifest\",\"format_version\":1}{}",
         "{\"format\":\"dsqlfs-\xff\",\"format_version\":1}",
