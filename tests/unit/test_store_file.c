@@ -1298,7 +1298,12 @@ START_TEST(test_torn_write_sigkill)
         ck_assert_int_ge(pid, 0);
         if (pid == 0)
             writer_child(round);
-        /* read concurrently for a while, then kill mid-put */
+        /* wait for the writer's first put (a loaded machine may be slow
+           to start it), then read concurrently for a while and kill it */
+        uint64_t deadline = dsq_mono_ns() + 30000000000ull;
+        while (dsq_store_head(g_st, "big/any", NULL, NULL) != DSQ_OK &&
+               dsq_mono_ns() < deadline)
+            usleep(1000);
         uint64_t until = dsq_mono_ns() + (uint64_t)(rand() % 120) * 1000000u;
         while (dsq_mono_ns() < until)
             ck_assert(check_big(g_st, "big/any", &seen));
