@@ -67,8 +67,7 @@ int dsq_store_key_valid(const char *key)
             if (clen == 2 && comp[0] == '.' && comp[1] == '.')
                 return 0;
             if (clen >= sizeof(RESERVED_PREFIX) - 1 &&
-                memcmp(comp, RESERVED_PREFIX, sizeof(RESERVED_PREFIX) - 1) ==
-                    0)
+                memcmp(comp, RESERVED_PREFIX, sizeof(RESERVED_PREFIX) - 1) == 0)
                 return 0;
             if (*p == 0)
                 return 1;
@@ -123,8 +122,7 @@ dsq_rc dsq_store_put(struct dsq_store *st, const char *key, const void *data,
     case DSQ_PUT_CREATE:
         break;
     case DSQ_PUT_IF_MATCH:
-        if (!if_match || !if_match[0] ||
-            strlen(if_match) >= DSQ_ETAG_MAX)
+        if (!if_match || !if_match[0] || strlen(if_match) >= DSQ_ETAG_MAX)
             return dsq_err_set(e, DSQ_EINVAL,
                                "put %s: DSQ_PUT_IF_MATCH needs an etag", key);
         break;
@@ -158,8 +156,7 @@ dsq_rc dsq_store_list(struct dsq_store *st, const struct dsq_list_req *req,
     return st->ops->list(st, req, out, e);
 }
 
-dsq_rc dsq_store_del(struct dsq_store *st, const char *key,
-                     struct dsq_err *e)
+dsq_rc dsq_store_del(struct dsq_store *st, const char *key, struct dsq_err *e)
 {
     if (!dsq_store_key_valid(key))
         return bad_key(e, key);
@@ -266,8 +263,7 @@ static dsq_rc open_file(const char *url, struct dsq_store **out,
         n--;
     char *dir = strndup(path, n);
     if (!dir)
-        return dsq_err_set(e, DSQ_ENOMEM, "store URL '%s': out of memory",
-                           url);
+        return dsq_err_set(e, DSQ_ENOMEM, "store URL '%s': out of memory", url);
     dsq_rc rc = dsq_store_file_open(dir, out, e);
     free(dir);
     return rc;
