@@ -283,3 +283,44 @@ dsq_rc dsq_store_open(const char *url, const struct dsq_config *cfg,
                        "file:///absolute/dir or s3://bucket[/prefix]",
                        url);
 }
+
+/*
+ * Split a database URL into the store URL and the database prefix: the
+ * last path component names the database.
+ */
+dsq_rc dsq_url_split(const char *url, char **store_url, char **prefix,
+                     struct dsq_err *e)
+{
+    const char *scheme_end = strstr(url, "://");
+    if (!scheme_end)
+        return dsq_err_set(e, DSQ_EINVAL,
+                           "'%s' is not a URL (use file:///abs/dir/NAME or "
+                           "s3://BUCKET/[PREFIX/]NAME)",
+                           url);
+    size_t len = strlen(url);
+    while (len > 0 && url[len - 1] == '/')
+        len--;
+    const char *body = scheme_end + 3;
+    const char *last = NULL;
+    for (const char *p = body; p < url + len; p++)
+        if (*p == '/')
+            last = p;
+    int is_file = !strncmp(url, "file://", 7);
+    /* file:///NAME has the store "/", s3://BUCKET/NAME has "s3://BUCKET" */
+    if (!last || last + 1 >= url + len || (!is_file && last == body - 1))
+        return dsq_err_set(e, DSQ_EINVAL,
+                           "'%s' names no database (the last path "
+                           "component is the database name)",
+                           url);
+    size_t slen = (size_t)(last - url);
+    if (is_file && last == body)
+        slen++; /* keep the root "/" */
+    *store_url = strndup(url, slen);
+    *prefix = strndup(last + 1, (size_t)(url + len - last - 1));
+    if (!*store_url || !*prefix) {
+        free(*store_url);
+        free(*prefix);
+        return DSQ_ENOMEM;
+    }
+    return DSQ_OK;
+}
