@@ -66,8 +66,7 @@ static int chunk_pages_valid(uint64_t p)
            (p & (p - 1)) == 0;
 }
 
-static int stored_len_valid(uint8_t codec, uint32_t length,
-                            uint32_t page_size)
+static int stored_len_valid(uint8_t codec, uint32_t length, uint32_t page_size)
 {
     if (codec == DSQ_CODEC_RAW)
         return length == page_size;
@@ -178,9 +177,9 @@ static const char *manifest_check(const struct dsq_manifest *m, char *why,
     if (m->n_segments > DSQ_MANIFEST_MAX_KEYS)
         return "too many overlay segments";
     for (size_t i = 0; i < m->n_segments; i++)
-        if (!m->segments[i] || !dsq_object_key_valid(m->segments[i],
-                                                      strlen(m->segments[i]),
-                                                      "segments/")) {
+        if (!m->segments[i] ||
+            !dsq_object_key_valid(m->segments[i], strlen(m->segments[i]),
+                                  "segments/")) {
             snprintf(why, wn, "overlay segment key #%zu is not valid", i);
             return why;
         }
@@ -200,8 +199,7 @@ static const char *manifest_check(const struct dsq_manifest *m, char *why,
         else if (p->offset > DSQ_JSON_INT_MAX - p->length)
             w = "offset out of range";
         if (w) {
-            snprintf(why, wn, "overlay page #%zu (page %u): %s", i, p->pgno,
-                     w);
+            snprintf(why, wn, "overlay page #%zu (page %u): %s", i, p->pgno, w);
             return why;
         }
     }
@@ -422,8 +420,7 @@ dsq_rc dsq_manifest_encode(const struct dsq_manifest *m, struct dsq_buf *out,
     if (w.rc != DSQ_OK) {
         out->len = base;
         return dsq_err_set(e, w.rc, "manifest v%llu: encoding: %s",
-                           (unsigned long long)m->version,
-                           dsq_strerror(w.rc));
+                           (unsigned long long)m->version, dsq_strerror(w.rc));
     }
     return DSQ_OK;
 }
@@ -480,8 +477,7 @@ static int jfield_u32(struct jr *r, const json_t *obj, const char *name,
     return 0;
 }
 
-static const char *jfield_str(struct jr *r, const json_t *obj,
-                              const char *name)
+static const char *jfield_str(struct jr *r, const json_t *obj, const char *name)
 {
     const json_t *v = json_object_get(obj, name);
     if (!json_is_string(v)) {
@@ -531,8 +527,7 @@ static int jtime(const char *s, uint64_t *ms)
     return 0;
 }
 
-static int jid(struct jr *r, const json_t *obj, const char *name,
-               char out[33])
+static int jid(struct jr *r, const json_t *obj, const char *name, char out[33])
 {
     const json_t *v = json_object_get(obj, name);
     if (!json_is_string(v) ||
@@ -570,8 +565,8 @@ static int jranges(struct jr *r, const json_t *obj, const char *name,
 }
 
 /* An array of key strings (validity is manifest_check's job). */
-static int jkeys(struct jr *r, const json_t *obj, const char *name,
-                 char ***out, size_t *n_out)
+static int jkeys(struct jr *r, const json_t *obj, const char *name, char ***out,
+                 size_t *n_out)
 {
     const json_t *a = jfield_array(r, obj, name, DSQ_MANIFEST_MAX_KEYS);
     if (!a)
@@ -595,8 +590,7 @@ static int jkeys(struct jr *r, const json_t *obj, const char *name,
     return 0;
 }
 
-static int jcheckpoint(struct jr *r, const json_t *root,
-                       struct dsq_manifest *m)
+static int jcheckpoint(struct jr *r, const json_t *root, struct dsq_manifest *m)
 {
     const json_t *ck = json_object_get(root, "checkpoint");
     uint64_t v;
@@ -687,14 +681,13 @@ static dsq_rc jopen(const uint8_t *data, size_t len, size_t max,
 {
     json_error_t jerr;
     if (len > max)
-        return DSQ_CORRUPT(e, "%s %s: %zu bytes, more than the cap %zu",
-                           what, OBJ_NAME(key), len, max);
-    json_t *j = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES,
-                           &jerr);
+        return DSQ_CORRUPT(e, "%s %s: %zu bytes, more than the cap %zu", what,
+                           OBJ_NAME(key), len, max);
+    json_t *j =
+        json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!j)
-        return DSQ_CORRUPT(e, "%s %s: bad JSON at line %d column %d: %s",
-                           what, OBJ_NAME(key), jerr.line, jerr.column,
-                           jerr.text);
+        return DSQ_CORRUPT(e, "%s %s: bad JSON at line %d column %d: %s", what,
+                           OBJ_NAME(key), jerr.line, jerr.column, jerr.text);
     const json_t *f = json_object_get(j, "format");
     if (!json_is_object(j) || !json_is_string(f) ||
         strcmp(json_string_value(f), fmt) != 0) {
@@ -835,12 +828,11 @@ dsq_rc dsq_manifest_clone(const struct dsq_manifest *m,
     size_t n_chunks = c->n_chunks;
     c->n_created = c->n_segments = c->n_chunks = 0;
 
-    c->write_set = dup_mem(m->write_set, m->n_write, sizeof(*m->write_set),
-                           &fail);
-    c->freed_set = dup_mem(m->freed_set, m->n_freed, sizeof(*m->freed_set),
-                           &fail);
-    c->overlay =
-        dup_mem(m->overlay, m->n_overlay, sizeof(*m->overlay), &fail);
+    c->write_set =
+        dup_mem(m->write_set, m->n_write, sizeof(*m->write_set), &fail);
+    c->freed_set =
+        dup_mem(m->freed_set, m->n_freed, sizeof(*m->freed_set), &fail);
+    c->overlay = dup_mem(m->overlay, m->n_overlay, sizeof(*m->overlay), &fail);
     if (dup_keys(m->created, n_created, &c->created) < 0)
         fail = 1;
     c->n_created = c->created ? n_created : 0;
@@ -917,8 +909,9 @@ dsq_rc dsq_root_encode(const struct dsq_root *r, struct dsq_buf *out,
                        struct dsq_err *e)
 {
     if (r->version > DSQ_JSON_INT_MAX || !time_valid(r->time_ms))
-        return dsq_err_set(e, DSQ_EINVAL, "root.json: version or time out of "
-                                          "range");
+        return dsq_err_set(e, DSQ_EINVAL,
+                           "root.json: version or time out of "
+                           "range");
     size_t base = out->len;
     struct jw w = {out, DSQ_OK};
     jw_raw(&w, "{", 1);
