@@ -273,7 +273,7 @@ dsq_rc dsq_page_decode(const uint8_t *stored, size_t len,
                          OBJ_NAME(key), loc->pgno,
                          (unsigned long long)loc->offset, why);
     else
-        memcpy(page_out, image, page_size);
+        memmove(page_out, image, page_size); /* may be in place */
     if (owned)
         zscratch_free(z);
     return rc;

@@ -865,6 +865,12 @@ START_TEST(test_hostile_zstd)
         ck_assert_int_eq(zdecode(t, k, img, ps), DSQ_ECORRUPT);
         free(t);
     }
+    /* a whole-page frame followed by a skippable frame (zstd itself would
+       skip it and report a full page) */
+    n = ZSTD_compress(frame, sizeof(frame), img, ps, 3);
+    static const uint8_t skip8[16] = {0x50, 0x2a, 0x4d, 0x18, 8, 0, 0, 0};
+    memcpy(frame + n, skip8, sizeof(skip8));
+    ck_assert_int_eq(zdecode(frame, n + sizeof(skip8), img, ps), DSQ_ECORRUPT);
     /* a skippable frame */
     uint8_t skip[16] = {0x50, 0x2a, 0x4d, 0x18, 8, 0, 0, 0};
     ck_assert_int_eq(zdecode(skip, sizeof(skip), img, ps), DSQ_ECORRUPT);
