@@ -430,10 +430,18 @@ dsq_rc dsq_manifest_encode(const struct dsq_manifest *m, struct dsq_buf *out,
 
 struct jr {
     char why[200];
+    int oom; /* the failure was an allocation */
 };
 
 static int jr_fail(struct jr *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+static int jr_oom(struct jr *r)
+{
+    r->oom = 1;
+    snprintf(r->why, sizeof(r->why), "out of memory");
+    return -1;
+}
 
 static int jr_fail(struct jr *r, const char *fmt, ...)
 {
@@ -548,7 +556,7 @@ static int jranges(struct jr *r, const json_t *obj, const char *name,
         return 0;
     struct dsq_range *rs = calloc(n, sizeof(*rs));
     if (!rs)
-        return jr_fail(r, "out of memory");
+        return jr_oom(r);
     *out = rs; /* owned by the manifest from here on */
     *n_out = n;
     for (size_t i = 0; i < n; i++) {
@@ -576,7 +584,7 @@ static int jkeys(struct jr *r, const json_t *obj, const char *name, char ***out,
         return 0;
     char **ks = calloc(n, sizeof(*ks));
     if (!ks)
-        return jr_fail(r, "out of memory");
+        return jr_oom(r);
     *out = ks;
     for (size_t i = 0; i < n; i++) {
         const json_t *el = json_array_get(a, i);
@@ -584,7 +592,7 @@ static int jkeys(struct jr *r, const json_t *obj, const char *name, char ***out,
             return jr_fail(r, "\"%s\"[%zu] is not a string", name, i);
         ks[i] = strdup(json_string_value(el));
         if (!ks[i])
-            return jr_fail(r, "out of memory");
+            return jr_oom(r);
         *n_out = i + 1;
     }
     return 0;
@@ -608,7 +616,7 @@ static int jcheckpoint(struct jr *r, const json_t *root, struct dsq_manifest *m)
         return 0;
     m->chunks = calloc(n, sizeof(*m->chunks));
     if (!m->chunks)
-        return jr_fail(r, "out of memory");
+        return jr_oom(r);
     for (size_t i = 0; i < n; i++) {
         const json_t *el = json_array_get(a, i);
         struct dsq_chunk_ref *c = &m->chunks[i];
@@ -625,7 +633,7 @@ static int jcheckpoint(struct jr *r, const json_t *root, struct dsq_manifest *m)
         c->index = (uint32_t)v;
         c->key = strdup(json_string_value(k));
         if (!c->key)
-            return jr_fail(r, "out of memory");
+            return jr_oom(r);
         m->n_chunks = i + 1;
     }
     return 0;
@@ -646,7 +654,7 @@ static int joverlay(struct jr *r, const json_t *root, struct dsq_manifest *m)
         return 0;
     m->overlay = calloc(n, sizeof(*m->overlay));
     if (!m->overlay)
-        return jr_fail(r, "out of memory");
+        return jr_oom(r);
     m->n_overlay = n;
     for (size_t i = 0; i < n; i++) {
         const json_t *el = json_array_get(a, i);
@@ -685,6 +693,9 @@ static dsq_rc jopen(const uint8_t *data, size_t len, size_t max,
                            OBJ_NAME(key), len, max);
     json_t *j =
         json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!j && json_error_code(&jerr) == json_error_out_of_memory)
+        return dsq_err_set(e, DSQ_ENOMEM, "%s %s: out of memory", what,
+                           OBJ_NAME(key));
     if (!j)
         return DSQ_CORRUPT(e, "%s %s: bad JSON at line %d column %d: %s", what,
                            OBJ_NAME(key), jerr.line, jerr.column, jerr.text);
@@ -718,7 +729,7 @@ dsq_rc dsq_manifest_decode(const uint8_t *data, size_t len, const char *key,
 {
     json_t *root = NULL;
     struct dsq_manifest *m = NULL;
-    struct jr r = {""};
+    struct jr r = {"", 0};
     char whybuf[160];
     const char *s;
     dsq_rc rc = jopen(data, len, DSQ_MANIFEST_MAX_BYTES, "manifest",
@@ -769,7 +780,7 @@ dsq_rc dsq_manifest_decode(const uint8_t *data, size_t len, const char *key,
     m = NULL;
     goto out;
 bad:
-    if (strcmp(r.why, "out of memory") == 0)
+    if (r.oom)
         rc = dsq_err_set(e, DSQ_ENOMEM, "manifest %s: out of memory",
                          OBJ_NAME(key));
     else
@@ -936,7 +947,7 @@ dsq_rc dsq_root_decode(const uint8_t *data, size_t len, const char *key,
                        struct dsq_root *out, struct dsq_err *e)
 {
     json_t *root = NULL;
-    struct jr r = {""};
+    struct jr r = {"", 0};
     struct dsq_root v;
     const char *s;
     dsq_rc rc = jopen(data, len, DSQ_ROOT_MAX_BYTES, "root", "dsqlfs-root",
