@@ -1,14 +1,57 @@
 /*
- * main.c - the dsqlfs command: admin subcommands and (later) the mount.
+ * main.c - entry of the dsqlfs binary: admin subcommands, help, version.
+ * Mounting (dsqlfs SOURCE MOUNTPOINT) is dispatched from here too.
  */
+#include "admin.h"
 #include "err.h"
 
 #include <stdio.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: dsqlfs COMMAND [ARGS] [-o opt,...]\n"
+            "\n"
+            "Databases live under URL = file:///abs/dir/NAME or "
+            "s3://BUCKET[/PREFIX]/NAME.\n"
+            "\n"
+            "commands:\n"
+            "  init URL                     create an empty database\n"
+            "  import FILE.db URL [--force] store a SQLite file as a new "
+            "version\n"
+            "  export URL FILE.db [--version N | --at TIME]\n"
+            "                               write a version out as a SQLite "
+            "file\n"
+            "  versions URL                 list the versions\n"
+            "  status URL                   show the newest version\n"
+            "  verify URL                   check every object and checksum\n"
+            "  recovery-scan URL [--delete] [--grace SECONDS]\n"
+            "                               find segments no manifest "
+            "references\n"
+            "\n"
+            "options (-o name=value, also from the environment): see "
+            "docs/options.md\n");
+}
 
 int main(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "dsqlfs: nothing here yet\n");
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
+        !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+        printf("dsqlfs %s\n", DSQ_VERSION_STRING);
+        return 0;
+    }
+    if (dsq_admin_is_command(argv[1]))
+        return dsq_admin_main(argc - 1, argv + 1);
+    fprintf(stderr, "dsqlfs: unknown command '%s' (see dsqlfs --help)\n",
+            argv[1]);
     return 2;
 }

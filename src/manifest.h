@@ -21,6 +21,17 @@
 
 #define DSQ_MANIFEST_FORMAT 1
 #define DSQ_MANIFEST_MAX_BYTES (256u << 20) /* cap on a manifest body */
+#define DSQ_ROOT_MAX_BYTES (64u << 10)       /* cap on a root.json body */
+/* Caps on the arrays of one manifest (checked before allocating). */
+#define DSQ_MANIFEST_MAX_RANGES (1u << 24)  /* write_set, freed_set each */
+#define DSQ_MANIFEST_MAX_KEYS (1u << 20)    /* created, overlay segments */
+#define DSQ_MANIFEST_MAX_CHUNKS (1u << 24)  /* checkpoint chunks */
+#define DSQ_MANIFEST_MAX_OVERLAY (1u << 24) /* overlay pages */
+/* Every integer in the JSON objects is at most 2^53 - 1 (exact in a
+   double, so any JSON reader gets it right). */
+#define DSQ_JSON_INT_MAX ((1ull << 53) - 1)
+/* Largest page count (SQLite's own limit). */
+#define DSQ_PAGE_COUNT_MAX 4294967294u
 
 /* A run of page numbers [start, start+count). */
 struct dsq_range {

@@ -30,6 +30,11 @@
 /* Hard caps on decoded objects (hostile input). */
 #define DSQ_SEG_MAX_PAGES (1u << 20)
 #define DSQ_CHUNK_MAX_SEGMENTS 65536
+/* Pages per page-table chunk: a power of two in this range. */
+#define DSQ_CHUNK_PAGES_MIN 64u
+#define DSQ_CHUNK_PAGES_MAX (1u << 20)
+/* Longest object key (relative to the db prefix) in any object. */
+#define DSQ_OBJECT_KEY_MAX 1024
 
 enum dsq_codec {
     DSQ_CODEC_RAW = 0,  /* the page image itself, page_size bytes */
@@ -55,6 +60,13 @@ uint64_t dsq_page_checksum(const void *page, uint32_t page_size,
                            uint32_t pgno);
 /* XXH3_64bits of a whole object (page-table chunks, cache files). */
 uint64_t dsq_object_checksum(const void *data, size_t len);
+
+/*
+ * 1 if key (len bytes, relative to the db prefix) may be stored in a
+ * segment, chunk or manifest as the name of an object under dir
+ * ("segments/" or "pagetables/"); rules in docs/format.md, "Keys".
+ */
+int dsq_object_key_valid(const char *key, size_t len, const char *dir);
 
 /*
  * Turn the stored bytes of one page (from a ranged GET) into its image:

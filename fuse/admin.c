@@ -1,0 +1,708 @@
+/*
+ * admin.c - admin subcommands: init, import, export, versions, status,
+ * verify, recovery-scan.
+ *
+ * Layer: front end.  Uses only the engine facade (db.h), the store opener,
+ * config and logging.  Every failure ends in one line on stderr naming the
+ * cause, and a non-zero exit: 1 for a failure, 2 for bad usage.  Progress
+ * goes to stderr, only when it is a terminal.
+ */
+#include "admin.h"
+
+#include "config.h"
+#include "db.h"
+#include "env.h"
+#include "err.h"
+#include "log.h"
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define BATCH_PAGES 256u
+
+struct args {
+    const char *cmd;
+    const char *pos[4];
+    int npos;
+    int force;
+    int do_delete;
+    int quiet;
+    uint64_t version;     /* --version N (0 = latest) */
+    const char *at;       /* --at TIME */
+    double grace_s;
+    struct dsq_config cfg;
+};
+
+static const char *const commands[] = {"init",   "import", "export",
+                                       "versions", "status", "verify",
+                                       "recovery-scan"};
+
+int dsq_admin_is_command(const char *name)
+{
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (!strcmp(commands[i], name))
+            return 1;
+    return 0;
+}
+
+static int fail(const char *cmd, const struct dsq_err *e, dsq_rc rc)
+{
+    fprintf(stderr, "dsqlfs %s: %s\n", cmd, dsq_err_text(e, rc));
+    return 1;
+}
+
+static int usage_error(const char *cmd, const char *msg)
+{
+    fprintf(stderr, "dsqlfs %s: %s (see dsqlfs --help)\n", cmd, msg);
+    return 2;
+}
+
+static int parse_args(int argc, char **argv, struct args *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->cmd = argv[0];
+    a->grace_s = 3600;
+    dsq_config_init(&a->cfg);
+    struct dsq_err e;
+    dsq_err_clear(&e);
+    dsq_rc rc = dsq_config_load_env(&a->cfg, &e);
+    if (rc != DSQ_OK)
+        return fail(a->cmd, &e, rc) ? 2 : 2;
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i];
+        if (!strcmp(s, "--force")) {
+            a->force = 1;
+        } else if (!strcmp(s, "--delete")) {
+            a->do_delete = 1;
+        } else if (!strcmp(s, "-q") || !strcmp(s, "--quiet")) {
+            a->quiet = 1;
+        } else if (!strcmp(s, "-v") || !strcmp(s, "--verbose")) {
+            dsq_log_set_level(DSQ_LOG_DEBUG);
+        } else if (!strcmp(s, "--version") || !strcmp(s, "--at") ||
+                   !strcmp(s, "--grace") || !strcmp(s, "-o")) {
+            if (i + 1 >= argc) {
+                char m[128];
+                snprintf(m, sizeof(m), "%s needs a value", s);
+                return usage_error(a->cmd, m);
+            }
+            const char *v = argv[++i];
+            char *end;
+            if (!strcmp(s, "--version")) {
+                errno = 0;
+                unsigned long long n = strtoull(v, &end, 10);
+                if (*v == '-' || end == v || *end || errno || n == 0)
+                    return usage_error(a->cmd,
+                                       "--version takes a version number "
+                                       ">= 1");
+                a->version = n;
+            } else if (!strcmp(s, "--at")) {
+                a->at = v;
+            } else if (!strcmp(s, "--grace")) {
+                errno = 0;
+                a->grace_s = strtod(v, &end);
+                if (end == v || *end || errno || a->grace_s < 0)
+                    return usage_error(a->cmd,
+                                       "--grace takes seconds (>= 0)");
+            } else {
+                rc = dsq_config_set_list(&a->cfg, v, &e);
+                if (rc != DSQ_OK) {
+                    fail(a->cmd, &e, rc);
+                    return 2;
+                }
+            }
+        } else if (s[0] == '-' && s[1]) {
+            char m[256];
+            snprintf(m, sizeof(m), "unknown flag '%s'", s);
+            return usage_error(a->cmd, m);
+        } else {
+            if (a->npos >= 4)
+                return usage_error(a->cmd, "too many arguments");
+            a->pos[a->npos++] = s;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Split a database URL into the store URL and the database prefix: the
+ * last path component names the database.
+ */
+static dsq_rc split_url(const char *url, char **store_url, char **prefix,
+                        struct dsq_err *e)
+{
+    const char *scheme_end = strstr(url, "://");
+    if (!scheme_end)
+        return dsq_err_set(e, DSQ_EINVAL,
+                           "'%s' is not a URL (use file:///abs/dir/NAME or "
+                           "s3://BUCKET/[PREFIX/]NAME)",
+                           url);
+    size_t len = strlen(url);
+    while (len > 0 && url[len - 1] == '/')
+        len--;
+    const char *body = scheme_end + 3;
+    const char *last = NULL;
+    for (const char *p = body; p < url + len; p++)
+        if (*p == '/')
+            last = p;
+    int is_file = !strncmp(url, "file://", 7);
+    /* file:///NAME has the store "/", s3://BUCKET/NAME has "s3://BUCKET" */
+    if (!last || last + 1 >= url + len || (!is_file && last == body - 1))
+        return dsq_err_set(e, DSQ_EINVAL,
+                           "'%s' names no database (the last path "
+                           "component is the database name)",
+                           url);
+    size_t slen = (size_t)(last - url);
+    if (is_file && last == body)
+        slen++; /* keep the root "/" */
+    *store_url = strndup(url, slen);
+    *prefix = strndup(last + 1, (size_t)(url + len - last - 1));
+    if (!*store_url || !*prefix) {
+        free(*store_url);
+        free(*prefix);
+        return DSQ_ENOMEM;
+    }
+    return DSQ_OK;
+}
+
+static dsq_rc open_db(struct args *a, const char *url, struct dsq_store **st,
+                      struct dsq_db **db, struct dsq_err *e)
+{
+    char *store_url = NULL, *prefix = NULL;
+    dsq_rc rc = split_url(url, &store_url, &prefix, e);
+    if (rc != DSQ_OK)
+        return rc;
+    rc = dsq_store_open(store_url, &a->cfg, st, e);
+    if (rc == DSQ_OK) {
+        rc = dsq_db_open(*st, prefix, &a->cfg, db, e);
+        if (rc != DSQ_OK) {
+            dsq_store_free(*st);
+            *st = NULL;
+        }
+    }
+    free(store_url);
+    free(prefix);
+    return rc;
+}
+
+/* ---- progress on a terminal ---- */
+
+struct progress {
+    const char *what;
+    int tty;
+    uint64_t last_ms;
+};
+
+static void progress_show(uint64_t done, uint64_t total, void *arg)
+{
+    struct progress *p = arg;
+    if (!p->tty)
+        return;
+    uint64_t now = dsq_now_ms();
+    if (done < total && now - p->last_ms < 200)
+        return;
+    p->last_ms = now;
+    fprintf(stderr, "\r%s: %3u%% (%" PRIu64 "/%" PRIu64 ")", p->what,
+            total ? (unsigned)(done * 100 / total) : 100, done, total);
+    if (done >= total)
+        fputc('\n', stderr);
+    fflush(stderr);
+}
+
+/* ---- init ---- */
+
+static int cmd_init(struct args *a)
+{
+    struct dsq_err e;
+    struct dsq_store *st = NULL;
+    struct dsq_db *db = NULL;
+    int created = 0;
+    dsq_err_clear(&e);
+    if (a->npos != 1)
+        return usage_error(a->cmd, "usage: init URL");
+    dsq_rc rc = open_db(a, a->pos[0], &st, &db, &e);
+    if (rc == DSQ_OK)
+        rc = dsq_db_init(db, &created, &e);
+    if (rc == DSQ_OK && !a->quiet)
+        printf("%s %s\n", created ? "created" : "already exists:", a->pos[0]);
+    dsq_db_close(db);
+    dsq_store_free(st);
+    return rc == DSQ_OK ? 0 : fail(a->cmd, &e, rc);
+}
+
+/* ---- import ---- */
+
+static int file_nonempty(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 && sb.st_size > 0;
+}
+
+static int cmd_import(struct args *a)
+{
+    struct dsq_err e;
+    struct dsq_store *st = NULL;
+    struct dsq_db *db = NULL;
+    struct dsq_snap *snap = NULL;
+    struct dsq_txn *txn = NULL;
+    sqlite3 *lockdb = NULL;
+    uint8_t *buf = NULL;
+    int fd = -1;
+    dsq_rc rc = DSQ_OK;
+    dsq_err_clear(&e);
+    if (a->npos != 2)
+        return usage_error(a->cmd, "usage: import FILE.db URL [--force]");
+    const char *file = a->pos[0];
+    char side[4096];
+
+    /* a consistent image: SQLite's own shared lock while we read */
+    snprintf(side, sizeof(side), "%s-wal", file);
+    if (file_nonempty(side)) {
+        rc = dsq_err_set(&e, DSQ_EINVAL,
+                         "%s has a non-empty %s: checkpoint it first "
+                         "(sqlite3 %s 'PRAGMA wal_checkpoint(TRUNCATE)')",
+                         file, side, file);
+        goto out;
+    }
+    snprintf(side, sizeof(side), "%s-journal", file);
+    if (file_nonempty(side)) {
+        rc = dsq_err_set(&e, DSQ_EINVAL,
+                         "%s has a hot journal %s: open it with sqlite3 "
+                         "once to roll it back",
+                         file, side);
+        goto out;
+    }
+    fd = open(file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        rc = dsq_err_set(&e, DSQ_EIO, "cannot open %s: %s", file,
+                         strerror(errno));
+        goto out;
+    }
+    if (sqlite3_open_v2(file, &lockdb, SQLITE_OPEN_READONLY, NULL) !=
+            SQLITE_OK ||
+        sqlite3_exec(lockdb, "BEGIN; SELECT count(*) FROM sqlite_master;",
+                     NULL, NULL, NULL) != SQLITE_OK) {
+        rc = dsq_err_set(&e, DSQ_EINVAL, "%s is not a readable SQLite "
+                         "database: %s", file,
+                         lockdb ? sqlite3_errmsg(lockdb) : "open failed");
+        goto out;
+    }
+    struct stat sb;
+    uint8_t hdr[100];
+    if (fstat(fd, &sb) != 0 || pread(fd, hdr, sizeof(hdr), 0) != 100 ||
+        memcmp(hdr, "SQLite format 3", 16) != 0) {
+        rc = dsq_err_set(&e, DSQ_EINVAL, "%s is not a SQLite database", file);
+        goto out;
+    }
+    uint32_t ps = ((uint32_t)hdr[16] << 8) | hdr[17];
+    if (ps == 1)
+        ps = 65536;
+    if (ps < 512 || ps > 65536 || (ps & (ps - 1))) {
+        rc = dsq_err_set(&e, DSQ_EINVAL, "%s: invalid page size %u", file,
+                         ps);
+        goto out;
+    }
+    if (hdr[18] == 2 || hdr[19] == 2) {
+        rc = dsq_err_set(&e, DSQ_EINVAL,
+                         "%s is in WAL mode, which dsqlfs does not store "
+                         "yet: run sqlite3 %s 'PRAGMA journal_mode=DELETE' "
+                         "first",
+                         file, file);
+        goto out;
+    }
+    if (sb.st_size % ps != 0 || (uint64_t)sb.st_size / ps > 0xfffffffeu) {
+        rc = dsq_err_set(&e, DSQ_EINVAL,
+                         "%s: size %lld is not a whole number of %u-byte "
+                         "pages",
+                         file, (long long)sb.st_size, ps);
+        goto out;
+    }
+    uint32_t npages = (uint32_t)(sb.st_size / ps);
+
+    rc = open_db(a, a->pos[1], &st, &db, &e);
+    if (rc != DSQ_OK)
+        goto out;
+    rc = dsq_db_snapshot(db, DSQ_VERSION_LATEST, &snap, &e);
+    if (rc != DSQ_OK)
+        goto out;
+    if (dsq_snap_version(snap) > 0 && !a->force) {
+        rc = dsq_err_set(&e, DSQ_EEXIST,
+                         "%s already has %llu version(s); use --force to "
+                         "store %s as the next version",
+                         a->pos[1], (unsigned long long)dsq_snap_version(snap),
+                         file);
+        goto out;
+    }
+    rc = dsq_db_init(db, NULL, &e);
+    if (rc == DSQ_OK)
+        rc = dsq_txn_begin(snap, DSQ_TXN_STREAM, &txn, &e);
+    if (rc == DSQ_OK)
+        rc = dsq_txn_set_page_size(txn, ps, &e);
+    if (rc != DSQ_OK)
+        goto out;
+    buf = malloc((size_t)BATCH_PAGES * ps);
+    if (!buf) {
+        rc = DSQ_ENOMEM;
+        goto out;
+    }
+    struct progress pr = {.what = "import", .tty = isatty(2) && !a->quiet};
+    uint64_t t0 = dsq_mono_ns();
+    for (uint32_t p = 0; p < npages;) {
+        uint32_t n = npages - p < BATCH_PAGES ? npages - p : BATCH_PAGES;
+        size_t want = (size_t)n * ps, got = 0;
+        while (got < want) {
+            ssize_t r = pread(fd, buf + got, want - got,
+                              (off_t)p * ps + (off_t)got);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0) {
+                rc = dsq_err_set(&e, DSQ_EIO, "reading %s: %s", file,
+                                 r < 0 ? strerror(errno) : "file shrank");
+                goto out;
+            }
+            got += (size_t)r;
+        }
+        for (uint32_t i = 0; i < n && rc == DSQ_OK; i++)
+            rc = dsq_txn_write_page(txn, p + i + 1, buf + (size_t)i * ps, &e);
+        if (rc != DSQ_OK)
+            goto out;
+        p += n;
+        progress_show((uint64_t)p * ps, (uint64_t)npages * ps, &pr);
+    }
+    struct dsq_commit_info ci;
+    rc = dsq_txn_commit(txn, &ci, &e);
+    if (rc != DSQ_OK)
+        goto out;
+    double secs = (double)(dsq_mono_ns() - t0) / 1e9;
+    if (!a->quiet)
+        printf("imported %s as version %llu of %s: %u pages of %u bytes, "
+               "%llu objects, %llu bytes written, %.2f s\n",
+               file, (unsigned long long)ci.version, a->pos[1], npages, ps,
+               (unsigned long long)ci.objects_written,
+               (unsigned long long)ci.bytes_written, secs);
+out:
+    dsq_txn_free(txn);
+    dsq_snap_release(snap);
+    dsq_db_close(db);
+    dsq_store_free(st);
+    if (lockdb)
+        sqlite3_close(lockdb);
+    if (fd >= 0)
+        close(fd);
+    free(buf);
+    return rc == DSQ_OK ? 0 : fail(a->cmd, &e, rc);
+}
+
+/* ---- export ---- */
+
+struct at_state {
+    uint64_t at_ms;
+    uint64_t best;
+};
+
+static int at_fn(const struct dsq_version_info *v, void *arg)
+{
+    struct at_state *s = arg;
+    if (v->time_ms <= s->at_ms)
+        s->best = v->version;
+    return 0;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int cmd_export(struct args *a)
+{
+    struct dsq_err e;
+    struct dsq_store *st = NULL;
+    struct dsq_db *db = NULL;
+    struct dsq_snap *snap = NULL;
+    uint8_t *buf = NULL;
+    int fd = -1;
+    char tmp[4096] = "";
+    dsq_rc rc;
+    dsq_err_clear(&e);
+    if (a->npos != 2)
+        return usage_error(a->cmd,
+                           "usage: export URL FILE.db [--version N | --at "
+                           "TIME]");
+    if (a->version && a->at)
+        return usage_error(a->cmd, "--version and --at exclude each other");
+    const char *file = a->pos[1];
+    rc = open_db(a, a->pos[0], &st, &db, &e);
+    if (rc != DSQ_OK)
+        goto out;
+    uint64_t version = a->version ? a->version : DSQ_VERSION_LATEST;
+    if (a->at) {
+        struct at_state s = {0};
+        if (dsq_parse_time_ms(a->at, &s.at_ms) != 0) {
+            rc = dsq_err_set(&e, DSQ_EINVAL,
+                             "--at '%s': use UTC like "
+                             "2026-11-25T16:44:59.000Z",
+                             a->at);
+            goto out;
+        }
+        rc = dsq_db_versions(db, at_fn, &s, &e);
+        if (rc != DSQ_OK)
+            goto out;
+        if (!s.best) {
+            rc = dsq_err_set(&e, DSQ_ENOTFOUND,
+                             "%s has no version committed at or before %s",
+                             a->pos[0], a->at);
+            goto out;
+        }
+        version = s.best;
+    }
+    rc = dsq_db_snapshot(db, version, &snap, &e);
+    if (rc != DSQ_OK)
+        goto out;
+    if (dsq_snap_version(snap) == 0) {
+        rc = dsq_err_set(&e, DSQ_ENOTFOUND, "%s has no versions", a->pos[0]);
+        goto out;
+    }
+    uint32_t ps = dsq_snap_page_size(snap), n = dsq_snap_page_count(snap);
+    snprintf(tmp, sizeof(tmp), "%s.dsqlfs-tmp-%d", file, (int)getpid());
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        rc = dsq_err_set(&e, DSQ_EIO, "cannot create %s: %s", tmp,
+                         strerror(errno));
+        tmp[0] = 0;
+        goto out;
+    }
+    buf = malloc((size_t)BATCH_PAGES * ps);
+    if (!buf) {
+        rc = DSQ_ENOMEM;
+        goto out;
+    }
+    struct progress pr = {.what = "export", .tty = isatty(2) && !a->quiet};
+    for (uint32_t p = 1; p <= n;) {
+        uint32_t k = n - p + 1 < BATCH_PAGES ? n - p + 1 : BATCH_PAGES;
+        rc = dsq_snap_read_pages(snap, p, k, buf, &e);
+        if (rc != DSQ_OK)
+            goto out;
+        if (write_all(fd, buf, (size_t)k * ps) != 0) {
+            rc = dsq_err_set(&e, DSQ_EIO, "writing %s: %s", tmp,
+                             strerror(errno));
+            goto out;
+        }
+        p += k;
+        progress_show((uint64_t)(p - 1) * ps, (uint64_t)n * ps, &pr);
+    }
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        fd = -1;
+        rc = dsq_err_set(&e, DSQ_EIO, "writing %s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    fd = -1;
+    if (rename(tmp, file) != 0) {
+        rc = dsq_err_set(&e, DSQ_EIO, "renaming %s to %s: %s", tmp, file,
+                         strerror(errno));
+        goto out;
+    }
+    tmp[0] = 0;
+    if (!a->quiet)
+        printf("exported version %llu of %s to %s: %u pages of %u bytes\n",
+               (unsigned long long)dsq_snap_version(snap), a->pos[0], file, n,
+               ps);
+out:
+    if (fd >= 0)
+        close(fd);
+    if (tmp[0])
+        unlink(tmp);
+    free(buf);
+    dsq_snap_release(snap);
+    dsq_db_close(db);
+    dsq_store_free(st);
+    return rc == DSQ_OK ? 0 : fail(a->cmd, &e, rc);
+}
+
+/* ---- versions, status ---- */
+
+static int print_version(const struct dsq_version_info *v, void *arg)
+{
+    char t[32];
+    (void)arg;
+    dsq_format_time_ms(v->time_ms, t);
+    printf("%10llu  %s  %10u  %6u  %10llu  %10llu  %.8s\n",
+           (unsigned long long)v->version, t, v->page_count, v->page_size,
+           (unsigned long long)v->pages_written,
+           (unsigned long long)v->ckpt_version, v->writer_id);
+    return 0;
+}
+
+static int cmd_versions(struct args *a)
+{
+    struct dsq_err e;
+    struct dsq_store *st = NULL;
+    struct dsq_db *db = NULL;
+    dsq_err_clear(&e);
+    if (a->npos != 1)
+        return usage_error(a->cmd, "usage: versions URL");
+    dsq_rc rc = open_db(a, a->pos[0], &st, &db, &e);
+    if (rc == DSQ_OK) {
+        printf("%10s  %-24s  %10s  %6s  %10s  %10s  %s\n", "version", "time",
+               "pages", "psize", "written", "checkpoint", "writer");
+        rc = dsq_db_versions(db, print_version, NULL, &e);
+    }
+    dsq_db_close(db);
+    dsq_store_free(st);
+    return rc == DSQ_OK ? 0 : fail(a->cmd, &e, rc);
+}
+
+static int cmd_status(struct args *a)
+{
+    struct dsq_err e;
+    struct dsq_store *st = NULL;
+    struct dsq_db *db = NULL;
+    struct dsq_snap *s = NULL;
+    int exists = 0;
+    dsq_err_clear(&e);
+    if (a->npos != 1)
+        return usage_error(a->cmd, "usage: status URL");
+    dsq_rc rc = open_db(a, a->pos[0], &st, &db, &e);
+    if (rc == DSQ_OK)
+        rc = dsq_db_exists(db, &exists, &e);
+    if (rc == DSQ_OK && !exists)
+        rc = dsq_err_set(&e, DSQ_ENOTFOUND, "no database at %s", a->pos[0]);
+    if (rc == DSQ_OK)
+        rc = dsq_db_snapshot(db, DSQ_VERSION_LATEST, &s, &e);
+    if (rc == DSQ_OK) {
+        char t[32] = "-";
+        if (dsq_snap_time_ms(s))
+            dsq_format_time_ms(dsq_snap_time_ms(s), t);
+        printf("database:  %s\nversion:   %llu\ncommitted: %s\n"
+               "pages:     %u\npage size: %u\nsize:      %llu bytes\n",
+               a->pos[0], (unsigned long long)dsq_snap_version(s), t,
+               dsq_snap_page_count(s), dsq_snap_page_size(s),
+               (unsigned long long)dsq_snap_page_count(s) *
+                   dsq_snap_page_size(s));
+    }
+    dsq_snap_release(s);
+    dsq_db_close(db);
+    dsq_store_free(st);
+    return rc == DSQ_OK ? 0 : fail(a->cmd, &e, rc);
+}
+
+/* ---- verify ---- */
+
+static void print_problem(const char *what, void *arg)
+{
+    struct progress *p = arg;
+    if (p->tty)
+        fputc('\n', stderr);
+    fprintf(stderr, "problem: %s\n", what);
+}
+
+static int cmd_verify(struct args *a)
+{
+    struct dsq_err e;
+    struct dsq_store *st = NULL;
+    struct dsq_db *db = NULL;
+    struct dsq_verify_report rep;
+    dsq_err_clear(&e);
+    if (a->npos != 1)
+        return usage_error(a->cmd, "usage: verify URL");
+    dsq_log_set_level(DSQ_LOG_CRIT); /* problems are printed below */
+    struct progress pr = {.what = "verify", .tty = isatty(2) && !a->quiet};
+    dsq_rc rc = open_db(a, a->pos[0], &st, &db, &e);
+    if (rc == DSQ_OK)
+        rc = dsq_db_verify(db, &rep, print_problem, progress_show, &pr, &e);
+    if (rc == DSQ_OK || rc == DSQ_ECORRUPT) {
+        if (rep.versions == 0 && rc == DSQ_OK)
+            printf("%s: no versions\n", a->pos[0]);
+        else
+            printf("%s: %llu version(s) %llu..%llu, %llu segment(s), %llu "
+                   "page-table chunk(s), %llu page(s) checked, %llu "
+                   "problem(s)\n",
+                   a->pos[0], (unsigned long long)rep.versions,
+                   (unsigned long long)rep.first_version,
+                   (unsigned long long)rep.last_version,
+                   (unsigned long long)rep.segments,
+                   (unsigned long long)rep.chunks,
+                   (unsigned long long)rep.pages_checked,
+                   (unsigned long long)rep.problems);
+    }
+    dsq_db_close(db);
+    dsq_store_free(st);
+    return rc == DSQ_OK ? 0 : fail(a->cmd, &e, rc);
+}
+
+/* ---- recovery-scan ---- */
+
+static void print_orphan(const char *key, uint64_t size, uint64_t mtime_ms,
+                         int deleted, void *arg)
+{
+    char t[32];
+    (void)arg;
+    dsq_format_time_ms(mtime_ms, t);
+    printf("orphan  %s  %llu bytes  %s%s\n", key, (unsigned long long)size, t,
+           deleted ? "  deleted" : "");
+}
+
+static int cmd_recovery_scan(struct args *a)
+{
+    struct dsq_err e;
+    struct dsq_store *st = NULL;
+    struct dsq_db *db = NULL;
+    uint64_t n = 0;
+    dsq_err_clear(&e);
+    if (a->npos != 1)
+        return usage_error(a->cmd,
+                           "usage: recovery-scan URL [--delete] [--grace "
+                           "SECONDS]");
+    dsq_rc rc = open_db(a, a->pos[0], &st, &db, &e);
+    if (rc == DSQ_OK)
+        rc = dsq_db_recovery_scan(db, (uint64_t)(a->grace_s * 1000),
+                                  a->do_delete, print_orphan, NULL, &n, &e);
+    if (rc == DSQ_OK)
+        printf("%llu orphan(s) older than %.0f s%s\n", (unsigned long long)n,
+               a->grace_s, a->do_delete && n ? ", deleted" : "");
+    dsq_db_close(db);
+    dsq_store_free(st);
+    return rc == DSQ_OK ? 0 : fail(a->cmd, &e, rc);
+}
+
+int dsq_admin_main(int argc, char **argv)
+{
+    struct args a;
+    int r = parse_args(argc, argv, &a);
+    if (r != 0) {
+        dsq_config_cleanup(&a.cfg);
+        return r;
+    }
+    const char *c = a.cmd;
+    if (!strcmp(c, "init"))
+        r = cmd_init(&a);
+    else if (!strcmp(c, "import"))
+        r = cmd_import(&a);
+    else if (!strcmp(c, "export"))
+        r = cmd_export(&a);
+    else if (!strcmp(c, "versions"))
+        r = cmd_versions(&a);
+    else if (!strcmp(c, "status"))
+        r = cmd_status(&a);
+    else if (!strcmp(c, "verify"))
+        r = cmd_verify(&a);
+    else
+        r = cmd_recovery_scan(&a);
+    dsq_config_cleanup(&a.cfg);
+    return r;
+}

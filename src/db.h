@@ -1,0 +1,213 @@
+/*
+ * db.h - the engine: one database (a store plus a key prefix) as versioned
+ * page images, read at pinned versions and written by transactions that
+ * commit with compare-and-swap.
+ *
+ * Layer: services, the facade fuse/ and the command line use.  Protocol,
+ * states and invariants: docs/commit.md.  Format: docs/format.md.
+ *
+ * Handles and threads:
+ *  - struct dsq_db is shared by any number of threads.  Its caches and
+ *    counters are guarded by an internal mutex; store calls are made
+ *    without holding it.
+ *  - struct dsq_snap is an immutable, reference-counted view of one
+ *    version; any thread may read through it at once.
+ *  - struct dsq_txn belongs to one thread at a time (the caller serialises
+ *    its calls).  It holds a reference on its snapshot.
+ * Ownership: dsq_db borrows the store (it must outlive the db) and copies
+ * what it needs of the config.
+ */
+#ifndef DSQ_DB_H
+#define DSQ_DB_H
+
+#include "config.h"
+#include "err.h"
+#include "store.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DSQ_VERSION_LATEST UINT64_MAX
+
+struct dsq_db;
+struct dsq_snap;
+struct dsq_txn;
+
+/* Counters of one db handle (monotonic). */
+struct dsq_db_stats {
+    uint64_t commits;       /* versions this handle published */
+    uint64_t conflicts;     /* commits refused as conflicting */
+    uint64_t rebases;       /* lost races resolved by rebasing */
+    uint64_t retries;       /* retried store calls */
+    uint64_t cache_hits;    /* page reads served from memory */
+    uint64_t cache_misses;
+    uint64_t store_gets;
+    uint64_t store_puts;
+    uint64_t store_lists;
+    uint64_t store_heads;
+    uint64_t store_dels;
+    uint64_t bytes_read;
+    uint64_t bytes_written;
+};
+
+/*
+ * Open the database under prefix (no leading or trailing '/'; "" is the
+ * store root).  No store call is made; a missing database shows as
+ * version 0 with no pages.
+ */
+dsq_rc dsq_db_open(struct dsq_store *st, const char *prefix,
+                   const struct dsq_config *cfg, struct dsq_db **out,
+                   struct dsq_err *e);
+void dsq_db_close(struct dsq_db *db);
+
+const char *dsq_db_prefix(const struct dsq_db *db);
+const char *dsq_db_writer_id(const struct dsq_db *db);
+void dsq_db_get_stats(struct dsq_db *db, struct dsq_db_stats *out);
+
+/*
+ * Create the database if it does not exist (root.json at version 0,
+ * create-only; idempotent).  *created (may be NULL) says if this call made
+ * it.
+ */
+dsq_rc dsq_db_init(struct dsq_db *db, int *created, struct dsq_err *e);
+
+/* 1 in *exists if root.json or any manifest exists. */
+dsq_rc dsq_db_exists(struct dsq_db *db, int *exists, struct dsq_err *e);
+
+/*
+ * The newest committed version, found from the root.json hint and
+ * confirmed by listing the manifests (never the hint alone).  0 = none.
+ */
+dsq_rc dsq_db_latest(struct dsq_db *db, uint64_t *version, struct dsq_err *e);
+
+/* Pin a version (DSQ_VERSION_LATEST: the newest, as dsq_db_latest). */
+dsq_rc dsq_db_snapshot(struct dsq_db *db, uint64_t version,
+                       struct dsq_snap **out, struct dsq_err *e);
+struct dsq_snap *dsq_snap_ref(struct dsq_snap *s);
+void dsq_snap_release(struct dsq_snap *s);
+
+uint64_t dsq_snap_version(const struct dsq_snap *s);
+uint32_t dsq_snap_page_size(const struct dsq_snap *s);  /* 0 if empty */
+uint32_t dsq_snap_page_count(const struct dsq_snap *s);
+uint64_t dsq_snap_time_ms(const struct dsq_snap *s);    /* 0 if empty */
+
+/* Read one page (page_size bytes; zeros past page_count: DSQ_ERANGE). */
+dsq_rc dsq_snap_read_page(struct dsq_snap *s, uint32_t pgno, void *buf,
+                          struct dsq_err *e);
+/*
+ * Read pages first..first+count-1 into buf (count*page_size bytes),
+ * coalescing neighbouring pages of one segment into single ranged reads.
+ */
+dsq_rc dsq_snap_read_pages(struct dsq_snap *s, uint32_t first,
+                           uint32_t count, void *buf, struct dsq_err *e);
+
+/* ---- write transactions ---- */
+
+enum dsq_txn_flags {
+    /*
+     * Whole-image replacement (import, a file copied in): pages arrive in
+     * strictly increasing order, each once, and go straight into segments
+     * uploaded as they fill, so memory stays bounded.  Commit requires that
+     * pages 1..page_count were all written.  Reads are not available.
+     */
+    DSQ_TXN_STREAM = 1,
+};
+
+dsq_rc dsq_txn_begin(struct dsq_snap *s, unsigned flags,
+                     struct dsq_txn **out, struct dsq_err *e);
+/* Only while the database is empty (snapshot page_count 0). */
+dsq_rc dsq_txn_set_page_size(struct dsq_txn *t, uint32_t page_size,
+                             struct dsq_err *e);
+uint32_t dsq_txn_page_size(const struct dsq_txn *t);
+/* Writing past the end grows page_count. */
+dsq_rc dsq_txn_write_page(struct dsq_txn *t, uint32_t pgno, const void *page,
+                          struct dsq_err *e);
+dsq_rc dsq_txn_read_page(struct dsq_txn *t, uint32_t pgno, void *buf,
+                         struct dsq_err *e);
+dsq_rc dsq_txn_set_page_count(struct dsq_txn *t, uint32_t n,
+                              struct dsq_err *e);
+uint32_t dsq_txn_page_count(const struct dsq_txn *t);
+uint64_t dsq_txn_snapshot_version(const struct dsq_txn *t);
+/* Number of distinct pages written so far. */
+size_t dsq_txn_dirty_pages(const struct dsq_txn *t);
+
+struct dsq_commit_info {
+    uint64_t version;        /* the version published (or the snapshot's
+                                when nothing changed) */
+    unsigned attempts;       /* manifest PUTs tried */
+    unsigned rebases;
+    uint64_t objects_written;
+    uint64_t bytes_written;
+    int noop;                /* nothing to commit */
+};
+
+/*
+ * Commit (docs/commit.md): upload the segment(s), then create manifest
+ * N+1 create-only; on a lost race, rebase onto the new head if no commit
+ * since the snapshot meets our write set, else DSQ_ECONFLICT.  On any
+ * return the transaction is finished (free it).  info may be NULL.
+ */
+dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
+                      struct dsq_err *e);
+/* Abort if not committed, and free. */
+void dsq_txn_free(struct dsq_txn *t);
+
+/* ---- admin ---- */
+
+struct dsq_version_info {
+    uint64_t version;
+    uint64_t time_ms;
+    uint32_t page_size;
+    uint32_t page_count;
+    uint64_t pages_written;   /* size of the write set */
+    uint64_t ckpt_version;
+    char writer_id[33];
+    char txn_id[33];
+};
+
+/* Calls fn for every version, oldest first; fn returns non-zero to stop. */
+typedef int (*dsq_version_fn)(const struct dsq_version_info *v, void *arg);
+dsq_rc dsq_db_versions(struct dsq_db *db, dsq_version_fn fn, void *arg,
+                       struct dsq_err *e);
+
+/* Progress callback for long operations: done of total (units vary). */
+typedef void (*dsq_progress_fn)(uint64_t done, uint64_t total, void *arg);
+
+struct dsq_verify_report {
+    uint64_t versions;
+    uint64_t first_version, last_version;
+    uint64_t segments, chunks, pages_checked;
+    uint64_t problems;       /* each also logged with the object's key */
+};
+/*
+ * Check that versions are contiguous, every manifest decodes, every object
+ * a manifest references exists, decodes and matches its checksums.
+ * Problems are counted and described through report_fn (may be NULL);
+ * returns DSQ_ECORRUPT if any were found.
+ */
+typedef void (*dsq_problem_fn)(const char *what, void *arg);
+dsq_rc dsq_db_verify(struct dsq_db *db, struct dsq_verify_report *rep,
+                     dsq_problem_fn report_fn, dsq_progress_fn progress,
+                     void *arg, struct dsq_err *e);
+
+/*
+ * Find segments and page-table chunks that no manifest created and that
+ * are older than grace_ms; with do_delete, remove them.  fn (may be NULL)
+ * is called per orphan.
+ */
+typedef void (*dsq_orphan_fn)(const char *key, uint64_t size,
+                              uint64_t mtime_ms, int deleted, void *arg);
+dsq_rc dsq_db_recovery_scan(struct dsq_db *db, uint64_t grace_ms,
+                            int do_delete, dsq_orphan_fn fn, void *arg,
+                            uint64_t *n_orphans, struct dsq_err *e);
+
+/* Named fault points (crash tests): DSQ_FAULT_POINT("commit.after_segments")
+   exits the process when the environment variable DSQLFS_FAULT names it. */
+void dsq_fault_point(const char *name);
+#ifdef DSQ_FAULTS
+#define DSQ_FAULT_POINT(name) dsq_fault_point(name)
+#else
+#define DSQ_FAULT_POINT(name) ((void)0)
+#endif
+
+#endif
