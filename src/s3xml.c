@@ -264,6 +264,7 @@ dsq_rc dsq_s3xml_parse_error(const void *xml, size_t len,
 
 struct list_ctx {
     struct dsq_list_page page;
+    int root_seen;
     size_t cap_entries, cap_prefixes;
     int truncated;
     int url_encoded;
@@ -287,6 +288,12 @@ static void list_start(struct px *x)
 {
     struct list_ctx *c = x->ctx;
     struct dsq_list_page *p = &c->page;
+    if (!strchr(x->path, '/')) {
+        if (strcmp(x->path, "ListBucketResult") != 0)
+            px_fail(x, "not a ListObjectsV2 result");
+        c->root_seen = 1;
+        return;
+    }
     if (path_is(x, "ListBucketResult/Contents")) {
         if (p->n_entries >= MAX_ENTRIES) {
             px_fail(x, "too many entries");

@@ -374,14 +374,18 @@ static dsq_rc s3_request(struct s3 *s, const struct s3_op *op,
         if (resp->status == 400 || resp->status == 403) {
             struct dsq_s3_error er;
             peek_error(resp, &er);
-            if (token_expired_code(er.code) && !refreshed &&
+            /* HEAD answers carry no body: a bare 400/403 may be an
+               expired token as well */
+            int maybe_expired = token_expired_code(er.code) ||
+                                (!er.code[0] && !strcmp(op->method, "HEAD"));
+            if (maybe_expired && !refreshed &&
                 dsq_creds_invalidate(s->creds)) {
                 /* refused before being applied: safe to send again */
                 refreshed = 1;
                 atomic_fetch_add(&s->n_refreshes, 1);
                 dsq_log(DSQ_LOG_INFO, "s3",
-                        "%s %s: %s, refreshing credentials", op->name, target,
-                        er.code);
+                        "%s %s: HTTP %d %s, refreshing credentials", op->name,
+                        target, resp->status, er.code);
                 dsq_http_resp_cleanup(resp);
                 continue;
             }
@@ -602,8 +606,6 @@ static dsq_rc s3_get(struct dsq_store *st, const char *key, uint64_t off,
             } else {
                 dsq_http_resp_cleanup(&resp);
                 rc = s3_head_full(s, fk, info, e);
-                if (rc == DSQ_ENOTFOUND)
-                    rc = DSQ_OK == 0 ? rc : rc;
                 goto out_nocleanup;
             }
         }
@@ -1072,14 +1074,20 @@ dsq_rc dsq_store_s3_selftest(struct dsq_store *st, struct dsq_err *e)
     if (resp.status != 200) {
         struct s3_op op = {"PUT", "PUT", fk, NULL, 0, NULL, 0, NULL, 0, NULL,
                            1};
+        struct dsq_s3_error er;
+        int st1 = resp.status;
+        peek_error(&resp, &er);
         rc = s3_fail(s, &op, &resp, e);
         dsq_http_resp_cleanup(&resp);
-        if (rc == DSQ_EUNSUPPORTED || rc == DSQ_EINVAL)
+        if (rc == DSQ_EUNSUPPORTED || rc == DSQ_EINVAL) {
             rc = dsq_err_set(e, DSQ_EUNSUPPORTED,
                              "s3://%s: the server refuses create-only PUTs "
-                             "(If-None-Match: *): %s; read-write use is "
-                             "refused (mount with -o ro)",
-                             s->bucket, e ? e->msg : "");
+                             "(If-None-Match: *): HTTP %d %s%s%s; read-write "
+                             "use is refused (mount with -o ro)",
+                             s->bucket, st1, er.code,
+                             er.message[0] ? ": " : "", er.message);
+            err_detail(e, st1, er.code, er.request_id);
+        }
         return rc;
     }
     created = 1;

@@ -128,6 +128,10 @@ START_TEST(test_list_malformed)
     expect_bad_list("<ListBucketResult><Contents><Key>a</Key>",
                     "bad XML");
     expect_bad_list("not xml at all", "bad XML");
+    expect_bad_list("<HTML><BODY>hello</BODY></HTML>",
+                    "not a ListObjectsV2 result");
+    expect_bad_list("<Error><Code>NoSuchBucket</Code></Error>",
+                    "not a ListObjectsV2 result");
     expect_bad_list("", "bad XML");
     expect_bad_list("<ListBucketResult><IsTruncated>true</IsTruncated>"
                     "</ListBucketResult>",
@@ -174,9 +178,9 @@ START_TEST(test_list_caps)
     struct dsq_buf b;
     dsq_buf_init(&b, 1 << 20);
     for (int i = 0; i < 200; i++)
-        dsq_buf_append_str(&b, "<abcdef>");
+        dsq_buf_append_str(&b, i ? "<abcdef>" : "<ListBucketResult>");
     for (int i = 0; i < 200; i++)
-        dsq_buf_append_str(&b, "</abcdef>");
+        dsq_buf_append_str(&b, i < 199 ? "</abcdef>" : "</ListBucketResult>");
     dsq_buf_terminate(&b);
     expect_bad_list((char *)b.data, "deeply");
     dsq_buf_cleanup(&b);
