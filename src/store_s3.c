@@ -588,7 +588,9 @@ static dsq_rc s3_get(struct dsq_store *st, const char *key, uint64_t off,
             uint64_t have = total;
             uint64_t from = off < have ? off : have;
             uint64_t n = len && from + len < have ? len : have - from;
-            memmove(out->data + base, out->data + base + from, (size_t)n);
+            if (n && from)
+                memmove(out->data + base, out->data + base + from,
+                        (size_t)n);
             out->len = base + (size_t)n;
         }
         fill_info(&resp, total, info);
