@@ -1746,6 +1746,15 @@ out:
 static int overlaps(const struct effects *ef, const struct dsq_manifest *x,
                     uint32_t *page)
 {
+    /* pages first, so the witness names the page that really collides */
+    for (size_t i = 0; i < ef->n_conf; i++) {
+        uint32_t p = ef->conf[i];
+        if (dsq_ranges_contain(x->write_set, x->n_write, p) ||
+            dsq_ranges_contain(x->freed_set, x->n_freed, p)) {
+            *page = p;
+            return 1;
+        }
+    }
     enum dsq_page1_change xp1 = x->page1;
     if (xp1 == DSQ_PAGE1_NONE &&
         (dsq_ranges_contain(x->write_set, x->n_write, 1) ||
@@ -1755,14 +1764,6 @@ static int overlaps(const struct effects *ef, const struct dsq_manifest *x,
         (ef->page1 == DSQ_PAGE1_CHANGED || xp1 == DSQ_PAGE1_CHANGED)) {
         *page = 1;
         return 1;
-    }
-    for (size_t i = 0; i < ef->n_conf; i++) {
-        uint32_t p = ef->conf[i];
-        if (dsq_ranges_contain(x->write_set, x->n_write, p) ||
-            dsq_ranges_contain(x->freed_set, x->n_freed, p)) {
-            *page = p;
-            return 1;
-        }
     }
     return 0;
 }

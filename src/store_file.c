@@ -36,6 +36,7 @@
 #include "env.h"
 #include "log.h"
 #include "store.h"
+#include "store_file.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -106,6 +107,15 @@ static dsq_rc sys_err(struct dsq_err *e, int err, const char *op,
     return sys_fail(e, errno_rc(err), err, op, key, what);
 }
 
+/* A put's failure: a vanished file or directory is no "not found" here. */
+static dsq_rc put_err(struct dsq_err *e, int err, const char *key,
+                      const char *what)
+{
+    dsq_rc rc = errno_rc(err);
+    return sys_fail(e, rc == DSQ_ENOTFOUND ? DSQ_EIO : rc, err, "put", key,
+                    what);
+}
+
 /* ------------------------------------------------------------- helpers */
 
 static void close_keep_errno(int fd)
@@ -173,8 +183,8 @@ static int write_all(int fd, const uint8_t *p, size_t n)
     return 0;
 }
 
-/* fsync the directory containing rel (rel relative to root; "" = root's
-   parent is not ours, so nothing).  0 or -1 with errno. */
+/* fsync the directory containing rel (a path relative to the root; the
+   root itself for a single component).  0, or -1 with errno set. */
 static int fsync_parent_of(int root_fd, const char *rel)
 {
     const char *slash = strrchr(rel, '/');
@@ -221,7 +231,7 @@ static dsq_rc make_dirs(struct dsq_store_file *fs, const char *rel,
                                    "an object; the file store cannot hold "
                                    "both key X and keys under X/",
                                    key);
-            return sys_err(e, err, "put", key, "mkdir");
+            return put_err(e, err, key, "mkdir");
         }
         if (fsync_parent_of(fs->root_fd, path) != 0) {
             int err = errno;
@@ -236,8 +246,8 @@ static dsq_rc make_dirs(struct dsq_store_file *fs, const char *rel,
 /*
  * Open the directory holding key (a fresh descriptor: flock needs one per
  * operation) and point *leaf at the last component.  With create, missing
- * directories are made.  Errors are left in errno for the caller when
- * create is 0 (returns -1).
+ * directories are made.  Without create, a missing directory is
+ * DSQ_ENOTFOUND.
  */
 static dsq_rc open_parent(struct dsq_store_file *fs, const char *key,
                           int create, int *dfd_out, const char **leaf,
@@ -316,11 +326,16 @@ static dsq_rc file_get(struct dsq_store *st, const char *key, uint64_t off,
         if (len > 0 && len < n)
             n = len;
     }
-    if (n > SIZE_MAX || dsq_buf_reserve(out, (size_t)n) != DSQ_OK) {
+    if (n > SIZE_MAX || out->len > out->max || n > out->max - out->len) {
         rc = dsq_err_set(e, DSQ_ERANGE,
                          "file store: get %s: %" PRIu64
                          " bytes exceed the buffer cap of %zu",
                          key, n, out->max);
+        goto out;
+    }
+    if (dsq_buf_reserve(out, (size_t)n) != DSQ_OK) {
+        rc = dsq_err_set(e, DSQ_ENOMEM, "file store: get %s: out of memory",
+                         key);
         goto out;
     }
     uint64_t done = 0;
@@ -389,7 +404,7 @@ static dsq_rc publish_create(struct dsq_store_file *fs, int dfd,
         if (err == EEXIST)
             goto exists;
         if (err != EINVAL && err != ENOSYS && err != EOPNOTSUPP)
-            return sys_err(e, err, "put", key, "rename");
+            return put_err(e, err, key, "rename");
         atomic_store(&fs->noreplace, 0);
         dsq_log(DSQ_LOG_INFO, "store",
                 "file store %s: no renameat2(RENAME_NOREPLACE), using link",
@@ -403,7 +418,7 @@ static dsq_rc publish_create(struct dsq_store_file *fs, int dfd,
             return sys_fail(e, DSQ_EUNSUPPORTED, err, "put", key,
                             "link (the file store needs hard links or "
                             "renameat2 for create-only puts)");
-        return sys_err(e, err, "put", key, "link");
+        return put_err(e, err, key, "link");
     }
     /* published; the temporary name is now just a second link */
     if (unlinkat(dfd, tmp, 0) == 0)
@@ -446,13 +461,13 @@ static dsq_rc file_put(struct dsq_store *st, const char *key, const void *data,
         if (fd >= 0)
             break;
         if (errno != EEXIST || tries >= 3) {
-            rc = sys_err(e, errno, "put", key, "create temporary file");
+            rc = put_err(e, errno, key, "create temporary file");
             goto out;
         }
     }
     tmp_made = 1;
     if (write_all(fd, data, len) != 0) {
-        rc = sys_err(e, errno, "put", key, "write");
+        rc = put_err(e, errno, key, "write");
         goto out;
     }
     struct timespec times[2];
@@ -460,7 +475,7 @@ static dsq_rc file_put(struct dsq_store *st, const char *key, const void *data,
     times[0].tv_nsec = UTIME_OMIT;
     times[1] = unique_mtime();
     if (futimens(fd, times) != 0) {
-        rc = sys_err(e, errno, "put", key, "set mtime");
+        rc = put_err(e, errno, key, "set mtime");
         goto out;
     }
     if (fsync(fd) != 0) {
@@ -491,7 +506,7 @@ static dsq_rc file_put(struct dsq_store *st, const char *key, const void *data,
                                      key, if_match);
                     goto out;
                 }
-                rc = sys_err(e, errno, "put", key, "stat");
+                rc = put_err(e, errno, key, "stat");
                 goto out;
             }
             if (!S_ISREG(sb.st_mode)) {
@@ -513,7 +528,7 @@ static dsq_rc file_put(struct dsq_store *st, const char *key, const void *data,
             if (errno == EISDIR || errno == ENOTEMPTY || errno == EEXIST)
                 rc = dir_conflict(e, key);
             else
-                rc = sys_err(e, errno, "put", key, "rename");
+                rc = put_err(e, errno, key, "rename");
             goto out;
         }
         tmp_gone = 1;
@@ -522,7 +537,7 @@ static dsq_rc file_put(struct dsq_store *st, const char *key, const void *data,
 
     /* still ours (under the lock for ANY/IF_MATCH): the published etag */
     if (fstat(fd, &sb) != 0) {
-        rc = sys_err(e, errno, "put", key, "fstat");
+        rc = put_err(e, errno, key, "fstat");
         goto out;
     }
     if (fsync(dfd) != 0) {
@@ -768,6 +783,7 @@ static dsq_rc walk_dir(struct walk *w, int dfd, const char *dkey)
     size_t dklen = strlen(dkey);
     struct walk_ent *v = NULL;
     size_t n = 0, cap = 0;
+    char kb[DSQ_KEY_MAX + 1];
     DIR *d = fdopendir(dfd);
     if (!d) {
         rc = sys_err(w->e, errno, "list", dkey[0] ? dkey : "/", "opendir");
@@ -803,20 +819,19 @@ static dsq_rc walk_dir(struct walk *w, int dfd, const char *dkey)
         size_t klen = dklen + nlen + (size_t)is_dir;
         if (is_dir && klen + 1 >= DSQ_KEY_MAX)
             continue; /* no key below it can be short enough */
+        memcpy(kb, dkey, dklen);
+        memcpy(kb + dklen, name, nlen);
+        if (is_dir)
+            kb[klen - 1] = '/';
+        kb[klen] = 0;
+        if (!wanted(w, kb, klen, is_dir))
+            continue;
         char *key = malloc(klen + 1);
         if (!key) {
             rc = oom(w);
             goto out;
         }
-        memcpy(key, dkey, dklen);
-        memcpy(key + dklen, name, nlen);
-        if (is_dir)
-            key[klen - 1] = '/';
-        key[klen] = 0;
-        if (!wanted(w, key, klen, is_dir)) {
-            free(key);
-            continue;
-        }
+        memcpy(key, kb, klen + 1);
         if (n == cap) {
             size_t ncap = cap ? 2 * cap : 32;
             struct walk_ent *p = realloc(v, ncap * sizeof(*p));
@@ -988,6 +1003,12 @@ static const struct dsq_store_ops file_ops = {
     .del = file_del,
     .destroy = file_destroy,
 };
+
+void dsq__store_file_force_link(struct dsq_store *st)
+{
+    DSQ_INVARIANT(st && st->ops == &file_ops);
+    atomic_store(&((struct dsq_store_file *)st)->noreplace, 0);
+}
 
 /* mkdir -p of an absolute path, fsync'ing the parent of each new one. */
 static dsq_rc make_root(const char *dir, struct dsq_err *e)

@@ -1,0 +1,169 @@
+/*
+ * enginetest.c - helpers for engine tests.  See enginetest.h.
+ */
+#include "enginetest.h"
+
+#include "testutil.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void dsq_test_config(struct dsq_config *cfg, unsigned checkpoint_interval)
+{
+    dsq_config_init(cfg);
+    cfg->checkpoint_interval = checkpoint_interval;
+    cfg->retry_base_s = 0.0005;
+    cfg->retry_max_s = 0.01;
+    cfg->max_retries = 20;
+}
+
+void dsq_test_open(const char *dir, const struct dsq_config *cfg,
+                   struct dsq_store **st, struct dsq_db **db)
+{
+    struct dsq_err e;
+    dsq_err_clear(&e);
+    dsq_rc rc = dsq_store_file_open(dir, st, &e);
+    if (rc == DSQ_OK)
+        rc = dsq_db_open(*st, "db", cfg, db, &e);
+    if (rc != DSQ_OK) {
+        fprintf(stderr, "open %s: %s\n", dir, dsq_err_text(&e, rc));
+        abort();
+    }
+}
+
+struct dsq_txn *dsq_test_txn_from_file(struct dsq_snap *s, const char *path)
+{
+    size_t len;
+    uint8_t *img = dsq_test_read_file(path, &len);
+    struct dsq_err e;
+    struct dsq_txn *t = NULL;
+    dsq_err_clear(&e);
+    if (!img || len < 100)
+        goto fail;
+    uint32_t ps = ((uint32_t)img[16] << 8) | img[17];
+    if (ps == 1)
+        ps = 65536;
+    if (len % ps)
+        goto fail;
+    uint32_t n = (uint32_t)(len / ps);
+    if (dsq_txn_begin(s, 0, &t, &e) != DSQ_OK)
+        goto fail;
+    if (dsq_snap_page_count(s) == 0 &&
+        dsq_txn_set_page_size(t, ps, &e) != DSQ_OK)
+        goto fail;
+    if (dsq_txn_page_size(t) != ps)
+        goto fail;
+    uint8_t *old = malloc(ps);
+    for (uint32_t p = 1; p <= n; p++) {
+        int same = 0;
+        if (p <= dsq_snap_page_count(s)) {
+            if (dsq_snap_read_page(s, p, old, &e) != DSQ_OK) {
+                free(old);
+                goto fail;
+            }
+            same = memcmp(old, img + (size_t)(p - 1) * ps, ps) == 0;
+        }
+        if (!same &&
+            dsq_txn_write_page(t, p, img + (size_t)(p - 1) * ps, &e) !=
+                DSQ_OK) {
+            free(old);
+            goto fail;
+        }
+    }
+    free(old);
+    if (dsq_txn_set_page_count(t, n, &e) != DSQ_OK)
+        goto fail;
+    free(img);
+    return t;
+fail:
+    fprintf(stderr, "txn_from_file %s: %s\n", path, dsq_err_text(&e, 0));
+    dsq_txn_free(t);
+    free(img);
+    return NULL;
+}
+
+dsq_rc dsq_test_commit_file(struct dsq_db *db, const char *path,
+                            uint64_t *version, struct dsq_err *e)
+{
+    struct dsq_snap *s = NULL;
+    dsq_rc rc = dsq_db_snapshot(db, DSQ_VERSION_LATEST, &s, e);
+    if (rc != DSQ_OK)
+        return rc;
+    struct dsq_txn *t = dsq_test_txn_from_file(s, path);
+    dsq_snap_release(s);
+    if (!t)
+        return dsq_err_set(e, DSQ_EIO, "cannot build txn from %s", path);
+    struct dsq_commit_info ci;
+    rc = dsq_txn_commit(t, &ci, e);
+    dsq_txn_free(t);
+    if (rc == DSQ_OK && version)
+        *version = ci.version;
+    return rc;
+}
+
+uint8_t *dsq_test_snap_image(struct dsq_snap *s, size_t *len)
+{
+    uint32_t ps = dsq_snap_page_size(s), n = dsq_snap_page_count(s);
+    uint8_t *img = malloc((size_t)ps * n + 1);
+    struct dsq_err e;
+    dsq_err_clear(&e);
+    if (!img)
+        return NULL;
+    if (n && dsq_snap_read_pages(s, 1, n, img, &e) != DSQ_OK) {
+        fprintf(stderr, "snap_image: %s\n", dsq_err_text(&e, 0));
+        free(img);
+        return NULL;
+    }
+    *len = (size_t)ps * n;
+    return img;
+}
+
+void dsq_test_sql(const char *path, const char *sql)
+{
+    sqlite3 *db;
+    char *err = NULL;
+    if (sqlite3_open(path, &db) != SQLITE_OK ||
+        sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
+        fprintf(stderr, "sql on %s: %s\n", path,
+                err ? err : sqlite3_errmsg(db));
+        abort();
+    }
+    sqlite3_close(db);
+}
+
+long long dsq_test_sql_int(const char *path, const char *sql)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    long long v = -1;
+    if (sqlite3_open(path, &db) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        fprintf(stderr, "sql on %s: %s\n", path, sqlite3_errmsg(db));
+        abort();
+    }
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+const char *dsq_test_integrity(const char *path)
+{
+    static char out[512];
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    snprintf(out, sizeof(out), "cannot open");
+    if (sqlite3_open(path, &db) != SQLITE_OK)
+        return out;
+    if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        snprintf(out, sizeof(out), "%s",
+                 (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return out;
+}
