@@ -38,12 +38,15 @@ struct args {
     uint64_t version;     /* --version N (0 = latest) */
     const char *at;       /* --at TIME */
     double grace_s;
+    uint64_t keep;        /* gc --keep N */
+    double keep_for_s;    /* gc --keep-for SECONDS */
+    int dry_run;
     struct dsq_config cfg;
 };
 
 static const char *const commands[] = {"init",   "import", "export",
                                        "versions", "status", "verify",
-                                       "recovery-scan"};
+                                       "recovery-scan", "gc"};
 
 int dsq_admin_is_command(const char *name)
 {
@@ -70,6 +73,8 @@ static int parse_args(int argc, char **argv, struct args *a)
     memset(a, 0, sizeof(*a));
     a->cmd = argv[0];
     a->grace_s = 3600;
+    a->keep = 10;
+    a->keep_for_s = 7 * 86400;
     dsq_config_init(&a->cfg);
     struct dsq_err e;
     dsq_err_clear(&e);
@@ -82,12 +87,15 @@ static int parse_args(int argc, char **argv, struct args *a)
             a->force = 1;
         } else if (!strcmp(s, "--delete")) {
             a->do_delete = 1;
+        } else if (!strcmp(s, "--dry-run")) {
+            a->dry_run = 1;
         } else if (!strcmp(s, "-q") || !strcmp(s, "--quiet")) {
             a->quiet = 1;
         } else if (!strcmp(s, "-v") || !strcmp(s, "--verbose")) {
             dsq_log_set_level(DSQ_LOG_DEBUG);
         } else if (!strcmp(s, "--version") || !strcmp(s, "--at") ||
-                   !strcmp(s, "--grace") || !strcmp(s, "-o")) {
+                   !strcmp(s, "--grace") || !strcmp(s, "--keep") ||
+                   !strcmp(s, "--keep-for") || !strcmp(s, "-o")) {
             if (i + 1 >= argc) {
                 char m[128];
                 snprintf(m, sizeof(m), "%s needs a value", s);
@@ -105,6 +113,18 @@ static int parse_args(int argc, char **argv, struct args *a)
                 a->version = n;
             } else if (!strcmp(s, "--at")) {
                 a->at = v;
+            } else if (!strcmp(s, "--keep")) {
+                errno = 0;
+                unsigned long long n = strtoull(v, &end, 10);
+                if (*v == '-' || end == v || *end || errno || n == 0)
+                    return usage_error(a->cmd, "--keep takes a count >= 1");
+                a->keep = n;
+            } else if (!strcmp(s, "--keep-for")) {
+                errno = 0;
+                a->keep_for_s = strtod(v, &end);
+                if (end == v || *end || errno || a->keep_for_s < 0)
+                    return usage_error(a->cmd,
+                                       "--keep-for takes seconds (>= 3600)");
             } else if (!strcmp(s, "--grace")) {
                 errno = 0;
                 a->grace_s = strtod(v, &end);
@@ -140,8 +160,10 @@ static dsq_rc open_db(struct args *a, const char *url, struct dsq_store **st,
         return rc;
     rc = dsq_store_open(store_url, &a->cfg, st, e);
     /* commands that write need a store that honours create-only */
-    if (rc == DSQ_OK && (!strcmp(a->cmd, "init") || !strcmp(a->cmd, "import") ||
-                         (!strcmp(a->cmd, "recovery-scan") && a->do_delete))) {
+    if (rc == DSQ_OK &&
+        (!strcmp(a->cmd, "init") || !strcmp(a->cmd, "import") ||
+         (!strcmp(a->cmd, "gc") && !a->dry_run) ||
+         (!strcmp(a->cmd, "recovery-scan") && a->do_delete))) {
         rc = dsq_store_check_conditional(*st, e);
         if (rc != DSQ_OK) {
             dsq_store_free(*st);
@@ -653,6 +675,42 @@ static int cmd_recovery_scan(struct args *a)
     return rc == DSQ_OK ? 0 : fail(a->cmd, &e, rc);
 }
 
+/* ---- gc ---- */
+
+static int cmd_gc(struct args *a)
+{
+    struct dsq_err e;
+    struct dsq_store *st = NULL;
+    struct dsq_db *db = NULL;
+    struct dsq_gc_report rep;
+    dsq_err_clear(&e);
+    if (a->npos != 1)
+        return usage_error(a->cmd,
+                           "usage: gc URL [--keep N] [--keep-for SECONDS] "
+                           "[--dry-run]");
+    dsq_rc rc = open_db(a, a->pos[0], &st, &db, &e);
+    if (rc == DSQ_OK)
+        rc = dsq_db_gc(db, a->keep, (uint64_t)(a->keep_for_s * 1000),
+                       a->dry_run, &rep, &e);
+    if (rc == DSQ_OK) {
+        if (rep.versions_removed == 0)
+            printf("%s: nothing to remove (newest version %llu)\n",
+                   a->pos[0], (unsigned long long)rep.head);
+        else
+            printf("%s: %s %llu version(s) below %llu and %llu object(s) "
+                   "only they used; versions %llu..%llu stay\n",
+                   a->pos[0], a->dry_run ? "would remove" : "removed",
+                   (unsigned long long)rep.versions_removed,
+                   (unsigned long long)rep.floor,
+                   (unsigned long long)rep.objects_removed,
+                   (unsigned long long)rep.floor,
+                   (unsigned long long)rep.head);
+    }
+    dsq_db_close(db);
+    dsq_store_free(st);
+    return rc == DSQ_OK ? 0 : fail(a->cmd, &e, rc);
+}
+
 int dsq_admin_main(int argc, char **argv)
 {
     struct args a;
@@ -674,6 +732,8 @@ int dsq_admin_main(int argc, char **argv)
         r = cmd_status(&a);
     else if (!strcmp(c, "verify"))
         r = cmd_verify(&a);
+    else if (!strcmp(c, "gc"))
+        r = cmd_gc(&a);
     else
         r = cmd_recovery_scan(&a);
     dsq_config_cleanup(&a.cfg);

@@ -29,6 +29,9 @@ static void usage(FILE *f)
             "  recovery-scan URL [--delete] [--grace SECONDS]\n"
             "                               find segments no manifest "
             "references\n"
+            "  gc URL [--keep N] [--keep-for SECONDS] [--dry-run]\n"
+            "                               remove old versions (default: "
+            "keep 10 and a week)\n"
             "\n"
             "options (-o name=value, also from the environment): see "
             "docs/options.md\n");

@@ -2235,6 +2235,55 @@ static void delete_objects(struct dsq_db *db, const struct strlist *l)
     }
 }
 
+/*
+ * The gc floor (gc.json).  0 when there is none.  info (may be NULL) gets
+ * the object's etag for a compare-and-replace.
+ */
+static dsq_rc read_gc_floor(struct dsq_db *db, uint64_t *floor,
+                            struct dsq_objinfo *info, struct dsq_err *e)
+{
+    struct dsq_buf buf;
+    struct dsq_gcfloor g;
+    char full[DSQ_KEY_MAX];
+    dsq_buf_init(&buf, 65536);
+    full_key(db, "gc.json", full, sizeof(full));
+    dsq_rc rc = obj_get(db, "gc.json", 0, 0, &buf, info, e);
+    if (rc == DSQ_ENOTFOUND) {
+        *floor = 0;
+        if (info)
+            memset(info, 0, sizeof(*info));
+        rc = DSQ_OK;
+    } else if (rc == DSQ_OK) {
+        rc = dsq_gcfloor_decode(buf.data, buf.len, full, &g, e);
+        if (rc == DSQ_OK)
+            *floor = g.floor;
+    }
+    dsq_buf_cleanup(&buf);
+    return rc;
+}
+
+/*
+ * C9: a version won on a stale base may sit in a slot gc emptied.  gc only
+ * removes versions older than DSQ_GC_MIN_RETENTION_MS, so a base committed
+ * recently (with a margin for clock skew) needs no check; an older one
+ * costs one GET of gc.json.  *withdraw = 1 if version is below the floor.
+ */
+#define FLOOR_CHECK_AGE_MS (DSQ_GC_MIN_RETENTION_MS / 2)
+static dsq_rc check_gc_floor(struct dsq_db *db, const struct dsq_snap *base,
+                             uint64_t version, int *withdraw,
+                             struct dsq_err *e)
+{
+    *withdraw = 0;
+    uint64_t now = dsq_now_ms();
+    if (base->m && base->m->time_ms + FLOOR_CHECK_AGE_MS > now)
+        return DSQ_OK;
+    uint64_t floor = 0;
+    dsq_rc rc = read_gc_floor(db, &floor, NULL, e);
+    if (rc == DSQ_OK && version < floor)
+        *withdraw = 1;
+    return rc;
+}
+
 enum put_outcome { PUT_WON, PUT_LOST, PUT_FAILED };
 
 /*
@@ -2440,6 +2489,31 @@ dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
             goto out;
         }
         if (po == PUT_WON) {
+            int withdraw = 0;
+            struct dsq_err fe;
+            dsq_err_clear(&fe);
+            if (check_gc_floor(db, base, nm->version, &withdraw, &fe) !=
+                DSQ_OK)
+                /* a won version may already carry others' commits: it
+                   stands unless the floor is known to be above it */
+                dsq_log(DSQ_LOG_WARNING, "commit",
+                        "%s: gc floor not readable after winning version "
+                        "%llu: %s",
+                        db->prefix, (unsigned long long)nm->version,
+                        fe.msg);
+            if (withdraw) {
+                char rel[64];
+                struct dsq_err ig;
+                dsq_manifest_key(nm->version, rel);
+                obj_del(db, rel, &ig);
+                STAT_ADD(db, conflicts, 1);
+                rc = dsq_err_set(e, DSQ_ECONFLICT,
+                                 "%s: this transaction's snapshot (version "
+                                 "%llu) was removed by gc",
+                                 db->prefix,
+                                 (unsigned long long)t->snap->version);
+                goto out;
+            }
             DSQ_FAULT_POINT("commit.after_manifest");
             ci.version = nm->version;
             update_root(db, nm->version);
@@ -3033,4 +3107,134 @@ void dsq_fault_point(const char *name)
         return;
     dsq_log(DSQ_LOG_CRIT, "fault", "fault point %s reached: exiting", name);
     _exit(86);
+}
+
+/* ---- gc ---- */
+
+dsq_rc dsq_db_gc(struct dsq_db *db, uint64_t keep_versions, uint64_t keep_ms,
+                 int dry_run, struct dsq_gc_report *rep, struct dsq_err *e)
+{
+    struct vlist l = {0};
+    struct strlist dead = {0}, live = {0}, chunkkeys = {0};
+    struct dsq_objinfo floor_info;
+    uint64_t floor_old = 0;
+    dsq_rc rc;
+
+    memset(rep, 0, sizeof(*rep));
+    if (keep_versions < 1)
+        keep_versions = 1;
+    if (keep_ms < DSQ_GC_MIN_RETENTION_MS)
+        return dsq_err_set(e, DSQ_EINVAL,
+                           "gc keeps every version younger than %u s at "
+                           "least (writers rely on it)",
+                           DSQ_GC_MIN_RETENTION_MS / 1000);
+    rc = read_gc_floor(db, &floor_old, &floor_info, e);
+    if (rc == DSQ_OK)
+        rc = list_versions(db, &l, e);
+    if (rc != DSQ_OK || l.n == 0)
+        goto out;
+    uint64_t head = l.v[l.n - 1];
+    uint64_t floor = head >= keep_versions ? head - keep_versions + 1 : 1;
+    /* also keep every version committed within keep_ms */
+    uint64_t cutoff = dsq_now_ms() > keep_ms ? dsq_now_ms() - keep_ms : 0;
+    for (size_t i = 0; i < l.n && l.v[i] < floor; i++) {
+        struct dsq_manifest *m = NULL;
+        rc = load_manifest(db, l.v[i], &m, e);
+        if (rc != DSQ_OK)
+            goto out;
+        int young = m->time_ms >= cutoff;
+        dsq_manifest_free(m);
+        if (young) {
+            floor = l.v[i];
+            break;
+        }
+    }
+    if (floor < floor_old)
+        floor = floor_old;
+    rep->floor = floor;
+    rep->head = head;
+    /* what the doomed versions created, and what the kept ones use */
+    for (size_t i = 0; i < l.n; i++) {
+        struct dsq_manifest *m = NULL;
+        rc = load_manifest(db, l.v[i], &m, e);
+        if (rc != DSQ_OK)
+            goto out;
+        if (l.v[i] < floor) {
+            rep->versions_removed++;
+            for (size_t k = 0; rc == DSQ_OK && k < m->n_created; k++)
+                rc = strlist_add(&dead, m->created[k]);
+        } else {
+            for (size_t k = 0; rc == DSQ_OK && k < m->n_created; k++)
+                rc = strlist_add(&live, m->created[k]);
+            for (size_t k = 0; rc == DSQ_OK && k < m->n_segments; k++)
+                rc = strlist_add(&live, m->segments[k]);
+            for (size_t k = 0; rc == DSQ_OK && k < m->n_chunks; k++) {
+                rc = strlist_add(&live, m->chunks[k].key);
+                if (rc != DSQ_OK || strlist_has(&chunkkeys, m->chunks[k].key))
+                    continue;
+                struct dsq_chunk *c = NULL;
+                rc = chunk_fetch(db, &m->chunks[k], m->page_size,
+                                 m->chunk_pages, &c, e);
+                for (size_t j = 0; rc == DSQ_OK && j < c->n_segments; j++)
+                    rc = strlist_add(&live, c->segments[j]);
+                dsq_chunk_free(c);
+                if (rc == DSQ_OK)
+                    rc = strlist_add(&chunkkeys, m->chunks[k].key);
+                strlist_sort_unique(&chunkkeys);
+            }
+        }
+        dsq_manifest_free(m);
+        if (rc != DSQ_OK)
+            goto out;
+    }
+    strlist_sort_unique(&dead);
+    strlist_sort_unique(&live);
+    for (size_t i = 0; i < dead.n; i++)
+        if (!strlist_has(&live, dead.v[i]))
+            rep->objects_removed++;
+    if (dry_run || rep->versions_removed == 0)
+        goto out;
+    /* C9: the floor is durable before any manifest goes */
+    if (floor > floor_old) {
+        struct dsq_gcfloor g = {.floor = floor, .time_ms = dsq_now_ms()};
+        struct dsq_buf buf;
+        char key[DSQ_KEY_MAX];
+        dsq_buf_init(&buf, 4096);
+        full_key(db, "gc.json", key, sizeof(key));
+        rc = dsq_gcfloor_encode(&g, &buf, e);
+        if (rc == DSQ_OK)
+            rc = dsq_store_put(db->st, key, buf.data, buf.len,
+                               floor_info.etag[0] ? DSQ_PUT_IF_MATCH
+                                                  : DSQ_PUT_CREATE,
+                               floor_info.etag[0] ? floor_info.etag : NULL,
+                               NULL, e);
+        dsq_buf_cleanup(&buf);
+        if (rc == DSQ_EPRECOND)
+            rc = dsq_err_set(e, DSQ_EBUSY,
+                             "%s: another gc moved the floor meanwhile; run "
+                             "gc again",
+                             db->prefix);
+        if (rc != DSQ_OK)
+            goto out;
+    }
+    /* manifests first (oldest first), then what only they used */
+    for (size_t i = 0; i < l.n && l.v[i] < floor; i++) {
+        char rel[64];
+        dsq_manifest_key(l.v[i], rel);
+        rc = obj_del(db, rel, e);
+        if (rc != DSQ_OK)
+            goto out;
+    }
+    for (size_t i = 0; i < dead.n; i++)
+        if (!strlist_has(&live, dead.v[i])) {
+            rc = obj_del(db, dead.v[i], e);
+            if (rc != DSQ_OK)
+                goto out;
+        }
+out:
+    strlist_free(&dead);
+    strlist_free(&live);
+    strlist_free(&chunkkeys);
+    free(l.v);
+    return rc;
 }

@@ -28,6 +28,8 @@
 #include <stdint.h>
 
 #define DSQ_VERSION_LATEST UINT64_MAX
+/* gc never removes a version younger than this (see docs/commit.md, C9) */
+#define DSQ_GC_MIN_RETENTION_MS (3600u * 1000u)
 
 struct dsq_db;
 struct dsq_snap;
@@ -200,6 +202,21 @@ typedef void (*dsq_orphan_fn)(const char *key, uint64_t size,
 dsq_rc dsq_db_recovery_scan(struct dsq_db *db, uint64_t grace_ms,
                             int do_delete, dsq_orphan_fn fn, void *arg,
                             uint64_t *n_orphans, struct dsq_err *e);
+
+struct dsq_gc_report {
+    uint64_t head;             /* newest version */
+    uint64_t floor;            /* oldest version kept */
+    uint64_t versions_removed;
+    uint64_t objects_removed;  /* segments and chunks only they used */
+};
+/*
+ * Remove old versions: keep the newest keep_versions (>= 1) and every
+ * version committed within keep_ms (>= DSQ_GC_MIN_RETENTION_MS).  The
+ * floor (gc.json) is written before anything is removed (C9).  With
+ * dry_run, only report.
+ */
+dsq_rc dsq_db_gc(struct dsq_db *db, uint64_t keep_versions, uint64_t keep_ms,
+                 int dry_run, struct dsq_gc_report *rep, struct dsq_err *e);
 
 /* Named fault points (crash tests): DSQ_FAULT_POINT("commit.after_segments")
    exits the process when the environment variable DSQLFS_FAULT names it. */

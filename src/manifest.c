@@ -916,58 +916,101 @@ int dsq_ranges_contain(const struct dsq_range *r, size_t n, uint32_t pgno)
 /* ------------------------------------------------------------------ */
 /* root.json                                                            */
 
-dsq_rc dsq_root_encode(const struct dsq_root *r, struct dsq_buf *out,
-                       struct dsq_err *e)
+/*
+ * root.json and gc.json share one shape: {"format": NAME, "format_version":
+ * 1, FIELD: N, "time": T}.
+ */
+static dsq_rc small_encode(const char *what, const char *format,
+                           const char *field, uint64_t value, uint64_t time_ms,
+                           struct dsq_buf *out, struct dsq_err *e)
 {
-    if (r->version > DSQ_JSON_INT_MAX || !time_valid(r->time_ms))
-        return dsq_err_set(e, DSQ_EINVAL,
-                           "root.json: version or time out of "
-                           "range");
+    if (value > DSQ_JSON_INT_MAX || !time_valid(time_ms))
+        return dsq_err_set(e, DSQ_EINVAL, "%s: %s or time out of range",
+                           what, field);
     size_t base = out->len;
     struct jw w = {out, DSQ_OK};
     jw_raw(&w, "{", 1);
     jw_key(&w, "format", 1);
-    jw_str(&w, "dsqlfs-root");
+    jw_str(&w, format);
     jw_key(&w, "format_version", 0);
     jw_u64(&w, ROOT_FORMAT);
-    jw_key(&w, "version", 0);
-    jw_u64(&w, r->version);
+    jw_key(&w, field, 0);
+    jw_u64(&w, value);
     jw_key(&w, "time", 0);
-    jw_time(&w, r->time_ms);
+    jw_time(&w, time_ms);
     jw_raw(&w, "}", 1);
     if (w.rc != DSQ_OK) {
         out->len = base;
-        return dsq_err_set(e, w.rc, "root.json: encoding: %s",
+        return dsq_err_set(e, w.rc, "%s: encoding: %s", what,
                            dsq_strerror(w.rc));
     }
     return DSQ_OK;
 }
 
-dsq_rc dsq_root_decode(const uint8_t *data, size_t len, const char *key,
-                       struct dsq_root *out, struct dsq_err *e)
+static dsq_rc small_decode(const uint8_t *data, size_t len, const char *key,
+                           const char *what, const char *format,
+                           const char *field, uint64_t *value,
+                           uint64_t *time_ms, struct dsq_err *e)
 {
     json_t *root = NULL;
     struct jr r = {"", 0};
-    struct dsq_root v;
+    uint64_t v = 0, t = 0;
     const char *s;
-    dsq_rc rc = jopen(data, len, DSQ_ROOT_MAX_BYTES, "root", "dsqlfs-root",
+    dsq_rc rc = jopen(data, len, DSQ_ROOT_MAX_BYTES, what, format,
                       ROOT_FORMAT, key, &root, e);
     if (rc != DSQ_OK)
         return rc;
-    if (jfield_u(&r, root, "version", DSQ_JSON_INT_MAX, &v.version) < 0)
+    if (jfield_u(&r, root, field, DSQ_JSON_INT_MAX, &v) < 0)
         goto bad;
     if (!(s = jfield_str(&r, root, "time")))
         goto bad;
-    if (jtime(s, &v.time_ms) < 0) {
+    if (jtime(s, &t) < 0) {
         jr_fail(&r, "\"time\" is not a valid YYYY-MM-DDTHH:MM:SS.mmmZ");
         goto bad;
     }
-    *out = v;
+    *value = v;
+    *time_ms = t;
     goto out;
 bad:
-    rc = DSQ_CORRUPT(e, "root %s: %s", OBJ_NAME(key), r.why);
+    rc = DSQ_CORRUPT(e, "%s %s: %s", what, OBJ_NAME(key), r.why);
 out:
     json_decref(root);
+    return rc;
+}
+
+dsq_rc dsq_root_encode(const struct dsq_root *r, struct dsq_buf *out,
+                       struct dsq_err *e)
+{
+    return small_encode("root.json", "dsqlfs-root", "version", r->version,
+                        r->time_ms, out, e);
+}
+
+dsq_rc dsq_root_decode(const uint8_t *data, size_t len, const char *key,
+                       struct dsq_root *out, struct dsq_err *e)
+{
+    struct dsq_root v;
+    dsq_rc rc = small_decode(data, len, key, "root", "dsqlfs-root",
+                             "version", &v.version, &v.time_ms, e);
+    if (rc == DSQ_OK)
+        *out = v;
+    return rc;
+}
+
+dsq_rc dsq_gcfloor_encode(const struct dsq_gcfloor *g, struct dsq_buf *out,
+                          struct dsq_err *e)
+{
+    return small_encode("gc.json", "dsqlfs-gc", "floor", g->floor,
+                        g->time_ms, out, e);
+}
+
+dsq_rc dsq_gcfloor_decode(const uint8_t *data, size_t len, const char *key,
+                          struct dsq_gcfloor *out, struct dsq_err *e)
+{
+    struct dsq_gcfloor v;
+    dsq_rc rc = small_decode(data, len, key, "gc floor", "dsqlfs-gc",
+                             "floor", &v.floor, &v.time_ms, e);
+    if (rc == DSQ_OK)
+        *out = v;
     return rc;
 }
 

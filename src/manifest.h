@@ -120,6 +120,21 @@ dsq_rc dsq_root_encode(const struct dsq_root *r, struct dsq_buf *out,
 dsq_rc dsq_root_decode(const uint8_t *data, size_t len, const char *key,
                        struct dsq_root *out, struct dsq_err *e);
 
+/*
+ * gc.json: the durable gc floor.  Versions below floor may have been
+ * removed by gc; a writer that wins a version below it has reopened a
+ * slot gc emptied and must withdraw (docs/commit.md, C9).
+ */
+struct dsq_gcfloor {
+    uint64_t floor;
+    uint64_t time_ms;
+};
+
+dsq_rc dsq_gcfloor_encode(const struct dsq_gcfloor *g, struct dsq_buf *out,
+                          struct dsq_err *e);
+dsq_rc dsq_gcfloor_decode(const uint8_t *data, size_t len, const char *key,
+                          struct dsq_gcfloor *out, struct dsq_err *e);
+
 /* "manifests/v00000000000000000012.json" (buffer of 64 bytes). */
 void dsq_manifest_key(uint64_t version, char out[64]);
 /* Parse such a key (relative to the db prefix); 0 if it is one. */

@@ -63,6 +63,11 @@ expect_fail "unknown flag" "$BIN" versions "$U" --bogus
 sqlite3 "$T/wal.db" "PRAGMA journal_mode=WAL; CREATE TABLE x(a);" >/dev/null
 expect_fail "WAL" "$BIN" import "$T/wal.db" "file://$T/store/w"
 
+# gc: young versions stay; a retention shorter than an hour is refused
+"$BIN" gc "$U" --keep 1 | grep -q 'nothing to remove' && ok || bad "gc keeps young versions"
+expect_fail "at least" "$BIN" gc "$U" --keep 1 --keep-for 60
+[ "$("$BIN" versions "$U" | tail -n +2 | wc -l)" = 5 ] && ok || bad "gc removed versions"
+
 # an orphan segment is found, and only after its grace period
 printf 'junk' > "$T/store/app/segments/00000000000000000000000000000000.seg"
 "$BIN" recovery-scan "$U" | grep -q '^0 orphan' && ok || bad "grace period"

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static char *tmp;
@@ -951,6 +952,124 @@ START_TEST(test_disk_cache_survives_restart_and_is_verified)
 }
 END_TEST
 
+/* ---- gc and its floor ---- */
+
+static uint64_t clock_offset_ms;
+static uint64_t shifted_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u +
+           clock_offset_ms;
+}
+
+START_TEST(test_gc_keeps_what_is_needed_and_fences_stale_writers)
+{
+    const char *dir = path_in("store");
+    struct dsq_config cfg;
+    struct dsq_store *st;
+    struct dsq_db *db;
+    struct dsq_snap *s, *old;
+    struct dsq_txn *t, *stale;
+    struct dsq_err e;
+    uint8_t page[4096];
+    dsq_test_config(&cfg, 5); /* checkpoints inside the removed range */
+    dsq_test_open(dir, &cfg, &st, &db);
+    for (int v = 1; v <= 30; v++) {
+        ck_assert_int_eq(dsq_db_snapshot(db, DSQ_VERSION_LATEST, &s, NULL),
+                         DSQ_OK);
+        ck_assert_int_eq(dsq_txn_begin(s, 0, &t, NULL), DSQ_OK);
+        if (v == 1)
+            ck_assert_int_eq(dsq_txn_set_page_size(t, 4096, NULL), DSQ_OK);
+        for (uint32_t p = 1; p <= (v == 1 ? 40u : 2u); p++) {
+            uint32_t pg = p; /* versions after 1 rewrite pages 1-2 */
+            memset(page, v, sizeof(page));
+            ck_assert_int_eq(dsq_txn_write_page(t, pg, page, NULL), DSQ_OK);
+        }
+        ck_assert_int_eq(dsq_txn_commit(t, NULL, NULL), DSQ_OK);
+        dsq_txn_free(t);
+        dsq_snap_release(s);
+    }
+    /* a writer that took its snapshot at version 3 and stalled */
+    ck_assert_int_eq(dsq_db_snapshot(db, 3, &old, NULL), DSQ_OK);
+    ck_assert_int_eq(dsq_txn_begin(old, 0, &stale, NULL), DSQ_OK);
+    memset(page, 0x77, sizeof(page));
+    ck_assert_int_eq(dsq_txn_write_page(stale, 39, page, NULL), DSQ_OK);
+    /* references images of the versions that stay */
+    size_t n26, n30;
+    ck_assert_int_eq(dsq_db_snapshot(db, 26, &s, NULL), DSQ_OK);
+    uint8_t *img26 = dsq_test_snap_image(s, &n26);
+    dsq_snap_release(s);
+    ck_assert_int_eq(dsq_db_snapshot(db, 30, &s, NULL), DSQ_OK);
+    uint8_t *img30 = dsq_test_snap_image(s, &n30);
+    dsq_snap_release(s);
+
+    /* too short a retention is refused */
+    struct dsq_gc_report rep;
+    dsq_err_clear(&e);
+    ck_assert_int_eq(dsq_db_gc(db, 5, 60000, 0, &rep, &e), DSQ_EINVAL);
+    /* two hours later: keep the last five */
+    clock_offset_ms = 2 * 3600 * 1000;
+    dsq_env.now_ms = shifted_now;
+    ck_assert_int_eq(dsq_db_gc(db, 5, 3600 * 1000, 1, &rep, &e), DSQ_OK);
+    ck_assert_uint_eq(rep.versions_removed, 25);
+    uint64_t v;
+    ck_assert_int_eq(dsq_db_versions(db, count_ckpt, &(struct vcheck){0},
+                                     NULL),
+                     DSQ_OK); /* dry run removed nothing */
+    dsq_rc rc = dsq_db_gc(db, 5, 3600 * 1000, 0, &rep, &e);
+    ck_assert_msg(rc == DSQ_OK, "gc: %s", dsq_err_text(&e, rc));
+    ck_assert_uint_eq(rep.floor, 26);
+    ck_assert_uint_eq(rep.versions_removed, 25);
+    ck_assert_uint_gt(rep.objects_removed, 10);
+    ck_assert_int_eq(dsq_db_latest(db, &v, NULL), DSQ_OK);
+    ck_assert_uint_eq(v, 30);
+    /* kept versions read back identical on a cold handle; verify passes;
+       nothing is left orphaned */
+    dsq_db_close(db);
+    ck_assert_int_eq(dsq_db_open(st, "db", &cfg, &db, NULL), DSQ_OK);
+    size_t len;
+    ck_assert_int_eq(dsq_db_snapshot(db, 26, &s, NULL), DSQ_OK);
+    uint8_t *img = dsq_test_snap_image(s, &len);
+    ck_assert(len == n26 && memcmp(img, img26, len) == 0);
+    free(img);
+    dsq_snap_release(s);
+    ck_assert_int_eq(dsq_db_snapshot(db, 30, &s, NULL), DSQ_OK);
+    img = dsq_test_snap_image(s, &len);
+    ck_assert(len == n30 && memcmp(img, img30, len) == 0);
+    free(img);
+    dsq_snap_release(s);
+    ck_assert_int_eq(dsq_db_snapshot(db, 25, &s, &e), DSQ_ENOTFOUND);
+    struct dsq_verify_report vr;
+    ck_assert_int_eq(dsq_db_verify(db, &vr, NULL, NULL, NULL, NULL), DSQ_OK);
+    ck_assert_uint_eq(vr.first_version, 26);
+    uint64_t orphans = 99;
+    ck_assert_int_eq(dsq_db_recovery_scan(db, 0, 0, NULL, NULL, &orphans,
+                                          NULL),
+                     DSQ_OK);
+    ck_assert_uint_eq(orphans, 0);
+    /* C9: the stale writer "wins" the emptied slot 4, sees the floor and
+       withdraws */
+    dsq_err_clear(&e);
+    rc = dsq_txn_commit(stale, NULL, &e);
+    ck_assert_msg(rc == DSQ_ECONFLICT, "stale commit: %s",
+                  dsq_err_text(&e, rc));
+    ck_assert_ptr_nonnull(strstr(e.msg, "gc"));
+    ck_assert_int_eq(dsq_store_head(st, "db/manifests/v00000000000000000004.json",
+                                    NULL, NULL),
+                     DSQ_ENOTFOUND);
+    ck_assert_int_eq(dsq_db_latest(db, &v, NULL), DSQ_OK);
+    ck_assert_uint_eq(v, 30);
+    dsq_txn_free(stale);
+    dsq_snap_release(old);
+    dsq_env_reset();
+    free(img26);
+    free(img30);
+    dsq_db_close(db);
+    dsq_store_free(st);
+}
+END_TEST
+
 static Suite *engine_suite(void)
 {
     Suite *s = suite_create("engine");
@@ -963,6 +1082,7 @@ static Suite *engine_suite(void)
     tcase_add_test(tc, test_recovery_scan_finds_only_orphans);
     tcase_add_test(tc, test_corruption_is_an_error_naming_the_object);
     tcase_add_test(tc, test_disk_cache_survives_restart_and_is_verified);
+    tcase_add_test(tc, test_gc_keeps_what_is_needed_and_fences_stale_writers);
     suite_add_tcase(s, tc);
     tc = tcase_create("concurrency");
     tcase_add_checked_fixture(tc, setup, teardown);
