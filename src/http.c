@@ -475,10 +475,10 @@ dsq_rc dsq_http_do(struct dsq_http *h, const struct dsq_http_req *r,
                                dsq_strerror(x.write_rc));
     } else {
         rc = classify(cc, host, errbuf, resp, e);
-        if (resp->maybe_sent && r->count_sends && resp->sends == 0) {
-            /* the request line never went out */
-            resp->maybe_sent = 0;
-        }
+        /* with the count, what went out is known: a copy sent before
+           libcurl's own re-send failed to connect still counts */
+        if (r->count_sends)
+            resp->maybe_sent = resp->sends > 0;
     }
     if (rc != DSQ_OK && r->body_out)
         r->body_out->len = x.body_base; /* nothing half-read is kept */

@@ -14,7 +14,8 @@
  *  - DSQ_OK: a complete HTTP response arrived (ANY status; see resp).
  *  - DSQ_ETRANSIENT: no complete response (timeout, reset, refused, DNS);
  *    resp->maybe_sent says whether the request may have reached the
- *    server (0 only when it certainly did not: no connection was made).
+ *    server (0 only when it certainly did not: no connection was made,
+ *    or, with count_sends, the request was never written).
  *  - DSQ_EIO: TLS verification/handshake failure or a local failure
  *    (permanent); DSQ_ERANGE: the response body overflowed req->body_out.
  *  The message names the host, never a header value.
