@@ -151,6 +151,14 @@ struct dsq_config;
 dsq_rc dsq_store_open(const char *url, const struct dsq_config *cfg,
                       struct dsq_store **out, struct dsq_err *e);
 
+/*
+ * Split a database URL into the store URL and the database prefix: the
+ * last path component names the database ("file:///d/app" -> "file:///d"
+ * and "app"; "s3://b/p/app" -> "s3://b/p" and "app").  Both malloc'd.
+ */
+dsq_rc dsq_url_split(const char *url, char **store_url, char **prefix,
+                     struct dsq_err *e);
+
 /* Backend constructors (used by dsq_store_open and tests). */
 dsq_rc dsq_store_file_open(const char *dir, struct dsq_store **out,
                            struct dsq_err *e);

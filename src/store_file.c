@@ -51,18 +51,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TMP_PREFIX ".dsqtmp"        /* reserved: never an object */
-#define TMP_FILE_PREFIX ".dsqtmp."  /* temporary files of writers */
-#define STALE_TMP_MS (3600u * 1000u) /* temp files older than this are debris */
+#define TMP_PREFIX ".dsqtmp"         /* reserved: never an object */
+#define TMP_FILE_PREFIX ".dsqtmp."   /* temporary files of writers */
+#define STALE_TMP_MS (3600u * 1000u) /* older temp files are debris */
 #define LIST_DEFAULT_MAX 1000
 #define WRITE_CHUNK (1u << 30)
 
 struct dsq_store_file {
-    struct dsq_store base;  /* immutable after open */
-    char *dir;              /* immutable: absolute root directory */
-    int root_fd;            /* immutable: O_DIRECTORY descriptor of dir */
-    atomic_int noreplace;   /* atomic: 1 while renameat2(RENAME_NOREPLACE)
-                               works here, 0 once it reported EINVAL */
+    struct dsq_store base; /* immutable after open */
+    char *dir;             /* immutable: absolute root directory */
+    int root_fd;           /* immutable: O_DIRECTORY descriptor of dir */
+    atomic_int noreplace;  /* atomic: 1 while renameat2(RENAME_NOREPLACE)
+                              works here, 0 once it reported EINVAL */
 };
 
 /* --------------------------------------------------------------- errors */
@@ -133,8 +133,8 @@ static void make_info(const struct stat *sb, struct dsq_objinfo *info)
                    (uint64_t)sb->st_mtim.tv_nsec;
     info->size = (uint64_t)sb->st_size;
     info->mtime_ms = mns / 1000000u;
-    snprintf(info->etag, sizeof(info->etag), "%" PRIx64 "-%" PRIx64
-             "-%" PRIx64, (uint64_t)sb->st_ino, (uint64_t)sb->st_size, mns);
+    snprintf(info->etag, sizeof(info->etag), "%" PRIx64 "-%" PRIx64 "-%" PRIx64,
+             (uint64_t)sb->st_ino, (uint64_t)sb->st_size, mns);
 }
 
 /*
@@ -315,8 +315,8 @@ static dsq_rc file_get(struct dsq_store *st, const char *key, uint64_t off,
         goto out;
     }
     if (!S_ISREG(sb.st_mode)) {
-        rc = dsq_err_set(e, DSQ_ENOTFOUND, "file store: get %s: not found",
-                         key);
+        rc =
+            dsq_err_set(e, DSQ_ENOTFOUND, "file store: get %s: not found", key);
         goto out;
     }
     uint64_t size = (uint64_t)sb.st_size;
@@ -390,9 +390,8 @@ static dsq_rc file_head(struct dsq_store *st, const char *key,
 /* Publish tmp as leaf only if leaf does not exist; *tmp_gone = 1 once the
    temporary name no longer exists. */
 static dsq_rc publish_create(struct dsq_store_file *fs, int dfd,
-                             const char *tmp, const char *leaf,
-                             const char *key, int *tmp_gone,
-                             struct dsq_err *e)
+                             const char *tmp, const char *leaf, const char *key,
+                             int *tmp_gone, struct dsq_err *e)
 {
     int err;
     if (atomic_load(&fs->noreplace)) {
@@ -533,6 +532,10 @@ static dsq_rc file_put(struct dsq_store *st, const char *key, const void *data,
         }
         tmp_gone = 1;
         break;
+    default: /* the dispatcher lets no other value through */
+        rc = dsq_err_set(e, DSQ_EINVAL, "file store: put %s: bad condition",
+                         key);
+        goto out;
     }
 
     /* still ours (under the lock for ANY/IF_MATCH): the published etag */
@@ -566,8 +569,7 @@ out:
 
 /* ------------------------------------------------------------------ del */
 
-static dsq_rc file_del(struct dsq_store *st, const char *key,
-                       struct dsq_err *e)
+static dsq_rc file_del(struct dsq_store *st, const char *key, struct dsq_err *e)
 {
     struct dsq_store_file *fs = (struct dsq_store_file *)st;
     const char *leaf = NULL;
@@ -609,6 +611,7 @@ out:
  * Continuation token: "k:<key>" (resume after key) or "p:<prefix>" (resume
  * after every key under a rolled-up common prefix).
  */
+/* Per-call state of one listing (on the caller's stack: never shared). */
 struct walk_ent {
     char *key;        /* owned: full key, a directory's ends with '/' */
     const char *name; /* into key: the directory entry's name */
@@ -619,10 +622,10 @@ struct walk {
     struct dsq_store_file *fs;
     const char *prefix;
     size_t plen;
-    const char *delim;   /* NULL: no delimiter */
+    const char *delim; /* NULL: no delimiter */
     size_t dlen;
-    const char *start;   /* only keys > start; NULL: all */
-    const char *skip;    /* keys starting with skip are rolled up already */
+    const char *start; /* only keys > start; NULL: all */
+    const char *skip;  /* keys starting with skip are rolled up already */
     size_t skiplen;
     size_t max;
     uint64_t now_ms;
@@ -631,9 +634,9 @@ struct walk {
     size_t n_ents, cap_ents;
     char **cps;
     size_t n_cps, cap_cps;
-    const char *last;    /* last item added (owned by ents/cps) */
+    const char *last; /* last item added (owned by ents/cps) */
     int last_is_cp;
-    int done;            /* page full and one more item seen */
+    int done; /* page full and one more item seen */
     struct dsq_err *e;
 };
 
@@ -669,8 +672,8 @@ static dsq_rc oom(struct walk *w)
 static dsq_rc emit(struct walk *w, int dfd, const char *name, const char *key)
 {
     if (w->dlen) {
-        const char *d = memmem(key + w->plen, strlen(key + w->plen), w->delim,
-                               w->dlen);
+        const char *d =
+            memmem(key + w->plen, strlen(key + w->plen), w->delim, w->dlen);
         if (d) {
             if (w->n_ents + w->n_cps >= w->max) {
                 w->done = 1;
@@ -748,8 +751,7 @@ static int entry_kind(int dfd, const struct dirent *de)
         if (S_ISDIR(sb.st_mode))
             return 2;
         if (S_ISLNK(sb.st_mode))
-            return fstatat(dfd, de->d_name, &sb, 0) == 0 &&
-                   S_ISREG(sb.st_mode);
+            return fstatat(dfd, de->d_name, &sb, 0) == 0 && S_ISREG(sb.st_mode);
         return 0;
     default:
         return 0;
@@ -860,8 +862,8 @@ static dsq_rc walk_dir(struct walk *w, int dfd, const char *dkey)
             continue;
         }
         /* v[i].name ends with '/': fine for openat of a directory */
-        int cfd = openat(dirfd(d), v[i].name,
-                         O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int cfd =
+            openat(dirfd(d), v[i].name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (cfd < 0) {
             if (errno == ENOENT || errno == ENOTDIR)
                 continue; /* gone since readdir */
@@ -900,8 +902,7 @@ static dsq_rc file_list(struct dsq_store *st, const struct dsq_list_req *req,
     w.max = req->max_keys ? req->max_keys : LIST_DEFAULT_MAX;
     if (w.max > LIST_DEFAULT_MAX)
         w.max = LIST_DEFAULT_MAX; /* S3's cap, so callers meet pages here */
-    w.start = req->start_after && req->start_after[0] ? req->start_after
-                                                       : NULL;
+    w.start = req->start_after && req->start_after[0] ? req->start_after : NULL;
     w.now_ms = dsq_now_ms();
 
     if (req->token) {
@@ -1042,10 +1043,10 @@ static dsq_rc make_root(const char *dir, struct dsq_err *e)
             *slash = '/';
         } else if (errno != EEXIST) {
             int err = errno;
-            rc = dsq_err_set(e, errno_rc(err) == DSQ_ENOTFOUND ? DSQ_EINVAL
-                                                             : errno_rc(err),
-                             "file store %s: mkdir %s: %s", dir, path,
-                             errstr(err, b, sizeof(b)));
+            rc = dsq_err_set(
+                e, errno_rc(err) == DSQ_ENOTFOUND ? DSQ_EINVAL : errno_rc(err),
+                "file store %s: mkdir %s: %s", dir, path,
+                errstr(err, b, sizeof(b)));
             goto out;
         }
         path[i] = saved;

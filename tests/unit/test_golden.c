@@ -48,7 +48,7 @@ static void golden_page(uint32_t pgno, uint8_t *p)
         memset(p, 0, PS);
     } else if (pgno == 5) {
         for (int i = 0; i < PS; i++)
-            p[i] = (uint8_t)"golden page five, line of text\n"[i % 31];
+            p[i] = (uint8_t) "golden page five, line of text\n"[i % 31];
     } else {
         uint32_t x = 2463534242u + pgno;
         for (int i = 0; i < PS; i++) {
@@ -176,8 +176,8 @@ static void regenerate(void)
     dsq_test_write_file(GDIR "chunk.ptc", out.data, out.len);
     chunk_size = out.len;
     chunk_sum = dsq_object_checksum(out.data, out.len);
-    printf("#define CHUNK_SIZE %zuu\n#define CHUNK_SUM 0x%016llxull\n",
-           out.len, (unsigned long long)chunk_sum);
+    printf("#define CHUNK_SIZE %zuu\n#define CHUNK_SUM 0x%016llxull\n", out.len,
+           (unsigned long long)chunk_sum);
 
     dsq_buf_reset(&out);
     if (dsq_manifest_encode(golden_manifest(), &out, NULL) != DSQ_OK)
@@ -337,8 +337,7 @@ START_TEST(test_golden_root)
     size_t len;
     uint8_t *data = load(GDIR "root.json", &len);
     struct dsq_root r;
-    ck_assert_int_eq(dsq_root_decode(data, len, "root.json", &r, NULL),
-                     DSQ_OK);
+    ck_assert_int_eq(dsq_root_decode(data, len, "root.json", &r, NULL), DSQ_OK);
     ck_assert_uint_eq(r.version, 12);
     ck_assert_uint_eq(r.time_ms, T_MS);
     static const char want[] =

@@ -53,22 +53,22 @@ static struct dsq_manifest *sample(void)
     m->chunk_pages = 64;
     m->n_chunks = 2;
     m->chunks = calloc(2, sizeof(struct dsq_chunk_ref));
-    m->chunks[0] = (struct dsq_chunk_ref){0, xstrdup("pagetables/c0.ptc"),
-                                          1234, 0xff};
-    m->chunks[1] = (struct dsq_chunk_ref){3, xstrdup("pagetables/c3.ptc"), 99,
-                                          UINT64_MAX};
+    m->chunks[0] =
+        (struct dsq_chunk_ref){0, xstrdup("pagetables/c0.ptc"), 1234, 0xff};
+    m->chunks[1] =
+        (struct dsq_chunk_ref){3, xstrdup("pagetables/c3.ptc"), 99, UINT64_MAX};
     m->n_segments = 2;
     m->segments = calloc(2, sizeof(char *));
     m->segments[0] = xstrdup("segments/s1.seg");
     m->segments[1] = xstrdup("segments/s2.seg");
     m->n_overlay = 4;
     m->overlay = calloc(4, sizeof(struct dsq_page_loc));
-    m->overlay[0] = (struct dsq_page_loc){1, 0, 57, 4096, 0,
-                                          0x0123456789abcdefull};
+    m->overlay[0] =
+        (struct dsq_page_loc){1, 0, 57, 4096, 0, 0x0123456789abcdefull};
     m->overlay[1] = (struct dsq_page_loc){5, 1, 90, 33, 1, 0};
     m->overlay[2] = (struct dsq_page_loc){6, 1, 123, 40, 1, 1};
-    m->overlay[3] = (struct dsq_page_loc){299, 0, 1081, 4096, 0,
-                                          0xfedcba9876543210ull};
+    m->overlay[3] =
+        (struct dsq_page_loc){299, 0, 1081, 4096, 0, 0xfedcba9876543210ull};
     return m;
 }
 
@@ -227,45 +227,107 @@ START_TEST(test_encode_rejects)
     for (int k = 0;; k++) {
         struct dsq_manifest *m = sample();
         switch (k) {
-        case 0: m->version = 0; break;
-        case 1: m->parent = 10; break;
-        case 2: m->page_size = 1000; break;
-        case 3: m->page_count = 4294967295u; break;
-        case 4: m->writer_id[3] = 'A'; break;
-        case 5: m->txn_id[31] = 0; break;
-        case 6: m->time_ms = 253402300800000ull; break;
-        case 7: m->write_set[1].start = 1; break;
-        case 8: m->write_set[1].count = 0; break;
-        case 9: m->write_set[1] = (struct dsq_range){2, 1}; break;
-        case 10: m->freed_set[0] = (struct dsq_range){0xffffffffu, 2}; break;
-        case 11: m->page1 = (enum dsq_page1_change)3; break;
-        case 12: m->created[0][0] = '/'; break;
-        case 13: m->ckpt_version = 13; break;
-        case 14: m->chunk_pages = 96; break;
-        case 15: m->ckpt_page_limit = 301; break;
-        case 16: m->chunks[1].index = 0; break;
-        case 17: m->chunks[1].index = 1u << 26; break;
-        case 18: m->chunks[0].size = 0; break;
-        case 19: m->chunks[0].key[0] = 'P'; break;
-        case 20: m->segments[0][3] = 0; break;
-        case 21: m->overlay[3].pgno = 301; break;
-        case 22: m->overlay[2].pgno = 5; break;
-        case 23: m->overlay[1].seg = 2; break;
-        case 24: m->overlay[0].length = 4095; break;
-        case 25: m->overlay[1].length = DSQ_STORED_PAGE_MAX + 1; break;
-        case 26: m->overlay[1].codec = 2; break;
-        case 27: m->overlay[0].offset = DSQ_JSON_INT_MAX; break;
-        case 28: m->ckpt_version = 0; break; /* chunks without checkpoint */
-        case 29: m->version = DSQ_JSON_INT_MAX + 1; break;
-        case 30: m->overlay[0].pgno = 0; break;
+        case 0:
+            m->version = 0;
+            break;
+        case 1:
+            m->parent = 10;
+            break;
+        case 2:
+            m->page_size = 1000;
+            break;
+        case 3:
+            m->page_count = 4294967295u;
+            break;
+        case 4:
+            m->writer_id[3] = 'A';
+            break;
+        case 5:
+            m->txn_id[31] = 0;
+            break;
+        case 6:
+            m->time_ms = 253402300800000ull;
+            break;
+        case 7:
+            m->write_set[1].start = 1;
+            break;
+        case 8:
+            m->write_set[1].count = 0;
+            break;
+        case 9:
+            m->write_set[1] = (struct dsq_range){2, 1};
+            break;
+        case 10:
+            m->freed_set[0] = (struct dsq_range){0xffffffffu, 2};
+            break;
+        case 11:
+            m->page1 = (enum dsq_page1_change)3;
+            break;
+        case 12:
+            m->created[0][0] = '/';
+            break;
+        case 13:
+            m->ckpt_version = 13;
+            break;
+        case 14:
+            m->chunk_pages = 96;
+            break;
+        case 15:
+            m->ckpt_page_limit = 301;
+            break;
+        case 16:
+            m->chunks[1].index = 0;
+            break;
+        case 17:
+            m->chunks[1].index = 1u << 26;
+            break;
+        case 18:
+            m->chunks[0].size = 0;
+            break;
+        case 19:
+            m->chunks[0].key[0] = 'P';
+            break;
+        case 20:
+            m->segments[0][3] = 0;
+            break;
+        case 21:
+            m->overlay[3].pgno = 301;
+            break;
+        case 22:
+            m->overlay[2].pgno = 5;
+            break;
+        case 23:
+            m->overlay[1].seg = 2;
+            break;
+        case 24:
+            m->overlay[0].length = 4095;
+            break;
+        case 25:
+            m->overlay[1].length = DSQ_STORED_PAGE_MAX + 1;
+            break;
+        case 26:
+            m->overlay[1].codec = 2;
+            break;
+        case 27:
+            m->overlay[0].offset = DSQ_JSON_INT_MAX;
+            break;
+        case 28:
+            m->ckpt_version = 0;
+            break; /* chunks without checkpoint */
+        case 29:
+            m->version = DSQ_JSON_INT_MAX + 1;
+            break;
+        case 30:
+            m->overlay[0].pgno = 0;
+            break;
         default:
             dsq_manifest_free(m);
             goto done;
         }
         struct dsq_err e;
         dsq_err_clear(&e);
-        ck_assert_msg(dsq_manifest_encode(m, &out, &e) == DSQ_EINVAL,
-                      "case %d", k);
+        ck_assert_msg(dsq_manifest_encode(m, &out, &e) == DSQ_EINVAL, "case %d",
+                      k);
         ck_assert_uint_eq(out.len, 6);
         ck_assert_str_ne(e.msg, "");
         dsq_manifest_free(m);
@@ -364,11 +426,10 @@ END_TEST
 
 START_TEST(test_missing_fields)
 {
-    static const char *top[] = {"format",     "format_version", "version",
-                                "parent",     "page_size",      "page_count",
-                                "writer_id",  "txn_id",         "time",
-                                "write_set",  "freed_set",      "page1",
-                                "created",    "checkpoint",     "overlay"};
+    static const char *top[] = {
+        "format",     "format_version", "version", "parent",     "page_size",
+        "page_count", "writer_id",      "txn_id",  "time",       "write_set",
+        "freed_set",  "page1",          "created", "checkpoint", "overlay"};
     for (size_t i = 0; i < sizeof(top) / sizeof(*top); i++)
         BAD(top[i], NULL);
     BAD("checkpoint.version", NULL);
@@ -444,8 +505,9 @@ START_TEST(test_scalar_fields)
     GOOD("time", "\"2024-02-29T12:00:00.001Z\"");
     GOOD("page_count", "4294967294");
     /* beyond json_int_t: jansson refuses the text itself */
-    ck_assert_int_eq(subst("\"version\":12,", "\"version\":99999999999999999999,"),
-                     DSQ_ECORRUPT);
+    ck_assert_int_eq(
+        subst("\"version\":12,", "\"version\":99999999999999999999,"),
+        DSQ_ECORRUPT);
     ck_assert_int_eq(subst("\"page_count\":300,", "\"page_count\":300.0,"),
                      DSQ_ECORRUPT);
     ck_assert_int_eq(subst("\"page_count\":300,", "\"page_count\":0300,"),
@@ -467,10 +529,10 @@ START_TEST(test_ranges)
         GOOD(f, "[[1,4294967295]]");
         BAD(f, "[[0,1]]");
         BAD(f, "[[1,0]]");
-        BAD(f, "[[5,1],[1,1]]");   /* unsorted */
-        BAD(f, "[[1,2],[2,1]]");   /* overlapping */
-        BAD(f, "[[1,2],[3,1]]");   /* adjacent */
-        BAD(f, "[[1,1],[1,1]]");   /* duplicate */
+        BAD(f, "[[5,1],[1,1]]");    /* unsorted */
+        BAD(f, "[[1,2],[2,1]]");    /* overlapping */
+        BAD(f, "[[1,2],[3,1]]");    /* adjacent */
+        BAD(f, "[[1,1],[1,1]]");    /* duplicate */
         BAD(f, "[[4294967295,2]]"); /* past 2^32-1 */
         BAD(f, "[[2,4294967295]]");
         BAD(f, "[[4294967296,1]]");
@@ -545,8 +607,7 @@ START_TEST(test_checkpoint_fields)
         "[[0,\"pagetables/x\",9007199254740992,\"0000000000000000\"]]");
     BAD("checkpoint.chunks", "[[0,\"pagetables/x\",1,\"000000000000000F\"]]");
     BAD("checkpoint.chunks", "[[0,\"pagetables/x\",1,\"000000000000000\"]]");
-    BAD("checkpoint.chunks",
-        "[[0,\"pagetables/x\",1,\"00000000000000000\"]]");
+    BAD("checkpoint.chunks", "[[0,\"pagetables/x\",1,\"00000000000000000\"]]");
     BAD("checkpoint.chunks", "[[0,\"pagetables/x\",1,\"-000000000000000\"]]");
     BAD("checkpoint.chunks", "[[0,\"pagetables/x\",1,\" 000000000000000\"]]");
     BAD("checkpoint.chunks", "[[0,\"pagetables/x\",1,15]]");
@@ -814,8 +875,7 @@ START_TEST(test_root)
     r.version = 0;
     dsq_buf_reset(&out);
     ck_assert_int_eq(dsq_root_encode(&r, &out, NULL), DSQ_OK);
-    ck_assert_int_eq(dsq_root_decode(out.data, out.len, "r", &d, NULL),
-                     DSQ_OK);
+    ck_assert_int_eq(dsq_root_decode(out.data, out.len, "r", &d, NULL), DSQ_OK);
     ck_assert_uint_eq(d.version, 0);
     /* encoder refuses */
     r.version = DSQ_JSON_INT_MAX + 1;

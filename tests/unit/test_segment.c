@@ -137,15 +137,11 @@ START_TEST(test_checksum_vectors)
     uint8_t page[4096];
     for (int i = 0; i < 4096; i++)
         page[i] = (uint8_t)(i * 7 + 3);
-    ck_assert_uint_eq(dsq_page_checksum(page, 4096, 1),
-                      0xe73cedd789dd09d7ull);
-    ck_assert_uint_eq(dsq_page_checksum(page, 4096, 2),
-                      0xf30ad30f8c240f85ull);
+    ck_assert_uint_eq(dsq_page_checksum(page, 4096, 1), 0xe73cedd789dd09d7ull);
+    ck_assert_uint_eq(dsq_page_checksum(page, 4096, 2), 0xf30ad30f8c240f85ull);
     memset(page, 0, sizeof(page));
-    ck_assert_uint_eq(dsq_page_checksum(page, 4096, 1),
-                      0xeca1fdafb7b0bd2aull);
-    ck_assert_uint_eq(dsq_object_checksum("dsqlfs", 6),
-                      0x0cee486884e97dafull);
+    ck_assert_uint_eq(dsq_page_checksum(page, 4096, 1), 0xeca1fdafb7b0bd2aull);
+    ck_assert_uint_eq(dsq_object_checksum("dsqlfs", 6), 0x0cee486884e97dafull);
     ck_assert_uint_eq(dsq_object_checksum("", 0), 0x2d06800538d394c2ull);
 }
 END_TEST
@@ -157,21 +153,31 @@ START_TEST(test_key_valid)
                           "segments/\xc3\xa9t\xc3\xa9.seg",
                           "segments/quote\"back\\slash"};
     for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++)
-        ck_assert_msg(dsq_object_key_valid(good[i], strlen(good[i]),
-                                           "segments/"),
-                      "%s", good[i]);
-    const char *bad[] = {"segments/", "segments", "pagetables/a.ptc",
-                         "/segments/a", "segments//a", "segments/a/",
-                         "segments/./a", "segments/../a", "segments/..",
-                         "segments/.dsqtmp-1", "segments/a\nb",
-                         "segments/a\x7f", "segments/\xc3", "segments/\xff",
+        ck_assert_msg(
+            dsq_object_key_valid(good[i], strlen(good[i]), "segments/"), "%s",
+            good[i]);
+    const char *bad[] = {"segments/",
+                         "segments",
+                         "pagetables/a.ptc",
+                         "/segments/a",
+                         "segments//a",
+                         "segments/a/",
+                         "segments/./a",
+                         "segments/../a",
+                         "segments/..",
+                         "segments/.dsqtmp-1",
+                         "segments/a\nb",
+                         "segments/a\x7f",
+                         "segments/\xc3",
+                         "segments/\xff",
                          "segments/\xed\xa0\x80", /* surrogate */
                          "segments/\xc0\xaf",     /* overlong */
-                         "Segments/a", ""};
+                         "Segments/a",
+                         ""};
     for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
-        ck_assert_msg(!dsq_object_key_valid(bad[i], strlen(bad[i]),
-                                            "segments/"),
-                      "#%zu", i);
+        ck_assert_msg(
+            !dsq_object_key_valid(bad[i], strlen(bad[i]), "segments/"), "#%zu",
+            i);
     ck_assert(!dsq_object_key_valid("segments/a\0b", 11, "segments/"));
     char longk[DSQ_OBJECT_KEY_MAX + 2];
     memset(longk, 'a', sizeof(longk));
@@ -194,8 +200,8 @@ START_TEST(test_roundtrip_sizes)
             build(&b, sizes[si], compress, 9, 1);
             struct dsq_segment *s = NULL;
             struct dsq_err e;
-            ck_assert_int_eq(
-                dsq_seg_decode(b.obj.data, b.obj.len, "t", &s, &e), DSQ_OK);
+            ck_assert_int_eq(dsq_seg_decode(b.obj.data, b.obj.len, "t", &s, &e),
+                             DSQ_OK);
             ck_assert_uint_eq(s->page_size, sizes[si]);
             ck_assert_str_eq(s->txn_id, TXN);
             ck_assert_uint_eq(s->n_pages, 9);
@@ -284,10 +290,9 @@ END_TEST
 START_TEST(test_exact_size)
 {
     static const uint32_t pgnos[] = {
-        1,     2,     127,        128,        255,        256,
-        65535, 65536, 0x7fffffff, 0xfffffffe, 0xffffffff, 3,
-        4,     5,     6,          7,          8,          9,
-        10,    11,    12,         13};
+        1,          2,          127,        128, 255, 256, 65535, 65536,
+        0x7fffffff, 0xfffffffe, 0xffffffff, 3,   4,   5,   6,     7,
+        8,          9,          10,         11,  12,  13};
     static const uint32_t sizes[] = {512, 65536};
     for (size_t si = 0; si < 2; si++) {
         uint32_t ps = sizes[si];
@@ -519,8 +524,8 @@ struct segp {
     int entry_len;     /* elements per entry (0: 4) */
     int data_tag;      /* 0: 0xc6 */
     int64_t data_len;
-    int extra_key;     /* a 7th key at the end */
-    int trailing;      /* bytes after the object */
+    int extra_key;           /* a 7th key at the end */
+    int trailing;            /* bytes after the object */
     const struct pent *ents; /* NULL: one raw page 1 of zeros */
     size_t n_ents;
     const uint8_t *data;
@@ -600,8 +605,8 @@ static dsq_rc seg_try(const struct segp *p)
     msgpack_sbuffer sb;
     seg_make(p, &sb);
     struct dsq_segment *s = NULL;
-    dsq_rc rc = dsq_seg_decode((const uint8_t *)sb.data, sb.size, "t", &s,
-                               NULL);
+    dsq_rc rc =
+        dsq_seg_decode((const uint8_t *)sb.data, sb.size, "t", &s, NULL);
     if (rc == DSQ_OK)
         dsq_seg_free(s);
     else
@@ -622,12 +627,10 @@ END_TEST
 START_TEST(test_bad_framing)
 {
     ck_assert_int_eq(seg_try(SEGP(.magic = "dsqlfs-segmenT")), DSQ_ECORRUPT);
-    ck_assert_int_eq(seg_try(SEGP(.magic = "dsqlfs-pagetable")),
-                     DSQ_ECORRUPT);
+    ck_assert_int_eq(seg_try(SEGP(.magic = "dsqlfs-pagetable")), DSQ_ECORRUPT);
     ck_assert_int_eq(seg_try(SEGP(.format = 2)), DSQ_EUNSUPPORTED);
     ck_assert_int_eq(seg_try(SEGP(.format = ZERO)), DSQ_EUNSUPPORTED);
-    ck_assert_int_eq(seg_try(SEGP(.format = 2, .nkeys = 9)),
-                     DSQ_EUNSUPPORTED);
+    ck_assert_int_eq(seg_try(SEGP(.format = 2, .nkeys = 9)), DSQ_EUNSUPPORTED);
     ck_assert_int_eq(seg_try(SEGP(.nkeys = 5)), DSQ_ECORRUPT);
     ck_assert_int_eq(seg_try(SEGP(.nkeys = 7, .extra_key = 1)), DSQ_ECORRUPT);
     ck_assert_int_eq(seg_try(SEGP(.extra_key = 1)), DSQ_ECORRUPT);
@@ -658,9 +661,9 @@ START_TEST(test_bad_framing)
                      DSQ_ECORRUPT);
     /* not a map at all */
     struct dsq_segment *s = NULL;
-    ck_assert_int_eq(dsq_seg_decode((const uint8_t *)"\x93\x01\x02\x03", 4,
-                                    "t", &s, NULL),
-                     DSQ_ECORRUPT);
+    ck_assert_int_eq(
+        dsq_seg_decode((const uint8_t *)"\x93\x01\x02\x03", 4, "t", &s, NULL),
+        DSQ_ECORRUPT);
     ck_assert_int_eq(dsq_seg_decode(NULL, 0, "t", &s, NULL), DSQ_ECORRUPT);
 }
 END_TEST
@@ -676,13 +679,13 @@ START_TEST(test_bad_entries)
     memcpy(data, a, 512);
     memcpy(data + 512, a, 512);
     struct pent ok[2] = {{1, 0, 512, ca1}, {2, 0, 512, ca2}};
-    ck_assert_int_eq(seg_try(SEGP(.ents = ok, .n_ents = 2, .data = data,
-                                  .n_data = 1024)),
-                     DSQ_OK);
+    ck_assert_int_eq(
+        seg_try(SEGP(.ents = ok, .n_ents = 2, .data = data, .n_data = 1024)),
+        DSQ_OK);
     struct pent dup[2] = {{1, 0, 512, ca1}, {1, 0, 512, ca1}};
-    ck_assert_int_eq(seg_try(SEGP(.ents = dup, .n_ents = 2, .data = data,
-                                  .n_data = 1024)),
-                     DSQ_ECORRUPT);
+    ck_assert_int_eq(
+        seg_try(SEGP(.ents = dup, .n_ents = 2, .data = data, .n_data = 1024)),
+        DSQ_ECORRUPT);
     struct pent swapped[2] = {{1, 0, 512, ca2}, {2, 0, 512, ca1}};
     ck_assert_int_eq(seg_try(SEGP(.ents = swapped, .n_ents = 2, .data = data,
                                   .n_data = 1024)),
@@ -696,9 +699,9 @@ START_TEST(test_bad_entries)
         seg_try(SEGP(.ents = pbig, .n_ents = 1, .data = data, .n_data = 512)),
         DSQ_ECORRUPT);
     struct pent codec2[1] = {{1, 2, 512, ca1}};
-    ck_assert_int_eq(seg_try(SEGP(.ents = codec2, .n_ents = 1, .data = data,
-                                  .n_data = 512)),
-                     DSQ_ECORRUPT);
+    ck_assert_int_eq(
+        seg_try(SEGP(.ents = codec2, .n_ents = 1, .data = data, .n_data = 512)),
+        DSQ_ECORRUPT);
     struct pent rawshort[1] = {{1, 0, 511, ca1}};
     ck_assert_int_eq(seg_try(SEGP(.ents = rawshort, .n_ents = 1, .data = data,
                                   .n_data = 511)),
@@ -724,9 +727,9 @@ START_TEST(test_bad_entries)
         DSQ_ECORRUPT);
     /* a page whose checksum does not match */
     struct pent badsum[1] = {{1, 0, 512, ca1 ^ 0x100}};
-    ck_assert_int_eq(seg_try(SEGP(.ents = badsum, .n_ents = 1, .data = a,
-                                  .n_data = 512)),
-                     DSQ_ECORRUPT);
+    ck_assert_int_eq(
+        seg_try(SEGP(.ents = badsum, .n_ents = 1, .data = a, .n_data = 512)),
+        DSQ_ECORRUPT);
 }
 END_TEST
 
@@ -738,11 +741,11 @@ START_TEST(test_hostile_headers)
         const char *bytes;
         size_t len;
     } cases[] = {
-        {"\xdf\xff\xff\xff\xff", 5},                     /* map32 */
-        {"\xdd\xff\xff\xff\xff", 5},                     /* array32 */
-        {"\xdb\xff\xff\xff\xff", 5},                     /* str32 */
-        {"\xc6\xff\xff\xff\xff", 5},                     /* bin32 */
-        {"\x86\xa5magic\xdb\xff\xff\xff\xff", 12},       /* magic str32 */
+        {"\xdf\xff\xff\xff\xff", 5},               /* map32 */
+        {"\xdd\xff\xff\xff\xff", 5},               /* array32 */
+        {"\xdb\xff\xff\xff\xff", 5},               /* str32 */
+        {"\xc6\xff\xff\xff\xff", 5},               /* bin32 */
+        {"\x86\xa5magic\xdb\xff\xff\xff\xff", 12}, /* magic str32 */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
         struct dsq_segment *s = NULL;
@@ -775,22 +778,22 @@ START_TEST(test_hostile_headers)
     for (int i = 0; i < 64; i++)
         msgpack_sbuffer_write(&sb, "\x94\x01\x00\x01\x00", 5);
     struct dsq_segment *s = NULL;
-    ck_assert_int_eq(dsq_seg_decode((const uint8_t *)sb.data, sb.size, "t",
-                                    &s, NULL),
-                     DSQ_ECORRUPT);
+    ck_assert_int_eq(
+        dsq_seg_decode((const uint8_t *)sb.data, sb.size, "t", &s, NULL),
+        DSQ_ECORRUPT);
     /* 2^20 + 1 entries announced with enough bytes: over the cap */
     sb.size = mark;
     msgpack_sbuffer_write(&sb, "\xdd\x00\x10\x00\x01", 5);
-    ck_assert_int_eq(dsq_seg_decode((const uint8_t *)sb.data, sb.size, "t",
-                                    &s, NULL),
-                     DSQ_ECORRUPT);
+    ck_assert_int_eq(
+        dsq_seg_decode((const uint8_t *)sb.data, sb.size, "t", &s, NULL),
+        DSQ_ECORRUPT);
     sb.size = mark;
     msgpack_pack_array(&pk, 0);
     pk_str(&pk, "data");
     msgpack_sbuffer_write(&sb, "\xc6\xff\xff\xff\xff", 5);
-    ck_assert_int_eq(dsq_seg_decode((const uint8_t *)sb.data, sb.size, "t",
-                                    &s, NULL),
-                     DSQ_ECORRUPT);
+    ck_assert_int_eq(
+        dsq_seg_decode((const uint8_t *)sb.data, sb.size, "t", &s, NULL),
+        DSQ_ECORRUPT);
     msgpack_sbuffer_destroy(&sb);
 }
 END_TEST
@@ -800,8 +803,8 @@ END_TEST
 static dsq_rc zdecode(const uint8_t *frame, size_t len, const uint8_t *img,
                       uint32_t ps)
 {
-    struct dsq_page_loc l = {7, 0, 0, (uint32_t)len, DSQ_CODEC_ZSTD,
-                             dsq_page_checksum(img, ps, 7)};
+    struct dsq_page_loc l = {
+        7, 0, 0, (uint32_t)len, DSQ_CODEC_ZSTD, dsq_page_checksum(img, ps, 7)};
     uint8_t *out = malloc(ps); /* exactly page_size: ASan catches overflow */
     dsq_rc rc = dsq_page_decode(frame, len, &l, ps, out, "t", NULL);
     if (rc == DSQ_OK)
@@ -848,8 +851,8 @@ START_TEST(test_hostile_zstd)
     ck_assert_int_eq(zdecode(frame, n, img, ps), DSQ_ECORRUPT);
     /* two frames of half a page each */
     n = ZSTD_compress(frame, sizeof(frame), img, ps / 2, 3);
-    size_t n2 = ZSTD_compress(frame + n, sizeof(frame) - n, img + ps / 2,
-                              ps / 2, 3);
+    size_t n2 =
+        ZSTD_compress(frame + n, sizeof(frame) - n, img + ps / 2, ps / 2, 3);
     ck_assert_int_eq(zdecode(frame, n + n2, img, ps), DSQ_ECORRUPT);
     /* a frame then garbage */
     n = ZSTD_compress(frame, sizeof(frame), img, ps, 3);
@@ -862,6 +865,12 @@ START_TEST(test_hostile_zstd)
         ck_assert_int_eq(zdecode(t, k, img, ps), DSQ_ECORRUPT);
         free(t);
     }
+    /* a whole-page frame followed by a skippable frame (zstd itself would
+       skip it and report a full page) */
+    n = ZSTD_compress(frame, sizeof(frame), img, ps, 3);
+    static const uint8_t skip8[16] = {0x50, 0x2a, 0x4d, 0x18, 8, 0, 0, 0};
+    memcpy(frame + n, skip8, sizeof(skip8));
+    ck_assert_int_eq(zdecode(frame, n + sizeof(skip8), img, ps), DSQ_ECORRUPT);
     /* a skippable frame */
     uint8_t skip[16] = {0x50, 0x2a, 0x4d, 0x18, 8, 0, 0, 0};
     ck_assert_int_eq(zdecode(skip, sizeof(skip), img, ps), DSQ_ECORRUPT);
@@ -873,9 +882,9 @@ START_TEST(test_hostile_zstd)
     struct dsq_page_loc l = {1, 0, 0, DSQ_STORED_PAGE_MAX + 1, 1, 0};
     uint8_t *big = calloc(1, DSQ_STORED_PAGE_MAX + 1);
     uint8_t *out = malloc(ps);
-    ck_assert_int_eq(dsq_page_decode(big, DSQ_STORED_PAGE_MAX + 1, &l, ps,
-                                     out, "t", NULL),
-                     DSQ_ECORRUPT);
+    ck_assert_int_eq(
+        dsq_page_decode(big, DSQ_STORED_PAGE_MAX + 1, &l, ps, out, "t", NULL),
+        DSQ_ECORRUPT);
     /* unknown codec */
     l.codec = 9;
     l.length = ps;
@@ -960,8 +969,8 @@ START_TEST(test_chunk_roundtrip)
     uint32_t lo = c->index * DSQ_CHUNK_PAGES_MAX + 1;
     uint32_t pg[3] = {lo, lo + 1000, 0xffffffff};
     for (int i = 0; i < 3; i++)
-        c->entries[i] = (struct dsq_page_loc){pg[i], 0, UINT64_MAX - 512, 512,
-                                              0, UINT64_MAX};
+        c->entries[i] = (struct dsq_page_loc){pg[i], 0, UINT64_MAX - 512,
+                                              512,   0, UINT64_MAX};
     struct dsq_buf out;
     chunk_roundtrip(c, &out);
     dsq_buf_cleanup(&out);
@@ -1018,8 +1027,8 @@ START_TEST(test_chunk_encode_rejects)
             c->entries[0].offset = UINT64_MAX - 100;
             break;
         }
-        ck_assert_msg(dsq_chunk_encode(c, &out, NULL) == DSQ_EINVAL,
-                      "case %d", k);
+        ck_assert_msg(dsq_chunk_encode(c, &out, NULL) == DSQ_EINVAL, "case %d",
+                      k);
         ck_assert_uint_eq(out.len, 0);
         dsq_chunk_free(c);
     }
@@ -1083,8 +1092,8 @@ struct chp {
     int64_t nkeys;
     int64_t index;
     int64_t chunk_pages;
-    int swap;         /* index and chunk_pages swapped */
-    int seg_bin;      /* a segment key as bin */
+    int swap;              /* index and chunk_pages swapped */
+    int seg_bin;           /* a segment key as bin */
     int64_t n_segs_hdr;    /* announced count */
     int64_t n_entries_hdr; /* announced count */
     int entry_len;
@@ -1126,8 +1135,8 @@ static dsq_rc chunk_try(const struct chp *p)
     for (int k = 0; k < el; k++)
         msgpack_pack_uint64(&pk, v[k < 7 ? k : 6]);
     struct dsq_chunk *c = NULL;
-    dsq_rc rc = dsq_chunk_decode((const uint8_t *)sb.data, sb.size, "t", &c,
-                                 NULL);
+    dsq_rc rc =
+        dsq_chunk_decode((const uint8_t *)sb.data, sb.size, "t", &c, NULL);
     if (rc == DSQ_OK) {
         ck_assert_uint_eq(c->n_entries, 1);
         ck_assert_uint_eq(c->entries[0].pgno, 3);
@@ -1164,8 +1173,7 @@ START_TEST(test_chunk_handbuilt)
     ck_assert_int_eq(chunk_try(CHP(.n_segs_hdr = 0xffffffff)), DSQ_ECORRUPT);
     ck_assert_int_eq(chunk_try(CHP(.n_segs_hdr = 65537)), DSQ_ECORRUPT);
     ck_assert_int_eq(chunk_try(CHP(.n_segs_hdr = 2)), DSQ_ECORRUPT);
-    ck_assert_int_eq(chunk_try(CHP(.n_entries_hdr = 0xffffffff)),
-                     DSQ_ECORRUPT);
+    ck_assert_int_eq(chunk_try(CHP(.n_entries_hdr = 0xffffffff)), DSQ_ECORRUPT);
     ck_assert_int_eq(chunk_try(CHP(.n_entries_hdr = 65)), DSQ_ECORRUPT);
     ck_assert_int_eq(chunk_try(CHP(.n_entries_hdr = 2)), DSQ_ECORRUPT);
     ck_assert_int_eq(chunk_try(CHP(.n_entries_hdr = ZERO)), DSQ_ECORRUPT);
