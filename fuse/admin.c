@@ -139,6 +139,15 @@ static dsq_rc open_db(struct args *a, const char *url, struct dsq_store **st,
     if (rc != DSQ_OK)
         return rc;
     rc = dsq_store_open(store_url, &a->cfg, st, e);
+    /* commands that write need a store that honours create-only */
+    if (rc == DSQ_OK && (!strcmp(a->cmd, "init") || !strcmp(a->cmd, "import") ||
+                         (!strcmp(a->cmd, "recovery-scan") && a->do_delete))) {
+        rc = dsq_store_check_conditional(*st, e);
+        if (rc != DSQ_OK) {
+            dsq_store_free(*st);
+            *st = NULL;
+        }
+    }
     if (rc == DSQ_OK) {
         rc = dsq_db_open(*st, prefix, &a->cfg, db, e);
         if (rc != DSQ_OK) {
@@ -498,7 +507,12 @@ out:
 static int print_version(const struct dsq_version_info *v, void *arg)
 {
     char t[32];
-    (void)arg;
+    int *header_done = arg;
+    if (!*header_done) {
+        printf("%10s  %-24s  %10s  %6s  %10s  %10s  %s\n", "version", "time",
+               "pages", "psize", "written", "checkpoint", "writer");
+        *header_done = 1;
+    }
     dsq_format_time_ms(v->time_ms, t);
     printf("%10llu  %s  %10u  %6u  %10llu  %10llu  %.8s\n",
            (unsigned long long)v->version, t, v->page_count, v->page_size,
@@ -516,11 +530,11 @@ static int cmd_versions(struct args *a)
     if (a->npos != 1)
         return usage_error(a->cmd, "usage: versions URL");
     dsq_rc rc = open_db(a, a->pos[0], &st, &db, &e);
-    if (rc == DSQ_OK) {
-        printf("%10s  %-24s  %10s  %6s  %10s  %10s  %s\n", "version", "time",
-               "pages", "psize", "written", "checkpoint", "writer");
-        rc = dsq_db_versions(db, print_version, NULL, &e);
-    }
+    int header_done = 0;
+    if (rc == DSQ_OK)
+        rc = dsq_db_versions(db, print_version, &header_done, &e);
+    if (rc == DSQ_OK && !header_done)
+        printf("%s has no versions\n", a->pos[0]);
     dsq_db_close(db);
     dsq_store_free(st);
     return rc == DSQ_OK ? 0 : fail(a->cmd, &e, rc);

@@ -11,6 +11,7 @@
  * the backend they call (all backends are, see store.h).
  */
 #include "store.h"
+#include "store_s3.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -243,10 +244,14 @@ out:
 static dsq_rc open_s3(const char *url, const struct dsq_config *cfg,
                       struct dsq_store **out, struct dsq_err *e)
 {
-    (void)url;
-    (void)cfg;
-    (void)out;
-    return dsq_err_set(e, DSQ_EUNSUPPORTED, "s3:// store not built in yet");
+    return dsq_store_s3_open(url, cfg, out, e);
+}
+
+dsq_rc dsq_store_check_conditional(struct dsq_store *st, struct dsq_err *e)
+{
+    if (!strcmp(st->ops->name, "s3"))
+        return dsq_store_s3_selftest(st, e);
+    return DSQ_OK; /* the local backend's create-only is atomic by design */
 }
 
 static dsq_rc open_file(const char *url, struct dsq_store **out,

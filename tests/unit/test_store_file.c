@@ -998,9 +998,13 @@ START_TEST(test_open_url)
     ck_assert(strstr(e.msg, "file://relative/dir") != NULL);
     ck_assert_ptr_null(st);
     dsq_err_clear(&e);
-    ck_assert_int_eq(dsq_store_open("s3://bucket/prefix", NULL, &st, &e),
-                     DSQ_EUNSUPPORTED);
-    ck_assert_str_eq(e.msg, "s3:// store not built in yet");
+    /* s3:// reaches the S3 backend (which may want credentials) */
+    dsq_rc s3rc = dsq_store_open("s3://bucket/prefix", NULL, &st, &e);
+    ck_assert_int_ne(s3rc, DSQ_EINVAL);
+    if (s3rc == DSQ_OK) {
+        dsq_store_free(st);
+        st = NULL;
+    }
     dsq_err_clear(&e);
     ck_assert_int_eq(dsq_store_open("http://example.com/x", NULL, &st, &e),
                      DSQ_EINVAL);
