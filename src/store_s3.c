@@ -688,10 +688,30 @@ static dsq_rc s3_head_full(struct s3 *s, const char *fk,
     dsq_rc rc = s3_request(s, &op, &resp, e);
     if (rc != DSQ_OK)
         return rc;
-    if (resp.status == 200)
+    if (resp.status == 200) {
         fill_info(&resp, resp.has_length ? resp.content_length : 0, info);
-    else
+    } else if (resp.status >= 400 && resp.status < 500 && resp.status != 404 &&
+               resp.err_body.len == 0) {
+        /* a HEAD error has no body to say why (wrong secret? unknown
+           key? denied?): ask the same with a one-byte GET, whose error
+           body does */
+        struct dsq_http_resp r2;
+        struct dsq_buf sink;
+        struct dsq_sigv4_pair rh[] = {{"range", "bytes=0-0"}};
+        struct s3_op gop = {"HEAD", "GET", fk, NULL,  0, rh,
+                            1,      NULL,  0,  &sink, 0};
+        dsq_buf_init(&sink, 16);
+        if (s3_request(s, &gop, &r2, NULL) == DSQ_OK) {
+            if (r2.status >= 400 && r2.err_body.len)
+                rc = s3_fail(s, &gop, &r2, e);
+            dsq_http_resp_cleanup(&r2);
+        }
+        dsq_buf_cleanup(&sink);
+        if (rc == DSQ_OK)
+            rc = s3_fail(s, &op, &resp, e);
+    } else {
         rc = s3_fail(s, &op, &resp, e);
+    }
     dsq_http_resp_cleanup(&resp);
     return rc;
 }

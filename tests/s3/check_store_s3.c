@@ -491,6 +491,19 @@ START_TEST(test_error_messages)
     t.secret = "wrongSecretKey0123456789abcdefghijklmnop";
     expect_error("wrong secret", &t, NULL, DSQ_EAUTH, "secret key is wrong");
 
+    /* the same through a HEAD, whose error has no body */
+    memset(&t, 0, sizeof(t));
+    t.secret = "wrongSecretKey0123456789abcdefghijklmnop";
+    {
+        struct dsq_store *st = must_open("errors", tweak, &t);
+        struct dsq_err e;
+        ck_assert_int_eq(dsq_store_head(st, "x", NULL, &e), DSQ_EAUTH);
+        printf("error case %-22s -> %s\n", "wrong secret (HEAD)", e.msg);
+        ck_assert_ptr_nonnull(strstr(e.msg, "secret key is wrong"));
+        ck_assert_ptr_nonnull(strstr(e.msg, "HEAD s3://"));
+        dsq_store_free(st);
+    }
+
     memset(&t, 0, sizeof(t));
     t.access = "NOSUCHACCESSKEY";
     expect_error("unknown access key", &t, NULL, DSQ_EAUTH,
