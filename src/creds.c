@@ -39,10 +39,10 @@ enum src { SRC_STATIC, SRC_PROFILE, SRC_WEBID, SRC_CONTAINER, SRC_IMDS };
 
 struct dsq_creds_chain {
     pthread_mutex_t lock;
-    struct dsq_creds cur;  /* guarded by lock */
-    uint64_t next_try_ms;  /* guarded by lock: no refresh before */
-    int force_refresh;     /* guarded by lock */
-    unsigned fetches;      /* guarded by lock */
+    struct dsq_creds cur; /* guarded by lock */
+    uint64_t next_try_ms; /* guarded by lock: no refresh before */
+    int force_refresh;    /* guarded by lock */
+    unsigned fetches;     /* guarded by lock */
 
     /* immutable after dsq_creds_chain_new */
     enum src src;
@@ -51,8 +51,8 @@ struct dsq_creds_chain {
     char *region;          /* for STS */
     char *profile_region;
     char *role_arn, *token_file, *session_name, *sts_url; /* web identity */
-    char *container_url, *auth_token, *auth_token_file;  /* container */
-    char *imds_url;                                      /* IMDS */
+    char *container_url, *auth_token, *auth_token_file;   /* container */
+    char *imds_url;                                       /* IMDS */
 };
 
 static void free_secret(char *s)
@@ -351,14 +351,12 @@ static dsq_rc parse_json_creds(const struct dsq_buf *b, const char *what,
     json_t *j = json_loadb((const char *)b->data, b->len, 0, &jerr);
     dsq_rc rc = DSQ_OK;
     if (!j || !json_is_object(j)) {
-        rc = dsq_err_set(e, DSQ_EAUTH, "%s: answer is not a JSON object",
-                         what);
+        rc = dsq_err_set(e, DSQ_EAUTH, "%s: answer is not a JSON object", what);
         goto out;
     }
     const char *code = json_string_value(json_object_get(j, "Code"));
     if (code && strcmp(code, "Success") != 0) {
-        rc = dsq_err_set(e, DSQ_EAUTH, "%s: answered Code '%.64s'", what,
-                         code);
+        rc = dsq_err_set(e, DSQ_EAUTH, "%s: answered Code '%.64s'", what, code);
         goto out;
     }
     const char *ak = json_string_value(json_object_get(j, "AccessKeyId"));
@@ -372,8 +370,7 @@ static dsq_rc parse_json_creds(const struct dsq_buf *b, const char *what,
         goto out;
     }
     if (exp && dsq_parse_iso8601_ms(exp, &exp_ms) != 0) {
-        rc = dsq_err_set(e, DSQ_EAUTH, "%s: bad Expiration '%.40s'", what,
-                         exp);
+        rc = dsq_err_set(e, DSQ_EAUTH, "%s: bad Expiration '%.40s'", what, exp);
         goto out;
     }
     rc = creds_set(out, ak, sk, tok, exp_ms);
@@ -541,8 +538,8 @@ static dsq_rc fetch_imds(struct dsq_creds_chain *c, struct dsq_creds *out,
                "instance metadata (IMDSv2 token)", &tok, &status, e);
     if (rc != DSQ_OK)
         goto out;
-    if (status != 200 || tok.len == 0 ||
-        memchr(tok.data, '\n', tok.len) || memchr(tok.data, '\r', tok.len)) {
+    if (status != 200 || tok.len == 0 || memchr(tok.data, '\n', tok.len) ||
+        memchr(tok.data, '\r', tok.len)) {
         rc = dsq_err_set(e, DSQ_EAUTH,
                          "instance metadata: no IMDSv2 session token "
                          "(HTTP %d)",
@@ -615,9 +612,8 @@ static dsq_rc provider_fetch(struct dsq_creds_chain *c, struct dsq_creds *out,
     case SRC_IMDS:
         return fetch_imds(c, out, e);
     default:
-        return dsq_err_set(e, DSQ_EAUTH,
-                           "credentials from %s cannot be refreshed",
-                           c->source);
+        return dsq_err_set(
+            e, DSQ_EAUTH, "credentials from %s cannot be refreshed", c->source);
     }
 }
 
@@ -683,8 +679,7 @@ static dsq_rc setup_webid(struct dsq_creds_chain *c, const char *role,
     }
     const char *sts = env("AWS_ENDPOINT_URL_STS");
     if (!sts) {
-        snprintf(url, sizeof(url), "https://sts.%s.amazonaws.com/",
-                 c->region);
+        snprintf(url, sizeof(url), "https://sts.%s.amazonaws.com/", c->region);
         sts = url;
     }
     c->src = SRC_WEBID;
@@ -704,13 +699,12 @@ static dsq_rc choose(struct dsq_creds_chain *c, const struct dsq_config *cfg,
     if (cfg->access_key || cfg->secret_key) {
         if (!cfg->access_key || !*cfg->access_key || !cfg->secret_key ||
             !*cfg->secret_key)
-            return dsq_err_set(e, DSQ_EAUTH,
-                               "%s is set without %s (options or "
-                               "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)",
-                               cfg->access_key ? "the access key"
-                                               : "the secret key",
-                               cfg->access_key ? "a secret key"
-                                               : "an access key");
+            return dsq_err_set(
+                e, DSQ_EAUTH,
+                "%s is set without %s (options or "
+                "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)",
+                cfg->access_key ? "the access key" : "the secret key",
+                cfg->access_key ? "a secret key" : "an access key");
         c->src = SRC_STATIC;
         snprintf(c->source, sizeof(c->source), "options/environment");
         return creds_set(&c->cur, cfg->access_key, cfg->secret_key,
@@ -831,8 +825,7 @@ static dsq_rc choose(struct dsq_creds_chain *c, const struct dsq_config *cfg,
     return DSQ_ENOTFOUND;
 }
 
-dsq_rc dsq_creds_chain_new(const struct dsq_config *cfg,
-                           struct dsq_http *http,
+dsq_rc dsq_creds_chain_new(const struct dsq_config *cfg, struct dsq_http *http,
                            struct dsq_creds_chain **out, struct dsq_err *e)
 {
     struct dsq_creds_chain *c = calloc(1, sizeof(*c));
@@ -840,8 +833,7 @@ dsq_rc dsq_creds_chain_new(const struct dsq_config *cfg,
         return DSQ_ENOMEM;
     pthread_mutex_init(&c->lock, NULL);
     c->http = http;
-    c->region = strdup(cfg->region && *cfg->region ? cfg->region
-                                                   : "us-east-1");
+    c->region = strdup(cfg->region && *cfg->region ? cfg->region : "us-east-1");
     if (!c->region) {
         dsq_creds_chain_free(c);
         return DSQ_ENOMEM;
@@ -868,8 +860,7 @@ dsq_rc dsq_creds_chain_new(const struct dsq_config *cfg,
 
 static int refreshable(const struct dsq_creds_chain *c)
 {
-    return c->src == SRC_WEBID || c->src == SRC_CONTAINER ||
-           c->src == SRC_IMDS;
+    return c->src == SRC_WEBID || c->src == SRC_CONTAINER || c->src == SRC_IMDS;
 }
 
 dsq_rc dsq_creds_get(struct dsq_creds_chain *c, struct dsq_creds *out,
@@ -878,10 +869,10 @@ dsq_rc dsq_creds_get(struct dsq_creds_chain *c, struct dsq_creds *out,
     dsq_rc rc = DSQ_OK;
     pthread_mutex_lock(&c->lock);
     uint64_t now = dsq_now_ms();
-    int due = refreshable(c) &&
-              (c->force_refresh ||
-               (c->cur.expires_ms &&
-                now + DSQ_CREDS_REFRESH_MS >= c->cur.expires_ms));
+    int due =
+        refreshable(c) &&
+        (c->force_refresh || (c->cur.expires_ms &&
+                              now + DSQ_CREDS_REFRESH_MS >= c->cur.expires_ms));
     if (due && (now >= c->next_try_ms || c->force_refresh ||
                 (c->cur.expires_ms && now >= c->cur.expires_ms))) {
         struct dsq_creds fresh = {0};
@@ -904,15 +895,15 @@ dsq_rc dsq_creds_get(struct dsq_creds_chain *c, struct dsq_creds *out,
                         "refreshing credentials from %s failed, the current "
                         "ones stay valid for %llu s: %s",
                         c->source,
-                        (unsigned long long)((c->cur.expires_ms - now) /
-                                             1000),
+                        (unsigned long long)((c->cur.expires_ms - now) / 1000),
                         e2.msg);
                 rc = DSQ_OK;
             } else {
                 if (e)
                     *e = e2;
-                dsq_err_prefix(e, "credentials from %s expired and could not "
-                                  "be refreshed",
+                dsq_err_prefix(e,
+                               "credentials from %s expired and could not "
+                               "be refreshed",
                                c->source);
                 rc = DSQ_EAUTH;
                 if (e)

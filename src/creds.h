@@ -48,9 +48,9 @@ struct dsq_http;
 /* A copy handed to a signer (strings owned; dsq_creds_cleanup wipes). */
 struct dsq_creds {
     char *access_key;
-    char *secret_key;     /* SECRET */
-    char *session_token;  /* SECRET; NULL if none */
-    uint64_t expires_ms;  /* 0 = does not expire */
+    char *secret_key;    /* SECRET */
+    char *session_token; /* SECRET; NULL if none */
+    uint64_t expires_ms; /* 0 = does not expire */
 };
 
 void dsq_creds_cleanup(struct dsq_creds *c);
@@ -62,8 +62,7 @@ struct dsq_creds_chain;
  * is used for STS/container/IMDS and must outlive the chain.  DSQ_EAUTH
  * when nothing is configured (the message lists what was tried).
  */
-dsq_rc dsq_creds_chain_new(const struct dsq_config *cfg,
-                           struct dsq_http *http,
+dsq_rc dsq_creds_chain_new(const struct dsq_config *cfg, struct dsq_http *http,
                            struct dsq_creds_chain **out, struct dsq_err *e);
 void dsq_creds_chain_free(struct dsq_creds_chain *c);
 

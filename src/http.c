@@ -29,9 +29,9 @@ struct dsq_http {
     CURLSH *share;
     pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
     pthread_mutex_t pool_lock;
-    CURL *idle[POOL_MAX];    /* guarded by pool_lock */
-    size_t n_idle;           /* guarded by pool_lock */
-    char *ca_file;           /* immutable after new */
+    CURL *idle[POOL_MAX]; /* guarded by pool_lock */
+    size_t n_idle;        /* guarded by pool_lock */
+    char *ca_file;        /* immutable after new */
     int insecure;
     long connect_timeout_ms;
     long low_speed_time_s;
@@ -149,9 +149,9 @@ static void pool_put(struct dsq_http *h, CURL *c)
 struct xfer {
     const struct dsq_http_req *req;
     struct dsq_http_resp *resp;
-    size_t body_base;   /* body_out->len at start */
-    size_t read_off;    /* upload position */
-    dsq_rc write_rc;    /* DSQ_ERANGE/ENOMEM from the write callback */
+    size_t body_base; /* body_out->len at start */
+    size_t read_off;  /* upload position */
+    dsq_rc write_rc;  /* DSQ_ERANGE/ENOMEM from the write callback */
 };
 
 static size_t read_cb(char *buf, size_t size, size_t n, void *ud)
@@ -366,8 +366,8 @@ static dsq_rc classify(CURLcode cc, const char *host, const char *errbuf,
     case CURLE_HTTP2_STREAM:
     case CURLE_SSL_SHUTDOWN_FAILED:
     default:
-        return dsq_err_set(e, DSQ_ETRANSIENT,
-                           "connection to %s failed: %s", host, detail);
+        return dsq_err_set(e, DSQ_ETRANSIENT, "connection to %s failed: %s",
+                           host, detail);
     }
 }
 
@@ -450,8 +450,7 @@ dsq_rc dsq_http_do(struct dsq_http *h, const struct dsq_http_req *r,
         curl_easy_setopt(c, CURLOPT_READDATA, &x);
         curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, seek_cb);
         curl_easy_setopt(c, CURLOPT_SEEKDATA, &x);
-        curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE,
-                         (curl_off_t)r->body_len);
+        curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->body_len);
     } else if (!strcmp(r->method, "POST")) {
         curl_easy_setopt(c, CURLOPT_POST, 1L);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, r->body ? r->body : "");
@@ -472,14 +471,14 @@ dsq_rc dsq_http_do(struct dsq_http *h, const struct dsq_http_req *r,
                                "response body from %s is larger than the "
                                "buffer's cap of %zu bytes",
                                host, r->body_out->max)
-                 : dsq_err_set(e, x.write_rc, "response body from %s: %s",
-                               host, dsq_strerror(x.write_rc));
+                 : dsq_err_set(e, x.write_rc, "response body from %s: %s", host,
+                               dsq_strerror(x.write_rc));
     } else {
         rc = classify(cc, host, errbuf, resp, e);
-        if (resp->maybe_sent && r->count_sends && resp->sends == 0) {
-            /* the request line never went out */
-            resp->maybe_sent = 0;
-        }
+        /* with the count, what went out is known: a copy sent before
+           libcurl's own re-send failed to connect still counts */
+        if (r->count_sends)
+            resp->maybe_sent = resp->sends > 0;
     }
     if (rc != DSQ_OK && r->body_out)
         r->body_out->len = x.body_base; /* nothing half-read is kept */

@@ -14,7 +14,8 @@
  *  - DSQ_OK: a complete HTTP response arrived (ANY status; see resp).
  *  - DSQ_ETRANSIENT: no complete response (timeout, reset, refused, DNS);
  *    resp->maybe_sent says whether the request may have reached the
- *    server (0 only when it certainly did not: no connection was made).
+ *    server (0 only when it certainly did not: no connection was made,
+ *    or, with count_sends, the request was never written).
  *  - DSQ_EIO: TLS verification/handshake failure or a local failure
  *    (permanent); DSQ_ERANGE: the response body overflowed req->body_out.
  *  The message names the host, never a header value.
@@ -37,39 +38,39 @@
 #include <stdint.h>
 
 struct dsq_http_opts {
-    const char *ca_file;        /* NULL: system store */
-    int insecure;               /* skip certificate verification */
+    const char *ca_file;         /* NULL: system store */
+    int insecure;                /* skip certificate verification */
     unsigned connect_timeout_ms; /* 0 = 10 s */
-    unsigned low_speed_time_s;  /* abort below 1 byte/s for this long
-                                   (0 = 30) */
+    unsigned low_speed_time_s;   /* abort below 1 byte/s for this long
+                                    (0 = 30) */
 };
 
 struct dsq_http_req {
-    const char *method;         /* GET, HEAD, PUT, POST, DELETE */
+    const char *method; /* GET, HEAD, PUT, POST, DELETE */
     const char *url;
     const char *const *headers; /* "Name: value" lines */
     size_t n_headers;
-    const void *body;           /* PUT/POST body (may be NULL if len 0) */
+    const void *body; /* PUT/POST body (may be NULL if len 0) */
     size_t body_len;
-    struct dsq_buf *body_out;   /* 2xx/3xx body appended here (may be NULL:
-                                   discarded) */
-    uint64_t timeout_ms;        /* whole request, 0 = none */
-    int count_sends;            /* fill resp->sends (costs a debug hook) */
+    struct dsq_buf *body_out; /* 2xx/3xx body appended here (may be NULL:
+                                 discarded) */
+    uint64_t timeout_ms;      /* whole request, 0 = none */
+    int count_sends;          /* fill resp->sends (costs a debug hook) */
 };
 
 struct dsq_http_resp {
-    int status;                 /* final HTTP status, 0 if none */
-    int maybe_sent;             /* see above */
-    unsigned sends;             /* times the request went out (count_sends) */
-    char etag[128];             /* unquoted */
-    char request_id[128];       /* x-amz-request-id */
-    char bucket_region[64];     /* x-amz-bucket-region */
+    int status;             /* final HTTP status, 0 if none */
+    int maybe_sent;         /* see above */
+    unsigned sends;         /* times the request went out (count_sends) */
+    char etag[128];         /* unquoted */
+    char request_id[128];   /* x-amz-request-id */
+    char bucket_region[64]; /* x-amz-bucket-region */
     char content_range[96];
     int has_length;
     uint64_t content_length;
-    uint64_t last_modified_ms;  /* 0 if absent */
-    uint64_t date_ms;           /* Date header, 0 if absent */
-    struct dsq_buf err_body;    /* body of a >= 400 response (capped 64K) */
+    uint64_t last_modified_ms; /* 0 if absent */
+    uint64_t date_ms;          /* Date header, 0 if absent */
+    struct dsq_buf err_body;   /* body of a >= 400 response (capped 64K) */
 };
 
 struct dsq_http;

@@ -24,9 +24,9 @@ struct px {
     XML_Parser p;
     char path[PATH_MAX_LEN];
     size_t path_len;
-    char *text;          /* TEXT_MAX + 1 */
+    char *text; /* TEXT_MAX + 1 */
     size_t text_len;
-    const char *fail;    /* first failure, static text */
+    const char *fail; /* first failure, static text */
     void (*start)(struct px *x);
     void (*end)(struct px *x, const char *text, size_t len);
     void *ctx;
@@ -152,13 +152,12 @@ static dsq_rc px_run(struct px *x, const void *xml, size_t len,
     if (XML_Parse(x->p, xml, (int)len, XML_TRUE) == XML_STATUS_ERROR ||
         x->fail) {
         if (x->fail)
-            rc = dsq_err_set(e, DSQ_ECORRUPT, "%s: bad XML: %s", what,
-                             x->fail);
+            rc = dsq_err_set(e, DSQ_ECORRUPT, "%s: bad XML: %s", what, x->fail);
         else
-            rc = dsq_err_set(e, DSQ_ECORRUPT,
-                             "%s: bad XML at line %lu: %s", what,
-                             (unsigned long)XML_GetCurrentLineNumber(x->p),
-                             XML_ErrorString(XML_GetErrorCode(x->p)));
+            rc =
+                dsq_err_set(e, DSQ_ECORRUPT, "%s: bad XML at line %lu: %s",
+                            what, (unsigned long)XML_GetCurrentLineNumber(x->p),
+                            XML_ErrorString(XML_GetErrorCode(x->p)));
     }
 out:
     if (x->p)
@@ -518,8 +517,8 @@ dsq_rc dsq_s3xml_parse_sts(const void *xml, size_t len,
     x.end = sts_end;
     x.ctx = &c;
     dsq_rc rc = px_run(&x, xml, len, "STS response", e);
-    if (rc == DSQ_OK && (!c.access_key || !*c.access_key || !c.secret_key ||
-                         !*c.secret_key))
+    if (rc == DSQ_OK &&
+        (!c.access_key || !*c.access_key || !c.secret_key || !*c.secret_key))
         rc = dsq_err_set(e, DSQ_ECORRUPT,
                          "STS response: no AccessKeyId/SecretAccessKey in "
                          "<Credentials>");
@@ -538,9 +537,9 @@ int dsq_parse_iso8601_ms(const char *s, uint64_t *ms)
     struct tm tm;
     int n = 0;
     memset(&tm, 0, sizeof(tm));
-    if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon,
-                     &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec,
-                     &n) != 6 ||
+    if (!s ||
+        sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon,
+               &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6 ||
         n != 19)
         return -1;
     const char *p = s + n;

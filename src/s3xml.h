@@ -25,12 +25,12 @@
 
 /* The fields of an S3 <Error> (or STS <ErrorResponse>) body. */
 struct dsq_s3_error {
-    char code[64];        /* "NoSuchKey", "SignatureDoesNotMatch" */
+    char code[64]; /* "NoSuchKey", "SignatureDoesNotMatch" */
     char message[256];
     char request_id[128];
-    char key[256];        /* <Key>, if given */
-    char region[64];      /* <Region> of AuthorizationHeaderMalformed */
-    char endpoint[256];   /* <Endpoint> of PermanentRedirect */
+    char key[256];      /* <Key>, if given */
+    char region[64];    /* <Region> of AuthorizationHeaderMalformed */
+    char endpoint[256]; /* <Endpoint> of PermanentRedirect */
 };
 
 /*
@@ -52,9 +52,9 @@ dsq_rc dsq_s3xml_parse_list(const void *xml, size_t len,
 /* Temporary credentials from STS (all owned, free with ..._cleanup). */
 struct dsq_s3xml_creds {
     char *access_key;
-    char *secret_key;     /* SECRET */
-    char *session_token;  /* SECRET */
-    uint64_t expires_ms;  /* 0 if the document gave none */
+    char *secret_key;    /* SECRET */
+    char *session_token; /* SECRET */
+    uint64_t expires_ms; /* 0 if the document gave none */
 };
 
 /* Wipes and frees. */

@@ -340,13 +340,11 @@ dsq_rc dsq_sigv4_sign(const struct dsq_sigv4_req *r,
                                       &sts);
     if (rc != DSQ_OK)
         goto out;
-    dsq_sigv4_signing_key(secret_key, s->amz_date, s->region, s->service,
-                          key);
+    dsq_sigv4_signing_key(secret_key, s->amz_date, s->region, s->service, key);
     hmac(key, 32, sts.data, sts.len, sig);
     OPENSSL_cleanse(key, sizeof(key));
     to_hex(sig, 32, signature);
-    rc = dsq_buf_printf(authz, "AWS4-HMAC-SHA256 Credential=%s/",
-                        access_key);
+    rc = dsq_buf_printf(authz, "AWS4-HMAC-SHA256 Credential=%s/", access_key);
     if (rc == DSQ_OK)
         rc = append_scope(authz, s);
     if (rc == DSQ_OK)

@@ -48,8 +48,8 @@ struct dsq_sigv4_pair {
 };
 
 struct dsq_sigv4_req {
-    const char *method;      /* "GET", "PUT", ... */
-    const char *path;        /* raw, starts with '/' ("" means "/") */
+    const char *method; /* "GET", "PUT", ... */
+    const char *path;   /* raw, starts with '/' ("" means "/") */
     const struct dsq_sigv4_pair *query; /* raw pairs, any order */
     size_t n_query;
     const struct dsq_sigv4_pair *headers; /* must include host and

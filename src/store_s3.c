@@ -42,17 +42,17 @@
 #define PROBE_PREFIX ".dsqlfs-probe/"
 
 struct s3 {
-    struct dsq_store base;      /* first: the store header */
+    struct dsq_store base; /* first: the store header */
     /* immutable after open */
     char *bucket;
-    char *root;                 /* "" or "prefix/" */
-    char *scheme;               /* "http" / "https" */
-    char *hostport;             /* endpoint authority */
+    char *root;     /* "" or "prefix/" */
+    char *scheme;   /* "http" / "https" */
+    char *hostport; /* endpoint authority */
     char *region;
     int path_style;
     unsigned max_retries;
     double retry_base_s, retry_max_s;
-    struct dsq_http *http;      /* owned, thread-safe */
+    struct dsq_http *http;         /* owned, thread-safe */
     struct dsq_creds_chain *creds; /* owned, thread-safe */
     /* stats */
     atomic_uint_least64_t n_requests, n_retries, n_ambiguous, n_refreshes;
@@ -60,9 +60,9 @@ struct s3 {
 
 /* One S3 operation, as its retry loop sees it. */
 struct s3_op {
-    const char *name;           /* "GET", "PUT" ... for messages */
+    const char *name; /* "GET", "PUT" ... for messages */
     const char *method;
-    const char *key;            /* full S3 key, NULL for a bucket op */
+    const char *key; /* full S3 key, NULL for a bucket op */
     const struct dsq_sigv4_pair *query;
     size_t n_query;
     const struct dsq_sigv4_pair *hdrs; /* extra signed headers */
@@ -70,7 +70,7 @@ struct s3_op {
     const void *body;
     size_t body_len;
     struct dsq_buf *body_out;
-    int conditional;            /* If-None-Match / If-Match PUT */
+    int conditional; /* If-None-Match / If-Match PUT */
 };
 
 /* ------------------------------------------------------------ messages */
@@ -167,8 +167,8 @@ static int token_expired_code(const char *code)
  * Build, sign and send one attempt.  Returns dsq_http_do's result.
  */
 static dsq_rc attempt_once(struct s3 *s, const struct s3_op *op,
-                           const char *payload_hash,
-                           struct dsq_http_resp *resp, struct dsq_err *e)
+                           const char *payload_hash, struct dsq_http_resp *resp,
+                           struct dsq_err *e)
 {
     struct dsq_creds cr = {0};
     struct dsq_buf path, query, url, authz, lines;
@@ -210,15 +210,14 @@ static dsq_rc attempt_once(struct s3 *s, const struct s3_op *op,
     h[nh++] = (struct dsq_sigv4_pair){"x-amz-date", date};
     h[nh++] = (struct dsq_sigv4_pair){"x-amz-content-sha256", payload_hash};
     if (cr.session_token)
-        h[nh++] = (struct dsq_sigv4_pair){"x-amz-security-token",
-                                          cr.session_token};
+        h[nh++] =
+            (struct dsq_sigv4_pair){"x-amz-security-token", cr.session_token};
     for (size_t i = 0; i < op->n_hdrs && nh < 16; i++)
         h[nh++] = op->hdrs[i];
 
-    struct dsq_sigv4_req sr = {op->method,  (const char *)path.data,
-                               op->query,   op->n_query,
-                               h,           nh,
-                               payload_hash};
+    struct dsq_sigv4_req sr = {
+        op->method,  (const char *)path.data, op->query, op->n_query, h, nh,
+        payload_hash};
     struct dsq_sigv4_scope sc = {date, s->region, "s3"};
     rc = dsq_sigv4_sign(&sr, &sc, cr.access_key, cr.secret_key, sig, &authz);
     if (rc != DSQ_OK)
@@ -319,18 +318,19 @@ static dsq_rc s3_request(struct s3 *s, const struct s3_op *op,
             dsq_http_resp_cleanup(resp);
             if (op->conditional && resp->maybe_sent) {
                 atomic_fetch_add(&s->n_ambiguous, 1);
-                dsq_err_prefix(e, "%s %s: outcome unknown (the request may "
-                                  "have been applied)",
+                dsq_err_prefix(e,
+                               "%s %s: outcome unknown (the request may "
+                               "have been applied)",
                                op->name, target);
                 return DSQ_ETRANSIENT;
             }
             if (!more) {
-                dsq_err_prefix(e, "%s %s: gave up after %u attempts",
-                               op->name, target, attempt + 1);
+                dsq_err_prefix(e, "%s %s: gave up after %u attempts", op->name,
+                               target, attempt + 1);
                 return DSQ_ETRANSIENT;
             }
-            dsq_log(DSQ_LOG_INFO, "s3", "%s %s: retrying: %s", op->name,
-                    target, e ? e->msg : "");
+            dsq_log(DSQ_LOG_INFO, "s3", "%s %s: retrying: %s", op->name, target,
+                    e ? e->msg : "");
             backoff(s, attempt + 1);
             continue;
         }
@@ -364,8 +364,8 @@ static dsq_rc s3_request(struct s3 *s, const struct s3_op *op,
                 dsq_http_resp_cleanup(resp);
                 return rc;
             }
-            dsq_log(DSQ_LOG_INFO, "s3", "%s %s: HTTP %d %s, retrying",
-                    op->name, target, resp->status, er.code);
+            dsq_log(DSQ_LOG_INFO, "s3", "%s %s: HTTP %d %s, retrying", op->name,
+                    target, resp->status, er.code);
             dsq_http_resp_cleanup(resp);
             backoff(s, attempt + 1);
             continue;
@@ -377,8 +377,7 @@ static dsq_rc s3_request(struct s3 *s, const struct s3_op *op,
                expired token as well */
             int maybe_expired = token_expired_code(er.code) ||
                                 (!er.code[0] && !strcmp(op->method, "HEAD"));
-            if (maybe_expired && !refreshed &&
-                dsq_creds_invalidate(s->creds)) {
+            if (maybe_expired && !refreshed && dsq_creds_invalidate(s->creds)) {
                 /* refused before being applied: safe to send again */
                 refreshed = 1;
                 atomic_fetch_add(&s->n_refreshes, 1);
@@ -497,10 +496,9 @@ static dsq_rc s3_fail(struct s3 *s, const struct s3_op *op,
         rc = DSQ_EIO;
         snprintf(why, sizeof(why), "unexpected answer");
     }
-    dsq_err_set(e, rc, "%s %s: %s (HTTP %d%s%s%s%s%s%s)", op->name, target,
-                why, st, c[0] ? " " : "", c, er.message[0] ? ": " : "",
-                er.message, er.request_id[0] ? ", request id " : "",
-                er.request_id);
+    dsq_err_set(e, rc, "%s %s: %s (HTTP %d%s%s%s%s%s%s)", op->name, target, why,
+                st, c[0] ? " " : "", c, er.message[0] ? ": " : "", er.message,
+                er.request_id[0] ? ", request id " : "", er.request_id);
     err_detail(e, st, c, er.request_id);
     return rc;
 }
@@ -511,7 +509,8 @@ static char *full_key(const struct s3 *s, const char *key, struct dsq_err *e)
 {
     size_t n = strlen(s->root) + strlen(key) + 1;
     if (n > DSQ_KEY_MAX) {
-        dsq_err_set(e, DSQ_EINVAL, "key '%.64s...' is too long with prefix "
+        dsq_err_set(e, DSQ_EINVAL,
+                    "key '%.64s...' is too long with prefix "
                     "'%s' (S3 keys are at most 1024 bytes)",
                     key, s->root);
         return NULL;
@@ -567,7 +566,7 @@ static dsq_rc s3_get(struct dsq_store *st, const char *key, uint64_t off,
     if (!fk)
         return e ? e->rc : DSQ_EINVAL;
     if (off || len) {
-        if (len)
+        if (len && len - 1 <= UINT64_MAX - off)
             snprintf(range, sizeof(range), "bytes=%llu-%llu",
                      (unsigned long long)off,
                      (unsigned long long)(off + len - 1));
@@ -587,10 +586,9 @@ static dsq_rc s3_get(struct dsq_store *st, const char *key, uint64_t off,
             /* the server ignored Range: keep only the range */
             uint64_t have = total;
             uint64_t from = off < have ? off : have;
-            uint64_t n = len && from + len < have ? len : have - from;
+            uint64_t n = len && len < have - from ? len : have - from;
             if (n && from)
-                memmove(out->data + base, out->data + base + from,
-                        (size_t)n);
+                memmove(out->data + base, out->data + base + from, (size_t)n);
             out->len = base + (size_t)n;
         }
         fill_info(&resp, total, info);
@@ -635,8 +633,8 @@ static dsq_rc s3_put(struct dsq_store *st, const char *key, const void *data,
     char *fk = full_key(s, key, e);
     if (!fk)
         return e ? e->rc : DSQ_EINVAL;
-    h[nh++] = (struct dsq_sigv4_pair){"content-type",
-                                      "application/octet-stream"};
+    h[nh++] =
+        (struct dsq_sigv4_pair){"content-type", "application/octet-stream"};
     if (cond == DSQ_PUT_CREATE) {
         h[nh++] = (struct dsq_sigv4_pair){"if-none-match", "*"};
     } else if (cond == DSQ_PUT_IF_MATCH) {
@@ -648,8 +646,8 @@ static dsq_rc s3_put(struct dsq_store *st, const char *key, const void *data,
             snprintf(etag, sizeof(etag), "%s", if_match);
         h[nh++] = (struct dsq_sigv4_pair){"if-match", etag};
     }
-    struct s3_op op = {"PUT", "PUT",  fk,  NULL, 0, h, nh, data,
-                       len,   NULL,   cond != DSQ_PUT_ANY};
+    struct s3_op op = {
+        "PUT", "PUT", fk, NULL, 0, h, nh, data, len, NULL, cond != DSQ_PUT_ANY};
     dsq_rc rc = s3_request(s, &op, &resp, e);
     if (rc != DSQ_OK)
         goto out;
@@ -690,10 +688,30 @@ static dsq_rc s3_head_full(struct s3 *s, const char *fk,
     dsq_rc rc = s3_request(s, &op, &resp, e);
     if (rc != DSQ_OK)
         return rc;
-    if (resp.status == 200)
+    if (resp.status == 200) {
         fill_info(&resp, resp.has_length ? resp.content_length : 0, info);
-    else
+    } else if (resp.status >= 400 && resp.status < 500 && resp.status != 404 &&
+               resp.err_body.len == 0) {
+        /* a HEAD error has no body to say why (wrong secret? unknown
+           key? denied?): ask the same with a one-byte GET, whose error
+           body does */
+        struct dsq_http_resp r2;
+        struct dsq_buf sink;
+        struct dsq_sigv4_pair rh[] = {{"range", "bytes=0-0"}};
+        struct s3_op gop = {"HEAD", "GET", fk, NULL,  0, rh,
+                            1,      NULL,  0,  &sink, 0};
+        dsq_buf_init(&sink, 16);
+        if (s3_request(s, &gop, &r2, NULL) == DSQ_OK) {
+            if (r2.status >= 400 && r2.err_body.len)
+                rc = s3_fail(s, &gop, &r2, e);
+            dsq_http_resp_cleanup(&r2);
+        }
+        dsq_buf_cleanup(&sink);
+        if (rc == DSQ_OK)
+            rc = s3_fail(s, &op, &resp, e);
+    } else {
         rc = s3_fail(s, &op, &resp, e);
+    }
     dsq_http_resp_cleanup(&resp);
     return rc;
 }
@@ -898,8 +916,10 @@ static dsq_rc parse_url(struct s3 *s, const char *url, struct dsq_err *e)
                                "'..' component, or not UTF-8)",
                                url);
         if (pl + 1 >= DSQ_KEY_MAX)
-            return dsq_err_set(e, DSQ_EINVAL, "store URL '%s': prefix too "
-                               "long", url);
+            return dsq_err_set(e, DSQ_EINVAL,
+                               "store URL '%s': prefix too "
+                               "long",
+                               url);
     }
     s->root = malloc(pl + 2);
     if (!s->root)
@@ -1042,8 +1062,8 @@ static dsq_rc probe_put(struct s3 *s, const char *fk, const char *body,
                         const struct dsq_sigv4_pair *h, size_t nh,
                         struct dsq_http_resp *resp, struct dsq_err *e)
 {
-    struct s3_op op = {"PUT",        "PUT", fk,   NULL, 0, h, nh, body,
-                       strlen(body), NULL,  nh > 1};
+    struct s3_op op = {"PUT", "PUT", fk,           NULL, 0,     h,
+                       nh,    body,  strlen(body), NULL, nh > 1};
     return s3_request(s, &op, resp, e);
 }
 
@@ -1073,8 +1093,8 @@ dsq_rc dsq_store_s3_selftest(struct dsq_store *st, struct dsq_err *e)
     if (rc != DSQ_OK)
         return rc;
     if (resp.status != 200) {
-        struct s3_op op = {"PUT", "PUT", fk, NULL, 0, NULL, 0, NULL, 0, NULL,
-                           1};
+        struct s3_op op = {"PUT", "PUT", fk, NULL, 0, NULL,
+                           0,     NULL,  0,  NULL, 1};
         struct dsq_s3_error er;
         int st1 = resp.status;
         peek_error(&resp, &er);
@@ -1085,8 +1105,8 @@ dsq_rc dsq_store_s3_selftest(struct dsq_store *st, struct dsq_err *e)
                              "s3://%s: the server refuses create-only PUTs "
                              "(If-None-Match: *): HTTP %d %s%s%s; read-write "
                              "use is refused (mount with -o ro)",
-                             s->bucket, st1, er.code,
-                             er.message[0] ? ": " : "", er.message);
+                             s->bucket, st1, er.code, er.message[0] ? ": " : "",
+                             er.message);
             err_detail(e, st1, er.code, er.request_id);
         }
         return rc;
@@ -1157,8 +1177,8 @@ dsq_rc dsq_store_s3_selftest(struct dsq_store *st, struct dsq_err *e)
 out:
     if (created) {
         struct dsq_err e2;
-        struct s3_op op = {"DELETE", "DELETE", fk,   NULL, 0, NULL,
-                           0,        NULL,     0,    NULL, 0};
+        struct s3_op op = {"DELETE", "DELETE", fk, NULL, 0, NULL,
+                           0,        NULL,     0,  NULL, 0};
         if (s3_request(s, &op, &resp, &e2) == DSQ_OK)
             dsq_http_resp_cleanup(&resp);
         else

@@ -39,9 +39,9 @@ dsq_rc dsq_store_s3_selftest(struct dsq_store *st, struct dsq_err *e);
 
 /* Counters (tests, stats).  Monotonic; read without locking. */
 struct dsq_s3_stats {
-    uint64_t requests;     /* HTTP attempts sent */
-    uint64_t retries;      /* attempts after the first of an op */
-    uint64_t ambiguous;    /* conditional PUTs answered DSQ_ETRANSIENT */
+    uint64_t requests;        /* HTTP attempts sent */
+    uint64_t retries;         /* attempts after the first of an op */
+    uint64_t ambiguous;       /* conditional PUTs answered DSQ_ETRANSIENT */
     uint64_t creds_refreshes; /* forced by the server (ExpiredToken) */
 };
 void dsq_store_s3_stats(struct dsq_store *st, struct dsq_s3_stats *out);

@@ -47,8 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     case 1: {
         struct dsq_s3_error er;
-        if (dsq_s3xml_parse_error(doc, len, &er, NULL) == DSQ_OK &&
-            !er.code[0])
+        if (dsq_s3xml_parse_error(doc, len, &er, NULL) == DSQ_OK && !er.code[0])
             __builtin_trap();
         break;
     }

@@ -134,8 +134,7 @@ static void make_base(uint32_t pages)
     uint8_t page[4096];
     dsq_test_config(&cfg, 50);
     s3_open(&cfg, &st, &db);
-    ck_assert_int_eq(dsq_db_snapshot(db, DSQ_VERSION_LATEST, &s, NULL),
-                     DSQ_OK);
+    ck_assert_int_eq(dsq_db_snapshot(db, DSQ_VERSION_LATEST, &s, NULL), DSQ_OK);
     ck_assert_int_eq(dsq_txn_begin(s, 0, &t, NULL), DSQ_OK);
     ck_assert_int_eq(dsq_txn_set_page_size(t, 4096, NULL), DSQ_OK);
     for (uint32_t p = 1; p <= pages; p++) {
@@ -311,9 +310,10 @@ START_TEST(test_lost_manifest_reply)
         dsq_test_sql(ref, sql);
         /* every PUT of this commit in turn: segment(s), chunks, manifest */
         unsigned which = (unsigned)(v % 4);
-        dsq_faultproxy_set(px, which == 3 ? DSQ_FAULT_STATUS
-                               : which == 2 ? DSQ_FAULT_RESET
-                                            : DSQ_FAULT_DROP_REPLY,
+        dsq_faultproxy_set(px,
+                           which == 3   ? DSQ_FAULT_STATUS
+                           : which == 2 ? DSQ_FAULT_RESET
+                                        : DSQ_FAULT_DROP_REPLY,
                            503, 1 + (unsigned)(v % 3), "PUT");
         uint64_t got = 0;
         dsq_err_clear(&e);
@@ -329,8 +329,7 @@ START_TEST(test_lost_manifest_reply)
     ck_assert_uint_eq(rep.versions, 12);
     ck_assert_uint_eq(rep.problems, 0);
     struct dsq_snap *s;
-    ck_assert_int_eq(dsq_db_snapshot(db, DSQ_VERSION_LATEST, &s, NULL),
-                     DSQ_OK);
+    ck_assert_int_eq(dsq_db_snapshot(db, DSQ_VERSION_LATEST, &s, NULL), DSQ_OK);
     size_t len, rlen;
     uint8_t *img = dsq_test_snap_image(s, &len);
     uint8_t *want = dsq_test_read_file(ref, &rlen);
@@ -350,7 +349,8 @@ int main(void)
     bucket = getenv("DSQ_S3_BUCKET");
     const char *port = getenv("DSQ_S3_PORT");
     if (!bucket || !port) {
-        fprintf(stderr, "check_engine_s3: run me through tests/s3/with_rgw.sh\n");
+        fprintf(stderr,
+                "check_engine_s3: run me through tests/s3/with_rgw.sh\n");
         return 2;
     }
     s3_port = atoi(port);

@@ -31,7 +31,8 @@ static void need_env(void)
     bucket = getenv("DSQ_S3_BUCKET");
     const char *port = getenv("DSQ_S3_PORT");
     if (!bucket || !port || !getenv("AWS_ENDPOINT_URL")) {
-        fprintf(stderr, "check_store_s3: run me through tests/s3/with_rgw.sh\n");
+        fprintf(stderr,
+                "check_store_s3: run me through tests/s3/with_rgw.sh\n");
         exit(2);
     }
     s3_port = atoi(port);
@@ -84,10 +85,9 @@ static void put_ok(struct dsq_store *st, const char *key, const char *data,
 {
     struct dsq_err e;
     dsq_err_clear(&e);
-    dsq_rc rc = dsq_store_put(st, key, data, strlen(data), cond, etag, info,
-                              &e);
-    ck_assert_msg(rc == DSQ_OK, "put %s: %s (%s)", key, dsq_rc_name(rc),
-                  e.msg);
+    dsq_rc rc =
+        dsq_store_put(st, key, data, strlen(data), cond, etag, info, &e);
+    ck_assert_msg(rc == DSQ_OK, "put %s: %s (%s)", key, dsq_rc_name(rc), e.msg);
 }
 
 static void get_eq(struct dsq_store *st, const char *key, const char *want)
@@ -98,8 +98,7 @@ static void get_eq(struct dsq_store *st, const char *key, const char *want)
     dsq_buf_init(&b, 64 << 20);
     dsq_err_clear(&e);
     dsq_rc rc = dsq_store_get(st, key, 0, 0, &b, &info, &e);
-    ck_assert_msg(rc == DSQ_OK, "get %s: %s (%s)", key, dsq_rc_name(rc),
-                  e.msg);
+    ck_assert_msg(rc == DSQ_OK, "get %s: %s (%s)", key, dsq_rc_name(rc), e.msg);
     ck_assert_uint_eq(b.len, strlen(want));
     if (b.len)
         ck_assert_int_eq(memcmp(b.data, want, b.len), 0);
@@ -172,10 +171,15 @@ END_TEST
 
 START_TEST(test_key_encoding)
 {
-    static const char *keys[] = {
-        "sp ace/a b",      "plus/a+b",        "pct/100%25 %",
-        "uni/caf\xc3\xa9", "uni/\xe2\x98\x83 snow", "sym/=&?#[]{}@!$'()*,;:",
-        "tilde/~x_y-z.w",  "ctl/tab\there",   "deep/a/b/c/d/e/f"};
+    static const char *keys[] = {"sp ace/a b",
+                                 "plus/a+b",
+                                 "pct/100%25 %",
+                                 "uni/caf\xc3\xa9",
+                                 "uni/\xe2\x98\x83 snow",
+                                 "sym/=&?#[]{}@!$'()*,;:",
+                                 "tilde/~x_y-z.w",
+                                 "ctl/tab\there",
+                                 "deep/a/b/c/d/e/f"};
     size_t n = sizeof(keys) / sizeof(keys[0]);
     struct dsq_store *st = must_open(rand_prefix("keys"), NULL, NULL);
     for (size_t i = 0; i < n; i++)
@@ -194,8 +198,7 @@ START_TEST(test_key_encoding)
             found |= !strcmp(pg.entries[i].key, keys[j]);
         ck_assert_msg(found, "unexpected key '%s'", pg.entries[i].key);
         if (i)
-            ck_assert_int_lt(strcmp(pg.entries[i - 1].key,
-                                    pg.entries[i].key),
+            ck_assert_int_lt(strcmp(pg.entries[i - 1].key, pg.entries[i].key),
                              0);
     }
     dsq_list_page_cleanup(&pg);
@@ -216,9 +219,9 @@ START_TEST(test_conditional)
     struct dsq_err e;
     /* create-only */
     put_ok(st, "m/1", "first", DSQ_PUT_CREATE, NULL, &i1);
-    ck_assert_int_eq(dsq_store_put(st, "m/1", "second", 6, DSQ_PUT_CREATE,
-                                   NULL, NULL, &e),
-                     DSQ_EPRECOND);
+    ck_assert_int_eq(
+        dsq_store_put(st, "m/1", "second", 6, DSQ_PUT_CREATE, NULL, NULL, &e),
+        DSQ_EPRECOND);
     ck_assert_msg(e.http_status == 412 || e.http_status == 409, "%d",
                   e.http_status);
     get_eq(st, "m/1", "first");
@@ -303,15 +306,14 @@ START_TEST(test_large_object)
     struct dsq_err e;
     struct dsq_buf b;
     dsq_buf_init(&b, 64u << 20);
-    ck_assert_int_eq(dsq_store_put(st, "big", data, n, DSQ_PUT_CREATE, NULL,
-                                   NULL, &e),
-                     DSQ_OK);
+    ck_assert_int_eq(
+        dsq_store_put(st, "big", data, n, DSQ_PUT_CREATE, NULL, NULL, &e),
+        DSQ_OK);
     ck_assert_int_eq(dsq_store_get(st, "big", 0, 0, &b, NULL, &e), DSQ_OK);
     ck_assert_uint_eq(b.len, n);
     ck_assert_int_eq(memcmp(b.data, data, n), 0);
     dsq_buf_reset(&b);
-    ck_assert_int_eq(dsq_store_get(st, "big", n - 100000, 200000, &b, NULL,
-                                   &e),
+    ck_assert_int_eq(dsq_store_get(st, "big", n - 100000, 200000, &b, NULL, &e),
                      DSQ_OK);
     ck_assert_uint_eq(b.len, 100000);
     ck_assert_int_eq(memcmp(b.data, data + n - 100000, 100000), 0);
@@ -489,6 +491,19 @@ START_TEST(test_error_messages)
     t.secret = "wrongSecretKey0123456789abcdefghijklmnop";
     expect_error("wrong secret", &t, NULL, DSQ_EAUTH, "secret key is wrong");
 
+    /* the same through a HEAD, whose error has no body */
+    memset(&t, 0, sizeof(t));
+    t.secret = "wrongSecretKey0123456789abcdefghijklmnop";
+    {
+        struct dsq_store *st = must_open("errors", tweak, &t);
+        struct dsq_err e;
+        ck_assert_int_eq(dsq_store_head(st, "x", NULL, &e), DSQ_EAUTH);
+        printf("error case %-22s -> %s\n", "wrong secret (HEAD)", e.msg);
+        ck_assert_ptr_nonnull(strstr(e.msg, "secret key is wrong"));
+        ck_assert_ptr_nonnull(strstr(e.msg, "HEAD s3://"));
+        dsq_store_free(st);
+    }
+
     memset(&t, 0, sizeof(t));
     t.access = "NOSUCHACCESSKEY";
     expect_error("unknown access key", &t, NULL, DSQ_EAUTH,
@@ -508,11 +523,12 @@ START_TEST(test_error_messages)
     /* DNS: a label over 63 bytes fails in the resolver library itself, so
        no query leaves the machine */
     memset(&t, 0, sizeof(t));
-    snprintf(ep, sizeof(ep),
-             "http://%s.invalid:80",
-             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    snprintf(ep, sizeof(ep), "http://%s.invalid:80",
+             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+             "aaaaa");
     t.endpoint = ep;
-    expect_error("DNS failure", &t, NULL, DSQ_ETRANSIENT, "cannot resolve host");
+    expect_error("DNS failure", &t, NULL, DSQ_ETRANSIENT,
+                 "cannot resolve host");
 
     /* TLS to a plain-HTTP port */
     memset(&t, 0, sizeof(t));
@@ -743,9 +759,9 @@ START_TEST(test_conditional_ambiguous)
     /* 503 on a create-only PUT: not retried, outcome unknown */
     before = dsq_faultproxy_requests(proxy);
     dsq_faultproxy_set(proxy, DSQ_FAULT_STATUS, 503, 1, "PUT");
-    ck_assert_int_eq(dsq_store_put(st, "v/1", "mine", 4, DSQ_PUT_CREATE, NULL,
-                                   NULL, &e),
-                     DSQ_ETRANSIENT);
+    ck_assert_int_eq(
+        dsq_store_put(st, "v/1", "mine", 4, DSQ_PUT_CREATE, NULL, NULL, &e),
+        DSQ_ETRANSIENT);
     printf("conditional 503 -> %s\n", e.msg);
     ck_assert_ptr_nonnull(strstr(e.msg, "outcome unknown"));
     ck_assert_uint_eq(dsq_faultproxy_requests(proxy) - before, 1);
@@ -779,8 +795,8 @@ START_TEST(test_conditional_ambiguous)
     struct dsq_objinfo info;
     put_ok(st, "m", "a", DSQ_PUT_CREATE, NULL, &info);
     dsq_faultproxy_set(proxy, DSQ_FAULT_DROP_REPLY, 0, 1, "PUT");
-    dsq_rc rc = dsq_store_put(st, "m", "b", 1, DSQ_PUT_IF_MATCH, info.etag,
-                              NULL, &e);
+    dsq_rc rc =
+        dsq_store_put(st, "m", "b", 1, DSQ_PUT_IF_MATCH, info.etag, NULL, &e);
     ck_assert_msg(rc == DSQ_ETRANSIENT || rc == DSQ_OK, "%s", e.msg);
     get_eq(st, "m", "b");
 
@@ -1001,8 +1017,8 @@ START_TEST(test_concurrent_committers)
         get_eq(st, key, val);
         per[winner[i]]++;
     }
-    printf("concurrent committers: %d processes, %d versions, wins:",
-           N_PROCS, N_VERSIONS);
+    printf("concurrent committers: %d processes, %d versions, wins:", N_PROCS,
+           N_VERSIONS);
     for (int i = 0; i < N_PROCS; i++)
         printf(" %d", per[i]);
     printf("\n");
@@ -1026,8 +1042,8 @@ static void *thread_main(void *arg)
         char key[64], val[64];
         snprintf(key, sizeof(key), "t%d/%d", t->id, i % 5);
         snprintf(val, sizeof(val), "thread %d iteration %d", t->id, i);
-        if (dsq_store_put(t->st, key, val, strlen(val), DSQ_PUT_ANY, NULL,
-                          NULL, &e) != DSQ_OK)
+        if (dsq_store_put(t->st, key, val, strlen(val), DSQ_PUT_ANY, NULL, NULL,
+                          &e) != DSQ_OK)
             t->errors++;
         dsq_buf_reset(&b);
         if (dsq_store_get(t->st, key, 0, 0, &b, NULL, &e) != DSQ_OK ||
@@ -1093,8 +1109,7 @@ static void report(const char *what, uint64_t *ns, size_t n)
 {
     qsort(ns, n, sizeof(*ns), cmp_u64);
     printf("latency %-14s n=%zu median %.2f ms  p99 %.2f ms  max %.2f ms\n",
-           what, n, ns[n / 2] / 1e6, ns[(n * 99) / 100] / 1e6,
-           ns[n - 1] / 1e6);
+           what, n, ns[n / 2] / 1e6, ns[(n * 99) / 100] / 1e6, ns[n - 1] / 1e6);
 }
 
 START_TEST(test_latency)

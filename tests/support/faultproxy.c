@@ -123,8 +123,8 @@ static int rd_head(struct rd *r, struct dsq_buf *out)
 }
 
 /* Value of header name in a head block, or NULL (static copy). */
-static const char *hdr(const struct dsq_buf *head, const char *name,
-                       char *val, size_t cap)
+static const char *hdr(const struct dsq_buf *head, const char *name, char *val,
+                       size_t cap)
 {
     size_t nl = strlen(name);
     const char *p = (const char *)head->data;
@@ -341,13 +341,12 @@ static void *conn_main(void *arg)
                 goto out;
             sscanf((const char *)resp.data, "HTTP/%*s %d", &status);
         } while (status >= 100 && status < 200);
-        int no_body = !strcmp(method, "HEAD") || status == 204 ||
-                      status == 304;
+        int no_body = !strcmp(method, "HEAD") || status == 204 || status == 304;
         if (rd_body(ur, &resp, no_body, &resp) != 0)
             break;
         char v[64];
-        int up_close = hdr(&resp, "connection", v, sizeof(v)) &&
-                       !strcasecmp(v, "close");
+        int up_close =
+            hdr(&resp, "connection", v, sizeof(v)) && !strcasecmp(v, "close");
         if (up_close) {
             close(ufd);
             ufd = -1;

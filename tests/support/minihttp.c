@@ -101,8 +101,8 @@ static void *serve(void *arg)
             s->fn(req, resp, s->arg);
             atomic_fetch_add(&s->count, 1);
             if (resp->status) {
-                size_t bl = resp->body_len ? resp->body_len
-                                           : strlen(resp->body);
+                size_t bl =
+                    resp->body_len ? resp->body_len : strlen(resp->body);
                 char head[4096];
                 int hn = snprintf(head, sizeof(head),
                                   "HTTP/1.1 %d X\r\nContent-Length: %zu\r\n"

@@ -18,10 +18,10 @@ struct dsq_minihttp_req {
 };
 
 struct dsq_minihttp_resp {
-    int status;            /* 0 = close the connection without answering */
-    char headers[2048];    /* extra "Name: value\r\n" lines */
+    int status;         /* 0 = close the connection without answering */
+    char headers[2048]; /* extra "Name: value\r\n" lines */
     char body[65536];
-    size_t body_len;       /* 0: strlen(body) */
+    size_t body_len; /* 0: strlen(body) */
 };
 
 typedef void (*dsq_minihttp_fn)(const struct dsq_minihttp_req *req,

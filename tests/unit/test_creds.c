@@ -22,14 +22,23 @@ static uint64_t frozen_now(void)
     return frozen_ms;
 }
 
-static const char *vars[] = {
-    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-    "AWS_PROFILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE",
-    "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME",
-    "AWS_ENDPOINT_URL_STS", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-    "AWS_EC2_METADATA_SERVICE_ENDPOINT", "AWS_REGION", "AWS_DEFAULT_REGION"};
+static const char *vars[] = {"AWS_ACCESS_KEY_ID",
+                             "AWS_SECRET_ACCESS_KEY",
+                             "AWS_SESSION_TOKEN",
+                             "AWS_PROFILE",
+                             "AWS_SHARED_CREDENTIALS_FILE",
+                             "AWS_CONFIG_FILE",
+                             "AWS_WEB_IDENTITY_TOKEN_FILE",
+                             "AWS_ROLE_ARN",
+                             "AWS_ROLE_SESSION_NAME",
+                             "AWS_ENDPOINT_URL_STS",
+                             "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                             "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                             "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+                             "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                             "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+                             "AWS_REGION",
+                             "AWS_DEFAULT_REGION"};
 
 static char *tmp;
 static struct dsq_http *http;
@@ -236,8 +245,8 @@ END_TEST
 /* ---- container endpoint stand-in ---- */
 
 struct stand_in {
-    int fail;            /* answer 500 */
-    int forbid;          /* answer 403 */
+    int fail;   /* answer 500 */
+    int forbid; /* answer 403 */
     unsigned served;
     uint64_t ttl_ms;     /* Expiration = now + ttl */
     char want_auth[256]; /* required Authorization value */
@@ -403,15 +412,16 @@ static void sts_fn(const struct dsq_minihttp_req *rq,
     (*n)++;
     char exp[32];
     dsq_format_time_ms(dsq_now_ms() + 3600 * 1000, exp);
-    snprintf(rs->body, sizeof(rs->body),
-             "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult>"
-             "<Credentials><AccessKeyId>ASIAWEB%u</AccessKeyId>"
-             "<SecretAccessKey>websecret</SecretAccessKey>"
-             "<SessionToken>webtoken</SessionToken>"
-             "<Expiration>%s</Expiration></Credentials>"
-             "</AssumeRoleWithWebIdentityResult>"
-             "</AssumeRoleWithWebIdentityResponse>",
-             *n, exp);
+    snprintf(
+        rs->body, sizeof(rs->body),
+        "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult>"
+        "<Credentials><AccessKeyId>ASIAWEB%u</AccessKeyId>"
+        "<SecretAccessKey>websecret</SecretAccessKey>"
+        "<SessionToken>webtoken</SessionToken>"
+        "<Expiration>%s</Expiration></Credentials>"
+        "</AssumeRoleWithWebIdentityResult>"
+        "</AssumeRoleWithWebIdentityResponse>",
+        *n, exp);
 }
 
 START_TEST(test_web_identity)
@@ -495,10 +505,11 @@ static void imds_fn(const struct dsq_minihttp_req *rq,
     }
     if (!strcmp(rq->path,
                 "/latest/meta-data/iam/security-credentials/my-role")) {
-        snprintf(rs->body, sizeof(rs->body),
-                 "{\"Code\":\"Success\",\"Type\":\"AWS-HMAC\","
-                 "\"AccessKeyId\":\"ASIAIMDS\",\"SecretAccessKey\":\"isecret\","
-                 "\"Token\":\"itoken\",\"Expiration\":\"2099-01-01T00:00:00Z\"}");
+        snprintf(
+            rs->body, sizeof(rs->body),
+            "{\"Code\":\"Success\",\"Type\":\"AWS-HMAC\","
+            "\"AccessKeyId\":\"ASIAIMDS\",\"SecretAccessKey\":\"isecret\","
+            "\"Token\":\"itoken\",\"Expiration\":\"2099-01-01T00:00:00Z\"}");
         return;
     }
     rs->status = 404;

@@ -70,8 +70,7 @@ START_TEST(test_list_last_page_and_empty)
         "<IsTruncated>false</IsTruncated></ListBucketResult>";
     struct dsq_list_page p;
     memset(&p, 0, sizeof(p));
-    ck_assert_int_eq(dsq_s3xml_parse_list(doc, strlen(doc), &p, NULL),
-                     DSQ_OK);
+    ck_assert_int_eq(dsq_s3xml_parse_list(doc, strlen(doc), &p, NULL), DSQ_OK);
     ck_assert_uint_eq(p.n_entries, 0);
     ck_assert_uint_eq(p.n_prefixes, 0);
     ck_assert_ptr_null(p.next_token);
@@ -90,8 +89,7 @@ START_TEST(test_list_url_encoded)
         "<IsTruncated>false</IsTruncated></ListBucketResult>";
     struct dsq_list_page p;
     memset(&p, 0, sizeof(p));
-    ck_assert_int_eq(dsq_s3xml_parse_list(doc, strlen(doc), &p, NULL),
-                     DSQ_OK);
+    ck_assert_int_eq(dsq_s3xml_parse_list(doc, strlen(doc), &p, NULL), DSQ_OK);
     ck_assert_uint_eq(p.n_entries, 2);
     ck_assert_str_eq(p.entries[0].key, "a b+c d");
     ck_assert_str_eq(p.entries[1].key, "caf\xc3\xa9/\x01x");
@@ -125,8 +123,7 @@ static void expect_bad_list(const char *doc, const char *needle)
 
 START_TEST(test_list_malformed)
 {
-    expect_bad_list("<ListBucketResult><Contents><Key>a</Key>",
-                    "bad XML");
+    expect_bad_list("<ListBucketResult><Contents><Key>a</Key>", "bad XML");
     expect_bad_list("not xml at all", "bad XML");
     expect_bad_list("<HTML><BODY>hello</BODY></HTML>",
                     "not a ListObjectsV2 result");
@@ -277,8 +274,7 @@ START_TEST(test_iso8601)
     ck_assert_int_eq(dsq_parse_iso8601_ms("2014-10-24T23:00:23.123456Z", &ms),
                      0);
     ck_assert_uint_eq(ms, 1414191623123ull);
-    ck_assert_int_eq(dsq_parse_iso8601_ms("2014-10-25T01:00:23+02:00", &ms),
-                     0);
+    ck_assert_int_eq(dsq_parse_iso8601_ms("2014-10-25T01:00:23+02:00", &ms), 0);
     ck_assert_uint_eq(ms, 1414191623000ull);
     ck_assert_int_eq(dsq_parse_iso8601_ms("2014-10-24 23:00:23Z", &ms), -1);
     ck_assert_int_eq(dsq_parse_iso8601_ms("2014-10-24T23:00:23", &ms), -1);

@@ -17,7 +17,9 @@
 
 #define SUITE_AK "AKIDEXAMPLE"
 #define SUITE_SK "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
-#define SUITE_CRED "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, "
+#define SUITE_CRED                                                             \
+    "AWS4-HMAC-SHA256 "                                                        \
+    "Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, "
 #define S3_AK "AKIAIOSFODNN7EXAMPLE"
 #define S3_SK "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 
@@ -56,9 +58,9 @@ static void check_sign(const struct dsq_sigv4_req *r, const char *region,
     ck_assert_int_eq(dsq_buf_terminate(&creq), DSQ_OK);
     if (want_creq)
         ck_assert_str_eq((char *)creq.data, want_creq);
-    ck_assert_int_eq(dsq_sigv4_string_to_sign(&sc, (char *)creq.data,
-                                              creq.len, &sts),
-                     DSQ_OK);
+    ck_assert_int_eq(
+        dsq_sigv4_string_to_sign(&sc, (char *)creq.data, creq.len, &sts),
+        DSQ_OK);
     ck_assert_int_eq(dsq_buf_terminate(&sts), DSQ_OK);
     if (want_sts)
         ck_assert_str_eq((char *)sts.data, want_sts);
@@ -99,91 +101,100 @@ static void suite_case(const char *method, const char *path,
 
 START_TEST(test_get_vanilla)
 {
-    suite_case("GET", "/", NULL, 0, NULL, 0, "",
-               "GET\n/\n\nhost:example.amazonaws.com\n"
-               "x-amz-date:20150830T123600Z\n\nhost;x-amz-date\n" DSQ_SHA256_EMPTY,
-               "AWS4-HMAC-SHA256\n20150830T123600Z\n"
-               "20150830/us-east-1/service/aws4_request\n"
-               "bb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c25292927e63",
-               "SignedHeaders=host;x-amz-date, Signature="
-               "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31");
+    suite_case(
+        "GET", "/", NULL, 0, NULL, 0, "",
+        "GET\n/\n\nhost:example.amazonaws.com\n"
+        "x-amz-date:20150830T123600Z\n\nhost;x-amz-date\n" DSQ_SHA256_EMPTY,
+        "AWS4-HMAC-SHA256\n20150830T123600Z\n"
+        "20150830/us-east-1/service/aws4_request\n"
+        "bb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c25292927e63",
+        "SignedHeaders=host;x-amz-date, Signature="
+        "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31");
 }
 END_TEST
 
 START_TEST(test_get_vanilla_empty_path)
 {
     /* "" is "/" */
-    suite_case("GET", "", NULL, 0, NULL, 0, "", NULL, NULL,
-               "SignedHeaders=host;x-amz-date, Signature="
-               "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31");
+    suite_case(
+        "GET", "", NULL, 0, NULL, 0, "", NULL, NULL,
+        "SignedHeaders=host;x-amz-date, Signature="
+        "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31");
 }
 END_TEST
 
 START_TEST(test_get_vanilla_query_order_key_case)
 {
     struct dsq_sigv4_pair q[] = {{"Param2", "value2"}, {"Param1", "value1"}};
-    suite_case("GET", "/", q, 2, NULL, 0, "", NULL, NULL,
-               "SignedHeaders=host;x-amz-date, Signature="
-               "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500");
+    suite_case(
+        "GET", "/", q, 2, NULL, 0, "", NULL, NULL,
+        "SignedHeaders=host;x-amz-date, Signature="
+        "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500");
 }
 END_TEST
 
 START_TEST(test_get_vanilla_query_order_key)
 {
     struct dsq_sigv4_pair q[] = {{"Param1", "value2"}, {"Param1", "Value1"}};
-    suite_case("GET", "/", q, 2, NULL, 0, "",
-               "GET\n/\nParam1=Value1&Param1=value2\n"
-               "host:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\n"
-               "host;x-amz-date\n" DSQ_SHA256_EMPTY,
-               "AWS4-HMAC-SHA256\n20150830T123600Z\n"
-               "20150830/us-east-1/service/aws4_request\n"
-               "704b4cef673542d84cdff252633f065e8daeba5f168b77116f8b1bcaf3d38f89",
-               "SignedHeaders=host;x-amz-date, Signature="
-               "eedbc4e291e521cf13422ffca22be7d2eb8146eecf653089df300a15b2382bd1");
+    suite_case(
+        "GET", "/", q, 2, NULL, 0, "",
+        "GET\n/\nParam1=Value1&Param1=value2\n"
+        "host:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\n"
+        "host;x-amz-date\n" DSQ_SHA256_EMPTY,
+        "AWS4-HMAC-SHA256\n20150830T123600Z\n"
+        "20150830/us-east-1/service/aws4_request\n"
+        "704b4cef673542d84cdff252633f065e8daeba5f168b77116f8b1bcaf3d38f89",
+        "SignedHeaders=host;x-amz-date, Signature="
+        "eedbc4e291e521cf13422ffca22be7d2eb8146eecf653089df300a15b2382bd1");
 }
 END_TEST
 
 START_TEST(test_get_vanilla_query_order_value)
 {
     struct dsq_sigv4_pair q[] = {{"Param1", "value2"}, {"Param1", "value1"}};
-    suite_case("GET", "/", q, 2, NULL, 0, "", NULL, NULL,
-               "SignedHeaders=host;x-amz-date, Signature="
-               "5772eed61e12b33fae39ee5e7012498b51d56abc0abb7c60486157bd471c4694");
+    suite_case(
+        "GET", "/", q, 2, NULL, 0, "", NULL, NULL,
+        "SignedHeaders=host;x-amz-date, Signature="
+        "5772eed61e12b33fae39ee5e7012498b51d56abc0abb7c60486157bd471c4694");
 }
 END_TEST
 
 START_TEST(test_get_vanilla_utf8_query)
 {
     struct dsq_sigv4_pair q[] = {{"\xe1\x88\xb4", "bar"}};
-    suite_case("GET", "/", q, 1, NULL, 0, "", NULL, NULL,
-               "SignedHeaders=host;x-amz-date, Signature="
-               "2cdec8eed098649ff3a119c94853b13c643bcf08f8b0a1d91e12c9027818dd04");
+    suite_case(
+        "GET", "/", q, 1, NULL, 0, "", NULL, NULL,
+        "SignedHeaders=host;x-amz-date, Signature="
+        "2cdec8eed098649ff3a119c94853b13c643bcf08f8b0a1d91e12c9027818dd04");
 }
 END_TEST
 
 START_TEST(test_get_unreserved)
 {
-    suite_case("GET",
-               "/-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
-               NULL, 0, NULL, 0, "", NULL, NULL,
-               "SignedHeaders=host;x-amz-date, Signature="
-               "07ef7494c76fa4850883e2b006601f940f8a34d404d0cfa977f52a65bbf5f24f");
+    suite_case(
+        "GET",
+        "/-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
+        NULL, 0, NULL, 0, "", NULL, NULL,
+        "SignedHeaders=host;x-amz-date, Signature="
+        "07ef7494c76fa4850883e2b006601f940f8a34d404d0cfa977f52a65bbf5f24f");
 }
 END_TEST
 
 START_TEST(test_get_utf8)
 {
-    suite_case("GET", "/\xe1\x88\xb4", NULL, 0, NULL, 0, "", NULL, NULL,
-               "SignedHeaders=host;x-amz-date, Signature="
-               "8318018e0b0f223aa2bbf98705b62bb787dc9c0e678f255a891fd03141be5d85");
+    suite_case(
+        "GET", "/\xe1\x88\xb4", NULL, 0, NULL, 0, "", NULL, NULL,
+        "SignedHeaders=host;x-amz-date, Signature="
+        "8318018e0b0f223aa2bbf98705b62bb787dc9c0e678f255a891fd03141be5d85");
 }
 END_TEST
 
 START_TEST(test_get_space)
 {
-    suite_case("GET", "/example space/", NULL, 0, NULL, 0, "", NULL, NULL,
-               "SignedHeaders=host;x-amz-date, Signature="
-               "652487583200325589f1fba4c7e578f72c47cb61beeca81406b39ddec1366741");
+    suite_case(
+        "GET", "/example space/", NULL, 0, NULL, 0, "", NULL, NULL,
+        "SignedHeaders=host;x-amz-date, Signature="
+        "652487583200325589f1fba4c7e578f72c47cb61beeca81406b39ddec1366741");
 }
 END_TEST
 
@@ -191,9 +202,10 @@ START_TEST(test_get_header_value_trim)
 {
     struct dsq_sigv4_pair x[] = {{"My-Header1", " value1"},
                                  {"My-Header2", "\"a   b   c\""}};
-    suite_case("GET", "/", NULL, 0, x, 2, "", NULL, NULL,
-               "SignedHeaders=host;my-header1;my-header2;x-amz-date, Signature="
-               "acc3ed3afb60bb290fc8d2dd0098b9911fcaa05412b367055dee359757a9c736");
+    suite_case(
+        "GET", "/", NULL, 0, x, 2, "", NULL, NULL,
+        "SignedHeaders=host;my-header1;my-header2;x-amz-date, Signature="
+        "acc3ed3afb60bb290fc8d2dd0098b9911fcaa05412b367055dee359757a9c736");
 }
 END_TEST
 
@@ -202,9 +214,10 @@ START_TEST(test_get_header_key_duplicate)
     struct dsq_sigv4_pair x[] = {{"My-Header1", "value2"},
                                  {"My-Header1", "value2"},
                                  {"My-Header1", "value1"}};
-    suite_case("GET", "/", NULL, 0, x, 3, "", NULL, NULL,
-               "SignedHeaders=host;my-header1;x-amz-date, Signature="
-               "c9d5ea9f3f72853aea855b47ea873832890dbdd183b4468f858259531a5138ea");
+    suite_case(
+        "GET", "/", NULL, 0, x, 3, "", NULL, NULL,
+        "SignedHeaders=host;my-header1;x-amz-date, Signature="
+        "c9d5ea9f3f72853aea855b47ea873832890dbdd183b4468f858259531a5138ea");
 }
 END_TEST
 
@@ -214,17 +227,19 @@ START_TEST(test_get_header_value_order)
                                  {"My-Header1", "value1"},
                                  {"My-Header1", "value3"},
                                  {"My-Header1", "value2"}};
-    suite_case("GET", "/", NULL, 0, x, 4, "", NULL, NULL,
-               "SignedHeaders=host;my-header1;x-amz-date, Signature="
-               "08c7e5a9acfcfeb3ab6b2185e75ce8b1deb5e634ec47601a50643f830c755c01");
+    suite_case(
+        "GET", "/", NULL, 0, x, 4, "", NULL, NULL,
+        "SignedHeaders=host;my-header1;x-amz-date, Signature="
+        "08c7e5a9acfcfeb3ab6b2185e75ce8b1deb5e634ec47601a50643f830c755c01");
 }
 END_TEST
 
 START_TEST(test_post_vanilla)
 {
-    suite_case("POST", "/", NULL, 0, NULL, 0, "", NULL, NULL,
-               "SignedHeaders=host;x-amz-date, Signature="
-               "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b");
+    suite_case(
+        "POST", "/", NULL, 0, NULL, 0, "", NULL, NULL,
+        "SignedHeaders=host;x-amz-date, Signature="
+        "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b");
 }
 END_TEST
 
@@ -232,16 +247,17 @@ START_TEST(test_post_x_www_form_urlencoded)
 {
     struct dsq_sigv4_pair x[] = {
         {"Content-Type", "application/x-www-form-urlencoded"}};
-    suite_case("POST", "/", NULL, 0, x, 1, "Param1=value1",
-               "POST\n/\n\ncontent-type:application/x-www-form-urlencoded\n"
-               "host:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\n"
-               "content-type;host;x-amz-date\n"
-               "9095672bbd1f56dfc5b65f3e153adc8731a4a654192329106275f4c7b24d0b6e",
-               "AWS4-HMAC-SHA256\n20150830T123600Z\n"
-               "20150830/us-east-1/service/aws4_request\n"
-               "42a5e5bb34198acb3e84da4f085bb7927f2bc277ca766e6d19c73c2154021281",
-               "SignedHeaders=content-type;host;x-amz-date, Signature="
-               "ff11897932ad3f4e8b18135d722051e5ac45fc38421b1da7b9d196a0fe09473a");
+    suite_case(
+        "POST", "/", NULL, 0, x, 1, "Param1=value1",
+        "POST\n/\n\ncontent-type:application/x-www-form-urlencoded\n"
+        "host:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\n"
+        "content-type;host;x-amz-date\n"
+        "9095672bbd1f56dfc5b65f3e153adc8731a4a654192329106275f4c7b24d0b6e",
+        "AWS4-HMAC-SHA256\n20150830T123600Z\n"
+        "20150830/us-east-1/service/aws4_request\n"
+        "42a5e5bb34198acb3e84da4f085bb7927f2bc277ca766e6d19c73c2154021281",
+        "SignedHeaders=content-type;host;x-amz-date, Signature="
+        "ff11897932ad3f4e8b18135d722051e5ac45fc38421b1da7b9d196a0fe09473a");
 }
 END_TEST
 
@@ -249,9 +265,10 @@ START_TEST(test_post_x_www_form_urlencoded_parameters)
 {
     struct dsq_sigv4_pair x[] = {
         {"Content-Type", "application/x-www-form-urlencoded; charset=utf8"}};
-    suite_case("POST", "/", NULL, 0, x, 1, "Param1=value1", NULL, NULL,
-               "SignedHeaders=content-type;host;x-amz-date, Signature="
-               "1a72ec8f64bd914b0e42e42607c7fbce7fb2c7465f63e3092b3b0d39fa77a6fe");
+    suite_case(
+        "POST", "/", NULL, 0, x, 1, "Param1=value1", NULL, NULL,
+        "SignedHeaders=content-type;host;x-amz-date, Signature="
+        "1a72ec8f64bd914b0e42e42607c7fbce7fb2c7465f63e3092b3b0d39fa77a6fe");
 }
 END_TEST
 
@@ -259,10 +276,18 @@ START_TEST(test_post_sts_header_before)
 {
     struct dsq_sigv4_pair x[] = {
         {"X-Amz-Security-Token",
-         "AQoDYXdzEPT//////////wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTwdQWLWsKWHGBuFqwAeMicRXmxfpSPfIeoIYRqTflfKD8YUuwthAx7mSEI/qkPpKPi/kMcGdQrmGdeehM4IC1NtBmUpp2wUE8phUZampKsburEDy0KPkyQDYwT7WZ0wq5VSXDvp75YU9HFvlRd8Tx6q6fE8YQcHNVXAkiY9q6d+xo0rKwT38xVqr7ZD0u0iPPkUL64lIZbqBAz+scqKmlzm8FDrypNC9Yjc8fPOLn9FX9KSYvKTr4rvx3iSIlTJabIQwj2ICCR/oLxBA=="}};
-    suite_case("POST", "/", NULL, 0, x, 1, "", NULL, NULL,
-               "SignedHeaders=host;x-amz-date;x-amz-security-token, Signature="
-               "85d96828115b5dc0cfc3bd16ad9e210dd772bbebba041836c64533a82be05ead");
+         "AQoDYXdzEPT//////////"
+         "wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTwdQWLWsKWHGBuFqwAeMicRXmxfp"
+         "SPfIeoIYRqTflfKD8YUuwthAx7mSEI/qkPpKPi/"
+         "kMcGdQrmGdeehM4IC1NtBmUpp2wUE8phUZampKsburEDy0KPkyQDYwT7WZ0wq5VSXDvp7"
+         "5YU9HFvlRd8Tx6q6fE8YQcHNVXAkiY9q6d+"
+         "xo0rKwT38xVqr7ZD0u0iPPkUL64lIZbqBAz+"
+         "scqKmlzm8FDrypNC9Yjc8fPOLn9FX9KSYvKTr4rvx3iSIlTJabIQwj2ICCR/"
+         "oLxBA=="}};
+    suite_case(
+        "POST", "/", NULL, 0, x, 1, "", NULL, NULL,
+        "SignedHeaders=host;x-amz-date;x-amz-security-token, Signature="
+        "85d96828115b5dc0cfc3bd16ad9e210dd772bbebba041836c64533a82be05ead");
 }
 END_TEST
 
@@ -366,7 +391,9 @@ START_TEST(test_signing_key)
         hex[2 * i + 1] = h[k[i] & 15];
     }
     hex[64] = 0;
-    ck_assert_str_eq(hex, "f4780e2d9f65fa895f9c67b32ce1baf0b0d8a43505a000a1a9e090d414db404d");
+    ck_assert_str_eq(
+        hex,
+        "f4780e2d9f65fa895f9c67b32ce1baf0b0d8a43505a000a1a9e090d414db404d");
 }
 END_TEST
 
