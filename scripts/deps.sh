@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 BUILD_PKGS=(build-essential cmake pkg-config libfuse3-dev fuse3
             libcurl4-openssl-dev libssl-dev libmsgpack-dev libjansson-dev
             libsqlite3-dev sqlite3 check libexpat1-dev libzstd-dev
-            libxxhash-dev)
+            libxxhash-dev openssl)
 TEST_PKGS=(clang libclang-rt-14-dev python3 python3-sqlalchemy
            python3-alembic procps psmisc util-linux)
 
