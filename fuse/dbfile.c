@@ -835,6 +835,8 @@ int dsq_dbfile_flush(struct dsq_dbfile *df, uint64_t owner)
 {
     struct inval iv = {0};
     int r = 0;
+    dsq_log(DSQ_LOG_DEBUG, "lock", "%s.db: flush owner %" PRIx64, df->prefix,
+            owner);
     pthread_mutex_lock(&df->mu);
     wait_inval(df);
     int had_write = 0;
@@ -882,6 +884,11 @@ int dsq_dbfile_setlk(struct dsq_dbfile *df, uint64_t owner,
                                   : start + (uint64_t)lk->l_len - 1;
     int type = lk->l_type;
     int r = 0;
+    dsq_log(DSQ_LOG_DEBUG, "lock",
+            "%s.db: setlk owner %" PRIx64 " pid %d type %d start %" PRIx64
+            " len %lld sleep %d",
+            df->prefix, owner, (int)lk->l_pid, type, start,
+            (long long)lk->l_len, sleep);
     pthread_mutex_lock(&df->mu);
     for (;;) {
         wait_inval(df);

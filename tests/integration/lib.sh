@@ -13,6 +13,10 @@ STORE="file://$T/store"
 MOUNTS=()
 PIDS=()
 
+# Debian's python3 (its sqlite3 module, SQLAlchemy, Alembic), not a shim
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+
 log() { echo "[$(date +%T)] $*" >&2; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
