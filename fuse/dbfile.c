@@ -21,6 +21,10 @@
  *       cache of the file is dropped so no uncommitted page stays visible.
  *  (L5) An EXCLUSIVE refused for a snapshot stays refused until the
  *       snapshot moves.
+ *  (L6) The snapshot does not move while the local journal is hot: the
+ *       rollback SQLite plays from it restores pages of that snapshot,
+ *       so it writes nothing new and commits nothing (pages rewritten
+ *       unchanged are dropped).
  * Threads: every function takes df->mu (fs.h); invalidations are sent
  * with it released, under inval_busy.
  */
@@ -201,6 +205,8 @@ static void log_rc(struct dsq_dbfile *df, const char *what,
 
 /* ---- snapshots ---- */
 
+static int journal_hot(struct dsq_dbfile *df);
+
 /* The served snapshot, pinning the newest version at first use. */
 static int ensure_snap(struct dsq_dbfile *df)
 {
@@ -245,11 +251,17 @@ static int check_head(struct dsq_dbfile *df, int force)
  * (L1) Move the served snapshot to the newest version: only with no lock
  * held and nothing buffered.  Collects what the kernel must drop in iv.
  */
-static int refresh(struct dsq_dbfile *df, struct inval *iv)
+static int refresh(struct dsq_dbfile *df, struct inval *iv,
+                   uint64_t owner_except)
 {
     int r = ensure_snap(df);
-    if (r || df->txn || dsq_locks_any(&df->locks, 0))
+    if (r || df->txn || dsq_locks_any(&df->locks, owner_except))
         return r;
+    if (journal_hot(df)) {
+        /* (L6) a hot journal holds the pages of this snapshot: SQLite
+           rolls back against it first */
+        return 0;
+    }
     r = check_head(df, 0);
     if (r)
         return r;
@@ -288,16 +300,20 @@ static int refresh(struct dsq_dbfile *df, struct inval *iv)
 
 /* ---- journal ---- */
 
-/* 1 if the local journal is hot (exists, non-empty, valid magic). */
+/*
+ * 1 if the local journal is hot as SQLite judges it: it exists and its
+ * first byte is not zero (TRUNCATE leaves it empty, PERSIST zeroes the
+ * header, an unsynced journal has a zero magic).
+ */
 static int journal_hot(struct dsq_dbfile *df)
 {
-    uint8_t m[8];
+    uint8_t m[1];
     int fd = open(df->journal_path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return 0;
-    ssize_t n = pread(fd, m, 8, 0);
+    ssize_t n = pread(fd, m, 1, 0);
     close(fd);
-    return n == 8 && memcmp(m, journal_magic, 8) == 0;
+    return n == 1 && m[0] != 0;
 }
 
 static int u32cmp(const void *a, const void *b)
@@ -326,8 +342,11 @@ static int journal_pages(const char *path, uint32_t **out, size_t *nout)
     uint64_t size = (uint64_t)sb.st_size, pos = 0;
     while (pos + 28 <= size) {
         uint8_t h[28];
+        static const uint8_t zero[8];
+        /* before its first sync SQLite leaves the magic zeroed */
         if (pread(fd, h, 28, (off_t)pos) != 28 ||
-            memcmp(h, journal_magic, 8) != 0)
+            (memcmp(h, journal_magic, 8) != 0 &&
+             (pos != 0 || memcmp(h, zero, 8) != 0)))
             break;
         uint32_t nrec = be32(h + 8), sector = be32(h + 20),
                  ps = be32(h + 24);
@@ -425,6 +444,12 @@ static int early_conflict(struct dsq_dbfile *df, int any_commit)
                     conflict = 1;
         }
     }
+    dsq_log(DSQ_LOG_DEBUG, "lock",
+            "%s.db: early check: snapshot %" PRIu64 ", head %" PRIu64
+            ", %zu changed range(s), page 1 %s, %zu journaled page(s): %s",
+            df->prefix, sv, df->head, c.n_ranges,
+            c.page1_changed ? "changed" : "counters only", n,
+            conflict ? "conflict" : "no conflict");
     free(pg);
     dsq_changes_cleanup(&c);
     return conflict;
@@ -580,7 +605,7 @@ int dsq_dbfile_on_open(struct dsq_dbfile *df, int trunc)
     struct inval iv = {0};
     pthread_mutex_lock(&df->mu);
     wait_inval(df);
-    int r = refresh(df, &iv);
+    int r = refresh(df, &iv, 0);
     df->open_count++;
     unlock_and_inval(df, &iv);
     if (r == 0 && trunc)
@@ -907,7 +932,7 @@ int dsq_dbfile_setlk(struct dsq_dbfile *df, uint64_t owner,
         dsq_locks_type_at(&df->locks, owner, DSQ_SHARED_FIRST) == F_WRLCK;
     if (type != F_UNLCK && !dsq_locks_any(&df->locks, 0)) {
         /* a read transaction starts: pin the newest version (L1) */
-        r = refresh(df, &iv);
+        r = refresh(df, &iv, 0);
         df->st.read_txns++;
         if (r)
             goto out;
@@ -916,7 +941,12 @@ int dsq_dbfile_setlk(struct dsq_dbfile *df, uint64_t owner,
         int reserved = start <= DSQ_RESERVED_BYTE && DSQ_RESERVED_BYTE <= end;
         int exclusive = start <= DSQ_SHARED_FIRST && DSQ_SHARED_FIRST <= end;
         uint64_t sv = dsq_snap_version(df->snap);
-        if ((exclusive && !had_excl) ||
+        /* SQLite rolls a hot journal back under EXCLUSIVE taken straight
+           from SHARED: never refuse that one */
+        int rollback = exclusive && dsq_locks_type_at(&df->locks, owner,
+                                                      DSQ_RESERVED_BYTE) !=
+                                        F_WRLCK;
+        if ((exclusive && !had_excl && !rollback) ||
             (reserved &&
              df->fs->cfg->isolation == DSQ_ISOLATION_SERIALIZABLE)) {
             if (df->refused && df->refused_version == sv) {
@@ -940,9 +970,19 @@ int dsq_dbfile_setlk(struct dsq_dbfile *df, uint64_t owner,
             }
         }
     }
+    int had_reserved =
+        dsq_locks_type_at(&df->locks, owner, DSQ_RESERVED_BYTE) == F_WRLCK;
     r = dsq_locks_apply(&df->locks, owner, start, end, type, lk->l_pid);
     if (r)
         goto out;
+    if (had_excl && !had_reserved && !df->txn &&
+        dsq_locks_type_at(&df->locks, owner, DSQ_SHARED_FIRST) != F_WRLCK) {
+        /* a hot-journal rollback just ended (EXCLUSIVE straight from
+           SHARED): SQLite re-reads the change counter before using its
+           cache, so the snapshot may move now if nobody else holds a
+           lock, and this read transaction sees what others committed */
+        refresh(df, &iv, owner);
+    }
     if (had_excl &&
         dsq_locks_type_at(&df->locks, owner, DSQ_SHARED_FIRST) != F_WRLCK &&
         df->txn && !df->txn_plain) {

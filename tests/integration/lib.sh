@@ -30,7 +30,11 @@ cleanup() {
             fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
         fi
     done
-    for p in "${DAEMONS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null; done
+    for p in "${DAEMONS[@]:-}"; do
+        [ -n "$p" ] || continue
+        for _ in $(seq 1 40); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
+        kill -9 "$p" 2>/dev/null
+    done
     if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
         for f in "$T"/*.log; do [ -f "$f" ] && { echo "--- $f (tail)" >&2; tail -30 "$f" >&2; }; done
     fi
@@ -54,8 +58,9 @@ mount_store() {
     local dir=$1; shift
     mkdir -p "$dir"
     local logf="$T/$(basename "$dir").log"
-    "$DSQLFS" "$STORE" "$dir" -f -v "$@" >>"$logf" 2>&1 &
+    "$DSQLFS" "$STORE" "$dir" -f ${DSQ_IT_DEBUG:--v} "$@" >>"$logf" 2>&1 &
     LAST_DAEMON=$!
+    disown "$LAST_DAEMON"
     DAEMONS+=("$LAST_DAEMON")
     MOUNTS+=("$dir")
     for _ in $(seq 1 100); do
