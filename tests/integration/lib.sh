@@ -38,10 +38,12 @@ cleanup() {
     if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
         for f in "$T"/*.log; do [ -f "$f" ] && { echo "--- $f (tail)" >&2; tail -30 "$f" >&2; }; done
     fi
+    for f in "${RM_AFTER[@]:-}"; do [ -n "$f" ] && rm -f "$f"; done
     rm -rf "$T"
     exit $rc
 }
 DAEMONS=()
+RM_AFTER=()
 trap cleanup EXIT
 
 need_fuse() {
