@@ -131,55 +131,23 @@ static int parse_args(int argc, char **argv, struct args *a)
     return 0;
 }
 
-/*
- * Split a database URL into the store URL and the database prefix: the
- * last path component names the database.
- */
-static dsq_rc split_url(const char *url, char **store_url, char **prefix,
-                        struct dsq_err *e)
-{
-    const char *scheme_end = strstr(url, "://");
-    if (!scheme_end)
-        return dsq_err_set(e, DSQ_EINVAL,
-                           "'%s' is not a URL (use file:///abs/dir/NAME or "
-                           "s3://BUCKET/[PREFIX/]NAME)",
-                           url);
-    size_t len = strlen(url);
-    while (len > 0 && url[len - 1] == '/')
-        len--;
-    const char *body = scheme_end + 3;
-    const char *last = NULL;
-    for (const char *p = body; p < url + len; p++)
-        if (*p == '/')
-            last = p;
-    int is_file = !strncmp(url, "file://", 7);
-    /* file:///NAME has the store "/", s3://BUCKET/NAME has "s3://BUCKET" */
-    if (!last || last + 1 >= url + len || (!is_file && last == body - 1))
-        return dsq_err_set(e, DSQ_EINVAL,
-                           "'%s' names no database (the last path "
-                           "component is the database name)",
-                           url);
-    size_t slen = (size_t)(last - url);
-    if (is_file && last == body)
-        slen++; /* keep the root "/" */
-    *store_url = strndup(url, slen);
-    *prefix = strndup(last + 1, (size_t)(url + len - last - 1));
-    if (!*store_url || !*prefix) {
-        free(*store_url);
-        free(*prefix);
-        return DSQ_ENOMEM;
-    }
-    return DSQ_OK;
-}
-
 static dsq_rc open_db(struct args *a, const char *url, struct dsq_store **st,
                       struct dsq_db **db, struct dsq_err *e)
 {
     char *store_url = NULL, *prefix = NULL;
-    dsq_rc rc = split_url(url, &store_url, &prefix, e);
+    dsq_rc rc = dsq_url_split(url, &store_url, &prefix, e);
     if (rc != DSQ_OK)
         return rc;
     rc = dsq_store_open(store_url, &a->cfg, st, e);
+    /* commands that write need a store that honours create-only */
+    if (rc == DSQ_OK && (!strcmp(a->cmd, "init") || !strcmp(a->cmd, "import") ||
+                         (!strcmp(a->cmd, "recovery-scan") && a->do_delete))) {
+        rc = dsq_store_check_conditional(*st, e);
+        if (rc != DSQ_OK) {
+            dsq_store_free(*st);
+            *st = NULL;
+        }
+    }
     if (rc == DSQ_OK) {
         rc = dsq_db_open(*st, prefix, &a->cfg, db, e);
         if (rc != DSQ_OK) {
@@ -539,7 +507,12 @@ out:
 static int print_version(const struct dsq_version_info *v, void *arg)
 {
     char t[32];
-    (void)arg;
+    int *header_done = arg;
+    if (!*header_done) {
+        printf("%10s  %-24s  %10s  %6s  %10s  %10s  %s\n", "version", "time",
+               "pages", "psize", "written", "checkpoint", "writer");
+        *header_done = 1;
+    }
     dsq_format_time_ms(v->time_ms, t);
     printf("%10llu  %s  %10u  %6u  %10llu  %10llu  %.8s\n",
            (unsigned long long)v->version, t, v->page_count, v->page_size,
@@ -557,11 +530,11 @@ static int cmd_versions(struct args *a)
     if (a->npos != 1)
         return usage_error(a->cmd, "usage: versions URL");
     dsq_rc rc = open_db(a, a->pos[0], &st, &db, &e);
-    if (rc == DSQ_OK) {
-        printf("%10s  %-24s  %10s  %6s  %10s  %10s  %s\n", "version", "time",
-               "pages", "psize", "written", "checkpoint", "writer");
-        rc = dsq_db_versions(db, print_version, NULL, &e);
-    }
+    int header_done = 0;
+    if (rc == DSQ_OK)
+        rc = dsq_db_versions(db, print_version, &header_done, &e);
+    if (rc == DSQ_OK && !header_done)
+        printf("%s has no versions\n", a->pos[0]);
     dsq_db_close(db);
     dsq_store_free(st);
     return rc == DSQ_OK ? 0 : fail(a->cmd, &e, rc);

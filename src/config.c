@@ -44,6 +44,8 @@ static const struct opt opts[] = {
     {"page_cache_bytes", NULL, NULL, K_SIZE, OFF(page_cache_bytes), 0,
      1e15},
     {"txn_mem_bytes", NULL, NULL, K_SIZE, OFF(txn_mem_bytes), 65536, 1e15},
+    {"disk_cache", NULL, NULL, K_TRISTATE, OFF(disk_cache), 0, 0},
+    {"disk_cache_bytes", NULL, NULL, K_SIZE, OFF(disk_cache_bytes), 0, 1e15},
     {"endpoint", "AWS_ENDPOINT_URL", NULL, K_STR, OFF(endpoint), 0, 0},
     {"region", "AWS_REGION", "AWS_DEFAULT_REGION", K_STR, OFF(region), 0, 0},
     {"access_key", "AWS_ACCESS_KEY_ID", NULL, K_STR, OFF(access_key), 0, 0},
@@ -76,6 +78,8 @@ void dsq_config_init(struct dsq_config *c)
     c->compress = 1;
     c->page_cache_bytes = 64u << 20;
     c->txn_mem_bytes = 64u << 20;
+    c->disk_cache = -1;
+    c->disk_cache_bytes = 1u << 30;
     c->path_style = -1;
     c->connect_timeout_s = 10;
     c->request_timeout_s = 30;

@@ -36,6 +36,8 @@ struct dsq_config {
     char *cache_dir;                /* owned; ~/.distributed_sqlite/cache */
     uint64_t page_cache_bytes;      /* in-memory page cache (64 MiB) */
     uint64_t txn_mem_bytes;         /* txn buffer before spilling (64 MiB) */
+    int disk_cache;                 /* -1 auto (not for file://), 0, 1 */
+    uint64_t disk_cache_bytes;      /* bound on the disk cache (1 GiB) */
 
     /* S3 */
     char *endpoint;      /* owned; AWS_ENDPOINT_URL */

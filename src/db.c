@@ -23,6 +23,7 @@
  */
 #include "db.h"
 
+#include "cache.h"
 #include "env.h"
 #include "log.h"
 #include "manifest.h"
@@ -87,6 +88,8 @@ struct dsq_db {
     uint64_t txn_mem;
     char *spill_dir;
 
+    struct dsq_cache *dcache;    /* on-disk cache, or NULL; thread-safe */
+
     pthread_mutex_t mu;
     struct dsq_db_stats stats;   /* guarded by mu */
     /* page cache: guarded by mu */
@@ -118,6 +121,37 @@ static void full_key(const struct dsq_db *db, const char *rel, char *out,
         snprintf(out, outsz, "%s/%s", db->prefix, rel);
     else
         snprintf(out, outsz, "%s", rel);
+}
+
+/*
+ * The disk cache: on by default for remote stores, off for file:// (the
+ * objects are local already), forced either way by the disk_cache option.
+ * A cache that cannot be opened is logged and skipped.
+ */
+static void open_disk_cache(struct dsq_db *db, const struct dsq_config *cfg)
+{
+    int on = cfg->disk_cache;
+    if (on < 0)
+        on = strcmp(db->st->ops->name, "file") != 0;
+    if (!on || cfg->disk_cache_bytes == 0)
+        return;
+    char dir[4096];
+    const char *home = getenv("HOME");
+    if (cfg->cache_dir)
+        snprintf(dir, sizeof(dir), "%s", cfg->cache_dir);
+    else
+        snprintf(dir, sizeof(dir), "%s/.distributed_sqlite/cache",
+                 home && *home ? home : "/tmp");
+    char ns[DSQ_KEY_MAX + 1024];
+    snprintf(ns, sizeof(ns), "%s|%s", db->st->url ? db->st->url : "",
+             db->prefix);
+    struct dsq_err e;
+    dsq_err_clear(&e);
+    dsq_rc rc = dsq_cache_open(dir, ns, cfg->disk_cache_bytes, &db->dcache,
+                               &e);
+    if (rc != DSQ_OK)
+        dsq_log(DSQ_LOG_WARNING, "cache", "disk cache off: %s",
+                dsq_err_text(&e, rc));
 }
 
 dsq_rc dsq_db_open(struct dsq_store *st, const char *prefix,
@@ -172,6 +206,7 @@ dsq_rc dsq_db_open(struct dsq_store *st, const char *prefix,
         dsq_db_close(db);
         return DSQ_ENOMEM;
     }
+    open_disk_cache(db, cfg);
     *out = db;
     return DSQ_OK;
 }
@@ -201,6 +236,7 @@ void dsq_db_close(struct dsq_db *db)
         if (db->snaps[i])
             dsq_snap_release(db->snaps[i]);
     pthread_mutex_destroy(&db->mu);
+    dsq_cache_close(db->dcache);
     free(db->spill_dir);
     free(db->prefix);
     free(db);
@@ -510,7 +546,22 @@ static dsq_rc chunk_fetch(struct dsq_db *db, const struct dsq_chunk_ref *ref,
 {
     struct dsq_buf buf;
     dsq_buf_init(&buf, OBJ_CAP);
-    dsq_rc rc = obj_get(db, ref->key, 0, 0, &buf, NULL, e);
+    dsq_rc rc = DSQ_OK;
+    int from_disk = 0;
+    if (db->dcache && ref->size > 0 && ref->size <= OBJ_CAP &&
+        dsq_buf_reserve(&buf, (size_t)ref->size) == DSQ_OK &&
+        dsq_cache_read(db->dcache, ref->key, 0, (size_t)ref->size,
+                       buf.data)) {
+        buf.len = (size_t)ref->size;
+        if (dsq_object_checksum(buf.data, buf.len) == ref->checksum)
+            from_disk = 1;
+        else
+            dsq_cache_note_bad(db->dcache);
+    }
+    if (!from_disk) {
+        buf.len = 0;
+        rc = obj_get(db, ref->key, 0, 0, &buf, NULL, e);
+    }
     if (rc == DSQ_ENOTFOUND) {
         rc = DSQ_CORRUPT(e, "page-table chunk %s/%s is missing", db->prefix,
                          ref->key);
@@ -518,6 +569,9 @@ static dsq_rc chunk_fetch(struct dsq_db *db, const struct dsq_chunk_ref *ref,
     }
     if (rc != DSQ_OK)
         goto out;
+    if (!from_disk && buf.len == ref->size &&
+        dsq_object_checksum(buf.data, buf.len) == ref->checksum)
+        dsq_cache_write(db->dcache, ref->key, 0, buf.data, buf.len);
     if (buf.len != ref->size ||
         dsq_object_checksum(buf.data, buf.len) != ref->checksum) {
         rc = DSQ_CORRUPT(e,
@@ -947,7 +1001,27 @@ static dsq_rc locate(struct dsq_db *db, const struct dsq_manifest *m,
     return rc;
 }
 
-/* Read one page at a known location (cache, then a ranged GET). */
+/*
+ * Try the disk cache for one page: 1 if it held the stored bytes and they
+ * decoded and matched the checksum (out filled).  buf is scratch.
+ */
+static int disk_cached_page(struct dsq_db *db, const char *segkey,
+                            const struct dsq_page_loc *loc, uint32_t page_size,
+                            void *out, const char *full, struct dsq_buf *buf)
+{
+    if (!db->dcache || dsq_buf_reserve(buf, loc->length) != DSQ_OK ||
+        !dsq_cache_read(db->dcache, segkey, loc->offset, loc->length,
+                        buf->data))
+        return 0;
+    struct dsq_err ignore;
+    if (dsq_page_decode(buf->data, loc->length, loc, page_size, out, full,
+                        &ignore) == DSQ_OK)
+        return 1;
+    dsq_cache_note_bad(db->dcache);
+    return 0;
+}
+
+/* Read one page at a known location (caches, then a ranged GET). */
 static dsq_rc fetch_page(struct dsq_db *db, const char *segkey,
                          const struct dsq_page_loc *loc, uint32_t page_size,
                          void *out, int use_cache, struct dsq_err *e)
@@ -956,10 +1030,16 @@ static dsq_rc fetch_page(struct dsq_db *db, const char *segkey,
                                page_size))
         return DSQ_OK;
     struct dsq_buf buf;
-    dsq_buf_init(&buf, DSQ_STORED_PAGE_MAX);
-    dsq_rc rc = obj_get(db, segkey, loc->offset, loc->length, &buf, NULL, e);
     char full[DSQ_KEY_MAX];
     full_key(db, segkey, full, sizeof(full));
+    dsq_buf_init(&buf, DSQ_STORED_PAGE_MAX);
+    if (disk_cached_page(db, segkey, loc, page_size, out, full, &buf)) {
+        if (use_cache)
+            pc_insert(db, segkey, loc->offset, loc->pgno, out, page_size);
+        dsq_buf_cleanup(&buf);
+        return DSQ_OK;
+    }
+    dsq_rc rc = obj_get(db, segkey, loc->offset, loc->length, &buf, NULL, e);
     if (rc == DSQ_ENOTFOUND) {
         rc = DSQ_CORRUPT(e, "segment %s is missing (page %u)", full,
                          loc->pgno);
@@ -974,6 +1054,8 @@ static dsq_rc fetch_page(struct dsq_db *db, const char *segkey,
         goto out;
     }
     rc = dsq_page_decode(buf.data, buf.len, loc, page_size, out, full, e);
+    if (rc == DSQ_OK)
+        dsq_cache_write(db->dcache, segkey, loc->offset, buf.data, buf.len);
     if (rc == DSQ_OK && use_cache)
         pc_insert(db, segkey, loc->offset, loc->pgno, out, page_size);
 out:
@@ -1055,6 +1137,14 @@ dsq_rc dsq_snap_read_pages(struct dsq_snap *s, uint32_t first, uint32_t count,
             memset(out + (size_t)i * ps, 0, ps);
             continue;
         }
+        if (db->dcache) {
+            char full[DSQ_KEY_MAX];
+            full_key(db, segkey, full, sizeof(full));
+            dsq_buf_reset(&rb);
+            if (disk_cached_page(db, segkey, &w[nw].loc, ps,
+                                 out + (size_t)i * ps, full, &rb))
+                continue;
+        }
         w[nw].idx = i;
         w[nw].segkey = strdup(segkey);
         if (!w[nw].segkey) {
@@ -1098,6 +1188,7 @@ dsq_rc dsq_snap_read_pages(struct dsq_snap *s, uint32_t first, uint32_t count,
             if (rc != DSQ_OK)
                 goto out;
         }
+        dsq_cache_write(db->dcache, w[a].segkey, start, rb.data, rb.len);
         a = b;
     }
 out:

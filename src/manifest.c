@@ -66,8 +66,7 @@ static int chunk_pages_valid(uint64_t p)
            (p & (p - 1)) == 0;
 }
 
-static int stored_len_valid(uint8_t codec, uint32_t length,
-                            uint32_t page_size)
+static int stored_len_valid(uint8_t codec, uint32_t length, uint32_t page_size)
 {
     if (codec == DSQ_CODEC_RAW)
         return length == page_size;
@@ -178,9 +177,9 @@ static const char *manifest_check(const struct dsq_manifest *m, char *why,
     if (m->n_segments > DSQ_MANIFEST_MAX_KEYS)
         return "too many overlay segments";
     for (size_t i = 0; i < m->n_segments; i++)
-        if (!m->segments[i] || !dsq_object_key_valid(m->segments[i],
-                                                      strlen(m->segments[i]),
-                                                      "segments/")) {
+        if (!m->segments[i] ||
+            !dsq_object_key_valid(m->segments[i], strlen(m->segments[i]),
+                                  "segments/")) {
             snprintf(why, wn, "overlay segment key #%zu is not valid", i);
             return why;
         }
@@ -200,8 +199,7 @@ static const char *manifest_check(const struct dsq_manifest *m, char *why,
         else if (p->offset > DSQ_JSON_INT_MAX - p->length)
             w = "offset out of range";
         if (w) {
-            snprintf(why, wn, "overlay page #%zu (page %u): %s", i, p->pgno,
-                     w);
+            snprintf(why, wn, "overlay page #%zu (page %u): %s", i, p->pgno, w);
             return why;
         }
     }
@@ -422,8 +420,7 @@ dsq_rc dsq_manifest_encode(const struct dsq_manifest *m, struct dsq_buf *out,
     if (w.rc != DSQ_OK) {
         out->len = base;
         return dsq_err_set(e, w.rc, "manifest v%llu: encoding: %s",
-                           (unsigned long long)m->version,
-                           dsq_strerror(w.rc));
+                           (unsigned long long)m->version, dsq_strerror(w.rc));
     }
     return DSQ_OK;
 }
@@ -433,10 +430,18 @@ dsq_rc dsq_manifest_encode(const struct dsq_manifest *m, struct dsq_buf *out,
 
 struct jr {
     char why[200];
+    int oom; /* the failure was an allocation */
 };
 
 static int jr_fail(struct jr *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+static int jr_oom(struct jr *r)
+{
+    r->oom = 1;
+    snprintf(r->why, sizeof(r->why), "out of memory");
+    return -1;
+}
 
 static int jr_fail(struct jr *r, const char *fmt, ...)
 {
@@ -480,8 +485,7 @@ static int jfield_u32(struct jr *r, const json_t *obj, const char *name,
     return 0;
 }
 
-static const char *jfield_str(struct jr *r, const json_t *obj,
-                              const char *name)
+static const char *jfield_str(struct jr *r, const json_t *obj, const char *name)
 {
     const json_t *v = json_object_get(obj, name);
     if (!json_is_string(v)) {
@@ -531,8 +535,7 @@ static int jtime(const char *s, uint64_t *ms)
     return 0;
 }
 
-static int jid(struct jr *r, const json_t *obj, const char *name,
-               char out[33])
+static int jid(struct jr *r, const json_t *obj, const char *name, char out[33])
 {
     const json_t *v = json_object_get(obj, name);
     if (!json_is_string(v) ||
@@ -553,7 +556,7 @@ static int jranges(struct jr *r, const json_t *obj, const char *name,
         return 0;
     struct dsq_range *rs = calloc(n, sizeof(*rs));
     if (!rs)
-        return jr_fail(r, "out of memory");
+        return jr_oom(r);
     *out = rs; /* owned by the manifest from here on */
     *n_out = n;
     for (size_t i = 0; i < n; i++) {
@@ -570,8 +573,8 @@ static int jranges(struct jr *r, const json_t *obj, const char *name,
 }
 
 /* An array of key strings (validity is manifest_check's job). */
-static int jkeys(struct jr *r, const json_t *obj, const char *name,
-                 char ***out, size_t *n_out)
+static int jkeys(struct jr *r, const json_t *obj, const char *name, char ***out,
+                 size_t *n_out)
 {
     const json_t *a = jfield_array(r, obj, name, DSQ_MANIFEST_MAX_KEYS);
     if (!a)
@@ -581,7 +584,7 @@ static int jkeys(struct jr *r, const json_t *obj, const char *name,
         return 0;
     char **ks = calloc(n, sizeof(*ks));
     if (!ks)
-        return jr_fail(r, "out of memory");
+        return jr_oom(r);
     *out = ks;
     for (size_t i = 0; i < n; i++) {
         const json_t *el = json_array_get(a, i);
@@ -589,14 +592,13 @@ static int jkeys(struct jr *r, const json_t *obj, const char *name,
             return jr_fail(r, "\"%s\"[%zu] is not a string", name, i);
         ks[i] = strdup(json_string_value(el));
         if (!ks[i])
-            return jr_fail(r, "out of memory");
+            return jr_oom(r);
         *n_out = i + 1;
     }
     return 0;
 }
 
-static int jcheckpoint(struct jr *r, const json_t *root,
-                       struct dsq_manifest *m)
+static int jcheckpoint(struct jr *r, const json_t *root, struct dsq_manifest *m)
 {
     const json_t *ck = json_object_get(root, "checkpoint");
     uint64_t v;
@@ -614,7 +616,7 @@ static int jcheckpoint(struct jr *r, const json_t *root,
         return 0;
     m->chunks = calloc(n, sizeof(*m->chunks));
     if (!m->chunks)
-        return jr_fail(r, "out of memory");
+        return jr_oom(r);
     for (size_t i = 0; i < n; i++) {
         const json_t *el = json_array_get(a, i);
         struct dsq_chunk_ref *c = &m->chunks[i];
@@ -631,7 +633,7 @@ static int jcheckpoint(struct jr *r, const json_t *root,
         c->index = (uint32_t)v;
         c->key = strdup(json_string_value(k));
         if (!c->key)
-            return jr_fail(r, "out of memory");
+            return jr_oom(r);
         m->n_chunks = i + 1;
     }
     return 0;
@@ -652,7 +654,7 @@ static int joverlay(struct jr *r, const json_t *root, struct dsq_manifest *m)
         return 0;
     m->overlay = calloc(n, sizeof(*m->overlay));
     if (!m->overlay)
-        return jr_fail(r, "out of memory");
+        return jr_oom(r);
     m->n_overlay = n;
     for (size_t i = 0; i < n; i++) {
         const json_t *el = json_array_get(a, i);
@@ -687,14 +689,16 @@ static dsq_rc jopen(const uint8_t *data, size_t len, size_t max,
 {
     json_error_t jerr;
     if (len > max)
-        return DSQ_CORRUPT(e, "%s %s: %zu bytes, more than the cap %zu",
-                           what, OBJ_NAME(key), len, max);
-    json_t *j = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES,
-                           &jerr);
+        return DSQ_CORRUPT(e, "%s %s: %zu bytes, more than the cap %zu", what,
+                           OBJ_NAME(key), len, max);
+    json_t *j =
+        json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!j && json_error_code(&jerr) == json_error_out_of_memory)
+        return dsq_err_set(e, DSQ_ENOMEM, "%s %s: out of memory", what,
+                           OBJ_NAME(key));
     if (!j)
-        return DSQ_CORRUPT(e, "%s %s: bad JSON at line %d column %d: %s",
-                           what, OBJ_NAME(key), jerr.line, jerr.column,
-                           jerr.text);
+        return DSQ_CORRUPT(e, "%s %s: bad JSON at line %d column %d: %s", what,
+                           OBJ_NAME(key), jerr.line, jerr.column, jerr.text);
     const json_t *f = json_object_get(j, "format");
     if (!json_is_object(j) || !json_is_string(f) ||
         strcmp(json_string_value(f), fmt) != 0) {
@@ -725,7 +729,7 @@ dsq_rc dsq_manifest_decode(const uint8_t *data, size_t len, const char *key,
 {
     json_t *root = NULL;
     struct dsq_manifest *m = NULL;
-    struct jr r = {""};
+    struct jr r = {"", 0};
     char whybuf[160];
     const char *s;
     dsq_rc rc = jopen(data, len, DSQ_MANIFEST_MAX_BYTES, "manifest",
@@ -776,7 +780,7 @@ dsq_rc dsq_manifest_decode(const uint8_t *data, size_t len, const char *key,
     m = NULL;
     goto out;
 bad:
-    if (strcmp(r.why, "out of memory") == 0)
+    if (r.oom)
         rc = dsq_err_set(e, DSQ_ENOMEM, "manifest %s: out of memory",
                          OBJ_NAME(key));
     else
@@ -835,12 +839,11 @@ dsq_rc dsq_manifest_clone(const struct dsq_manifest *m,
     size_t n_chunks = c->n_chunks;
     c->n_created = c->n_segments = c->n_chunks = 0;
 
-    c->write_set = dup_mem(m->write_set, m->n_write, sizeof(*m->write_set),
-                           &fail);
-    c->freed_set = dup_mem(m->freed_set, m->n_freed, sizeof(*m->freed_set),
-                           &fail);
-    c->overlay =
-        dup_mem(m->overlay, m->n_overlay, sizeof(*m->overlay), &fail);
+    c->write_set =
+        dup_mem(m->write_set, m->n_write, sizeof(*m->write_set), &fail);
+    c->freed_set =
+        dup_mem(m->freed_set, m->n_freed, sizeof(*m->freed_set), &fail);
+    c->overlay = dup_mem(m->overlay, m->n_overlay, sizeof(*m->overlay), &fail);
     if (dup_keys(m->created, n_created, &c->created) < 0)
         fail = 1;
     c->n_created = c->created ? n_created : 0;
@@ -917,8 +920,9 @@ dsq_rc dsq_root_encode(const struct dsq_root *r, struct dsq_buf *out,
                        struct dsq_err *e)
 {
     if (r->version > DSQ_JSON_INT_MAX || !time_valid(r->time_ms))
-        return dsq_err_set(e, DSQ_EINVAL, "root.json: version or time out of "
-                                          "range");
+        return dsq_err_set(e, DSQ_EINVAL,
+                           "root.json: version or time out of "
+                           "range");
     size_t base = out->len;
     struct jw w = {out, DSQ_OK};
     jw_raw(&w, "{", 1);
@@ -943,7 +947,7 @@ dsq_rc dsq_root_decode(const uint8_t *data, size_t len, const char *key,
                        struct dsq_root *out, struct dsq_err *e)
 {
     json_t *root = NULL;
-    struct jr r = {""};
+    struct jr r = {"", 0};
     struct dsq_root v;
     const char *s;
     dsq_rc rc = jopen(data, len, DSQ_ROOT_MAX_BYTES, "root", "dsqlfs-root",

@@ -41,8 +41,7 @@ int dsq_page_size_valid(uint32_t page_size)
            (page_size & (page_size - 1)) == 0;
 }
 
-uint64_t dsq_page_checksum(const void *page, uint32_t page_size,
-                           uint32_t pgno)
+uint64_t dsq_page_checksum(const void *page, uint32_t page_size, uint32_t pgno)
 {
     return XXH3_64bits_withSeed(page, page_size, pgno);
 }
@@ -69,8 +68,7 @@ static int is_hex32(const uint8_t *s, size_t len)
 }
 
 /* stored length fits the codec (raw: the page; zstd: a frame) */
-static int stored_len_valid(uint64_t codec, uint64_t length,
-                            uint32_t page_size)
+static int stored_len_valid(uint64_t codec, uint64_t length, uint32_t page_size)
 {
     if (codec == DSQ_CODEC_RAW)
         return length == page_size;
@@ -267,16 +265,15 @@ dsq_rc dsq_page_decode(const uint8_t *stored, size_t len,
     }
     const uint8_t *image = NULL;
     const char *why =
-        page_decode_into(z ? z->dctx : NULL, stored, len, loc->pgno,
-                         loc->codec, loc->checksum, page_size,
-                         z ? z->page : NULL, &image);
+        page_decode_into(z ? z->dctx : NULL, stored, len, loc->pgno, loc->codec,
+                         loc->checksum, page_size, z ? z->page : NULL, &image);
     dsq_rc rc = DSQ_OK;
     if (why)
         rc = DSQ_CORRUPT(e, "segment %s: page %u at offset %llu: %s",
                          OBJ_NAME(key), loc->pgno,
                          (unsigned long long)loc->offset, why);
     else
-        memcpy(page_out, image, page_size);
+        memmove(page_out, image, page_size); /* may be in place */
     if (owned)
         zscratch_free(z);
     return rc;
@@ -309,7 +306,11 @@ static void mp_put_str(msgpack_packer *pk, const char *s)
 /* Encoded sizes of the shortest msgpack forms (what the packer writes). */
 static uint64_t mp_uint_size(uint64_t v)
 {
-    return v < 0x80 ? 1 : v <= 0xff ? 2 : v <= 0xffff ? 3 : v <= 0xffffffffu ? 5 : 9;
+    return v < 0x80           ? 1
+           : v <= 0xff        ? 2
+           : v <= 0xffff      ? 3
+           : v <= 0xffffffffu ? 5
+                              : 9;
 }
 
 static uint64_t mp_str_size(uint64_t n)
@@ -478,8 +479,8 @@ struct dsq_seg_builder {
     size_t set_cap;      /* power of two, > 2 * n */
 };
 
-dsq_rc dsq_seg_builder_new(uint32_t page_size, int compress,
-                           const char *txn_id, struct dsq_seg_builder **out)
+dsq_rc dsq_seg_builder_new(uint32_t page_size, int compress, const char *txn_id,
+                           struct dsq_seg_builder **out)
 {
     if (!dsq_page_size_valid(page_size) || !txn_id ||
         !is_hex32((const uint8_t *)txn_id, strlen(txn_id)))
@@ -602,13 +603,13 @@ size_t dsq_seg_builder_count(const struct dsq_seg_builder *b)
 
 uint64_t dsq_seg_builder_size(const struct dsq_seg_builder *b)
 {
-    return 1                                                   /* map 6 */
+    return 1                                                     /* map 6 */
            + mp_str_size(5) + mp_str_size(strlen(DSQ_SEG_MAGIC)) /* magic */
            + mp_str_size(6) + mp_uint_size(DSQ_SEG_FORMAT)       /* format */
            + mp_str_size(9) + mp_uint_size(b->page_size)         /* page_size */
            + mp_str_size(3) + mp_str_size(32)                    /* txn */
            + mp_str_size(5) + mp_array_size(b->n) + b->ents_bytes /* pages */
-           + mp_str_size(4) + 5 + b->data.len;                   /* data */
+           + mp_str_size(4) + 5 + b->data.len;                    /* data */
 }
 
 dsq_rc dsq_seg_builder_finish(struct dsq_seg_builder *b, struct dsq_buf *out,
@@ -712,8 +713,8 @@ static int cmp_u32(const void *a, const void *b)
 }
 
 /* format != ours: unsupported, naming both */
-static dsq_rc unsupported(struct dsq_err *e, const char *what,
-                          const char *key, uint64_t format, unsigned ours)
+static dsq_rc unsupported(struct dsq_err *e, const char *what, const char *key,
+                          uint64_t format, unsigned ours)
 {
     return dsq_err_set(e, DSQ_EUNSUPPORTED,
                        "%s %s: format %llu is not supported (this build "
@@ -844,8 +845,8 @@ dsq_rc dsq_seg_decode(const uint8_t *data, size_t len, const char *key,
         }
         const uint8_t *img;
         const char *pw = page_decode_into(
-            z ? z->dctx : NULL, data + p->offset, p->length, p->pgno,
-            p->codec, p->checksum, s->page_size, z ? z->page : NULL, &img);
+            z ? z->dctx : NULL, data + p->offset, p->length, p->pgno, p->codec,
+            p->checksum, s->page_size, z ? z->page : NULL, &img);
         if (pw) {
             rc = DSQ_CORRUPT(e, "segment %s: page %u at offset %llu: %s",
                              OBJ_NAME(key), p->pgno,
@@ -881,8 +882,7 @@ void dsq_seg_free(struct dsq_segment *s)
 /* page-table chunks                                                    */
 
 /* NULL if c satisfies every rule, else why not (into why). */
-static const char *chunk_check(const struct dsq_chunk *c, char *why,
-                               size_t wn)
+static const char *chunk_check(const struct dsq_chunk *c, char *why, size_t wn)
 {
     if (!chunk_pages_valid(c->chunk_pages))
         return "bad \"chunk_pages\"";
@@ -1084,8 +1084,8 @@ nomem:
                      OBJ_NAME(key));
     goto out;
 bad:
-    rc = DSQ_CORRUPT(e, "page-table chunk %s: %s (at byte %zu)",
-                     OBJ_NAME(key), why, r.off);
+    rc = DSQ_CORRUPT(e, "page-table chunk %s: %s (at byte %zu)", OBJ_NAME(key),
+                     why, r.off);
 out:
     dsq_chunk_free(c);
     return rc;

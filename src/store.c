@@ -11,6 +11,7 @@
  * the backend they call (all backends are, see store.h).
  */
 #include "store.h"
+#include "store_s3.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -67,8 +68,7 @@ int dsq_store_key_valid(const char *key)
             if (clen == 2 && comp[0] == '.' && comp[1] == '.')
                 return 0;
             if (clen >= sizeof(RESERVED_PREFIX) - 1 &&
-                memcmp(comp, RESERVED_PREFIX, sizeof(RESERVED_PREFIX) - 1) ==
-                    0)
+                memcmp(comp, RESERVED_PREFIX, sizeof(RESERVED_PREFIX) - 1) == 0)
                 return 0;
             if (*p == 0)
                 return 1;
@@ -123,8 +123,7 @@ dsq_rc dsq_store_put(struct dsq_store *st, const char *key, const void *data,
     case DSQ_PUT_CREATE:
         break;
     case DSQ_PUT_IF_MATCH:
-        if (!if_match || !if_match[0] ||
-            strlen(if_match) >= DSQ_ETAG_MAX)
+        if (!if_match || !if_match[0] || strlen(if_match) >= DSQ_ETAG_MAX)
             return dsq_err_set(e, DSQ_EINVAL,
                                "put %s: DSQ_PUT_IF_MATCH needs an etag", key);
         break;
@@ -158,8 +157,7 @@ dsq_rc dsq_store_list(struct dsq_store *st, const struct dsq_list_req *req,
     return st->ops->list(st, req, out, e);
 }
 
-dsq_rc dsq_store_del(struct dsq_store *st, const char *key,
-                     struct dsq_err *e)
+dsq_rc dsq_store_del(struct dsq_store *st, const char *key, struct dsq_err *e)
 {
     if (!dsq_store_key_valid(key))
         return bad_key(e, key);
@@ -246,10 +244,14 @@ out:
 static dsq_rc open_s3(const char *url, const struct dsq_config *cfg,
                       struct dsq_store **out, struct dsq_err *e)
 {
-    (void)url;
-    (void)cfg;
-    (void)out;
-    return dsq_err_set(e, DSQ_EUNSUPPORTED, "s3:// store not built in yet");
+    return dsq_store_s3_open(url, cfg, out, e);
+}
+
+dsq_rc dsq_store_check_conditional(struct dsq_store *st, struct dsq_err *e)
+{
+    if (!strcmp(st->ops->name, "s3"))
+        return dsq_store_s3_selftest(st, e);
+    return DSQ_OK; /* the local backend's create-only is atomic by design */
 }
 
 static dsq_rc open_file(const char *url, struct dsq_store **out,
@@ -266,8 +268,7 @@ static dsq_rc open_file(const char *url, struct dsq_store **out,
         n--;
     char *dir = strndup(path, n);
     if (!dir)
-        return dsq_err_set(e, DSQ_ENOMEM, "store URL '%s': out of memory",
-                           url);
+        return dsq_err_set(e, DSQ_ENOMEM, "store URL '%s': out of memory", url);
     dsq_rc rc = dsq_store_file_open(dir, out, e);
     free(dir);
     return rc;
@@ -286,4 +287,45 @@ dsq_rc dsq_store_open(const char *url, const struct dsq_config *cfg,
                        "unsupported store URL '%s': expected "
                        "file:///absolute/dir or s3://bucket[/prefix]",
                        url);
+}
+
+/*
+ * Split a database URL into the store URL and the database prefix: the
+ * last path component names the database.
+ */
+dsq_rc dsq_url_split(const char *url, char **store_url, char **prefix,
+                     struct dsq_err *e)
+{
+    const char *scheme_end = strstr(url, "://");
+    if (!scheme_end)
+        return dsq_err_set(e, DSQ_EINVAL,
+                           "'%s' is not a URL (use file:///abs/dir/NAME or "
+                           "s3://BUCKET/[PREFIX/]NAME)",
+                           url);
+    size_t len = strlen(url);
+    while (len > 0 && url[len - 1] == '/')
+        len--;
+    const char *body = scheme_end + 3;
+    const char *last = NULL;
+    for (const char *p = body; p < url + len; p++)
+        if (*p == '/')
+            last = p;
+    int is_file = !strncmp(url, "file://", 7);
+    /* file:///NAME has the store "/", s3://BUCKET/NAME has "s3://BUCKET" */
+    if (!last || last + 1 >= url + len || (!is_file && last == body - 1))
+        return dsq_err_set(e, DSQ_EINVAL,
+                           "'%s' names no database (the last path "
+                           "component is the database name)",
+                           url);
+    size_t slen = (size_t)(last - url);
+    if (is_file && last == body)
+        slen++; /* keep the root "/" */
+    *store_url = strndup(url, slen);
+    *prefix = strndup(last + 1, (size_t)(url + len - last - 1));
+    if (!*store_url || !*prefix) {
+        free(*store_url);
+        free(*prefix);
+        return DSQ_ENOMEM;
+    }
+    return DSQ_OK;
 }

@@ -151,6 +151,21 @@ struct dsq_config;
 dsq_rc dsq_store_open(const char *url, const struct dsq_config *cfg,
                       struct dsq_store **out, struct dsq_err *e);
 
+/*
+ * Prove that the store enforces create-only writes (S3: PUT a probe key
+ * twice with If-None-Match: *; the second must be refused).  DSQ_OK, or
+ * DSQ_EUNSUPPORTED with a message saying why read-write use is refused.
+ */
+dsq_rc dsq_store_check_conditional(struct dsq_store *st, struct dsq_err *e);
+
+/*
+ * Split a database URL into the store URL and the database prefix: the
+ * last path component names the database ("file:///d/app" -> "file:///d"
+ * and "app"; "s3://b/p/app" -> "s3://b/p" and "app").  Both malloc'd.
+ */
+dsq_rc dsq_url_split(const char *url, char **store_url, char **prefix,
+                     struct dsq_err *e);
+
 /* Backend constructors (used by dsq_store_open and tests). */
 dsq_rc dsq_store_file_open(const char *dir, struct dsq_store **out,
                            struct dsq_err *e);

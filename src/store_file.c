@@ -51,18 +51,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TMP_PREFIX ".dsqtmp"        /* reserved: never an object */
-#define TMP_FILE_PREFIX ".dsqtmp."  /* temporary files of writers */
-#define STALE_TMP_MS (3600u * 1000u) /* temp files older than this are debris */
+#define TMP_PREFIX ".dsqtmp"         /* reserved: never an object */
+#define TMP_FILE_PREFIX ".dsqtmp."   /* temporary files of writers */
+#define STALE_TMP_MS (3600u * 1000u) /* older temp files are debris */
 #define LIST_DEFAULT_MAX 1000
 #define WRITE_CHUNK (1u << 30)
 
 struct dsq_store_file {
-    struct dsq_store base;  /* immutable after open */
-    char *dir;              /* immutable: absolute root directory */
-    int root_fd;            /* immutable: O_DIRECTORY descriptor of dir */
-    atomic_int noreplace;   /* atomic: 1 while renameat2(RENAME_NOREPLACE)
-                               works here, 0 once it reported EINVAL */
+    struct dsq_store base; /* immutable after open */
+    char *dir;             /* immutable: absolute root directory */
+    int root_fd;           /* immutable: O_DIRECTORY descriptor of dir */
+    atomic_int noreplace;  /* atomic: 1 while renameat2(RENAME_NOREPLACE)
+                              works here, 0 once it reported EINVAL */
 };
 
 /* --------------------------------------------------------------- errors */
@@ -107,6 +107,15 @@ static dsq_rc sys_err(struct dsq_err *e, int err, const char *op,
     return sys_fail(e, errno_rc(err), err, op, key, what);
 }
 
+/* A put's failure: a vanished file or directory is no "not found" here. */
+static dsq_rc put_err(struct dsq_err *e, int err, const char *key,
+                      const char *what)
+{
+    dsq_rc rc = errno_rc(err);
+    return sys_fail(e, rc == DSQ_ENOTFOUND ? DSQ_EIO : rc, err, "put", key,
+                    what);
+}
+
 /* ------------------------------------------------------------- helpers */
 
 static void close_keep_errno(int fd)
@@ -124,8 +133,8 @@ static void make_info(const struct stat *sb, struct dsq_objinfo *info)
                    (uint64_t)sb->st_mtim.tv_nsec;
     info->size = (uint64_t)sb->st_size;
     info->mtime_ms = mns / 1000000u;
-    snprintf(info->etag, sizeof(info->etag), "%" PRIx64 "-%" PRIx64
-             "-%" PRIx64, (uint64_t)sb->st_ino, (uint64_t)sb->st_size, mns);
+    snprintf(info->etag, sizeof(info->etag), "%" PRIx64 "-%" PRIx64 "-%" PRIx64,
+             (uint64_t)sb->st_ino, (uint64_t)sb->st_size, mns);
 }
 
 /*
@@ -174,8 +183,8 @@ static int write_all(int fd, const uint8_t *p, size_t n)
     return 0;
 }
 
-/* fsync the directory containing rel (rel relative to root; "" = root's
-   parent is not ours, so nothing).  0 or -1 with errno. */
+/* fsync the directory containing rel (a path relative to the root; the
+   root itself for a single component).  0, or -1 with errno set. */
 static int fsync_parent_of(int root_fd, const char *rel)
 {
     const char *slash = strrchr(rel, '/');
@@ -222,7 +231,7 @@ static dsq_rc make_dirs(struct dsq_store_file *fs, const char *rel,
                                    "an object; the file store cannot hold "
                                    "both key X and keys under X/",
                                    key);
-            return sys_err(e, err, "put", key, "mkdir");
+            return put_err(e, err, key, "mkdir");
         }
         if (fsync_parent_of(fs->root_fd, path) != 0) {
             int err = errno;
@@ -237,8 +246,8 @@ static dsq_rc make_dirs(struct dsq_store_file *fs, const char *rel,
 /*
  * Open the directory holding key (a fresh descriptor: flock needs one per
  * operation) and point *leaf at the last component.  With create, missing
- * directories are made.  Errors are left in errno for the caller when
- * create is 0 (returns -1).
+ * directories are made.  Without create, a missing directory is
+ * DSQ_ENOTFOUND.
  */
 static dsq_rc open_parent(struct dsq_store_file *fs, const char *key,
                           int create, int *dfd_out, const char **leaf,
@@ -306,8 +315,8 @@ static dsq_rc file_get(struct dsq_store *st, const char *key, uint64_t off,
         goto out;
     }
     if (!S_ISREG(sb.st_mode)) {
-        rc = dsq_err_set(e, DSQ_ENOTFOUND, "file store: get %s: not found",
-                         key);
+        rc =
+            dsq_err_set(e, DSQ_ENOTFOUND, "file store: get %s: not found", key);
         goto out;
     }
     uint64_t size = (uint64_t)sb.st_size;
@@ -317,11 +326,16 @@ static dsq_rc file_get(struct dsq_store *st, const char *key, uint64_t off,
         if (len > 0 && len < n)
             n = len;
     }
-    if (n > SIZE_MAX || dsq_buf_reserve(out, (size_t)n) != DSQ_OK) {
+    if (n > SIZE_MAX || out->len > out->max || n > out->max - out->len) {
         rc = dsq_err_set(e, DSQ_ERANGE,
                          "file store: get %s: %" PRIu64
                          " bytes exceed the buffer cap of %zu",
                          key, n, out->max);
+        goto out;
+    }
+    if (dsq_buf_reserve(out, (size_t)n) != DSQ_OK) {
+        rc = dsq_err_set(e, DSQ_ENOMEM, "file store: get %s: out of memory",
+                         key);
         goto out;
     }
     uint64_t done = 0;
@@ -376,9 +390,8 @@ static dsq_rc file_head(struct dsq_store *st, const char *key,
 /* Publish tmp as leaf only if leaf does not exist; *tmp_gone = 1 once the
    temporary name no longer exists. */
 static dsq_rc publish_create(struct dsq_store_file *fs, int dfd,
-                             const char *tmp, const char *leaf,
-                             const char *key, int *tmp_gone,
-                             struct dsq_err *e)
+                             const char *tmp, const char *leaf, const char *key,
+                             int *tmp_gone, struct dsq_err *e)
 {
     int err;
     if (atomic_load(&fs->noreplace)) {
@@ -390,7 +403,7 @@ static dsq_rc publish_create(struct dsq_store_file *fs, int dfd,
         if (err == EEXIST)
             goto exists;
         if (err != EINVAL && err != ENOSYS && err != EOPNOTSUPP)
-            return sys_err(e, err, "put", key, "rename");
+            return put_err(e, err, key, "rename");
         atomic_store(&fs->noreplace, 0);
         dsq_log(DSQ_LOG_INFO, "store",
                 "file store %s: no renameat2(RENAME_NOREPLACE), using link",
@@ -404,7 +417,7 @@ static dsq_rc publish_create(struct dsq_store_file *fs, int dfd,
             return sys_fail(e, DSQ_EUNSUPPORTED, err, "put", key,
                             "link (the file store needs hard links or "
                             "renameat2 for create-only puts)");
-        return sys_err(e, err, "put", key, "link");
+        return put_err(e, err, key, "link");
     }
     /* published; the temporary name is now just a second link */
     if (unlinkat(dfd, tmp, 0) == 0)
@@ -447,13 +460,13 @@ static dsq_rc file_put(struct dsq_store *st, const char *key, const void *data,
         if (fd >= 0)
             break;
         if (errno != EEXIST || tries >= 3) {
-            rc = sys_err(e, errno, "put", key, "create temporary file");
+            rc = put_err(e, errno, key, "create temporary file");
             goto out;
         }
     }
     tmp_made = 1;
     if (write_all(fd, data, len) != 0) {
-        rc = sys_err(e, errno, "put", key, "write");
+        rc = put_err(e, errno, key, "write");
         goto out;
     }
     struct timespec times[2];
@@ -461,7 +474,7 @@ static dsq_rc file_put(struct dsq_store *st, const char *key, const void *data,
     times[0].tv_nsec = UTIME_OMIT;
     times[1] = unique_mtime();
     if (futimens(fd, times) != 0) {
-        rc = sys_err(e, errno, "put", key, "set mtime");
+        rc = put_err(e, errno, key, "set mtime");
         goto out;
     }
     if (fsync(fd) != 0) {
@@ -492,7 +505,7 @@ static dsq_rc file_put(struct dsq_store *st, const char *key, const void *data,
                                      key, if_match);
                     goto out;
                 }
-                rc = sys_err(e, errno, "put", key, "stat");
+                rc = put_err(e, errno, key, "stat");
                 goto out;
             }
             if (!S_ISREG(sb.st_mode)) {
@@ -514,16 +527,20 @@ static dsq_rc file_put(struct dsq_store *st, const char *key, const void *data,
             if (errno == EISDIR || errno == ENOTEMPTY || errno == EEXIST)
                 rc = dir_conflict(e, key);
             else
-                rc = sys_err(e, errno, "put", key, "rename");
+                rc = put_err(e, errno, key, "rename");
             goto out;
         }
         tmp_gone = 1;
         break;
+    default: /* the dispatcher lets no other value through */
+        rc = dsq_err_set(e, DSQ_EINVAL, "file store: put %s: bad condition",
+                         key);
+        goto out;
     }
 
     /* still ours (under the lock for ANY/IF_MATCH): the published etag */
     if (fstat(fd, &sb) != 0) {
-        rc = sys_err(e, errno, "put", key, "fstat");
+        rc = put_err(e, errno, key, "fstat");
         goto out;
     }
     if (fsync(dfd) != 0) {
@@ -552,8 +569,7 @@ out:
 
 /* ------------------------------------------------------------------ del */
 
-static dsq_rc file_del(struct dsq_store *st, const char *key,
-                       struct dsq_err *e)
+static dsq_rc file_del(struct dsq_store *st, const char *key, struct dsq_err *e)
 {
     struct dsq_store_file *fs = (struct dsq_store_file *)st;
     const char *leaf = NULL;
@@ -595,6 +611,7 @@ out:
  * Continuation token: "k:<key>" (resume after key) or "p:<prefix>" (resume
  * after every key under a rolled-up common prefix).
  */
+/* Per-call state of one listing (on the caller's stack: never shared). */
 struct walk_ent {
     char *key;        /* owned: full key, a directory's ends with '/' */
     const char *name; /* into key: the directory entry's name */
@@ -605,10 +622,10 @@ struct walk {
     struct dsq_store_file *fs;
     const char *prefix;
     size_t plen;
-    const char *delim;   /* NULL: no delimiter */
+    const char *delim; /* NULL: no delimiter */
     size_t dlen;
-    const char *start;   /* only keys > start; NULL: all */
-    const char *skip;    /* keys starting with skip are rolled up already */
+    const char *start; /* only keys > start; NULL: all */
+    const char *skip;  /* keys starting with skip are rolled up already */
     size_t skiplen;
     size_t max;
     uint64_t now_ms;
@@ -617,9 +634,9 @@ struct walk {
     size_t n_ents, cap_ents;
     char **cps;
     size_t n_cps, cap_cps;
-    const char *last;    /* last item added (owned by ents/cps) */
+    const char *last; /* last item added (owned by ents/cps) */
     int last_is_cp;
-    int done;            /* page full and one more item seen */
+    int done; /* page full and one more item seen */
     struct dsq_err *e;
 };
 
@@ -655,8 +672,8 @@ static dsq_rc oom(struct walk *w)
 static dsq_rc emit(struct walk *w, int dfd, const char *name, const char *key)
 {
     if (w->dlen) {
-        const char *d = memmem(key + w->plen, strlen(key + w->plen), w->delim,
-                               w->dlen);
+        const char *d =
+            memmem(key + w->plen, strlen(key + w->plen), w->delim, w->dlen);
         if (d) {
             if (w->n_ents + w->n_cps >= w->max) {
                 w->done = 1;
@@ -734,8 +751,7 @@ static int entry_kind(int dfd, const struct dirent *de)
         if (S_ISDIR(sb.st_mode))
             return 2;
         if (S_ISLNK(sb.st_mode))
-            return fstatat(dfd, de->d_name, &sb, 0) == 0 &&
-                   S_ISREG(sb.st_mode);
+            return fstatat(dfd, de->d_name, &sb, 0) == 0 && S_ISREG(sb.st_mode);
         return 0;
     default:
         return 0;
@@ -769,6 +785,7 @@ static dsq_rc walk_dir(struct walk *w, int dfd, const char *dkey)
     size_t dklen = strlen(dkey);
     struct walk_ent *v = NULL;
     size_t n = 0, cap = 0;
+    char kb[DSQ_KEY_MAX + 1];
     DIR *d = fdopendir(dfd);
     if (!d) {
         rc = sys_err(w->e, errno, "list", dkey[0] ? dkey : "/", "opendir");
@@ -804,20 +821,19 @@ static dsq_rc walk_dir(struct walk *w, int dfd, const char *dkey)
         size_t klen = dklen + nlen + (size_t)is_dir;
         if (is_dir && klen + 1 >= DSQ_KEY_MAX)
             continue; /* no key below it can be short enough */
+        memcpy(kb, dkey, dklen);
+        memcpy(kb + dklen, name, nlen);
+        if (is_dir)
+            kb[klen - 1] = '/';
+        kb[klen] = 0;
+        if (!wanted(w, kb, klen, is_dir))
+            continue;
         char *key = malloc(klen + 1);
         if (!key) {
             rc = oom(w);
             goto out;
         }
-        memcpy(key, dkey, dklen);
-        memcpy(key + dklen, name, nlen);
-        if (is_dir)
-            key[klen - 1] = '/';
-        key[klen] = 0;
-        if (!wanted(w, key, klen, is_dir)) {
-            free(key);
-            continue;
-        }
+        memcpy(key, kb, klen + 1);
         if (n == cap) {
             size_t ncap = cap ? 2 * cap : 32;
             struct walk_ent *p = realloc(v, ncap * sizeof(*p));
@@ -846,8 +862,8 @@ static dsq_rc walk_dir(struct walk *w, int dfd, const char *dkey)
             continue;
         }
         /* v[i].name ends with '/': fine for openat of a directory */
-        int cfd = openat(dirfd(d), v[i].name,
-                         O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int cfd =
+            openat(dirfd(d), v[i].name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (cfd < 0) {
             if (errno == ENOENT || errno == ENOTDIR)
                 continue; /* gone since readdir */
@@ -886,8 +902,7 @@ static dsq_rc file_list(struct dsq_store *st, const struct dsq_list_req *req,
     w.max = req->max_keys ? req->max_keys : LIST_DEFAULT_MAX;
     if (w.max > LIST_DEFAULT_MAX)
         w.max = LIST_DEFAULT_MAX; /* S3's cap, so callers meet pages here */
-    w.start = req->start_after && req->start_after[0] ? req->start_after
-                                                       : NULL;
+    w.start = req->start_after && req->start_after[0] ? req->start_after : NULL;
     w.now_ms = dsq_now_ms();
 
     if (req->token) {
@@ -1028,10 +1043,10 @@ static dsq_rc make_root(const char *dir, struct dsq_err *e)
             *slash = '/';
         } else if (errno != EEXIST) {
             int err = errno;
-            rc = dsq_err_set(e, errno_rc(err) == DSQ_ENOTFOUND ? DSQ_EINVAL
-                                                             : errno_rc(err),
-                             "file store %s: mkdir %s: %s", dir, path,
-                             errstr(err, b, sizeof(b)));
+            rc = dsq_err_set(
+                e, errno_rc(err) == DSQ_ENOTFOUND ? DSQ_EINVAL : errno_rc(err),
+                "file store %s: mkdir %s: %s", dir, path,
+                errstr(err, b, sizeof(b)));
             goto out;
         }
         path[i] = saved;

@@ -15,24 +15,24 @@
 #include <string.h>
 
 struct fault_plan {
-    uint64_t n;               /* 0: off */
+    uint64_t n; /* 0: off */
     enum dsq_fault_mode mode;
 };
 
 struct dsq_fault_store {
-    struct dsq_store base;     /* immutable after new */
-    struct dsq_store *inner;   /* immutable */
-    int own_inner;             /* immutable */
+    struct dsq_store base;   /* immutable after new */
+    struct dsq_store *inner; /* immutable */
+    int own_inner;           /* immutable */
     pthread_mutex_t mu;
-    uint64_t calls;            /* mu: every call */
+    uint64_t calls;                    /* mu: every call */
     uint64_t op_calls[DSQ_FOP_COUNT_]; /* mu */
-    uint64_t selected;         /* mu: calls of ops in mask (the numbering) */
-    uint64_t faults;           /* mu: injected so far */
-    unsigned mask;             /* mu */
-    struct fault_plan at;      /* mu: one shot at call n */
-    struct fault_plan from;    /* mu: every call >= n */
-    double rate;               /* mu: 0 = off */
-    uint64_t rng;              /* mu: splitmix64 state */
+    uint64_t selected;      /* mu: calls of ops in mask (the numbering) */
+    uint64_t faults;        /* mu: injected so far */
+    unsigned mask;          /* mu */
+    struct fault_plan at;   /* mu: one shot at call n */
+    struct fault_plan from; /* mu: every call >= n */
+    double rate;            /* mu: 0 = off */
+    uint64_t rng;           /* mu: splitmix64 state */
     enum dsq_fault_mode rate_mode; /* mu */
 };
 
@@ -80,7 +80,8 @@ static int decide(struct dsq_fault_store *fs, enum dsq_fault_op op,
             *mode = fs->from.mode;
         } else if (fs->rate > 0) {
             /* 53 random bits -> [0, 1) */
-            double u = (double)(splitmix64(&fs->rng) >> 11) / 9007199254740992.0;
+            double u =
+                (double)(splitmix64(&fs->rng) >> 11) / 9007199254740992.0;
             if (u < fs->rate) {
                 fail = 1;
                 *mode = fs->rate_mode;

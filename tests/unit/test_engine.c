@@ -748,6 +748,209 @@ START_TEST(test_corruption_is_an_error_naming_the_object)
 }
 END_TEST
 
+
+/* ---- one handle, many threads ---- */
+
+#include <pthread.h>
+
+struct mt {
+    struct dsq_db *db;
+    int id;
+    int errors;
+    int commits;
+};
+
+static void mt_page(uint8_t *p, uint32_t pgno, uint8_t fill)
+{
+    memset(p, fill, 4096);
+    memcpy(p, &pgno, 4);
+}
+
+static void *mt_writer(void *arg)
+{
+    struct mt *m = arg;
+    uint8_t page[4096];
+    for (int i = 0; i < 40; i++) {
+        struct dsq_snap *s;
+        struct dsq_txn *t;
+        struct dsq_err e;
+        if (dsq_db_snapshot(m->db, DSQ_VERSION_LATEST, &s, &e) != DSQ_OK) {
+            m->errors++;
+            continue;
+        }
+        dsq_txn_begin(s, 0, &t, &e);
+        /* writer k owns pages 2+k, 10+k, 18+k ...: disjoint */
+        for (uint32_t p = 2 + (uint32_t)m->id; p <= 64; p += 8) {
+            mt_page(page, p, (uint8_t)(i + 1));
+            dsq_txn_write_page(t, p, page, &e);
+        }
+        dsq_rc rc = dsq_txn_commit(t, NULL, &e);
+        if (rc == DSQ_OK)
+            m->commits++;
+        else
+            m->errors++;
+        dsq_txn_free(t);
+        dsq_snap_release(s);
+    }
+    return NULL;
+}
+
+static void *mt_reader(void *arg)
+{
+    struct mt *m = arg;
+    uint8_t page[4096];
+    for (int i = 0; i < 300; i++) {
+        struct dsq_snap *s;
+        if (dsq_db_snapshot(m->db, DSQ_VERSION_LATEST, &s, NULL) != DSQ_OK) {
+            m->errors++;
+            continue;
+        }
+        for (uint32_t p = 2; p <= dsq_snap_page_count(s); p += 3) {
+            if (dsq_snap_read_page(s, p, page, NULL) != DSQ_OK) {
+                m->errors++;
+                break;
+            }
+            uint32_t got;
+            memcpy(&got, page, 4);
+            if (got != p || page[4095] != page[4]) {
+                m->errors++;
+                break;
+            }
+        }
+        dsq_snap_release(s);
+    }
+    return NULL;
+}
+
+START_TEST(test_many_threads_one_handle)
+{
+    struct dsq_config cfg;
+    struct dsq_store *st;
+    struct dsq_db *db;
+    struct dsq_snap *s;
+    struct dsq_txn *t;
+    uint8_t page[4096];
+    dsq_test_config(&cfg, 10);
+    cfg.page_cache_bytes = 64 * 4096; /* small: evictions under load */
+    dsq_test_open(path_in("store"), &cfg, &st, &db);
+    ck_assert_int_eq(dsq_db_snapshot(db, DSQ_VERSION_LATEST, &s, NULL),
+                     DSQ_OK);
+    ck_assert_int_eq(dsq_txn_begin(s, 0, &t, NULL), DSQ_OK);
+    ck_assert_int_eq(dsq_txn_set_page_size(t, 4096, NULL), DSQ_OK);
+    for (uint32_t p = 1; p <= 64; p++) {
+        mt_page(page, p, 0);
+        ck_assert_int_eq(dsq_txn_write_page(t, p, page, NULL), DSQ_OK);
+    }
+    ck_assert_int_eq(dsq_txn_commit(t, NULL, NULL), DSQ_OK);
+    dsq_txn_free(t);
+    dsq_snap_release(s);
+    pthread_t th[6];
+    struct mt m[6];
+    for (int i = 0; i < 6; i++) {
+        m[i] = (struct mt){.db = db, .id = i};
+        pthread_create(&th[i], NULL, i < 2 ? mt_writer : mt_reader, &m[i]);
+    }
+    int commits = 0;
+    for (int i = 0; i < 6; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_int_eq(m[i].errors, 0);
+        commits += m[i].commits;
+    }
+    ck_assert_int_eq(commits, 80);
+    uint64_t v;
+    ck_assert_int_eq(dsq_db_latest(db, &v, NULL), DSQ_OK);
+    ck_assert_uint_eq(v, 81);
+    struct dsq_verify_report rep;
+    ck_assert_int_eq(dsq_db_verify(db, &rep, NULL, NULL, NULL, NULL), DSQ_OK);
+    dsq_db_close(db);
+    dsq_store_free(st);
+}
+END_TEST
+
+/* ---- the disk cache ---- */
+
+START_TEST(test_disk_cache_survives_restart_and_is_verified)
+{
+    const char *dir = path_in("store");
+    const char *cdir = path_in("cache");
+    make_base(dir, 64);
+    struct dsq_config cfg;
+    struct dsq_store *st;
+    struct dsq_db *db;
+    struct dsq_snap *s;
+    uint8_t page[4096];
+    dsq_test_config(&cfg, 50);
+    cfg.disk_cache = 1;
+    cfg.cache_dir = strdup(cdir);
+    /* 1: read everything once, filling the disk cache */
+    dsq_test_open(dir, &cfg, &st, &db);
+    ck_assert_int_eq(dsq_db_snapshot(db, 1, &s, NULL), DSQ_OK);
+    for (uint32_t p = 1; p <= 64; p++)
+        ck_assert_int_eq(dsq_snap_read_page(s, p, page, NULL), DSQ_OK);
+    dsq_snap_release(s);
+    dsq_db_close(db);
+    /* 2: "restart" with the store's segments gone: served from disk */
+    char cmd[8400];
+    snprintf(cmd, sizeof(cmd), "mkdir -p %s/hide && mv %s/db/segments/* %s/hide/",
+             dir, dir, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(dsq_db_open(st, "db", &cfg, &db, NULL), DSQ_OK);
+    ck_assert_int_eq(dsq_db_snapshot(db, 1, &s, NULL), DSQ_OK);
+    for (uint32_t p = 1; p <= 64; p++) {
+        ck_assert_int_eq(dsq_snap_read_page(s, p, page, NULL), DSQ_OK);
+        ck_assert_int_eq(page[0], (int)p);
+    }
+    dsq_snap_release(s);
+    dsq_db_close(db);
+    /* 3: damage the cached copy: verified on load, so the store serves */
+    snprintf(cmd, sizeof(cmd),
+             "mv %s/hide/* %s/db/segments/ && for f in $(find %s -name "
+             "'*.seg'); do dd if=/dev/urandom of=$f bs=1 count=3000 "
+             "seek=200 conv=notrunc 2>/dev/null; done",
+             dir, dir, cdir);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(dsq_db_open(st, "db", &cfg, &db, NULL), DSQ_OK);
+    ck_assert_int_eq(dsq_db_snapshot(db, 1, &s, NULL), DSQ_OK);
+    size_t len;
+    uint8_t *img = dsq_test_snap_image(s, &len);
+    ck_assert_ptr_nonnull(img);
+    for (uint32_t p = 1; p <= 64; p++)
+        ck_assert_int_eq(img[(size_t)(p - 1) * 4096 + 100], (int)p);
+    free(img);
+    dsq_snap_release(s);
+    dsq_db_close(db);
+    /* 4: bounded: incompressible pages in several segments */
+    free(cfg.cache_dir);
+    cfg.cache_dir = strdup(path_in("small"));
+    cfg.disk_cache_bytes = 64 * 1024;
+    cfg.segment_max_bytes = 65536;
+    ck_assert_int_eq(dsq_db_open(st, "db2", &cfg, &db, NULL), DSQ_OK);
+    struct dsq_txn *t;
+    ck_assert_int_eq(dsq_db_snapshot(db, DSQ_VERSION_LATEST, &s, NULL),
+                     DSQ_OK);
+    ck_assert_int_eq(dsq_txn_begin(s, 0, &t, NULL), DSQ_OK);
+    ck_assert_int_eq(dsq_txn_set_page_size(t, 4096, NULL), DSQ_OK);
+    for (uint32_t p = 1; p <= 128; p++) {
+        for (size_t i = 0; i < sizeof(page); i++)
+            page[i] = (uint8_t)rand();
+        ck_assert_int_eq(dsq_txn_write_page(t, p, page, NULL), DSQ_OK);
+    }
+    ck_assert_int_eq(dsq_txn_commit(t, NULL, NULL), DSQ_OK);
+    dsq_txn_free(t);
+    dsq_snap_release(s);
+    ck_assert_int_eq(dsq_db_snapshot(db, 1, &s, NULL), DSQ_OK);
+    for (uint32_t p = 1; p <= 128; p++)
+        ck_assert_int_eq(dsq_snap_read_page(s, p, page, NULL), DSQ_OK);
+    dsq_snap_release(s);
+    dsq_db_close(db);
+    snprintf(cmd, sizeof(cmd), "test $(du -sk %s | cut -f1) -le 160",
+             cfg.cache_dir);
+    ck_assert_int_eq(system(cmd), 0);
+    free(cfg.cache_dir);
+    dsq_store_free(st);
+}
+END_TEST
+
 static Suite *engine_suite(void)
 {
     Suite *s = suite_create("engine");
@@ -759,6 +962,7 @@ static Suite *engine_suite(void)
     tcase_add_test(tc, test_stream_import_and_small_commit_cost);
     tcase_add_test(tc, test_recovery_scan_finds_only_orphans);
     tcase_add_test(tc, test_corruption_is_an_error_naming_the_object);
+    tcase_add_test(tc, test_disk_cache_survives_restart_and_is_verified);
     suite_add_tcase(s, tc);
     tc = tcase_create("concurrency");
     tcase_add_checked_fixture(tc, setup, teardown);
@@ -766,6 +970,7 @@ static Suite *engine_suite(void)
     tcase_add_test(tc, test_disjoint_pages_both_commit);
     tcase_add_test(tc, test_overlapping_pages_one_wins);
     tcase_add_test(tc, test_serializable_refuses_any_concurrent_commit);
+    tcase_add_test(tc, test_many_threads_one_handle);
     suite_add_tcase(s, tc);
     tc = tcase_create("sqlite_rules");
     tcase_add_checked_fixture(tc, setup, teardown);
