@@ -1318,7 +1318,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
                         dsq_err_text(&e, e.rc));
         }
     } else {
-        r = -EISDIR;
+        r = in->kind == DSQ_I_STATFILE ? -EACCES : -EISDIR;
     }
     if (r == 0) {
         pthread_mutex_lock(&fs->mu);
