@@ -3,6 +3,7 @@
  * Mounting (dsqlfs SOURCE MOUNTPOINT) is dispatched from here too.
  */
 #include "admin.h"
+#include "mount.h"
 #include "err.h"
 
 #include <stdio.h>
@@ -33,6 +34,12 @@ static void usage(FILE *f)
             "                               remove old versions (default: "
             "keep 10 and a week)\n"
             "\n"
+            "  SOURCE MOUNTPOINT [-f] [-d] [-o opt,...]\n"
+            "                               mount every database under "
+            "SOURCE (file:///dir,\n"
+            "                               s3://BUCKET[/PREFIX]) as "
+            "MOUNTPOINT/NAME.db (docs/mount.md)\n"
+            "\n"
             "options (-o name=value, also from the environment): see "
             "docs/options.md\n");
 }
@@ -54,6 +61,8 @@ int main(int argc, char **argv)
     }
     if (dsq_admin_is_command(argv[1]))
         return dsq_admin_main(argc - 1, argv + 1);
+    if (strstr(argv[1], "://"))
+        return dsq_mount_main(argc, argv);
     fprintf(stderr, "dsqlfs: unknown command '%s' (see dsqlfs --help)\n",
             argv[1]);
     return 2;

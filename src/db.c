@@ -3236,5 +3236,184 @@ out:
     strlist_free(&live);
     strlist_free(&chunkkeys);
     free(l.v);
+
+/* ------------------------------------------------------------------ */
+/* 9. for the FUSE daemon: freshness, changes, rollbacks                */
+/* ------------------------------------------------------------------ */
+
+dsq_rc dsq_db_head_after(struct dsq_db *db, uint64_t known, uint64_t *latest,
+                         struct dsq_err *e)
+{
+    char rel[64], key[DSQ_KEY_MAX];
+    struct dsq_objinfo info;
+    dsq_manifest_key(known + 1, rel);
+    full_key(db, rel, key, sizeof(key));
+    dsq_rc rc = dsq_store_head(db->st, key, &info, e);
+    STAT_ADD(db, store_heads, 1);
+    if (rc == DSQ_ENOTFOUND) {
+        *latest = known;
+        return DSQ_OK;
+    }
+    if (rc != DSQ_OK)
+        return rc;
+    uint64_t v = 0;
+    rc = dsq_db_latest(db, &v, e);
+    if (rc != DSQ_OK)
+        return rc;
+    *latest = v > known ? v : known + 1; /* the listing may lag the HEAD */
+    return DSQ_OK;
+}
+
+static int prange_cmp(const void *a, const void *b)
+{
+    const struct dsq_page_range *x = a, *y = b;
+    return x->first < y->first ? -1 : x->first > y->first;
+}
+
+static dsq_rc prange_add(struct dsq_changes *c, size_t *cap,
+                         const struct dsq_range *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (c->n_ranges == *cap) {
+            size_t nc = *cap ? *cap * 2 : 64;
+            struct dsq_page_range *nv =
+                realloc(c->ranges, nc * sizeof(*nv));
+            if (!nv)
+                return DSQ_ENOMEM;
+            c->ranges = nv;
+            *cap = nc;
+        }
+        c->ranges[c->n_ranges++] =
+            (struct dsq_page_range){r[i].start, r[i].count};
+    }
+    return DSQ_OK;
+}
+
+dsq_rc dsq_db_changes(struct dsq_db *db, uint64_t from, uint64_t to,
+                      struct dsq_changes *out, struct dsq_err *e)
+{
+    struct dsq_changes c = {0};
+    size_t cap = 0;
+    dsq_rc rc = DSQ_OK;
+    uint32_t prev_count = 0;
+    if (from > to)
+        return dsq_err_set(e, DSQ_EINVAL, "changes from %llu to %llu",
+                           (unsigned long long)from, (unsigned long long)to);
+    if (from > 0) {
+        struct dsq_snap *s0 = NULL;
+        rc = dsq_db_snapshot(db, from, &s0, e);
+        if (rc != DSQ_OK)
+            return rc;
+        prev_count = dsq_snap_page_count(s0);
+        c.page_count = prev_count;
+        dsq_snap_release(s0);
+    }
+    for (uint64_t v = from + 1; v <= to && rc == DSQ_OK; v++) {
+        struct dsq_snap *x = NULL;
+        rc = dsq_db_snapshot(db, v, &x, e);
+        if (rc != DSQ_OK)
+            break;
+        const struct dsq_manifest *m = x->m;
+        rc = prange_add(&c, &cap, m->write_set, m->n_write);
+        if (rc == DSQ_OK)
+            rc = prange_add(&c, &cap, m->freed_set, m->n_freed);
+        if (m->page1 == DSQ_PAGE1_CHANGED || m->page_count != prev_count)
+            c.page1_changed = 1;
+        prev_count = m->page_count;
+        c.page_count = m->page_count;
+        dsq_snap_release(x);
+    }
+    if (rc != DSQ_OK) {
+        dsq_changes_cleanup(&c);
+        return rc;
+    }
+    if (c.n_ranges > 1) {
+        qsort(c.ranges, c.n_ranges, sizeof(*c.ranges), prange_cmp);
+        size_t k = 0;
+        for (size_t i = 1; i < c.n_ranges; i++) {
+            struct dsq_page_range *a = &c.ranges[k], *b = &c.ranges[i];
+            uint64_t aend = (uint64_t)a->first + a->count;
+            if (b->first <= aend) {
+                uint64_t bend = (uint64_t)b->first + b->count;
+                if (bend > aend)
+                    a->count = (uint32_t)(bend - a->first);
+            } else {
+                c.ranges[++k] = *b;
+            }
+        }
+        c.n_ranges = k + 1;
+    }
+    *out = c;
+    return DSQ_OK;
+}
+
+void dsq_changes_cleanup(struct dsq_changes *c)
+{
+    if (!c)
+        return;
+    free(c->ranges);
+    memset(c, 0, sizeof(*c));
+}
+
+dsq_rc dsq_txn_drop_unchanged(struct dsq_txn *t, size_t *remaining,
+                              struct dsq_err *e)
+{
+    uint32_t *pgnos = NULL;
+    size_t n = 0, ndrop = 0;
+    uint8_t *a = NULL, *b = NULL;
+    uint8_t *drop = NULL;
+    struct dsq_pgbuf *nb = NULL;
+    dsq_rc rc = DSQ_OK;
+    if ((t->flags & DSQ_TXN_STREAM) || !t->buf || t->finished)
+        goto done;
+    uint32_t limit = t->base_count < t->low_water ? t->base_count
+                                                   : t->low_water;
+    rc = dsq_pgbuf_pgnos(t->buf, &pgnos, &n);
+    if (rc != DSQ_OK)
+        goto out;
+    a = malloc(t->page_size);
+    b = malloc(t->page_size);
+    drop = calloc(n ? n : 1, 1);
+    if (!a || !b || !drop) {
+        rc = DSQ_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < n && pgnos[i] <= limit; i++) {
+        rc = dsq_pgbuf_get(t->buf, pgnos[i], a, e);
+        if (rc == DSQ_OK)
+            rc = dsq_snap_read_page(t->snap, pgnos[i], b, e);
+        if (rc != DSQ_OK)
+            goto out;
+        if (memcmp(a, b, t->page_size) == 0) {
+            drop[i] = 1;
+            ndrop++;
+        }
+    }
+    if (ndrop == 0)
+        goto done;
+    rc = dsq_pgbuf_new(t->page_size, t->db->txn_mem, t->db->spill_dir, &nb);
+    if (rc != DSQ_OK)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        if (drop[i])
+            continue;
+        rc = dsq_pgbuf_get(t->buf, pgnos[i], a, e);
+        if (rc == DSQ_OK)
+            rc = dsq_pgbuf_put(nb, pgnos[i], a, e);
+        if (rc != DSQ_OK)
+            goto out;
+    }
+    dsq_pgbuf_free(t->buf);
+    t->buf = nb;
+    nb = NULL;
+done:
+    if (remaining)
+        *remaining = dsq_txn_dirty_pages(t);
+out:
+    dsq_pgbuf_free(nb);
+    free(pgnos);
+    free(a);
+    free(b);
+    free(drop);
     return rc;
 }

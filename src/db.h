@@ -154,6 +154,47 @@ dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
 /* Abort if not committed, and free. */
 void dsq_txn_free(struct dsq_txn *t);
 
+/* ---- for the FUSE daemon: freshness, what changed, rollbacks ---- */
+
+/*
+ * The newest version, given that version known exists (0: none known):
+ * one HEAD of manifests/v{known+1} (versions are created in order, so if
+ * it is missing, known is the newest); only when it exists, the full
+ * dsq_db_latest().
+ */
+dsq_rc dsq_db_head_after(struct dsq_db *db, uint64_t known, uint64_t *latest,
+                         struct dsq_err *e);
+
+struct dsq_page_range {
+    uint32_t first; /* >= 1 */
+    uint32_t count; /* >= 1 */
+};
+
+/* What versions from+1..to changed, as the manifests record it. */
+struct dsq_changes {
+    struct dsq_page_range *ranges; /* owned; pages written or freed, sorted,
+                                      merged (page 1 included) */
+    size_t n_ranges;
+    int page1_changed;    /* some version changed page 1 beyond its
+                             change counters (page count, freelist,
+                             schema) */
+    uint32_t page_count;  /* page count at version to */
+};
+
+/* from <= to; from may be 0.  Loads manifests from+1..to. */
+dsq_rc dsq_db_changes(struct dsq_db *db, uint64_t from, uint64_t to,
+                      struct dsq_changes *out, struct dsq_err *e);
+void dsq_changes_cleanup(struct dsq_changes *c);
+
+/*
+ * Forget buffered pages whose image equals the snapshot's (a rollback
+ * writes the original pages back): they are not written by this
+ * transaction.  *remaining (may be NULL) gets the dirty pages left.
+ * No-op for streaming transactions.
+ */
+dsq_rc dsq_txn_drop_unchanged(struct dsq_txn *t, size_t *remaining,
+                              struct dsq_err *e);
+
 /* ---- admin ---- */
 
 struct dsq_version_info {

@@ -1,0 +1,1095 @@
+/*
+ * dbfile.c - one database shown as NAME.db: the pinned snapshot, the
+ * transaction buffer, the lock table, and the commit points read off
+ * SQLite's locks and journal (docs/locking.md).
+ *
+ * Layer: FUSE front end, over the engine facade (db.h).
+ *
+ * Invariants:
+ *  (L1) The served snapshot moves only while no owner holds a lock on the
+ *       file and no transaction is buffered: a local reader never sees it
+ *       move under it.
+ *  (L2) Writes made under a write lock belong to a SQLite transaction and
+ *       commit only at a journal commit point (unlink, truncate to 0,
+ *       header zeroed) or, with no journal (MEMORY, OFF), at the explicit
+ *       release of the EXCLUSIVE lock.  A close that drops a write lock
+ *       (the process died) discards them: the journal, if any, is hot and
+ *       SQLite rolls the file back.
+ *  (L3) Writes made with no write lock held (cp, dd) commit at fsync, at
+ *       a close, or at the last release.
+ *  (L4) A failed commit discards the buffer and fails the call; the kernel
+ *       cache of the file is dropped so no uncommitted page stays visible.
+ *  (L5) An EXCLUSIVE refused for a snapshot stays refused until the
+ *       snapshot moves.
+ *  (L6) The snapshot does not move while the local journal is hot: the
+ *       rollback SQLite plays from it restores pages of that snapshot,
+ *       so it writes nothing new and commits nothing (pages rewritten
+ *       unchanged are dropped).
+ * Threads: every function takes df->mu (fs.h); invalidations are sent
+ * with it released, under inval_busy.
+ */
+#include "fs.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define INVAL_MAX_VERSIONS 256   /* farther apart: drop the whole cache */
+#define JOURNAL_MAX_RECORDS 50000000u
+
+static const uint8_t journal_magic[8] = {0xd9, 0xd5, 0x05, 0xf9,
+                                         0x20, 0xa1, 0x63, 0xd7};
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint32_t be32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
+           ((uint32_t)p[2] << 8) | p[3];
+}
+
+/* ---- kernel cache invalidation ---- */
+
+struct inval {
+    struct dsq_page_range *r; /* owned */
+    size_t n;
+    int whole;
+    uint32_t ps;
+};
+
+static void inval_add_whole(struct inval *iv)
+{
+    iv->whole = 1;
+}
+
+static void inval_take_changes(struct inval *iv, struct dsq_changes *c,
+                               uint32_t ps)
+{
+    free(iv->r);
+    iv->r = c->ranges;
+    iv->n = c->n_ranges;
+    iv->ps = ps;
+    c->ranges = NULL;
+    c->n_ranges = 0;
+}
+
+/* Called with df->mu held and inval_busy just set by the caller. */
+static void inval_send(struct dsq_dbfile *df, struct inval *iv)
+{
+    struct fuse_session *se = df->fs->se;
+    if (se && (iv->whole || iv->n)) {
+        if (iv->whole || !iv->ps || iv->n > 4096) {
+            fuse_lowlevel_notify_inval_inode(se, df->ino, 0, 0);
+            df->st.inval_ranges++;
+        } else {
+            for (size_t i = 0; i < iv->n; i++)
+                fuse_lowlevel_notify_inval_inode(
+                    se, df->ino, (off_t)(iv->r[i].first - 1) * iv->ps,
+                    (off_t)iv->r[i].count * iv->ps);
+            df->st.inval_ranges += iv->n;
+        }
+    } else if (se) {
+        /* attributes only (size, mtime) */
+        fuse_lowlevel_notify_inval_inode(se, df->ino, -1, 0);
+    }
+    free(iv->r);
+    memset(iv, 0, sizeof(*iv));
+}
+
+/* Unlock df->mu after sending iv (if any) with inval_busy protocol. */
+static void unlock_and_inval(struct dsq_dbfile *df, struct inval *iv)
+{
+    if (!iv->whole && !iv->n && !iv->ps) {
+        pthread_mutex_unlock(&df->mu);
+        return;
+    }
+    df->inval_busy = 1;
+    pthread_mutex_unlock(&df->mu);
+    struct inval local = *iv;
+    memset(iv, 0, sizeof(*iv));
+    inval_send(df, &local);
+    pthread_mutex_lock(&df->mu);
+    df->inval_busy = 0;
+    pthread_cond_broadcast(&df->cv);
+    pthread_mutex_unlock(&df->mu);
+}
+
+static void wait_inval(struct dsq_dbfile *df)
+{
+    while (df->inval_busy)
+        pthread_cond_wait(&df->cv, &df->mu);
+}
+
+/* ---- life cycle ---- */
+
+struct dsq_dbfile *dsq_dbfile_new(struct dsq_fs *fs, const char *prefix,
+                                  uint64_t ino, struct dsq_err *e)
+{
+    struct dsq_dbfile *df = calloc(1, sizeof(*df));
+    if (!df)
+        return NULL;
+    df->fs = fs;
+    df->ino = ino;
+    df->prefix = strdup(prefix);
+    size_t jl = strlen(fs->sidedir) + strlen(prefix) * 3 + 32;
+    df->journal_path = malloc(jl);
+    if (!df->prefix || !df->journal_path)
+        goto fail;
+    {
+        /* same mapping as fs.c's side_path(): '/' -> "%2F" */
+        char *p = df->journal_path;
+        p += sprintf(p, "%s/", fs->sidedir);
+        for (const char *s = prefix; *s; s++) {
+            if (*s == '/' || *s == '%')
+                p += sprintf(p, "%%%02X", (unsigned char)*s);
+            else
+                *p++ = *s;
+        }
+        strcpy(p, ".db-journal");
+    }
+    pthread_mutex_init(&df->mu, NULL);
+    pthread_cond_init(&df->cv, NULL);
+    if (dsq_db_open(fs->st, prefix, fs->cfg, &df->db, e) != DSQ_OK)
+        goto fail;
+    return df;
+fail:
+    free(df->prefix);
+    free(df->journal_path);
+    free(df);
+    return NULL;
+}
+
+void dsq_dbfile_free(struct dsq_dbfile *df)
+{
+    if (!df)
+        return;
+    dsq_txn_free(df->txn);
+    dsq_snap_release(df->snap);
+    dsq_db_close(df->db);
+    dsq_locks_free(&df->locks);
+    dsq_locks_free(&df->flocks);
+    pthread_mutex_destroy(&df->mu);
+    pthread_cond_destroy(&df->cv);
+    free(df->prefix);
+    free(df->journal_path);
+    free(df);
+}
+
+static void log_rc(struct dsq_dbfile *df, const char *what,
+                   const struct dsq_err *e, dsq_rc rc)
+{
+    dsq_log(DSQ_LOG_ERR, "fs", "%s.db: %s: %s", df->prefix, what,
+            dsq_err_text(e, rc));
+}
+
+/* ---- snapshots ---- */
+
+static int journal_hot(struct dsq_dbfile *df);
+
+/* The served snapshot, pinning the newest version at first use. */
+static int ensure_snap(struct dsq_dbfile *df)
+{
+    if (df->snap)
+        return 0;
+    struct dsq_err e;
+    dsq_err_clear(&e);
+    dsq_rc rc = dsq_db_snapshot(df->db, DSQ_VERSION_LATEST, &df->snap, &e);
+    if (rc != DSQ_OK) {
+        log_rc(df, "reading the newest version", &e, rc);
+        return -dsq_rc_errno(rc);
+    }
+    df->head = dsq_snap_version(df->snap);
+    df->head_checked_ns = mono_ns();
+    return 0;
+}
+
+/* Ask the store for the head unless the staleness bound allows not to. */
+static int check_head(struct dsq_dbfile *df, int force)
+{
+    uint64_t now = mono_ns();
+    double stale = df->fs->cfg->staleness_s;
+    if (!force && stale > 0 &&
+        (double)(now - df->head_checked_ns) < stale * 1e9)
+        return 0;
+    struct dsq_err e;
+    dsq_err_clear(&e);
+    uint64_t known = df->head, v = 0;
+    if (df->snap && dsq_snap_version(df->snap) > known)
+        known = dsq_snap_version(df->snap);
+    dsq_rc rc = dsq_db_head_after(df->db, known, &v, &e);
+    if (rc != DSQ_OK) {
+        log_rc(df, "checking for new versions", &e, rc);
+        return -dsq_rc_errno(rc);
+    }
+    df->head = v;
+    df->head_checked_ns = now;
+    return 0;
+}
+
+/*
+ * (L1) Move the served snapshot to the newest version: only with no lock
+ * held and nothing buffered.  Collects what the kernel must drop in iv.
+ */
+static int refresh(struct dsq_dbfile *df, struct inval *iv,
+                   uint64_t owner_except)
+{
+    int r = ensure_snap(df);
+    if (r || df->txn || dsq_locks_any(&df->locks, owner_except))
+        return r;
+    if (journal_hot(df)) {
+        /* (L6) a hot journal holds the pages of this snapshot: SQLite
+           rolls back against it first */
+        return 0;
+    }
+    r = check_head(df, 0);
+    if (r)
+        return r;
+    uint64_t cur = dsq_snap_version(df->snap);
+    if (df->head <= cur)
+        return 0;
+    struct dsq_err e;
+    dsq_err_clear(&e);
+    struct dsq_snap *ns = NULL;
+    dsq_rc rc = dsq_db_snapshot(df->db, df->head, &ns, &e);
+    if (rc != DSQ_OK) {
+        log_rc(df, "reading a new version", &e, rc);
+        return -dsq_rc_errno(rc);
+    }
+    uint32_t ops = dsq_snap_page_size(df->snap);
+    if (df->head - cur > INVAL_MAX_VERSIONS || ops == 0 ||
+        ops != dsq_snap_page_size(ns)) {
+        inval_add_whole(iv);
+    } else {
+        struct dsq_changes c;
+        rc = dsq_db_changes(df->db, cur, df->head, &c, &e);
+        if (rc != DSQ_OK) {
+            inval_add_whole(iv);
+        } else {
+            inval_take_changes(iv, &c, ops);
+            dsq_changes_cleanup(&c);
+        }
+    }
+    iv->ps = iv->ps ? iv->ps : 1;
+    dsq_snap_release(df->snap);
+    df->snap = ns;
+    df->refused = 0;
+    df->st.snapshot_moves++;
+    return 0;
+}
+
+/* ---- journal ---- */
+
+/*
+ * 1 if the local journal is hot as SQLite judges it: it exists and its
+ * first byte is not zero (TRUNCATE leaves it empty, PERSIST zeroes the
+ * header, an unsynced journal has a zero magic).
+ */
+static int journal_hot(struct dsq_dbfile *df)
+{
+    uint8_t m[1];
+    int fd = open(df->journal_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = pread(fd, m, 1, 0);
+    close(fd);
+    return n == 1 && m[0] != 0;
+}
+
+static int u32cmp(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/*
+ * The page numbers a rollback journal records (SQLite's format: headers
+ * of one sector, magic d9d505f920a163d7, nRec, nonce, initial size,
+ * sector size, page size; records of pgno + page + checksum).  -1 if
+ * there is no journal or it cannot be parsed.
+ */
+static int journal_pages(const char *path, uint32_t **out, size_t *nout)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    struct stat sb;
+    uint32_t *v = NULL;
+    size_t n = 0, cap = 0;
+    int ret = -1;
+    if (fstat(fd, &sb) != 0)
+        goto out;
+    uint64_t size = (uint64_t)sb.st_size, pos = 0;
+    while (pos + 28 <= size) {
+        uint8_t h[28];
+        static const uint8_t zero[8];
+        /* before its first sync SQLite leaves the magic zeroed */
+        if (pread(fd, h, 28, (off_t)pos) != 28 ||
+            (memcmp(h, journal_magic, 8) != 0 &&
+             (pos != 0 || memcmp(h, zero, 8) != 0)))
+            break;
+        uint32_t nrec = be32(h + 8), sector = be32(h + 20),
+                 ps = be32(h + 24);
+        if (sector < 32 || sector > 65536 || ps < 512 || ps > 65536 ||
+            (ps & (ps - 1)))
+            goto out;
+        uint64_t rec = (uint64_t)ps + 8, p = pos + sector;
+        uint64_t want = (nrec == 0 || nrec == 0xffffffffu) ? UINT64_MAX
+                                                           : nrec;
+        uint64_t k = 0;
+        for (; k < want && p + rec <= size; k++, p += rec) {
+            uint8_t pg[4];
+            if (pread(fd, pg, 4, (off_t)p) != 4)
+                goto out;
+            if (n == cap) {
+                if (cap >= JOURNAL_MAX_RECORDS)
+                    goto out;
+                size_t nc = cap ? cap * 2 : 64;
+                uint32_t *nv = realloc(v, nc * sizeof(*nv));
+                if (!nv)
+                    goto out;
+                v = nv;
+                cap = nc;
+            }
+            v[n++] = be32(pg);
+        }
+        if (want == UINT64_MAX || k < want)
+            break;
+        pos = (p + sector - 1) / sector * sector; /* next header */
+    }
+    if (n > 1) {
+        qsort(v, n, sizeof(*v), u32cmp);
+        size_t k = 1;
+        for (size_t i = 1; i < n; i++)
+            if (v[i] != v[k - 1])
+                v[k++] = v[i];
+        n = k;
+    }
+    *out = v;
+    *nout = n;
+    v = NULL;
+    ret = 0;
+out:
+    free(v);
+    close(fd);
+    return ret;
+}
+
+static int ranges_contain(const struct dsq_page_range *r, size_t n,
+                          uint32_t p)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (p < r[mid].first)
+            hi = mid;
+        else if (p >= r[mid].first + r[mid].count)
+            lo = mid + 1;
+        else
+            return 1;
+    }
+    return 0;
+}
+
+/*
+ * Early conflict (DESIGN 3): at EXCLUSIVE, 1 if what was committed since
+ * the snapshot meets the pages the journal names (or, in serializable
+ * isolation or with no journal, if anything was committed at all).
+ */
+static int early_conflict(struct dsq_dbfile *df, int any_commit)
+{
+    if (check_head(df, 1) != 0)
+        return 0; /* the commit will tell */
+    uint64_t sv = dsq_snap_version(df->snap);
+    if (df->head <= sv)
+        return 0;
+    if (any_commit || df->fs->cfg->isolation == DSQ_ISOLATION_SERIALIZABLE)
+        return 1;
+    struct dsq_changes c;
+    struct dsq_err e;
+    dsq_err_clear(&e);
+    if (df->head - sv > INVAL_MAX_VERSIONS)
+        return 1;
+    if (dsq_db_changes(df->db, sv, df->head, &c, &e) != DSQ_OK)
+        return 0;
+    int conflict = c.page1_changed;
+    uint32_t *pg = NULL;
+    size_t n = 0;
+    if (!conflict) {
+        if (journal_pages(df->journal_path, &pg, &n) != 0) {
+            conflict = 1; /* no journal: MEMORY or OFF, be conservative */
+        } else {
+            for (size_t i = 0; i < n && !conflict; i++)
+                if (pg[i] != 1 && ranges_contain(c.ranges, c.n_ranges, pg[i]))
+                    conflict = 1;
+        }
+    }
+    dsq_log(DSQ_LOG_DEBUG, "lock",
+            "%s.db: early check: snapshot %" PRIu64 ", head %" PRIu64
+            ", %zu changed range(s), page 1 %s, %zu journaled page(s): %s",
+            df->prefix, sv, df->head, c.n_ranges,
+            c.page1_changed ? "changed" : "counters only", n,
+            conflict ? "conflict" : "no conflict");
+    free(pg);
+    dsq_changes_cleanup(&c);
+    return conflict;
+}
+
+/* ---- transactions ---- */
+
+static void discard_txn(struct dsq_dbfile *df, struct inval *iv,
+                        const char *why)
+{
+    if (!df->txn)
+        return;
+    size_t n = dsq_txn_dirty_pages(df->txn);
+    dsq_txn_free(df->txn);
+    df->txn = NULL;
+    df->txn_plain = 0;
+    inval_add_whole(iv);
+    dsq_log(DSQ_LOG_NOTICE, "fs", "%s.db: %zu buffered page(s) discarded: %s",
+            df->prefix, n, why);
+}
+
+/* (L2)(L3)(L4) Commit the buffered transaction; 0 or -errno. */
+static int commit_locked(struct dsq_dbfile *df, const char *why,
+                         struct inval *iv)
+{
+    if (!df->txn)
+        return 0;
+    struct dsq_err e;
+    dsq_err_clear(&e);
+    size_t left = 0;
+    uint32_t base_count = dsq_snap_page_count(df->snap);
+    uint32_t ps = dsq_txn_page_size(df->txn);
+    dsq_rc rc = dsq_txn_drop_unchanged(df->txn, &left, &e);
+    if (rc == DSQ_OK && left == 0 &&
+        dsq_txn_page_count(df->txn) == base_count) {
+        dsq_txn_free(df->txn);
+        df->txn = NULL;
+        df->st.noop_commits++;
+        return 0;
+    }
+    if (rc == DSQ_OK && dsq_txn_page_count(df->txn) >= 1) {
+        uint8_t *p1 = malloc(ps);
+        if (!p1)
+            rc = DSQ_ENOMEM;
+        else
+            rc = dsq_txn_read_page(df->txn, 1, p1, &e);
+        if (rc == DSQ_OK && (p1[18] == 2 || p1[19] == 2)) {
+            free(p1);
+            df->st.wal_refusals++;
+            discard_txn(df, iv, "WAL mode refused");
+            dsq_log(DSQ_LOG_WARNING, "fs",
+                    "%s.db: PRAGMA journal_mode=WAL refused: dsqlfs "
+                    "supports rollback journal modes only (DELETE, "
+                    "TRUNCATE, PERSIST, MEMORY, OFF)",
+                    df->prefix);
+            return -EPERM;
+        }
+        free(p1);
+    }
+    if (rc != DSQ_OK) {
+        log_rc(df, "preparing the commit", &e, rc);
+        discard_txn(df, iv, "commit failed");
+        df->st.commit_failures++;
+        return -dsq_rc_errno(rc);
+    }
+    uint64_t from = dsq_snap_version(df->snap);
+    struct dsq_commit_info ci;
+    uint64_t t0 = mono_ns();
+    rc = dsq_txn_commit(df->txn, &ci, &e);
+    dsq_txn_free(df->txn);
+    df->txn = NULL;
+    df->txn_plain = 0;
+    if (rc != DSQ_OK) {
+        df->st.commit_failures++;
+        inval_add_whole(iv);
+        dsq_log(rc == DSQ_ECONFLICT ? DSQ_LOG_NOTICE : DSQ_LOG_ERR, "fs",
+                "%s.db: commit at %s failed, the transaction is rolled "
+                "back: %s",
+                df->prefix, why, dsq_err_text(&e, rc));
+        return rc == DSQ_ECONFLICT ? -EIO : -dsq_rc_errno(rc);
+    }
+    df->st.local_commits++;
+    dsq_log(DSQ_LOG_INFO, "fs",
+            "%s.db: committed version %" PRIu64 " at %s (%u rebase(s), "
+            "%.1f ms)",
+            df->prefix, ci.version, why, ci.rebases,
+            (double)(mono_ns() - t0) / 1e6);
+    if (ci.noop)
+        return 0;
+    struct dsq_snap *ns = NULL;
+    rc = dsq_db_snapshot(df->db, ci.version, &ns, &e);
+    if (rc != DSQ_OK) {
+        /* committed, but the new version cannot be read back now: serve
+           it at the next refresh */
+        log_rc(df, "reading the version just committed", &e, rc);
+        inval_add_whole(iv);
+        if (ci.version > df->head)
+            df->head = ci.version;
+        return 0;
+    }
+    if (ci.version != from + 1 || ci.rebases) {
+        /* others committed in between: drop their pages and page 1 */
+        struct dsq_changes c;
+        if (ci.version - 1 > from &&
+            dsq_db_changes(df->db, from, ci.version - 1, &c, &e) == DSQ_OK) {
+            inval_take_changes(iv, &c, ps);
+            dsq_changes_cleanup(&c);
+            struct dsq_page_range *nr =
+                realloc(iv->r, (iv->n + 1) * sizeof(*nr));
+            if (nr) {
+                iv->r = nr;
+                memmove(iv->r + 1, iv->r, iv->n * sizeof(*nr));
+                iv->r[0] = (struct dsq_page_range){1, 1};
+                iv->n++;
+            } else {
+                inval_add_whole(iv);
+            }
+        } else {
+            inval_add_whole(iv);
+        }
+    }
+    iv->ps = iv->ps ? iv->ps : ps;
+    dsq_snap_release(df->snap);
+    df->snap = ns;
+    if (ci.version > df->head)
+        df->head = ci.version;
+    df->refused = 0;
+    return 0;
+}
+
+static int begin_txn(struct dsq_dbfile *df)
+{
+    if (df->txn)
+        return 0;
+    int r = ensure_snap(df);
+    if (r)
+        return r;
+    struct dsq_err e;
+    dsq_err_clear(&e);
+    dsq_rc rc = dsq_txn_begin(df->snap, 0, &df->txn, &e);
+    if (rc != DSQ_OK) {
+        log_rc(df, "starting a transaction", &e, rc);
+        return -dsq_rc_errno(rc);
+    }
+    df->txn_plain = !dsq_locks_any_write(&df->locks);
+    return 0;
+}
+
+/* ---- file operations ---- */
+
+int dsq_dbfile_on_open(struct dsq_dbfile *df, int trunc)
+{
+    struct inval iv = {0};
+    pthread_mutex_lock(&df->mu);
+    wait_inval(df);
+    int r = refresh(df, &iv, 0);
+    df->open_count++;
+    unlock_and_inval(df, &iv);
+    if (r == 0 && trunc)
+        r = dsq_dbfile_truncate(df, 0);
+    return r;
+}
+
+void dsq_dbfile_on_release(struct dsq_dbfile *df)
+{
+    struct inval iv = {0};
+    pthread_mutex_lock(&df->mu);
+    if (df->open_count)
+        df->open_count--;
+    if (df->open_count == 0 && df->txn && df->txn_plain &&
+        !dsq_locks_any_write(&df->locks))
+        commit_locked(df, "the last close", &iv);
+    unlock_and_inval(df, &iv);
+}
+
+void dsq_dbfile_attr(struct dsq_dbfile *df, uint64_t *size,
+                     uint64_t *mtime_ms)
+{
+    pthread_mutex_lock(&df->mu);
+    ensure_snap(df);
+    if (df->txn) {
+        *size = (uint64_t)dsq_txn_page_count(df->txn) *
+                dsq_txn_page_size(df->txn);
+        *mtime_ms = wall_ms();
+    } else if (df->snap) {
+        *size = (uint64_t)dsq_snap_page_count(df->snap) *
+                dsq_snap_page_size(df->snap);
+        *mtime_ms = dsq_snap_time_ms(df->snap);
+        if (!*mtime_ms)
+            *mtime_ms = df->fs->start_ms;
+    } else {
+        *size = 0;
+        *mtime_ms = df->fs->start_ms;
+    }
+    pthread_mutex_unlock(&df->mu);
+}
+
+ssize_t dsq_dbfile_read(struct dsq_dbfile *df, char *buf, size_t size,
+                        off_t off)
+{
+    struct dsq_err e;
+    dsq_err_clear(&e);
+    pthread_mutex_lock(&df->mu);
+    int r = ensure_snap(df);
+    if (r) {
+        pthread_mutex_unlock(&df->mu);
+        return r;
+    }
+    dsq_rc rc = DSQ_OK;
+    ssize_t done = 0;
+    if (df->txn) {
+        uint32_t ps = dsq_txn_page_size(df->txn);
+        uint64_t fsize = (uint64_t)dsq_txn_page_count(df->txn) * ps;
+        if ((uint64_t)off >= fsize || ps == 0) {
+            pthread_mutex_unlock(&df->mu);
+            return 0;
+        }
+        if ((uint64_t)off + size > fsize)
+            size = (size_t)(fsize - (uint64_t)off);
+        uint8_t *page = malloc(ps);
+        if (!page) {
+            pthread_mutex_unlock(&df->mu);
+            return -ENOMEM;
+        }
+        while ((size_t)done < size && rc == DSQ_OK) {
+            uint64_t pos = (uint64_t)off + (uint64_t)done;
+            uint32_t pg = (uint32_t)(pos / ps) + 1, in = (uint32_t)(pos % ps);
+            size_t k = ps - in;
+            if (k > size - (size_t)done)
+                k = size - (size_t)done;
+            rc = dsq_txn_read_page(df->txn, pg, page, &e);
+            if (rc == DSQ_OK)
+                memcpy(buf + done, page + in, k);
+            done += (ssize_t)k;
+        }
+        free(page);
+        pthread_mutex_unlock(&df->mu);
+    } else {
+        struct dsq_snap *s = dsq_snap_ref(df->snap);
+        pthread_mutex_unlock(&df->mu);
+        uint32_t ps = dsq_snap_page_size(s);
+        uint64_t fsize = (uint64_t)dsq_snap_page_count(s) * ps;
+        if ((uint64_t)off >= fsize || ps == 0) {
+            dsq_snap_release(s);
+            return 0;
+        }
+        if ((uint64_t)off + size > fsize)
+            size = (size_t)(fsize - (uint64_t)off);
+        uint32_t first = (uint32_t)((uint64_t)off / ps) + 1;
+        uint32_t last = (uint32_t)(((uint64_t)off + size - 1) / ps) + 1;
+        uint32_t in = (uint32_t)((uint64_t)off % ps);
+        if (in == 0 && size == (size_t)(last - first + 1) * ps) {
+            rc = dsq_snap_read_pages(s, first, last - first + 1, buf, &e);
+        } else {
+            uint8_t *tmp = malloc((size_t)(last - first + 1) * ps);
+            if (!tmp) {
+                dsq_snap_release(s);
+                return -ENOMEM;
+            }
+            rc = dsq_snap_read_pages(s, first, last - first + 1, tmp, &e);
+            if (rc == DSQ_OK)
+                memcpy(buf, tmp + in, size);
+            free(tmp);
+        }
+        done = (ssize_t)size;
+        dsq_snap_release(s);
+    }
+    if (rc != DSQ_OK) {
+        log_rc(df, "read", &e, rc);
+        return -dsq_rc_errno(rc);
+    }
+    return done;
+}
+
+ssize_t dsq_dbfile_write(struct dsq_dbfile *df, const char *buf, size_t size,
+                         off_t off)
+{
+    struct dsq_err e;
+    dsq_err_clear(&e);
+    if (df->fs->cfg->read_only)
+        return -EROFS;
+    pthread_mutex_lock(&df->mu);
+    int r = begin_txn(df);
+    if (r) {
+        pthread_mutex_unlock(&df->mu);
+        return r;
+    }
+    dsq_rc rc = DSQ_OK;
+    uint32_t ps = dsq_txn_page_size(df->txn);
+    if (ps == 0) {
+        uint32_t hps = 0;
+        if (off == 0 && size >= 100 &&
+            memcmp(buf, "SQLite format 3", 16) == 0) {
+            hps = ((uint32_t)(uint8_t)buf[16] << 8) | (uint8_t)buf[17];
+            if (hps == 1)
+                hps = 65536;
+        }
+        if (hps == 0) {
+            pthread_mutex_unlock(&df->mu);
+            dsq_log(DSQ_LOG_ERR, "fs",
+                    "%s.db: the first write to an empty database must "
+                    "start with a SQLite header at offset 0",
+                    df->prefix);
+            return -EINVAL;
+        }
+        rc = dsq_txn_set_page_size(df->txn, hps, &e);
+        ps = hps;
+    }
+    uint8_t *page = rc == DSQ_OK ? malloc(ps) : NULL;
+    if (rc == DSQ_OK && !page)
+        rc = DSQ_ENOMEM;
+    size_t done = 0;
+    while (rc == DSQ_OK && done < size) {
+        uint64_t pos = (uint64_t)off + done;
+        uint64_t pg64 = pos / ps + 1;
+        if (pg64 > 0xfffffffeu) {
+            rc = dsq_err_set(&e, DSQ_ERANGE, "offset past the largest "
+                             "database");
+            break;
+        }
+        uint32_t pg = (uint32_t)pg64, in = (uint32_t)(pos % ps);
+        size_t k = ps - in;
+        if (k > size - done)
+            k = size - done;
+        if (k == ps) {
+            rc = dsq_txn_write_page(df->txn, pg, buf + done, &e);
+        } else {
+            if (pg <= dsq_txn_page_count(df->txn))
+                rc = dsq_txn_read_page(df->txn, pg, page, &e);
+            else
+                memset(page, 0, ps);
+            if (rc == DSQ_OK) {
+                memcpy(page + in, buf + done, k);
+                rc = dsq_txn_write_page(df->txn, pg, page, &e);
+            }
+        }
+        done += k;
+    }
+    free(page);
+    pthread_mutex_unlock(&df->mu);
+    if (rc != DSQ_OK) {
+        log_rc(df, "write", &e, rc);
+        return rc == DSQ_ERANGE ? -EFBIG : -dsq_rc_errno(rc);
+    }
+    return (ssize_t)size;
+}
+
+int dsq_dbfile_truncate(struct dsq_dbfile *df, uint64_t size)
+{
+    struct dsq_err e;
+    dsq_err_clear(&e);
+    if (df->fs->cfg->read_only)
+        return -EROFS;
+    pthread_mutex_lock(&df->mu);
+    int r = ensure_snap(df);
+    if (r == 0 && !df->txn && size == 0 &&
+        dsq_snap_page_count(df->snap) == 0) {
+        pthread_mutex_unlock(&df->mu);
+        return 0;
+    }
+    if (r == 0)
+        r = begin_txn(df);
+    if (r == 0) {
+        uint32_t ps = dsq_txn_page_size(df->txn);
+        if (ps == 0) {
+            r = size == 0 ? 0 : -EINVAL;
+        } else {
+            uint64_t n = (size + ps - 1) / ps;
+            dsq_rc rc = n > 0xfffffffeu
+                            ? DSQ_ERANGE
+                            : dsq_txn_set_page_count(df->txn, (uint32_t)n, &e);
+            if (rc != DSQ_OK) {
+                log_rc(df, "truncate", &e, rc);
+                r = rc == DSQ_ERANGE ? -EFBIG : -dsq_rc_errno(rc);
+            }
+        }
+    }
+    pthread_mutex_unlock(&df->mu);
+    return r;
+}
+
+int dsq_dbfile_fsync(struct dsq_dbfile *df)
+{
+    struct inval iv = {0};
+    int r = 0;
+    pthread_mutex_lock(&df->mu);
+    if (df->txn && df->txn_plain && !dsq_locks_any_write(&df->locks))
+        r = commit_locked(df, "fsync", &iv);
+    unlock_and_inval(df, &iv);
+    return r;
+}
+
+int dsq_dbfile_journal_commit(struct dsq_dbfile *df, const char *why)
+{
+    struct inval iv = {0};
+    pthread_mutex_lock(&df->mu);
+    wait_inval(df);
+    int r = 0;
+    if (df->txn && !df->txn_plain)
+        r = commit_locked(df, why, &iv);
+    unlock_and_inval(df, &iv);
+    return r;
+}
+
+/* ---- locks ---- */
+
+int dsq_dbfile_flush(struct dsq_dbfile *df, uint64_t owner)
+{
+    struct inval iv = {0};
+    int r = 0;
+    dsq_log(DSQ_LOG_DEBUG, "lock", "%s.db: flush owner %" PRIx64, df->prefix,
+            owner);
+    pthread_mutex_lock(&df->mu);
+    wait_inval(df);
+    int had_write = 0;
+    for (size_t i = 0; i < df->locks.n; i++)
+        if (df->locks.v[i].owner == owner && df->locks.v[i].type == F_WRLCK)
+            had_write = 1;
+    dsq_locks_release_owner(&df->locks, owner);
+    if (had_write && df->txn && !df->txn_plain &&
+        !dsq_locks_any_write(&df->locks))
+        discard_txn(df, &iv,
+                    "closed while holding a write lock (the process ended "
+                    "mid-transaction)");
+    if (df->txn && df->txn_plain && !dsq_locks_any_write(&df->locks))
+        r = commit_locked(df, "close", &iv);
+    unlock_and_inval(df, &iv);
+    return r;
+}
+
+int dsq_dbfile_getlk(struct dsq_dbfile *df, uint64_t owner, struct flock *lk)
+{
+    uint64_t start = (uint64_t)lk->l_start;
+    uint64_t end = lk->l_len == 0 ? UINT64_MAX
+                                  : start + (uint64_t)lk->l_len - 1;
+    pthread_mutex_lock(&df->mu);
+    const struct dsq_lock *c =
+        dsq_locks_conflict(&df->locks, owner, start, end, lk->l_type);
+    if (c) {
+        lk->l_type = (short)c->type;
+        lk->l_start = (off_t)c->start;
+        lk->l_len = c->end == UINT64_MAX ? 0 : (off_t)(c->end - c->start + 1);
+        lk->l_pid = c->pid;
+    } else {
+        lk->l_type = F_UNLCK;
+    }
+    pthread_mutex_unlock(&df->mu);
+    return 0;
+}
+
+int dsq_dbfile_setlk(struct dsq_dbfile *df, uint64_t owner,
+                     const struct flock *lk, int sleep, fuse_req_t req)
+{
+    struct inval iv = {0};
+    uint64_t start = (uint64_t)lk->l_start;
+    uint64_t end = lk->l_len == 0 ? UINT64_MAX
+                                  : start + (uint64_t)lk->l_len - 1;
+    int type = lk->l_type;
+    int r = 0;
+    dsq_log(DSQ_LOG_DEBUG, "lock",
+            "%s.db: setlk owner %" PRIx64 " pid %d type %d start %" PRIx64
+            " len %lld sleep %d",
+            df->prefix, owner, (int)lk->l_pid, type, start,
+            (long long)lk->l_len, sleep);
+    pthread_mutex_lock(&df->mu);
+    for (;;) {
+        wait_inval(df);
+        if (type == F_UNLCK ||
+            !dsq_locks_conflict(&df->locks, owner, start, end, type))
+            break;
+        if (!sleep || (req && fuse_req_interrupted(req))) {
+            pthread_mutex_unlock(&df->mu);
+            return sleep ? -EINTR : -EAGAIN;
+        }
+        pthread_mutex_unlock(&df->mu);
+        usleep(5000);
+        pthread_mutex_lock(&df->mu);
+    }
+    int had_excl =
+        dsq_locks_type_at(&df->locks, owner, DSQ_SHARED_FIRST) == F_WRLCK;
+    if (type != F_UNLCK && !dsq_locks_any(&df->locks, 0)) {
+        /* a read transaction starts: pin the newest version (L1) */
+        r = refresh(df, &iv, 0);
+        df->st.read_txns++;
+        if (r)
+            goto out;
+    }
+    if (type == F_WRLCK && df->snap) {
+        int reserved = start <= DSQ_RESERVED_BYTE && DSQ_RESERVED_BYTE <= end;
+        int exclusive = start <= DSQ_SHARED_FIRST && DSQ_SHARED_FIRST <= end;
+        uint64_t sv = dsq_snap_version(df->snap);
+        /* SQLite rolls a hot journal back under EXCLUSIVE taken straight
+           from SHARED: never refuse that one */
+        int rollback = exclusive && dsq_locks_type_at(&df->locks, owner,
+                                                      DSQ_RESERVED_BYTE) !=
+                                        F_WRLCK;
+        if ((exclusive && !had_excl && !rollback) ||
+            (reserved &&
+             df->fs->cfg->isolation == DSQ_ISOLATION_SERIALIZABLE)) {
+            if (df->refused && df->refused_version == sv) {
+                df->st.busy_refusals++;
+                r = -EAGAIN;
+                goto out;
+            }
+            int any = !exclusive; /* RESERVED: serializable, any commit */
+            if (early_conflict(df, any)) {
+                df->refused = 1;
+                df->refused_version = sv;
+                df->st.busy_refusals++;
+                dsq_log(DSQ_LOG_INFO, "fs",
+                        "%s.db: %s lock refused (EAGAIN -> SQLITE_BUSY): "
+                        "version %" PRIu64 " committed since snapshot %"
+                        PRIu64 " meets this transaction",
+                        df->prefix, exclusive ? "EXCLUSIVE" : "RESERVED",
+                        df->head, sv);
+                r = -EAGAIN;
+                goto out;
+            }
+        }
+    }
+    int had_reserved =
+        dsq_locks_type_at(&df->locks, owner, DSQ_RESERVED_BYTE) == F_WRLCK;
+    r = dsq_locks_apply(&df->locks, owner, start, end, type, lk->l_pid);
+    if (r)
+        goto out;
+    if (had_excl && !had_reserved && !df->txn &&
+        dsq_locks_type_at(&df->locks, owner, DSQ_SHARED_FIRST) != F_WRLCK) {
+        /* a hot-journal rollback just ended (EXCLUSIVE straight from
+           SHARED): SQLite re-reads the change counter before using its
+           cache, so the snapshot may move now if nobody else holds a
+           lock, and this read transaction sees what others committed */
+        refresh(df, &iv, owner);
+    }
+    if (had_excl &&
+        dsq_locks_type_at(&df->locks, owner, DSQ_SHARED_FIRST) != F_WRLCK &&
+        df->txn && !df->txn_plain) {
+        /* EXCLUSIVE released with writes buffered: MEMORY or OFF mode */
+        if (journal_hot(df))
+            discard_txn(df, &iv, "EXCLUSIVE released with a hot journal");
+        else
+            r = commit_locked(df, "the release of EXCLUSIVE", &iv);
+    }
+out:
+    unlock_and_inval(df, &iv);
+    return r;
+}
+
+int dsq_dbfile_flock(struct dsq_dbfile *df, uint64_t owner, int op,
+                     fuse_req_t req)
+{
+    int type = (op & LOCK_UN) ? F_UNLCK : (op & LOCK_EX) ? F_WRLCK : F_RDLCK;
+    int nb = (op & LOCK_NB) != 0;
+    pthread_mutex_lock(&df->mu);
+    while (type != F_UNLCK &&
+           dsq_locks_conflict(&df->flocks, owner, 0, 0, type)) {
+        if (nb || fuse_req_interrupted(req)) {
+            pthread_mutex_unlock(&df->mu);
+            return nb ? -EWOULDBLOCK : -EINTR;
+        }
+        pthread_mutex_unlock(&df->mu);
+        usleep(5000);
+        pthread_mutex_lock(&df->mu);
+    }
+    int r = dsq_locks_apply(&df->flocks, owner, 0, 0, type, 0);
+    pthread_mutex_unlock(&df->mu);
+    return r;
+}
+
+void dsq_dbfile_flock_release(struct dsq_dbfile *df, uint64_t owner)
+{
+    pthread_mutex_lock(&df->mu);
+    dsq_locks_release_owner(&df->flocks, owner);
+    pthread_mutex_unlock(&df->mu);
+}
+
+/* ---- status ---- */
+
+void dsq_dbfile_status(struct dsq_dbfile *df, struct dsq_buf *b, int prom)
+{
+    struct dsq_db_stats s;
+    dsq_db_get_stats(df->db, &s);
+    pthread_mutex_lock(&df->mu);
+    uint64_t v = df->snap ? dsq_snap_version(df->snap) : 0;
+    uint64_t head = df->head > v ? df->head : v;
+    struct dsq_dbstat d = df->st;
+    int txn = df->txn != NULL;
+    size_t dirty = df->txn ? dsq_txn_dirty_pages(df->txn) : 0;
+    size_t locks = df->locks.n;
+    pthread_mutex_unlock(&df->mu);
+    uint64_t reqs = s.store_gets + s.store_puts + s.store_lists +
+                    s.store_heads + s.store_dels;
+    if (!prom) {
+        dsq_buf_printf(
+            b,
+            "{\n  \"database\": \"%s\",\n  \"version\": %" PRIu64
+            ",\n  \"head\": %" PRIu64 ",\n  \"lag\": %" PRIu64
+            ",\n  \"commits\": %" PRIu64 ",\n  \"conflicts\": %" PRIu64
+            ",\n  \"rebases\": %" PRIu64 ",\n  \"retries\": %" PRIu64
+            ",\n  \"busy_refusals\": %" PRIu64
+            ",\n  \"commit_failures\": %" PRIu64
+            ",\n  \"wal_refusals\": %" PRIu64 ",\n  \"read_txns\": %" PRIu64
+            ",\n  \"snapshot_moves\": %" PRIu64
+            ",\n  \"cache_hits\": %" PRIu64 ",\n  \"cache_misses\": %" PRIu64
+            ",\n  \"cache_hit_ratio\": %.4f"
+            ",\n  \"store_requests\": %" PRIu64
+            ",\n  \"store\": {\"get\": %" PRIu64 ", \"put\": %" PRIu64
+            ", \"list\": %" PRIu64 ", \"head\": %" PRIu64
+            ", \"delete\": %" PRIu64 ", \"bytes_read\": %" PRIu64
+            ", \"bytes_written\": %" PRIu64
+            "},\n  \"transaction_open\": %s,\n  \"dirty_pages\": %zu"
+            ",\n  \"locks\": %zu\n}\n",
+            df->prefix, v, head, head - v, s.commits, s.conflicts, s.rebases,
+            s.retries, d.busy_refusals, d.commit_failures, d.wal_refusals,
+            d.read_txns, d.snapshot_moves, s.cache_hits, s.cache_misses,
+            s.cache_hits + s.cache_misses
+                ? (double)s.cache_hits /
+                      (double)(s.cache_hits + s.cache_misses)
+                : 0.0,
+            reqs, s.store_gets, s.store_puts, s.store_lists, s.store_heads,
+            s.store_dels, s.bytes_read, s.bytes_written,
+            txn ? "true" : "false", dirty, locks);
+        return;
+    }
+#define PROM(name, val)                                                        \
+    dsq_buf_printf(b, "dsqlfs_%s{db=\"%s\"} %" PRIu64 "\n", name, df->prefix,  \
+                   (uint64_t)(val))
+    PROM("version", v);
+    PROM("head_version", head);
+    PROM("lag_versions", head - v);
+    PROM("commits_total", s.commits);
+    PROM("conflicts_total", s.conflicts);
+    PROM("rebases_total", s.rebases);
+    PROM("retries_total", s.retries);
+    PROM("busy_refusals_total", d.busy_refusals);
+    PROM("commit_failures_total", d.commit_failures);
+    PROM("read_transactions_total", d.read_txns);
+    PROM("cache_hits_total", s.cache_hits);
+    PROM("cache_misses_total", s.cache_misses);
+    PROM("store_requests_total", reqs);
+    PROM("store_bytes_read_total", s.bytes_read);
+    PROM("store_bytes_written_total", s.bytes_written);
+#undef PROM
+}

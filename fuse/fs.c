@@ -1,0 +1,1518 @@
+/*
+ * fs.c - the FUSE low-level operations: inode table, namespace (databases
+ * as NAME.db, prefixes as directories, local side files), dispatch to
+ * dbfile.c, and the one dsq_rc -> errno table (reproduced in
+ * docs/errors.md).
+ *
+ * Layer: FUSE front end.  Threads and locks: see fs.h.
+ *
+ * Invariants:
+ *  (N1) Only NAME.db and SQLite's side files (NAME.db-journal, -wal, -shm,
+ *       -mj...) can be created; any other name is refused with EPERM.
+ *  (N2) Side files live only in fs->sidedir on this host, at a path that
+ *       is a pure function of their name (dbfile.c finds journals there).
+ *  (N3) A missing name is answered with a cacheable negative entry.
+ *  (N4) Inodes of databases and directories live as long as the mount;
+ *       side-file and status inodes are freed when the kernel forgets
+ *       them (their numbers are reused with a new generation).
+ */
+#include "fs.h"
+
+#include "log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ENTRY_TIMEOUT 1.0
+#define ATTR_TIMEOUT 1.0
+#define SIDE_TIMEOUT 60.0
+
+/* ---- the errno table (docs/errors.md) ---- */
+
+int dsq_rc_errno(dsq_rc rc)
+{
+    switch (rc) {
+    case DSQ_OK: return 0;
+    case DSQ_ENOMEM: return ENOMEM;
+    case DSQ_EINVAL: return EINVAL;
+    case DSQ_EIO: return EIO;
+    case DSQ_ENOTFOUND: return ENOENT;
+    case DSQ_EPRECOND: return EIO;
+    case DSQ_ETRANSIENT: return EIO;
+    case DSQ_ECORRUPT: return EIO;
+    case DSQ_ECONFLICT: return EIO;   /* at a lock: EAGAIN, see dbfile.c */
+    case DSQ_EAUTH: return EACCES;
+    case DSQ_EBUSY: return EBUSY;
+    case DSQ_ERANGE: return EFBIG;
+    case DSQ_EEXIST: return EEXIST;
+    case DSQ_EUNSUPPORTED: return EOPNOTSUPP;
+    case DSQ_ERETRIES: return EIO;
+    case DSQ_EPERM: return EPERM;
+    default: return EIO;
+    }
+}
+
+static struct dsq_fs *fs_of(fuse_req_t req)
+{
+    return fuse_req_userdata(req);
+}
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- names ---- */
+
+/* 1 if name is NAME.db-journal, -wal, -shm or -mjXXXX (a side file). */
+static int is_side_name(const char *name, int *is_journal)
+{
+    const char *p = strstr(name, ".db-");
+    if (is_journal)
+        *is_journal = 0;
+    while (p) {
+        const char *s = p + 4;
+        if (p > name) {
+            if (!strcmp(s, "journal")) {
+                if (is_journal)
+                    *is_journal = 1;
+                return 1;
+            }
+            if (!strcmp(s, "wal") || !strcmp(s, "shm"))
+                return 1;
+            if (!strncmp(s, "mj", 2) && s[2]) {
+                const char *q = s + 2;
+                while (*q && strchr("0123456789ABCDEFabcdef", *q))
+                    q++;
+                if (!*q)
+                    return 1;
+            }
+        }
+        p = strstr(p + 1, ".db-");
+    }
+    return 0;
+}
+
+/* "NAME.db" -> 1 with the database name length in *baselen. */
+static int is_db_name(const char *name, size_t *baselen)
+{
+    size_t n = strlen(name);
+    if (n <= 3 || strcmp(name + n - 3, ".db") != 0)
+        return 0;
+    *baselen = n - 3;
+    return 1;
+}
+
+/* Store prefixes that must never show (reserved, probes). */
+static int hidden_name(const char *name)
+{
+    return name[0] == '.' || !strncmp(name, "_dsqlfs", 7);
+}
+
+static char *join(const char *dir, const char *name, size_t namelen)
+{
+    size_t dl = strlen(dir);
+    char *s = malloc(dl + namelen + 2);
+    if (!s)
+        return NULL;
+    if (dl) {
+        memcpy(s, dir, dl);
+        s[dl++] = '/';
+    }
+    memcpy(s + dl, name, namelen);
+    s[dl + namelen] = 0;
+    return s;
+}
+
+/* (N2) sidedir/escaped(dirprefix/name); '/' and '%' are %-escaped. */
+static char *side_path(struct dsq_fs *fs, const char *dir, const char *name)
+{
+    char *full = join(dir, name, strlen(name));
+    if (!full)
+        return NULL;
+    char *out = malloc(strlen(fs->sidedir) + strlen(full) * 3 + 2);
+    if (out) {
+        char *p = out + sprintf(out, "%s/", fs->sidedir);
+        for (const char *s = full; *s; s++) {
+            if (*s == '/' || *s == '%')
+                p += sprintf(p, "%%%02X", (unsigned char)*s);
+            else
+                *p++ = *s;
+        }
+        *p = 0;
+    }
+    free(full);
+    return out;
+}
+
+/* ---- inode table (fs->mu held) ---- */
+
+static struct dsq_inode *ino_get(struct dsq_fs *fs, fuse_ino_t ino)
+{
+    if (ino == 0 || ino > fs->n_inodes)
+        return NULL;
+    return fs->inodes[ino - 1];
+}
+
+static struct dsq_inode *ino_child(struct dsq_fs *fs, fuse_ino_t parent,
+                                   const char *name)
+{
+    for (size_t i = 0; i < fs->n_inodes; i++) {
+        struct dsq_inode *in = fs->inodes[i];
+        if (in && in->parent == parent && !in->unlinked &&
+            !strcmp(in->name, name))
+            return in;
+    }
+    return NULL;
+}
+
+static struct dsq_inode *ino_add(struct dsq_fs *fs, enum dsq_ikind kind,
+                                 fuse_ino_t parent, const char *name,
+                                 const char *path)
+{
+    struct dsq_inode *in = calloc(1, sizeof(*in));
+    if (!in)
+        return NULL;
+    in->kind = kind;
+    in->parent = parent;
+    in->name = strdup(name);
+    in->path = strdup(path);
+    in->mtime_ms = wall_ms();
+    if (!in->name || !in->path)
+        goto fail;
+    size_t slot = fs->n_inodes;
+    for (size_t i = 1; i < fs->n_inodes; i++)
+        if (!fs->inodes[i]) {
+            slot = i;
+            break;
+        }
+    if (slot == fs->n_inodes) {
+        if (fs->n_inodes == fs->cap_inodes) {
+            size_t nc = fs->cap_inodes ? fs->cap_inodes * 2 : 64;
+            struct dsq_inode **nv =
+                realloc(fs->inodes, nc * sizeof(*nv));
+            if (!nv)
+                goto fail;
+            fs->inodes = nv;
+            fs->cap_inodes = nc;
+        }
+        fs->n_inodes++;
+    }
+    fs->inodes[slot] = in;
+    in->ino = slot + 1;
+    in->generation = ++fs->next_generation;
+    return in;
+fail:
+    free(in->name);
+    free(in->path);
+    free(in);
+    return NULL;
+}
+
+static void ino_free(struct dsq_fs *fs, struct dsq_inode *in)
+{
+    fs->inodes[in->ino - 1] = NULL;
+    dsq_dbfile_free(in->df);
+    dsq_locks_free(&in->locks);
+    free(in->name);
+    free(in->path);
+    free(in);
+}
+
+static void ino_forget(struct dsq_fs *fs, fuse_ino_t ino, uint64_t n)
+{
+    struct dsq_inode *in = ino_get(fs, ino);
+    if (!in || ino == FUSE_ROOT_ID)
+        return;
+    in->nlookup = in->nlookup > n ? in->nlookup - n : 0;
+    if (in->nlookup > 0)
+        return;
+    if (in->kind == DSQ_I_SIDE || in->kind == DSQ_I_STATFILE ||
+        (in->kind == DSQ_I_DB && in->unlinked))
+        ino_free(fs, in);
+}
+
+void dsq_fs_each_db(struct dsq_fs *fs,
+                    void (*fn)(struct dsq_dbfile *df, void *arg), void *arg)
+{
+    pthread_mutex_lock(&fs->mu);
+    for (size_t i = 0; i < fs->n_inodes; i++) {
+        struct dsq_inode *in = fs->inodes[i];
+        if (in && in->kind == DSQ_I_DB && !in->unlinked && in->df)
+            fn(in->df, arg);
+    }
+    pthread_mutex_unlock(&fs->mu);
+}
+
+/* ---- store probes ---- */
+
+/* 1 if prefix holds a database (root.json or manifests/), 0 if not,
+   -errno on a store error. */
+static int store_db_exists(struct dsq_fs *fs, const char *prefix)
+{
+    char key[DSQ_KEY_MAX];
+    struct dsq_err e;
+    struct dsq_objinfo info;
+    dsq_err_clear(&e);
+    snprintf(key, sizeof(key), "%s/root.json", prefix);
+    dsq_rc rc = dsq_store_head(fs->st, key, &info, &e);
+    if (rc == DSQ_OK)
+        return 1;
+    if (rc != DSQ_ENOTFOUND)
+        goto fail;
+    snprintf(key, sizeof(key), "%s/manifests/", prefix);
+    struct dsq_list_req req = {.prefix = key, .max_keys = 1};
+    struct dsq_list_page pg = {0};
+    rc = dsq_store_list(fs->st, &req, &pg, &e);
+    if (rc != DSQ_OK)
+        goto fail;
+    int any = pg.n_entries > 0;
+    dsq_list_page_cleanup(&pg);
+    return any;
+fail:
+    dsq_log(DSQ_LOG_ERR, "fs", "store: %s", dsq_err_text(&e, rc));
+    return -dsq_rc_errno(rc);
+}
+
+/* 1 if prefix/ holds anything (a directory of databases). */
+static int store_dir_exists(struct dsq_fs *fs, const char *prefix)
+{
+    char key[DSQ_KEY_MAX];
+    struct dsq_err e;
+    dsq_err_clear(&e);
+    snprintf(key, sizeof(key), "%s/", prefix);
+    struct dsq_list_req req = {.prefix = key, .delimiter = "/",
+                               .max_keys = 2};
+    struct dsq_list_page pg = {0};
+    dsq_rc rc = dsq_store_list(fs->st, &req, &pg, &e);
+    if (rc != DSQ_OK) {
+        dsq_log(DSQ_LOG_ERR, "fs", "store: %s", dsq_err_text(&e, rc));
+        return -dsq_rc_errno(rc);
+    }
+    int any = pg.n_entries > 0 || pg.n_prefixes > 0;
+    dsq_list_page_cleanup(&pg);
+    return any;
+}
+
+/* ---- attributes ---- */
+
+static void fill_attr(struct dsq_fs *fs, struct dsq_inode *in,
+                      struct stat *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->st_ino = in->ino;
+    st->st_uid = fs->uid;
+    st->st_gid = fs->gid;
+    st->st_nlink = 1;
+    st->st_blksize = 4096;
+    uint64_t mt = in->mtime_ms;
+    switch (in->kind) {
+    case DSQ_I_DIR:
+        st->st_mode = S_IFDIR | 0755;
+        st->st_nlink = 2;
+        break;
+    case DSQ_I_STATDIR:
+        st->st_mode = S_IFDIR | 0555;
+        st->st_nlink = 2;
+        break;
+    case DSQ_I_DB: {
+        uint64_t size = 0;
+        dsq_dbfile_attr(in->df, &size, &mt);
+        st->st_mode = S_IFREG | (fs->cfg->read_only ? 0444 : 0644);
+        st->st_size = (off_t)size;
+        break;
+    }
+    case DSQ_I_SIDE: {
+        struct stat ls;
+        st->st_mode = S_IFREG | 0644;
+        if (!in->unlinked && stat(in->path, &ls) == 0) {
+            st->st_size = ls.st_size;
+            mt = (uint64_t)ls.st_mtim.tv_sec * 1000 +
+                 (uint64_t)ls.st_mtim.tv_nsec / 1000000;
+        }
+        break;
+    }
+    case DSQ_I_STATFILE: {
+        size_t len = 0;
+        char *s = dsq_status_render(fs, in->path, &len);
+        free(s);
+        st->st_mode = S_IFREG | 0444;
+        st->st_size = (off_t)len;
+        mt = wall_ms();
+        break;
+    }
+    }
+    st->st_blocks = (st->st_size + 511) / 512;
+    st->st_mtim.tv_sec = (time_t)(mt / 1000);
+    st->st_mtim.tv_nsec = (long)(mt % 1000) * 1000000;
+    st->st_ctim = st->st_mtim;
+    st->st_atim = st->st_mtim;
+}
+
+static double attr_timeout(const struct dsq_inode *in)
+{
+    return in->kind == DSQ_I_STATFILE ? 0.0 : ATTR_TIMEOUT;
+}
+
+static void reply_entry_for(fuse_req_t req, struct dsq_fs *fs,
+                            struct dsq_inode *in)
+{
+    struct fuse_entry_param ep;
+    memset(&ep, 0, sizeof(ep));
+    ep.ino = in->ino;
+    ep.generation = in->generation;
+    fill_attr(fs, in, &ep.attr);
+    ep.attr_timeout = attr_timeout(in);
+    ep.entry_timeout = in->kind == DSQ_I_SIDE ? SIDE_TIMEOUT : ENTRY_TIMEOUT;
+    fuse_reply_entry(req, &ep);
+}
+
+static void reply_negative(fuse_req_t req, double timeout)
+{
+    struct fuse_entry_param ep;
+    memset(&ep, 0, sizeof(ep));
+    ep.ino = 0; /* (N3) cacheable "no such name" */
+    ep.entry_timeout = timeout;
+    fuse_reply_entry(req, &ep);
+}
+
+/* ---- init, destroy ---- */
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+    (void)userdata;
+    if (conn->capable & FUSE_CAP_POSIX_LOCKS)
+        conn->want |= FUSE_CAP_POSIX_LOCKS;
+    if (conn->capable & FUSE_CAP_FLOCK_LOCKS)
+        conn->want |= FUSE_CAP_FLOCK_LOCKS;
+    /* DESIGN 4: no writeback cache on database files; invalidations are
+       ranged, so no whole-file drop on every mtime change either */
+    conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+    conn->want &= ~(unsigned)FUSE_CAP_AUTO_INVAL_DATA;
+    conn->max_write = 1024 * 1024;
+}
+
+/* ---- lookup, forget, getattr ---- */
+
+static struct dsq_inode *add_db_inode(struct dsq_fs *fs, fuse_ino_t parent,
+                                      const char *name, const char *prefix)
+{
+    struct dsq_inode *in = ino_add(fs, DSQ_I_DB, parent, name, prefix);
+    if (!in)
+        return NULL;
+    struct dsq_err e;
+    dsq_err_clear(&e);
+    in->df = dsq_dbfile_new(fs, prefix, in->ino, &e);
+    if (!in->df) {
+        dsq_log(DSQ_LOG_ERR, "fs", "%s: %s", name, dsq_err_text(&e, e.rc));
+        ino_free(fs, in);
+        return NULL;
+    }
+    return in;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    struct dsq_fs *fs = fs_of(req);
+    pthread_mutex_lock(&fs->mu);
+    struct dsq_inode *p = ino_get(fs, parent), *in;
+    if (!p) {
+        pthread_mutex_unlock(&fs->mu);
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
+    in = ino_child(fs, parent, name);
+    if (in) {
+        in->nlookup++;
+        pthread_mutex_unlock(&fs->mu);
+        reply_entry_for(req, fs, in);
+        return;
+    }
+    enum dsq_ikind pk = p->kind;
+    char *ppath = strdup(p->path);
+    pthread_mutex_unlock(&fs->mu);
+    if (!ppath) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    enum dsq_ikind kind = 0;
+    char *path = NULL;
+    double neg = fs->db_neg_timeout;
+    int r = 0;
+    size_t bl;
+    if (pk == DSQ_I_STATDIR) {
+        char sn[DSQ_KEY_MAX];
+        neg = 0;
+        if (!strcmp(name, "metrics.prom")) {
+            kind = DSQ_I_STATFILE;
+            path = strdup("");
+        } else {
+            /* a status file per known database */
+            pthread_mutex_lock(&fs->mu);
+            for (size_t i = 0; i < fs->n_inodes && !path; i++) {
+                struct dsq_inode *d = fs->inodes[i];
+                if (!d || d->kind != DSQ_I_DB || d->unlinked)
+                    continue;
+                dsq_status_name(d->path, sn, sizeof(sn));
+                if (!strcmp(sn, name)) {
+                    kind = DSQ_I_STATFILE;
+                    path = strdup(d->path);
+                }
+            }
+            pthread_mutex_unlock(&fs->mu);
+        }
+    } else if (pk != DSQ_I_DIR) {
+        r = -ENOTDIR;
+    } else if (parent == FUSE_ROOT_ID && !strcmp(name, ".dsqlfs")) {
+        kind = DSQ_I_STATDIR;
+        path = strdup("");
+    } else if (is_side_name(name, NULL)) {
+        neg = fs->side_neg_timeout;
+        path = side_path(fs, ppath, name);
+        struct stat ls;
+        if (path && stat(path, &ls) == 0)
+            kind = DSQ_I_SIDE;
+    } else if (is_db_name(name, &bl)) {
+        path = join(ppath, name, bl);
+        if (path) {
+            r = store_db_exists(fs, path);
+            if (r > 0)
+                kind = DSQ_I_DB;
+            r = r < 0 ? r : 0;
+        }
+    } else if (!hidden_name(name)) {
+        path = join(ppath, name, strlen(name));
+        if (path) {
+            r = store_db_exists(fs, path);
+            if (r == 0) {
+                r = store_dir_exists(fs, path);
+                if (r > 0)
+                    kind = DSQ_I_DIR;
+            }
+            r = r < 0 ? r : 0;
+        }
+    }
+    free(ppath);
+    if (r < 0 || (!path && kind)) {
+        free(path);
+        fuse_reply_err(req, r < 0 ? -r : ENOMEM);
+        return;
+    }
+    if (!kind) {
+        free(path);
+        reply_negative(req, neg);
+        return;
+    }
+    pthread_mutex_lock(&fs->mu);
+    in = ino_child(fs, parent, name); /* raced with another lookup? */
+    if (!in) {
+        if (kind == DSQ_I_DB)
+            in = add_db_inode(fs, parent, name, path);
+        else
+            in = ino_add(fs, kind, parent, name, path);
+        if (in && kind == DSQ_I_DB)
+            in->df->exists = 1;
+    }
+    if (in)
+        in->nlookup++;
+    pthread_mutex_unlock(&fs->mu);
+    free(path);
+    if (!in) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    reply_entry_for(req, fs, in);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+    struct dsq_fs *fs = fs_of(req);
+    pthread_mutex_lock(&fs->mu);
+    ino_forget(fs, ino, nlookup);
+    pthread_mutex_unlock(&fs->mu);
+    fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count,
+                            struct fuse_forget_data *forgets)
+{
+    struct dsq_fs *fs = fs_of(req);
+    pthread_mutex_lock(&fs->mu);
+    for (size_t i = 0; i < count; i++)
+        ino_forget(fs, forgets[i].ino, forgets[i].nlookup);
+    pthread_mutex_unlock(&fs->mu);
+    fuse_reply_none(req);
+}
+
+/* Look an inode up for an operation; NULL after replying ENOENT. */
+static struct dsq_inode *get_or_reply(fuse_req_t req, fuse_ino_t ino)
+{
+    struct dsq_fs *fs = fs_of(req);
+    pthread_mutex_lock(&fs->mu);
+    struct dsq_inode *in = ino_get(fs, ino);
+    pthread_mutex_unlock(&fs->mu);
+    if (!in)
+        fuse_reply_err(req, ENOENT);
+    return in;
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino,
+                       struct fuse_file_info *fi)
+{
+    (void)fi;
+    struct dsq_fs *fs = fs_of(req);
+    struct dsq_inode *in = get_or_reply(req, ino);
+    if (!in)
+        return;
+    struct stat st;
+    fill_attr(fs, in, &st);
+    fuse_reply_attr(req, &st, attr_timeout(in));
+}
+
+static struct dsq_dbfile *journal_db(struct dsq_fs *fs,
+                                     struct dsq_inode *side);
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+                       int to_set, struct fuse_file_info *fi)
+{
+    struct dsq_fs *fs = fs_of(req);
+    struct dsq_inode *in = get_or_reply(req, ino);
+    int r = 0;
+    if (!in)
+        return;
+    if (to_set & FUSE_SET_ATTR_SIZE) {
+        if (in->kind == DSQ_I_DB) {
+            r = dsq_dbfile_truncate(in->df, (uint64_t)attr->st_size);
+        } else if (in->kind == DSQ_I_SIDE) {
+            int isj = 0;
+            is_side_name(in->name, &isj);
+            struct dsq_dbfile *df = isj ? journal_db(fs, in) : NULL;
+            if (df && attr->st_size == 0)
+                r = dsq_dbfile_journal_commit(df, "journal truncation");
+            if (r == 0) {
+                int rr = fi ? ftruncate((int)fi->fh, attr->st_size)
+                            : truncate(in->path, attr->st_size);
+                if (rr != 0)
+                    r = -errno;
+            }
+        } else {
+            r = in->kind == DSQ_I_DIR || in->kind == DSQ_I_STATDIR ? -EISDIR
+                                                                   : -EACCES;
+        }
+    }
+    /* mode, owner and times are fixed: accepted and ignored (cp -p) */
+    if (r) {
+        fuse_reply_err(req, -r);
+        return;
+    }
+    struct stat st;
+    fill_attr(fs, in, &st);
+    fuse_reply_attr(req, &st, attr_timeout(in));
+}
+
+/* The database a journal belongs to (NAME.db-journal -> NAME.db). */
+static struct dsq_dbfile *journal_db(struct dsq_fs *fs,
+                                     struct dsq_inode *side)
+{
+    char name[1024];
+    size_t n = strlen(side->name);
+    if (n < 8 || n - 8 >= sizeof(name))
+        return NULL;
+    memcpy(name, side->name, n - 8); /* strip "-journal" */
+    name[n - 8] = 0;
+    pthread_mutex_lock(&fs->mu);
+    struct dsq_inode *db = ino_child(fs, side->parent, name);
+    struct dsq_dbfile *df = db && db->kind == DSQ_I_DB ? db->df : NULL;
+    pthread_mutex_unlock(&fs->mu);
+    return df;
+}
+
+/* ---- directories ---- */
+
+struct dirbuf {
+    char *p;
+    size_t size;
+};
+
+static void dirbuf_add(fuse_req_t req, struct dirbuf *b, const char *name,
+                       fuse_ino_t ino, mode_t mode)
+{
+    struct stat st;
+    memset(&st, 0, sizeof(st));
+    st.st_ino = ino ? ino : 0xffffffffu;
+    st.st_mode = mode;
+    size_t old = b->size;
+    size_t need = fuse_add_direntry(req, NULL, 0, name, NULL, 0);
+    char *np = realloc(b->p, old + need);
+    if (!np)
+        return;
+    b->p = np;
+    b->size += need;
+    fuse_add_direntry(req, b->p + old, need, name, &st, (off_t)b->size);
+}
+
+struct namelist {
+    char **v;
+    size_t n, cap;
+};
+
+static void names_add(struct namelist *l, const char *s)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (!strcmp(l->v[i], s))
+            return;
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 16;
+        char **nv = realloc(l->v, nc * sizeof(*nv));
+        if (!nv)
+            return;
+        l->v = nv;
+        l->cap = nc;
+    }
+    l->v[l->n] = strdup(s);
+    if (l->v[l->n])
+        l->n++;
+}
+
+static void names_free(struct namelist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+}
+
+static int list_store_dir(struct dsq_fs *fs, const char *dir,
+                          struct namelist *dbs, struct namelist *dirs)
+{
+    char pre[DSQ_KEY_MAX];
+    struct dsq_err e;
+    dsq_err_clear(&e);
+    snprintf(pre, sizeof(pre), "%s%s", dir, dir[0] ? "/" : "");
+    char *token = NULL;
+    int r = 0;
+    do {
+        struct dsq_list_req req = {.prefix = pre, .delimiter = "/",
+                                   .token = token};
+        struct dsq_list_page pg = {0};
+        dsq_rc rc = dsq_store_list(fs->st, &req, &pg, &e);
+        free(token);
+        token = NULL;
+        if (rc != DSQ_OK) {
+            dsq_log(DSQ_LOG_ERR, "fs", "listing %s: %s", pre,
+                    dsq_err_text(&e, rc));
+            return -dsq_rc_errno(rc);
+        }
+        for (size_t i = 0; i < pg.n_prefixes; i++) {
+            const char *cp = pg.common_prefixes[i] + strlen(pre);
+            size_t l = strlen(cp);
+            if (l < 2)
+                continue;
+            char name[1024];
+            snprintf(name, sizeof(name), "%.*s", (int)(l - 1), cp);
+            if (hidden_name(name))
+                continue;
+            char *child = join(dir, name, strlen(name));
+            if (!child)
+                continue;
+            int d = store_db_exists(fs, child);
+            free(child);
+            if (d > 0)
+                names_add(dbs, name);
+            else if (d == 0)
+                names_add(dirs, name);
+        }
+        if (pg.next_token)
+            token = strdup(pg.next_token);
+        dsq_list_page_cleanup(&pg);
+    } while (token);
+    return r;
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino,
+                       struct fuse_file_info *fi)
+{
+    struct dsq_fs *fs = fs_of(req);
+    struct dsq_inode *in = get_or_reply(req, ino);
+    if (!in)
+        return;
+    if (in->kind != DSQ_I_DIR && in->kind != DSQ_I_STATDIR) {
+        fuse_reply_err(req, ENOTDIR);
+        return;
+    }
+    struct dirbuf *b = calloc(1, sizeof(*b));
+    struct namelist dbs = {0}, dirs = {0}, files = {0};
+    if (!b) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    dirbuf_add(req, b, ".", ino, S_IFDIR);
+    dirbuf_add(req, b, "..", in->parent ? in->parent : ino, S_IFDIR);
+    if (in->kind == DSQ_I_STATDIR) {
+        pthread_mutex_lock(&fs->mu);
+        for (size_t i = 0; i < fs->n_inodes; i++) {
+            struct dsq_inode *d = fs->inodes[i];
+            char sn[DSQ_KEY_MAX];
+            if (d && d->kind == DSQ_I_DB && !d->unlinked) {
+                dsq_status_name(d->path, sn, sizeof(sn));
+                names_add(&files, sn);
+            }
+        }
+        pthread_mutex_unlock(&fs->mu);
+        names_add(&files, "metrics.prom");
+        for (size_t i = 0; i < files.n; i++)
+            dirbuf_add(req, b, files.v[i], 0, S_IFREG);
+        goto done;
+    }
+    char *dir = strdup(in->path);
+    int r = dir ? list_store_dir(fs, dir, &dbs, &dirs) : -ENOMEM;
+    if (r < 0) {
+        free(dir);
+        free(b->p);
+        free(b);
+        names_free(&dbs);
+        names_free(&dirs);
+        fuse_reply_err(req, -r);
+        return;
+    }
+    /* local side files and directories made by mkdir */
+    DIR *sd = opendir(fs->sidedir);
+    struct dirent *de;
+    while (sd && (de = readdir(sd))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char full[1024];
+        size_t k = 0;
+        for (const char *s = de->d_name; *s && k + 1 < sizeof(full); s++) {
+            unsigned v;
+            if (s[0] == '%' && sscanf(s + 1, "%2x", &v) == 1) {
+                full[k++] = (char)v;
+                s += 2;
+            } else {
+                full[k++] = *s;
+            }
+        }
+        full[k] = 0;
+        const char *slash = strrchr(full, '/');
+        size_t dl = slash ? (size_t)(slash - full) : 0;
+        if (dl == strlen(dir) && !strncmp(full, dir, dl))
+            names_add(&files, slash ? slash + 1 : full);
+    }
+    if (sd)
+        closedir(sd);
+    pthread_mutex_lock(&fs->mu);
+    for (size_t i = 0; i < fs->n_inodes; i++) {
+        struct dsq_inode *d = fs->inodes[i];
+        if (d && d->parent == ino && !d->unlinked && d->kind == DSQ_I_DIR &&
+            d->local_dir)
+            names_add(&dirs, d->name);
+    }
+    pthread_mutex_unlock(&fs->mu);
+    free(dir);
+    if (ino == FUSE_ROOT_ID)
+        dirbuf_add(req, b, ".dsqlfs", 0, S_IFDIR);
+    for (size_t i = 0; i < dirs.n; i++)
+        dirbuf_add(req, b, dirs.v[i], 0, S_IFDIR);
+    for (size_t i = 0; i < dbs.n; i++) {
+        char n[1100];
+        snprintf(n, sizeof(n), "%s.db", dbs.v[i]);
+        dirbuf_add(req, b, n, 0, S_IFREG);
+    }
+    for (size_t i = 0; i < files.n; i++)
+        dirbuf_add(req, b, files.v[i], 0, S_IFREG);
+done:
+    names_free(&dbs);
+    names_free(&dirs);
+    names_free(&files);
+    fi->fh = (uint64_t)(uintptr_t)b;
+    fuse_reply_open(req, fi);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi)
+{
+    (void)ino;
+    struct dirbuf *b = (struct dirbuf *)(uintptr_t)fi->fh;
+    if ((size_t)off >= b->size) {
+        fuse_reply_buf(req, NULL, 0);
+        return;
+    }
+    size_t n = b->size - (size_t)off;
+    fuse_reply_buf(req, b->p + off, n < size ? n : size);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
+                          struct fuse_file_info *fi)
+{
+    (void)ino;
+    struct dirbuf *b = (struct dirbuf *)(uintptr_t)fi->fh;
+    if (b) {
+        free(b->p);
+        free(b);
+    }
+    fuse_reply_err(req, 0);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+                     mode_t mode)
+{
+    (void)mode;
+    struct dsq_fs *fs = fs_of(req);
+    if (fs->cfg->read_only) {
+        fuse_reply_err(req, EROFS);
+        return;
+    }
+    size_t bl;
+    if (is_db_name(name, &bl) || is_side_name(name, NULL) ||
+        hidden_name(name)) {
+        fuse_reply_err(req, EPERM);
+        return;
+    }
+    pthread_mutex_lock(&fs->mu);
+    struct dsq_inode *p = ino_get(fs, parent), *in = NULL;
+    int err = 0;
+    if (!p || p->kind != DSQ_I_DIR)
+        err = p ? ENOTDIR : ENOENT;
+    else if (ino_child(fs, parent, name))
+        err = EEXIST;
+    else {
+        char *path = join(p->path, name, strlen(name));
+        in = path ? ino_add(fs, DSQ_I_DIR, parent, name, path) : NULL;
+        free(path);
+        if (in) {
+            in->local_dir = 1;
+            in->nlookup++;
+        } else {
+            err = ENOMEM;
+        }
+    }
+    pthread_mutex_unlock(&fs->mu);
+    if (err)
+        fuse_reply_err(req, err);
+    else
+        reply_entry_for(req, fs, in);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    struct dsq_fs *fs = fs_of(req);
+    int err = 0;
+    pthread_mutex_lock(&fs->mu);
+    struct dsq_inode *in = ino_child(fs, parent, name);
+    if (!in) {
+        err = ENOENT;
+    } else if (in->kind != DSQ_I_DIR) {
+        err = ENOTDIR;
+    } else if (!in->local_dir) {
+        err = ENOTEMPTY; /* a prefix in the store holds databases */
+    } else {
+        for (size_t i = 0; i < fs->n_inodes; i++)
+            if (fs->inodes[i] && fs->inodes[i]->parent == in->ino &&
+                !fs->inodes[i]->unlinked)
+                err = ENOTEMPTY;
+        if (!err)
+            in->unlinked = 1;
+    }
+    pthread_mutex_unlock(&fs->mu);
+    fuse_reply_err(req, err);
+}
+
+/* ---- files ---- */
+
+struct statbuf {
+    char *p;
+    size_t len;
+};
+
+static void open_common(fuse_req_t req, struct dsq_inode *in,
+                        struct fuse_file_info *fi, int created)
+{
+    struct dsq_fs *fs = fs_of(req);
+    int r = 0;
+    int acc = fi->flags & O_ACCMODE;
+    switch (in->kind) {
+    case DSQ_I_DB:
+        if (acc != O_RDONLY && fs->cfg->read_only) {
+            r = -EROFS;
+            break;
+        }
+        r = dsq_dbfile_on_open(in->df, (fi->flags & O_TRUNC) && acc != O_RDONLY);
+        fi->keep_cache = 1;
+        fi->fh = 0;
+        break;
+    case DSQ_I_SIDE: {
+        if (created)
+            break; /* fh set by create */
+        int fd = open(in->path, (fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY)) |
+                                    O_CLOEXEC);
+        if (fd < 0)
+            r = -errno;
+        fi->fh = (uint64_t)fd;
+        fi->keep_cache = 1;
+        break;
+    }
+    case DSQ_I_STATFILE: {
+        if (acc != O_RDONLY) {
+            r = -EACCES;
+            break;
+        }
+        struct statbuf *sb = calloc(1, sizeof(*sb));
+        if (!sb) {
+            r = -ENOMEM;
+            break;
+        }
+        sb->p = dsq_status_render(fs, in->path, &sb->len);
+        fi->fh = (uint64_t)(uintptr_t)sb;
+        fi->direct_io = 1; /* not a SQLite file: sizes vary */
+        break;
+    }
+    default:
+        r = -EISDIR;
+    }
+    if (r) {
+        fuse_reply_err(req, -r);
+        return;
+    }
+    if (created) {
+        struct fuse_entry_param ep;
+        memset(&ep, 0, sizeof(ep));
+        ep.ino = in->ino;
+        ep.generation = in->generation;
+        fill_attr(fs, in, &ep.attr);
+        ep.attr_timeout = attr_timeout(in);
+        ep.entry_timeout =
+            in->kind == DSQ_I_SIDE ? SIDE_TIMEOUT : ENTRY_TIMEOUT;
+        if (fuse_reply_create(req, &ep, fi) == -ENOENT &&
+            in->kind == DSQ_I_SIDE)
+            close((int)fi->fh);
+    } else {
+        fuse_reply_open(req, fi);
+    }
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct dsq_inode *in = get_or_reply(req, ino);
+    if (in)
+        open_common(req, in, fi, 0);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+                      mode_t mode, struct fuse_file_info *fi)
+{
+    (void)mode;
+    struct dsq_fs *fs = fs_of(req);
+    size_t bl = 0;
+    int isside = is_side_name(name, NULL), isdb = is_db_name(name, &bl);
+    if (fs->cfg->read_only) {
+        fuse_reply_err(req, EROFS);
+        return;
+    }
+    pthread_mutex_lock(&fs->mu);
+    struct dsq_inode *p = ino_get(fs, parent);
+    char *ppath = p && p->kind == DSQ_I_DIR ? strdup(p->path) : NULL;
+    pthread_mutex_unlock(&fs->mu);
+    if (!ppath) {
+        fuse_reply_err(req, p ? (p->kind == DSQ_I_STATDIR ? EACCES : ENOTDIR)
+                              : ENOENT);
+        return;
+    }
+    if (!isside && !isdb) {
+        free(ppath);
+        dsq_log(DSQ_LOG_INFO, "fs",
+                "create %s refused (EPERM): only NAME.db and SQLite's side "
+                "files can be created",
+                name);
+        fuse_reply_err(req, EPERM);
+        return;
+    }
+    struct dsq_inode *in = NULL;
+    int err = 0;
+    if (isside) {
+        char *path = side_path(fs, ppath, name);
+        int fd = path ? open(path,
+                             O_CREAT | O_RDWR | O_CLOEXEC |
+                                 (fi->flags & (O_EXCL | O_TRUNC)),
+                             0644)
+                      : -1;
+        if (fd < 0) {
+            err = path ? errno : ENOMEM;
+        } else {
+            pthread_mutex_lock(&fs->mu);
+            in = ino_child(fs, parent, name);
+            if (!in)
+                in = ino_add(fs, DSQ_I_SIDE, parent, name, path);
+            if (in)
+                in->nlookup++;
+            pthread_mutex_unlock(&fs->mu);
+            if (!in) {
+                close(fd);
+                err = ENOMEM;
+            } else {
+                fi->fh = (uint64_t)fd;
+                fi->keep_cache = 1;
+            }
+        }
+        free(path);
+        free(ppath);
+        if (err) {
+            fuse_reply_err(req, err);
+            return;
+        }
+        open_common(req, in, fi, 1);
+        return;
+    }
+    char *prefix = join(ppath, name, bl);
+    free(ppath);
+    if (!prefix) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    pthread_mutex_lock(&fs->mu);
+    in = ino_child(fs, parent, name);
+    if (!in)
+        in = add_db_inode(fs, parent, name, prefix);
+    if (in)
+        in->nlookup++;
+    pthread_mutex_unlock(&fs->mu);
+    free(prefix);
+    if (!in) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    struct dsq_err e;
+    dsq_err_clear(&e);
+    int created = 0;
+    dsq_rc rc = dsq_db_init(in->df->db, &created, &e);
+    if (rc != DSQ_OK) {
+        dsq_log(DSQ_LOG_ERR, "fs", "creating %s: %s", name,
+                dsq_err_text(&e, rc));
+        fuse_reply_err(req, dsq_rc_errno(rc));
+        return;
+    }
+    in->df->exists = 1;
+    if ((fi->flags & O_EXCL) && !created) {
+        fuse_reply_err(req, EEXIST);
+        return;
+    }
+    open_common(req, in, fi, 1);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi)
+{
+    struct dsq_inode *in = get_or_reply(req, ino);
+    if (!in)
+        return;
+    if (in->kind == DSQ_I_STATFILE) {
+        struct statbuf *sb = (struct statbuf *)(uintptr_t)fi->fh;
+        if (!sb->p || (size_t)off >= sb->len) {
+            fuse_reply_buf(req, NULL, 0);
+            return;
+        }
+        size_t n = sb->len - (size_t)off;
+        fuse_reply_buf(req, sb->p + off, n < size ? n : size);
+        return;
+    }
+    char *buf = malloc(size ? size : 1);
+    if (!buf) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    ssize_t n;
+    if (in->kind == DSQ_I_DB)
+        n = dsq_dbfile_read(in->df, buf, size, off);
+    else {
+        n = pread((int)fi->fh, buf, size, off);
+        if (n < 0)
+            n = -errno;
+    }
+    if (n < 0)
+        fuse_reply_err(req, (int)-n);
+    else
+        fuse_reply_buf(req, buf, (size_t)n);
+    free(buf);
+}
+
+static int all_zero(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i])
+            return 0;
+    return 1;
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+                     size_t size, off_t off, struct fuse_file_info *fi)
+{
+    struct dsq_fs *fs = fs_of(req);
+    struct dsq_inode *in = get_or_reply(req, ino);
+    if (!in)
+        return;
+    ssize_t n;
+    if (in->kind == DSQ_I_DB) {
+        n = dsq_dbfile_write(in->df, buf, size, off);
+    } else if (in->kind == DSQ_I_SIDE) {
+        int isj = 0;
+        n = 0;
+        is_side_name(in->name, &isj);
+        if (isj && off == 0 && size >= 8 && all_zero(buf, size < 28 ? size : 28)) {
+            /* PERSIST: the journal header zeroed is the commit point */
+            struct dsq_dbfile *df = journal_db(fs, in);
+            if (df)
+                n = dsq_dbfile_journal_commit(df, "journal header zeroed");
+        }
+        if (n == 0) {
+            n = pwrite((int)fi->fh, buf, size, off);
+            if (n < 0)
+                n = -errno;
+        }
+    } else {
+        n = -EACCES;
+    }
+    if (n < 0)
+        fuse_reply_err(req, (int)-n);
+    else
+        fuse_reply_write(req, (size_t)n);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct dsq_fs *fs = fs_of(req);
+    struct dsq_inode *in = get_or_reply(req, ino);
+    if (!in)
+        return;
+    int r = 0;
+    if (in->kind == DSQ_I_DB) {
+        r = dsq_dbfile_flush(in->df, fi->lock_owner);
+    } else {
+        pthread_mutex_lock(&fs->mu);
+        dsq_locks_release_owner(&in->locks, fi->lock_owner);
+        pthread_mutex_unlock(&fs->mu);
+    }
+    fuse_reply_err(req, -r);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino,
+                       struct fuse_file_info *fi)
+{
+    struct dsq_fs *fs = fs_of(req);
+    struct dsq_inode *in = get_or_reply(req, ino);
+    if (!in)
+        return;
+    if (in->kind == DSQ_I_DB) {
+        if (fi->flock_release)
+            dsq_dbfile_flock_release(in->df, fi->lock_owner);
+        dsq_dbfile_on_release(in->df);
+    } else if (in->kind == DSQ_I_SIDE) {
+        close((int)fi->fh);
+        if (fi->flock_release) {
+            pthread_mutex_lock(&fs->mu);
+            dsq_locks_release_owner(&in->locks, fi->lock_owner);
+            pthread_mutex_unlock(&fs->mu);
+        }
+    } else if (in->kind == DSQ_I_STATFILE) {
+        struct statbuf *sb = (struct statbuf *)(uintptr_t)fi->fh;
+        if (sb) {
+            free(sb->p);
+            free(sb);
+        }
+    }
+    fuse_reply_err(req, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+                     struct fuse_file_info *fi)
+{
+    (void)datasync;
+    (void)fi;
+    struct dsq_inode *in = get_or_reply(req, ino);
+    if (!in)
+        return;
+    int r = 0;
+    if (in->kind == DSQ_I_DB)
+        r = dsq_dbfile_fsync(in->df);
+    /* side files need no durability: a journal only matters while this
+       daemon holds the transaction it protects (docs/locking.md) */
+    fuse_reply_err(req, -r);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    struct dsq_fs *fs = fs_of(req);
+    pthread_mutex_lock(&fs->mu);
+    struct dsq_inode *in = ino_child(fs, parent, name);
+    pthread_mutex_unlock(&fs->mu);
+    if (!in) {
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
+    if (fs->cfg->read_only) {
+        fuse_reply_err(req, EROFS);
+        return;
+    }
+    int r = 0;
+    if (in->kind == DSQ_I_SIDE) {
+        int isj = 0;
+        is_side_name(name, &isj);
+        struct dsq_dbfile *df = isj ? journal_db(fs, in) : NULL;
+        if (df)
+            r = dsq_dbfile_journal_commit(df, "journal unlink");
+        if (r == 0 && unlink(in->path) != 0 && errno != ENOENT)
+            r = -errno;
+    } else if (in->kind == DSQ_I_DB) {
+        if (!fs->cfg->allow_delete) {
+            dsq_log(DSQ_LOG_INFO, "fs",
+                    "unlink %s refused (EPERM): mount with -o allow_delete "
+                    "to delete databases",
+                    name);
+            r = -EPERM;
+        } else {
+            struct dsq_err e;
+            dsq_err_clear(&e);
+            char pre[DSQ_KEY_MAX];
+            snprintf(pre, sizeof(pre), "%s/", in->path);
+            struct namelist keys = {0};
+            char *token = NULL;
+            do {
+                struct dsq_list_req lr = {.prefix = pre, .token = token};
+                struct dsq_list_page pg = {0};
+                dsq_rc rc = dsq_store_list(fs->st, &lr, &pg, &e);
+                free(token);
+                token = NULL;
+                if (rc != DSQ_OK) {
+                    r = -dsq_rc_errno(rc);
+                    break;
+                }
+                for (size_t i = 0; i < pg.n_entries; i++)
+                    names_add(&keys, pg.entries[i].key);
+                if (pg.next_token)
+                    token = strdup(pg.next_token);
+                dsq_list_page_cleanup(&pg);
+            } while (token);
+            /* root.json and manifests first: the database disappears
+               before its segments do */
+            for (int pass = 0; pass < 2 && r == 0; pass++)
+                for (size_t i = 0; i < keys.n && r == 0; i++) {
+                    int meta = strstr(keys.v[i], "/segments/") == NULL;
+                    if (meta != (pass == 0))
+                        continue;
+                    dsq_rc rc = dsq_store_del(fs->st, keys.v[i], &e);
+                    if (rc != DSQ_OK)
+                        r = -dsq_rc_errno(rc);
+                }
+            names_free(&keys);
+            if (r)
+                dsq_log(DSQ_LOG_ERR, "fs", "deleting %s: %s", name,
+                        dsq_err_text(&e, e.rc));
+        }
+    } else {
+        r = in->kind == DSQ_I_STATFILE ? -EACCES : -EISDIR;
+    }
+    if (r == 0) {
+        pthread_mutex_lock(&fs->mu);
+        in->unlinked = 1;
+        pthread_mutex_unlock(&fs->mu);
+    }
+    fuse_reply_err(req, -r);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+                      fuse_ino_t newparent, const char *newname,
+                      unsigned int flags)
+{
+    (void)parent;
+    (void)name;
+    (void)newparent;
+    (void)newname;
+    (void)flags;
+    fuse_reply_err(req, EPERM);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+                     mode_t mode, dev_t rdev)
+{
+    (void)parent;
+    (void)name;
+    (void)mode;
+    (void)rdev;
+    fuse_reply_err(req, EPERM);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+    (void)ino;
+    struct statvfs sv;
+    memset(&sv, 0, sizeof(sv));
+    sv.f_bsize = 4096;
+    sv.f_frsize = 4096;
+    sv.f_blocks = sv.f_bfree = sv.f_bavail = 1ULL << 40;
+    sv.f_files = sv.f_ffree = sv.f_favail = 1u << 30;
+    sv.f_namemax = 255;
+    fuse_reply_statfs(req, &sv);
+}
+
+/* ---- locks ---- */
+
+static void op_getlk(fuse_req_t req, fuse_ino_t ino,
+                     struct fuse_file_info *fi, struct flock *lock)
+{
+    struct dsq_fs *fs = fs_of(req);
+    struct dsq_inode *in = get_or_reply(req, ino);
+    if (!in)
+        return;
+    if (in->kind == DSQ_I_DB) {
+        dsq_dbfile_getlk(in->df, fi->lock_owner, lock);
+    } else {
+        uint64_t start = (uint64_t)lock->l_start;
+        uint64_t end = lock->l_len == 0 ? UINT64_MAX
+                                        : start + (uint64_t)lock->l_len - 1;
+        pthread_mutex_lock(&fs->mu);
+        const struct dsq_lock *c = dsq_locks_conflict(
+            &in->locks, fi->lock_owner, start, end, lock->l_type);
+        if (c) {
+            lock->l_type = (short)c->type;
+            lock->l_start = (off_t)c->start;
+            lock->l_len =
+                c->end == UINT64_MAX ? 0 : (off_t)(c->end - c->start + 1);
+            lock->l_pid = c->pid;
+        } else {
+            lock->l_type = F_UNLCK;
+        }
+        pthread_mutex_unlock(&fs->mu);
+    }
+    fuse_reply_lock(req, lock);
+}
+
+static void op_setlk(fuse_req_t req, fuse_ino_t ino,
+                     struct fuse_file_info *fi, struct flock *lock, int sleep)
+{
+    struct dsq_fs *fs = fs_of(req);
+    struct dsq_inode *in = get_or_reply(req, ino);
+    if (!in)
+        return;
+    int r;
+    if (in->kind == DSQ_I_DB) {
+        r = dsq_dbfile_setlk(in->df, fi->lock_owner, lock, sleep, req);
+    } else {
+        uint64_t start = (uint64_t)lock->l_start;
+        uint64_t end = lock->l_len == 0 ? UINT64_MAX
+                                        : start + (uint64_t)lock->l_len - 1;
+        pthread_mutex_lock(&fs->mu);
+        for (;;) {
+            if (lock->l_type == F_UNLCK ||
+                !dsq_locks_conflict(&in->locks, fi->lock_owner, start, end,
+                                    lock->l_type)) {
+                r = dsq_locks_apply(&in->locks, fi->lock_owner, start, end,
+                                    lock->l_type, lock->l_pid);
+                break;
+            }
+            if (!sleep || fuse_req_interrupted(req)) {
+                r = sleep ? -EINTR : -EAGAIN;
+                break;
+            }
+            pthread_mutex_unlock(&fs->mu);
+            usleep(5000);
+            pthread_mutex_lock(&fs->mu);
+        }
+        pthread_mutex_unlock(&fs->mu);
+    }
+    fuse_reply_err(req, -r);
+}
+
+static void op_flock(fuse_req_t req, fuse_ino_t ino,
+                     struct fuse_file_info *fi, int op)
+{
+    struct dsq_inode *in = get_or_reply(req, ino);
+    if (!in)
+        return;
+    int r = 0;
+    if (in->kind == DSQ_I_DB)
+        r = dsq_dbfile_flock(in->df, fi->lock_owner, op, req);
+    /* flock on side files: accepted (only SQLite uses them, without
+       flock) */
+    fuse_reply_err(req, -r);
+}
+
+static const struct fuse_lowlevel_ops ops = {
+    .init = op_init,
+    .lookup = op_lookup,
+    .forget = op_forget,
+    .forget_multi = op_forget_multi,
+    .getattr = op_getattr,
+    .setattr = op_setattr,
+    .mknod = op_mknod,
+    .mkdir = op_mkdir,
+    .unlink = op_unlink,
+    .rmdir = op_rmdir,
+    .rename = op_rename,
+    .open = op_open,
+    .read = op_read,
+    .write = op_write,
+    .flush = op_flush,
+    .release = op_release,
+    .fsync = op_fsync,
+    .opendir = op_opendir,
+    .readdir = op_readdir,
+    .releasedir = op_releasedir,
+    .statfs = op_statfs,
+    .create = op_create,
+    .getlk = op_getlk,
+    .setlk = op_setlk,
+    .flock = op_flock,
+};
+
+const struct fuse_lowlevel_ops *dsq_fs_ops(void)
+{
+    return &ops;
+}
+
+struct dsq_fs *dsq_fs_new(struct dsq_store *st, struct dsq_config *cfg,
+                          const char *source, const char *sidedir)
+{
+    struct dsq_fs *fs = calloc(1, sizeof(*fs));
+    if (!fs)
+        return NULL;
+    fs->st = st;
+    fs->cfg = cfg;
+    fs->source = strdup(source);
+    fs->sidedir = strdup(sidedir);
+    fs->uid = getuid();
+    fs->gid = getgid();
+    fs->start_ms = wall_ms();
+    fs->db_neg_timeout = cfg->staleness_s > 0 ? cfg->staleness_s : 1.0;
+    fs->side_neg_timeout = SIDE_TIMEOUT;
+    pthread_mutex_init(&fs->mu, NULL);
+    struct dsq_inode *root = ino_add(fs, DSQ_I_DIR, 0, "", "");
+    if (!fs->source || !fs->sidedir || !root || root->ino != FUSE_ROOT_ID) {
+        dsq_fs_free(fs);
+        return NULL;
+    }
+    root->nlookup = 1;
+    return fs;
+}
+
+void dsq_fs_free(struct dsq_fs *fs)
+{
+    if (!fs)
+        return;
+    for (size_t i = 0; i < fs->n_inodes; i++)
+        if (fs->inodes[i])
+            ino_free(fs, fs->inodes[i]);
+    free(fs->inodes);
+    pthread_mutex_destroy(&fs->mu);
+    free(fs->source);
+    free(fs->sidedir);
+    free(fs);
+}

@@ -1,0 +1,178 @@
+/*
+ * fs.h - the FUSE daemon's shared state: the file system, its inodes and
+ * the per-database state.
+ *
+ * Layer: FUSE front end.  Includes from src/ only db.h, config.h, log.h,
+ * err.h and store.h.  Modules:
+ *   mount.c   command line, options, store probe, session loop, signals
+ *   fs.c      fuse_lowlevel_ops, inode table, namespace, side files, the
+ *             one dsq_rc -> errno table (docs/errors.md)
+ *   dbfile.c  one database as a file: pinned snapshot, transaction buffer,
+ *             locks, commit points, journal parsing (docs/locking.md)
+ *   locks.c   POSIX byte-range lock tables
+ *   status.c  the read-only .dsqlfs/ directory
+ *
+ * Threads: libfuse's multi-threaded loop calls the ops from any thread.
+ *  - fs->mu guards the inode table (every field of every struct dsq_inode
+ *    except df, which is set once) and the lock tables of non-database
+ *    inodes.  Order: a df->mu may be taken while holding fs->mu (the
+ *    status files do), never fs->mu while holding a df->mu.
+ *  - df->mu guards everything in struct dsq_dbfile marked so.  Store calls
+ *    are made while holding it (one database's operations are serialised;
+ *    different databases proceed in parallel), except page reads from a
+ *    pinned snapshot, which run unlocked on a snapshot reference.
+ *  - Kernel cache invalidations are sent with df->mu released and
+ *    df->inval_busy set; lock requests wait until it clears, so no reader
+ *    proceeds on a moved snapshot before its stale pages are dropped.
+ */
+#ifndef DSQ_FUSE_FS_H
+#define DSQ_FUSE_FS_H
+
+#define FUSE_USE_VERSION 35
+#include <fuse_lowlevel.h>
+
+#include "config.h"
+#include "db.h"
+#include "err.h"
+#include "locks.h"
+#include "store.h"
+
+#include <pthread.h>
+#include <stdint.h>
+
+/* SQLite's lock bytes (os_unix.c). */
+#define DSQ_PENDING_BYTE 0x40000000ULL
+#define DSQ_RESERVED_BYTE (DSQ_PENDING_BYTE + 1)
+#define DSQ_SHARED_FIRST (DSQ_PENDING_BYTE + 2)
+
+struct dsq_fs;
+
+struct dsq_dbstat {       /* counters of the daemon for one database */
+    uint64_t read_txns;       /* snapshot pins (no lock -> SHARED) */
+    uint64_t snapshot_moves;
+    uint64_t local_commits;
+    uint64_t commit_failures;
+    uint64_t busy_refusals;   /* EXCLUSIVE/RESERVED refused (EAGAIN) */
+    uint64_t noop_commits;
+    uint64_t wal_refusals;
+    uint64_t inval_ranges;
+};
+
+struct dsq_dbfile {
+    struct dsq_fs *fs;
+    char *prefix;             /* database prefix in the store; immutable */
+    char *journal_path;       /* local path of NAME.db-journal; immutable */
+    struct dsq_db *db;        /* immutable after open */
+    uint64_t ino;             /* inode of NAME.db; immutable */
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;        /* inval_busy cleared */
+    /* guarded by mu: */
+    struct dsq_snap *snap;    /* the served, pinned snapshot */
+    uint64_t head;            /* newest version known */
+    uint64_t head_checked_ns; /* when head was last asked of the store */
+    struct dsq_txn *txn;      /* buffered writes, NULL if none */
+    int txn_plain;            /* written with no write lock held (cp) */
+    struct dsq_locktab locks; /* POSIX locks on NAME.db */
+    struct dsq_locktab flocks;/* flock(2) locks (start = end = 0) */
+    int inval_busy;
+    int refused;              /* EXCLUSIVE refused for snapshot ... */
+    uint64_t refused_version; /* ... of this version */
+    unsigned open_count;
+    int exists;               /* the store has the database */
+    struct dsq_dbstat st;
+};
+
+enum dsq_ikind {
+    DSQ_I_DIR = 1,   /* root or a nested prefix */
+    DSQ_I_DB,        /* NAME.db */
+    DSQ_I_SIDE,      /* a local side file (journal, -wal, -shm, -mj...) */
+    DSQ_I_STATDIR,   /* .dsqlfs/ */
+    DSQ_I_STATFILE,  /* .dsqlfs/NAME.json, .dsqlfs/metrics.prom */
+};
+
+struct dsq_inode {
+    uint64_t ino;
+    uint64_t generation;
+    enum dsq_ikind kind;
+    uint64_t parent;
+    char *name;               /* in parent */
+    char *path;               /* DIR: store prefix ("" = root);
+                                 DB: database prefix; SIDE: local path;
+                                 STATFILE: database prefix, "" = metrics */
+    uint64_t nlookup;
+    int unlinked;
+    int local_dir;            /* DIR made by mkdir, not (yet) in the store */
+    struct dsq_dbfile *df;    /* DB; set once at creation */
+    struct dsq_locktab locks; /* non-DB inodes */
+    uint64_t mtime_ms;
+};
+
+struct dsq_fs {
+    struct fuse_session *se;
+    struct dsq_config *cfg;   /* borrowed, read-only */
+    struct dsq_store *st;     /* borrowed */
+    char *sidedir;            /* local directory for side files */
+    char *source;             /* the URL mounted */
+    uid_t uid;
+    gid_t gid;
+    uint64_t start_ms;
+    double db_neg_timeout;    /* negative entries for NAME.db names */
+    double side_neg_timeout;  /* negative entries for side-file names */
+
+    pthread_mutex_t mu;
+    /* guarded by mu: */
+    struct dsq_inode **inodes; /* index ino - 1; NULL = free slot */
+    size_t n_inodes, cap_inodes;
+    uint64_t next_generation;
+};
+
+/* ---- fs.c ---- */
+const struct fuse_lowlevel_ops *dsq_fs_ops(void);
+struct dsq_fs *dsq_fs_new(struct dsq_store *st, struct dsq_config *cfg,
+                          const char *source, const char *sidedir);
+void dsq_fs_free(struct dsq_fs *fs);
+/* The one dsq_rc -> errno table (positive errno). */
+int dsq_rc_errno(dsq_rc rc);
+/* Database files known to the daemon (for status); fn under fs->mu. */
+void dsq_fs_each_db(struct dsq_fs *fs,
+                    void (*fn)(struct dsq_dbfile *df, void *arg), void *arg);
+
+/* ---- dbfile.c ---- */
+struct dsq_dbfile *dsq_dbfile_new(struct dsq_fs *fs, const char *prefix,
+                                  uint64_t ino, struct dsq_err *e);
+void dsq_dbfile_free(struct dsq_dbfile *df);
+/* Refresh the snapshot if nobody holds a lock (open of the file). */
+int dsq_dbfile_on_open(struct dsq_dbfile *df, int trunc);
+void dsq_dbfile_on_release(struct dsq_dbfile *df);
+/* Size and mtime as served. */
+void dsq_dbfile_attr(struct dsq_dbfile *df, uint64_t *size,
+                     uint64_t *mtime_ms);
+/* Bytes read into buf (<= size), or -errno. */
+ssize_t dsq_dbfile_read(struct dsq_dbfile *df, char *buf, size_t size,
+                        off_t off);
+ssize_t dsq_dbfile_write(struct dsq_dbfile *df, const char *buf, size_t size,
+                         off_t off);
+int dsq_dbfile_truncate(struct dsq_dbfile *df, uint64_t size);
+int dsq_dbfile_fsync(struct dsq_dbfile *df);
+/* FLUSH: owner closes a descriptor (drops all its locks). */
+int dsq_dbfile_flush(struct dsq_dbfile *df, uint64_t owner);
+int dsq_dbfile_getlk(struct dsq_dbfile *df, uint64_t owner,
+                     struct flock *lk);
+int dsq_dbfile_setlk(struct dsq_dbfile *df, uint64_t owner,
+                     const struct flock *lk, int sleep, fuse_req_t req);
+int dsq_dbfile_flock(struct dsq_dbfile *df, uint64_t owner, int op,
+                     fuse_req_t req);
+void dsq_dbfile_flock_release(struct dsq_dbfile *df, uint64_t owner);
+/* Journal commit points: 0 or -errno (the call must then fail). */
+int dsq_dbfile_journal_commit(struct dsq_dbfile *df, const char *why);
+/* Status JSON / Prometheus text of one database, appended to b. */
+void dsq_dbfile_status(struct dsq_dbfile *df, struct dsq_buf *b, int prom);
+
+/* ---- status.c ---- */
+/* Content of a status file (malloc'd). */
+char *dsq_status_render(struct dsq_fs *fs, const char *prefix, size_t *len);
+/* "a/b/name" -> "a%2Fb%2Fname.json" into out. */
+void dsq_status_name(const char *prefix, char *out, size_t outsz);
+
+#endif

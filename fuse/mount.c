@@ -1,0 +1,355 @@
+/*
+ * mount.c - the FUSE daemon's entry: command line and "-o" options (ours
+ * go to the config table, mount(8)'s generic ones to the kernel or are
+ * dropped, anything else fails the mount naming it), the store probe, the
+ * multi-threaded session loop, signals, daemonizing and syslog.
+ *
+ * Layer: FUSE front end.  A mount that cannot work fails here, before the
+ * kernel mount, with one line on stderr and exit status 1 (2 for bad
+ * usage).
+ */
+#include "mount.h"
+
+#include "fs.h"
+#include "log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: dsqlfs SOURCE MOUNTPOINT [-f] [-d] [-s] [-o opt,...]\n"
+            "\n"
+            "SOURCE is file:///abs/dir or s3://BUCKET[/PREFIX]; every "
+            "database under it\nshows as MOUNTPOINT/NAME.db.\n"
+            "  -f   stay in the foreground (logs to stderr)\n"
+            "  -d   debug: foreground, FUSE and dsqlfs debug logs\n"
+            "  -v   more logging (info)\n"
+            "  -s   single-threaded\n"
+            "  -o   ro, allow_other, allow_delete, staleness=SECONDS,\n"
+            "       isolation=snapshot|serializable, cache_dir=DIR,\n"
+            "       page_cache_bytes=N, txn_mem_bytes=N, endpoint=URL, ...\n"
+            "       (docs/mount.md, docs/options.md)\n");
+}
+
+/* mount(8) options passed to the kernel mount as they are. */
+static const char *const pass_opts[] = {
+    "nodev", "nosuid", "noexec", "noatime", "dev", "suid", "exec", "atime",
+    "relatime", "norelatime", "strictatime", "lazytime", "nolazytime",
+    "dirsync", "sync", "async", "default_permissions", "auto_unmount",
+    "allow_root", NULL};
+/* mount(8) and fstab options with no meaning here: dropped. */
+static const char *const drop_opts[] = {
+    "defaults", "auto", "noauto", "nofail", "_netdev", "user", "users",
+    "nouser", "owner", "group", "rw", "noexec_helper", NULL};
+
+static int in_list(const char *const *l, const char *s)
+{
+    for (; *l; l++)
+        if (!strcmp(*l, s))
+            return 1;
+    return 0;
+}
+
+struct mopts {
+    const char *source;
+    const char *mountpoint;
+    int foreground, debug, single, verbose;
+    char kopts[4096]; /* options for the kernel mount */
+};
+
+static int add_kopt(struct mopts *m, const char *o)
+{
+    size_t l = strlen(m->kopts);
+    int n = snprintf(m->kopts + l, sizeof(m->kopts) - l, "%s%s",
+                     l ? "," : "", o);
+    return n < 0 || (size_t)n >= sizeof(m->kopts) - l ? -1 : 0;
+}
+
+/* Apply one -o list; 0 or prints the error and returns 2. */
+static int apply_opts(struct mopts *m, struct dsq_config *cfg,
+                      const char *list)
+{
+    char *dup = strdup(list), *save = NULL;
+    if (!dup)
+        return 2;
+    for (char *tok = strtok_r(dup, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        char name[256];
+        const char *eq = strchr(tok, '=');
+        snprintf(name, sizeof(name), "%.*s",
+                 (int)(eq ? (size_t)(eq - tok) : strlen(tok)), tok);
+        if (dsq_config_known(name)) {
+            struct dsq_err e;
+            dsq_err_clear(&e);
+            dsq_rc rc = dsq_config_set(cfg, name, eq ? eq + 1 : NULL, &e);
+            if (rc != DSQ_OK) {
+                fprintf(stderr, "dsqlfs: %s\n", dsq_err_text(&e, rc));
+                free(dup);
+                return 2;
+            }
+        } else if (in_list(pass_opts, name) || !strcmp(name, "fsname") ||
+                   !strcmp(name, "subtype") || !strcmp(name, "max_read")) {
+            if (add_kopt(m, tok)) {
+                fprintf(stderr, "dsqlfs: too many options\n");
+                free(dup);
+                return 2;
+            }
+        } else if (in_list(drop_opts, name) || !strncmp(name, "x-", 2) ||
+                   !strcmp(name, "comment")) {
+            /* fstab/mount(8) only */
+        } else {
+            fprintf(stderr,
+                    "dsqlfs: unknown mount option '%s' (see dsqlfs --help "
+                    "and docs/mount.md)\n",
+                    name);
+            free(dup);
+            return 2;
+        }
+    }
+    free(dup);
+    return 0;
+}
+
+/*
+ * Probe the store: it answers a listing, and (read-write mounts) honours
+ * create-only writes: a second If-None-Match: * PUT of one key must fail
+ * (DESIGN 5).  Backends with a richer self-test (S3) plug in here.
+ */
+static dsq_rc probe_store(struct dsq_store *st, int read_only,
+                          struct dsq_err *e)
+{
+    struct dsq_list_req req = {.prefix = "", .delimiter = "/",
+                               .max_keys = 1};
+    struct dsq_list_page pg = {0};
+    dsq_rc rc = dsq_store_list(st, &req, &pg, e);
+    dsq_list_page_cleanup(&pg);
+    if (rc != DSQ_OK || read_only)
+        return rc;
+    char key[128];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(key, sizeof(key), "_dsqlfs/probe-%ld-%ld-%d", (long)ts.tv_sec,
+             ts.tv_nsec, (int)getpid());
+    rc = dsq_store_put(st, key, "probe", 5, DSQ_PUT_CREATE, NULL, NULL, e);
+    if (rc != DSQ_OK) {
+        dsq_err_prefix(e, "writing a probe object (mount with -o ro to "
+                          "only read)");
+        return rc;
+    }
+    struct dsq_err e2;
+    dsq_err_clear(&e2);
+    dsq_rc rc2 =
+        dsq_store_put(st, key, "probe", 5, DSQ_PUT_CREATE, NULL, NULL, &e2);
+    dsq_store_del(st, key, &e2);
+    if (rc2 == DSQ_OK)
+        return dsq_err_set(e, DSQ_EUNSUPPORTED,
+                           "the store ignores conditional writes "
+                           "(If-None-Match: *), so concurrent commits "
+                           "could overwrite each other: refusing to mount "
+                           "read-write (use -o ro)");
+    if (rc2 != DSQ_EPRECOND)
+        return dsq_err_set(e, rc2, "probing conditional writes: %s",
+                           dsq_err_text(&e2, rc2));
+    return DSQ_OK;
+}
+
+static void rm_sidedir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    char p[4096];
+    while (d && (de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+        unlink(p);
+    }
+    if (d)
+        closedir(d);
+    rmdir(dir);
+}
+
+int dsq_mount_main(int argc, char **argv)
+{
+    struct mopts m;
+    struct dsq_config cfg;
+    struct dsq_err e;
+    memset(&m, 0, sizeof(m));
+    dsq_config_init(&cfg);
+    dsq_err_clear(&e);
+    int ret = 2;
+    dsq_rc rc = dsq_config_load_env(&cfg, &e);
+    if (rc != DSQ_OK) {
+        fprintf(stderr, "dsqlfs: %s\n", dsq_err_text(&e, rc));
+        goto out_cfg;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-f")) {
+            m.foreground = 1;
+        } else if (!strcmp(a, "-d")) {
+            m.debug = m.foreground = 1;
+        } else if (!strcmp(a, "-s")) {
+            m.single = 1;
+        } else if (!strcmp(a, "-v")) {
+            m.verbose = 1;
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            ret = 0;
+            goto out_cfg;
+        } else if (!strncmp(a, "-o", 2)) {
+            const char *list = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!list) {
+                fprintf(stderr, "dsqlfs: -o needs a value\n");
+                goto out_cfg;
+            }
+            if (apply_opts(&m, &cfg, list))
+                goto out_cfg;
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "dsqlfs: unknown flag '%s' (see dsqlfs --help)\n",
+                    a);
+            goto out_cfg;
+        } else if (!m.source) {
+            m.source = a;
+        } else if (!m.mountpoint) {
+            m.mountpoint = a;
+        } else {
+            fprintf(stderr, "dsqlfs: too many arguments ('%s')\n", a);
+            goto out_cfg;
+        }
+    }
+    if (!m.source || !m.mountpoint) {
+        usage(stderr);
+        goto out_cfg;
+    }
+    ret = 1;
+    if (m.debug)
+        dsq_log_set_level(DSQ_LOG_DEBUG);
+    else if (m.verbose)
+        dsq_log_set_level(DSQ_LOG_INFO);
+    struct stat sb;
+    if (stat(m.mountpoint, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        fprintf(stderr, "dsqlfs: cannot mount on %s: %s\n", m.mountpoint,
+                errno && stat(m.mountpoint, &sb) != 0 ? strerror(errno)
+                                                      : "not a directory");
+        goto out_cfg;
+    }
+    if (!strstr(m.source, "://")) {
+        fprintf(stderr,
+                "dsqlfs: '%s' is not a store URL (use file:///abs/dir or "
+                "s3://BUCKET[/PREFIX])\n",
+                m.source);
+        ret = 2;
+        goto out_cfg;
+    }
+    struct dsq_store *st = NULL;
+    rc = dsq_store_open(m.source, &cfg, &st, &e);
+    if (rc == DSQ_OK)
+        rc = probe_store(st, cfg.read_only, &e);
+    if (rc != DSQ_OK) {
+        fprintf(stderr, "dsqlfs: cannot mount %s: %s\n", m.source,
+                dsq_err_text(&e, rc));
+        dsq_store_free(st);
+        goto out_cfg;
+    }
+    const char *tmpdir = getenv("TMPDIR");
+    char sidedir[4096];
+    snprintf(sidedir, sizeof(sidedir), "%s/dsqlfs-side.XXXXXX",
+             tmpdir && *tmpdir ? tmpdir : "/tmp");
+    if (!mkdtemp(sidedir)) {
+        fprintf(stderr, "dsqlfs: cannot create a directory for journals in "
+                        "%s: %s\n",
+                tmpdir && *tmpdir ? tmpdir : "/tmp", strerror(errno));
+        dsq_store_free(st);
+        goto out_cfg;
+    }
+    struct dsq_fs *fs = dsq_fs_new(st, &cfg, m.source, sidedir);
+    if (!fs) {
+        fprintf(stderr, "dsqlfs: out of memory\n");
+        rm_sidedir(sidedir);
+        dsq_store_free(st);
+        goto out_cfg;
+    }
+    char fsname[1200], *q = fsname;
+    q += sprintf(q, "fsname=");
+    for (const char *s = m.source; *s && q < fsname + sizeof(fsname) - 3; s++) {
+        if (*s == ',' || *s == '\\')
+            *q++ = '\\';
+        *q++ = *s;
+    }
+    *q = 0;
+    add_kopt(&m, fsname);
+    add_kopt(&m, "subtype=dsqlfs");
+    if (cfg.read_only)
+        add_kopt(&m, "ro");
+    if (cfg.allow_other)
+        add_kopt(&m, "allow_other");
+
+    struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+    fuse_opt_add_arg(&args, argv[0]);
+    fuse_opt_add_arg(&args, "-o");
+    fuse_opt_add_arg(&args, m.kopts);
+    if (m.debug)
+        fuse_opt_add_arg(&args, "-d");
+    struct fuse_session *se =
+        fuse_session_new(&args, dsq_fs_ops(), sizeof(struct fuse_lowlevel_ops),
+                         fs);
+    fuse_opt_free_args(&args);
+    if (!se) {
+        fprintf(stderr, "dsqlfs: cannot start a FUSE session (options: "
+                        "%s)\n",
+                m.kopts);
+        goto out_fs;
+    }
+    fs->se = se;
+    if (fuse_set_signal_handlers(se) != 0) {
+        fprintf(stderr, "dsqlfs: cannot install signal handlers\n");
+        goto out_se;
+    }
+    if (fuse_session_mount(se, m.mountpoint) != 0) {
+        fprintf(stderr, "dsqlfs: cannot mount on %s (is /dev/fuse "
+                        "available, and the mount point free?)\n",
+                m.mountpoint);
+        goto out_sig;
+    }
+    if (fuse_daemonize(m.foreground) != 0) {
+        fprintf(stderr, "dsqlfs: cannot detach\n");
+        goto out_mnt;
+    }
+    if (!m.foreground)
+        dsq_log_use_syslog();
+    dsq_log(DSQ_LOG_NOTICE, "mount", "%s mounted on %s%s", m.source,
+            m.mountpoint, cfg.read_only ? " (read-only)" : "");
+    int lr;
+    if (m.single) {
+        lr = fuse_session_loop(se);
+    } else {
+        struct fuse_loop_config lc = {.clone_fd = 0, .max_idle_threads = 16};
+        lr = fuse_session_loop_mt(se, &lc);
+    }
+    ret = lr == 0 ? 0 : 1;
+    dsq_log(DSQ_LOG_NOTICE, "mount", "%s unmounted from %s", m.source,
+            m.mountpoint);
+out_mnt:
+    fuse_session_unmount(se);
+out_sig:
+    fuse_remove_signal_handlers(se);
+out_se:
+    fuse_session_destroy(se);
+out_fs:
+    dsq_fs_free(fs);
+    rm_sidedir(sidedir);
+    dsq_store_free(st);
+out_cfg:
+    dsq_config_cleanup(&cfg);
+    return ret;
+}

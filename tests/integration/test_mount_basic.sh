@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# The FUSE mount with the sqlite3 shell on a local directory store:
+# mount/unmount, namespace, reads of an imported database, writes in each
+# rollback journal mode (each transaction one version), remount, refusals
+# (unknown option, bad source, other names, rm, WAL), O_CREAT, cp in/out,
+# the status directory.
+source "$(dirname "$0")/lib.sh"
+need_fuse
+M=$T/mnt
+
+log "refusals at mount time"
+mkdir -p "$M"
+out=$("$DSQLFS" "$STORE" "$M" -o bogus_opt 2>&1) && fail "unknown option accepted"
+echo "$out" | grep -q "unknown mount option 'bogus_opt'" || fail "message: $out"
+out=$("$DSQLFS" "$STORE" "$M" -o staleness=abc 2>&1) && fail "bad value accepted"
+echo "$out" | grep -q staleness || fail "message: $out"
+out=$("$DSQLFS" "$STORE" "$T/nonexistent" 2>&1) && fail "missing mountpoint accepted"
+echo "$out" | grep -q "cannot mount on" || fail "message: $out"
+out=$("$DSQLFS" "nope://x" "$M" 2>&1) && fail "bad URL accepted"
+[ "$(echo "$out" | wc -l)" = 1 ] || fail "not one line: $out"
+
+log "import a database, mount, read it"
+sqlite3 "$T/src.db" "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
+  WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<2000)
+  INSERT INTO t(v) SELECT printf('row-%05d', i) FROM c;"
+"$DSQLFS" import "$T/src.db" "$STORE/shop" -q
+"$DSQLFS" import "$T/src.db" "$STORE/dept/inner" -q
+mount_store "$M"
+ls -la "$M" >/dev/null
+[ -f "$M/shop.db" ] || fail "shop.db missing"
+[ -d "$M/dept" ] || fail "dept/ missing"
+[ -f "$M/dept/inner.db" ] || fail "dept/inner.db missing"
+eq "$(stat -c %s "$M/shop.db")" "$(stat -c %s "$T/src.db")" "size"
+eq "$(sq "$M/shop.db" 'SELECT count(*), max(v) FROM t')" "2000|row-02000" "read"
+eq "$(sq "$M/dept/inner.db" 'PRAGMA integrity_check')" ok "integrity nested"
+[ -e "$M/shop.db-journal" ] && fail "journal shown"
+
+log "writes in each rollback journal mode, one version per transaction"
+n=0
+for mode in delete truncate persist memory off; do
+    v0=$("$DSQLFS" versions "$STORE/shop" | tail -n +2 | wc -l)
+    sq "$M/shop.db" "PRAGMA journal_mode=$mode;" >/dev/null
+    sq "$M/shop.db" "PRAGMA journal_mode=$mode; BEGIN; INSERT INTO t(v) VALUES('$mode-1'); INSERT INTO t(v) VALUES('$mode-2'); COMMIT;" >/dev/null
+    sq "$M/shop.db" "PRAGMA journal_mode=$mode; UPDATE t SET v = v || '+' WHERE id = 1;" >/dev/null
+    n=$((n + 3))
+    v1=$("$DSQLFS" versions "$STORE/shop" | tail -n +2 | wc -l)
+    [ $((v1 - v0)) -eq 2 ] || fail "$mode: $((v1 - v0)) versions for 2 transactions"
+    eq "$(sq "$M/shop.db" "SELECT count(*) FROM t WHERE v LIKE '$mode-%'")" 2 "$mode rows"
+    eq "$(sq "$M/shop.db" 'PRAGMA integrity_check')" ok "$mode integrity"
+    # the store has it: export and compare
+    "$DSQLFS" export "$STORE/shop" "$T/exp.db" -q
+    eq "$(sqlite3 "$T/exp.db" "SELECT count(*) FROM t WHERE v LIKE '$mode-%'")" 2 "$mode in store"
+done
+[ "$(ls "$M" | grep -c journal)" -le 1 ] || fail "journals left: $(ls "$M")"
+
+log "an explicit ROLLBACK commits nothing"
+v0=$("$DSQLFS" versions "$STORE/shop" | tail -n +2 | wc -l)
+sq "$M/shop.db" "PRAGMA journal_mode=delete; PRAGMA cache_size=2; BEGIN; UPDATE t SET v = hex(randomblob(200)); ROLLBACK;" >/dev/null
+v1=$("$DSQLFS" versions "$STORE/shop" | tail -n +2 | wc -l)
+eq "$v1" "$v0" "versions after a rollback"
+eq "$(sq "$M/shop.db" "SELECT v FROM t WHERE id=2")" "row-00002" "rolled back"
+
+log "unmount, remount: same data"
+before=$(sq "$M/shop.db" 'SELECT count(*), sum(length(v)) FROM t')
+unmount "$M"
+mount_store "$M"
+eq "$(sq "$M/shop.db" 'SELECT count(*), sum(length(v)) FROM t')" "$before" "after remount"
+eq "$(sq "$M/shop.db" 'PRAGMA integrity_check')" ok "integrity after remount"
+
+log "O_CREAT makes a database; the shell creates and fills it"
+sq "$M/fresh.db" "CREATE TABLE a(x); INSERT INTO a VALUES (42);"
+eq "$(sq "$M/fresh.db" 'SELECT x FROM a')" 42 "fresh"
+"$DSQLFS" export "$STORE/fresh" "$T/fresh.db" -q
+eq "$(sqlite3 "$T/fresh.db" 'SELECT x FROM a')" 42 "fresh in store"
+
+log "refusals: other names, rm, WAL"
+err=$(touch "$M/notes.txt" 2>&1) && fail "other name created"
+echo "$err" | grep -q "Operation not permitted" || fail "touch: $err"
+err=$(rm "$M/shop.db" 2>&1) && fail "rm allowed"
+echo "$err" | grep -q "Operation not permitted" || fail "rm: $err"
+[ -f "$M/shop.db" ] || fail "shop.db gone"
+out=$(sq "$M/fresh.db" "PRAGMA journal_mode=WAL;" 2>&1) && true
+log "WAL pragma answered: $out"
+eq "$(sq "$M/fresh.db" 'PRAGMA journal_mode')" delete "journal mode after the WAL refusal"
+sq "$M/fresh.db" "INSERT INTO a VALUES (43);"
+eq "$(sq "$M/fresh.db" 'SELECT count(*) FROM a; PRAGMA integrity_check')" "2
+ok" "usable after the WAL refusal"
+[ -e "$M/fresh.db-wal" ] && fail "-wal left"
+
+log "cp in and out: identical bytes"
+sqlite3 "$T/big.db" "PRAGMA page_size=1024; CREATE TABLE b(x); WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<20000) INSERT INTO b SELECT randomblob(100) FROM c;"
+cp "$T/big.db" "$M/copied.db"
+cmp "$T/big.db" "$M/copied.db" || fail "cp in: bytes differ through the mount"
+cp "$M/copied.db" "$T/out.db"
+cmp "$T/big.db" "$T/out.db" || fail "cp out differs"
+"$DSQLFS" export "$STORE/copied" "$T/out2.db" -q
+cmp "$T/big.db" "$T/out2.db" || fail "the store's copy differs"
+eq "$(sq "$M/copied.db" 'SELECT count(*) FROM b')" 20000 "copied rows"
+# copy over an existing database (same page size)
+sqlite3 "$T/big.db" "DELETE FROM b WHERE rowid % 2 = 0; VACUUM;"
+cp "$T/big.db" "$M/copied.db"
+cmp "$T/big.db" "$M/copied.db" || fail "cp over an existing database"
+eq "$(sq "$M/copied.db" 'SELECT count(*) FROM b')" 10000 "copied-over rows"
+
+log "status directory"
+ls "$M/.dsqlfs" | grep -q "shop.json" || fail "no status file: $(ls "$M/.dsqlfs")"
+grep -q '"version"' "$M/.dsqlfs/shop.json" || fail "status content"
+python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['version']>=10 and d['lag']==0, d" "$M/.dsqlfs/shop.json"
+grep -q 'dsqlfs_commits_total{db="shop"}' "$M/.dsqlfs/metrics.prom" || fail "metrics"
+err=$(touch "$M/.dsqlfs/x" 2>&1) && fail "status dir writable"
+
+log "unmount leaves nothing behind"
+unmount "$M"
+wait_daemons
+"$DSQLFS" verify "$STORE/shop" >/dev/null || fail "verify"
+echo "test_mount_basic: ok"

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# A >= 1 GB transaction through the mount keeps the daemon's RSS bounded
+# (the transaction buffer spills to a file), and the sqlite3 shell's
+# .import of a large CSV commits as one version.
+source "$(dirname "$0")/lib.sh"
+need_fuse
+SIZE_MB=${DSQ_BIG_MB:-1100}
+M=$T/mnt
+mount_store "$M" -o txn_mem_bytes=33554432,page_cache_bytes=33554432
+d=$LAST_DAEMON
+
+log ".import of a large CSV"
+"$PY" -c "
+import sys
+with open(sys.argv[1], 'w') as f:
+    for i in range(200000):
+        f.write('%d,name-%d,%d\n' % (i, i, i * 7 % 1000))
+" "$T/big.csv"
+sq "$M/csv.db" "CREATE TABLE people(id INTEGER, name TEXT, score INT);"
+timeout 300 sqlite3 "$M/csv.db" -cmd ".mode csv" ".import $T/big.csv people"
+eq "$(sq "$M/csv.db" 'SELECT count(*), sum(score) FROM people')" "200000|$("$PY" -c 'print(sum(i*7%1000 for i in range(200000)))')" "imported rows"
+
+log "one transaction of ${SIZE_MB} MB"
+maxrss=0
+(
+    while kill -0 "$d" 2>/dev/null; do
+        awk '/VmRSS/ {print $2}' "/proc/$d/status" 2>/dev/null
+        sleep 0.5
+    done
+) > "$T/rss" &
+PIDS+=($!)
+t0=$(date +%s)
+timeout 600 sqlite3 "$M/big.db" "PRAGMA page_size=65536; PRAGMA cache_size=-16000;
+  CREATE TABLE b(x BLOB);
+  BEGIN;
+  WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<$((SIZE_MB * 16)))
+  INSERT INTO b SELECT randomblob(65000) FROM c;
+  COMMIT;"
+t1=$(date +%s)
+maxrss=$(sort -n "$T/rss" | tail -1)
+size=$(stat -c %s "$M/big.db")
+log "size $((size / 1048576)) MB in $((t1 - t0)) s, daemon max RSS $((maxrss / 1024)) MB"
+[ "$size" -ge $((SIZE_MB * 1000000)) ] || fail "database too small: $size"
+[ "$maxrss" -lt 400000 ] || fail "daemon RSS $((maxrss / 1024)) MB: not bounded"
+eq "$(sq "$M/big.db" 'SELECT count(*) FROM b')" "$((SIZE_MB * 16))" "rows"
+"$DSQLFS" versions "$STORE/big" | tail -n +2 | wc -l > "$T/nv"
+eq "$(cat "$T/nv")" 2 "versions of big (create table, then the big transaction)"
+unmount "$M"
+echo "test_mount_big: ok"
