@@ -3236,6 +3236,8 @@ out:
     strlist_free(&live);
     strlist_free(&chunkkeys);
     free(l.v);
+    return rc;
+}
 
 /* ------------------------------------------------------------------ */
 /* 9. for the FUSE daemon: freshness, changes, rollbacks                */
