@@ -152,22 +152,9 @@ struct dsq_dbfile *dsq_dbfile_new(struct dsq_fs *fs, const char *prefix,
     df->fs = fs;
     df->ino = ino;
     df->prefix = strdup(prefix);
-    size_t jl = strlen(fs->sidedir) + strlen(prefix) * 3 + 32;
-    df->journal_path = malloc(jl);
+    df->journal_path = dsq_fs_side_path(fs, prefix, ".db-journal");
     if (!df->prefix || !df->journal_path)
         goto fail;
-    {
-        /* same mapping as fs.c's side_path(): '/' -> "%2F" */
-        char *p = df->journal_path;
-        p += sprintf(p, "%s/", fs->sidedir);
-        for (const char *s = prefix; *s; s++) {
-            if (*s == '/' || *s == '%')
-                p += sprintf(p, "%%%02X", (unsigned char)*s);
-            else
-                *p++ = *s;
-        }
-        strcpy(p, ".db-journal");
-    }
     pthread_mutex_init(&df->mu, NULL);
     pthread_cond_init(&df->cv, NULL);
     if (dsq_db_open(fs->st, prefix, fs->cfg, &df->db, e) != DSQ_OK)

@@ -136,23 +136,32 @@ static char *join(const char *dir, const char *name, size_t namelen)
     return s;
 }
 
-/* (N2) sidedir/escaped(dirprefix/name); '/' and '%' are %-escaped. */
+/* (N2) sidedir/escaped(path); '/' and '%' are %-escaped. */
+char *dsq_fs_side_path(const struct dsq_fs *fs, const char *path,
+                       const char *suffix)
+{
+    size_t cap = strlen(fs->sidedir) + strlen(path) * 3 + strlen(suffix) + 2;
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    size_t n = (size_t)snprintf(out, cap, "%s/", fs->sidedir);
+    for (const char *s = path; *s; s++) {
+        if (*s == '/' || *s == '%')
+            n += (size_t)snprintf(out + n, cap - n, "%%%02X",
+                                  (unsigned char)*s);
+        else
+            out[n++] = *s;
+    }
+    snprintf(out + n, cap - n, "%s", suffix);
+    return out;
+}
+
 static char *side_path(struct dsq_fs *fs, const char *dir, const char *name)
 {
     char *full = join(dir, name, strlen(name));
     if (!full)
         return NULL;
-    char *out = malloc(strlen(fs->sidedir) + strlen(full) * 3 + 2);
-    if (out) {
-        char *p = out + sprintf(out, "%s/", fs->sidedir);
-        for (const char *s = full; *s; s++) {
-            if (*s == '/' || *s == '%')
-                p += sprintf(p, "%%%02X", (unsigned char)*s);
-            else
-                *p++ = *s;
-        }
-        *p = 0;
-    }
+    char *out = dsq_fs_side_path(fs, full, "");
     free(full);
     return out;
 }

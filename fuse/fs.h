@@ -134,6 +134,10 @@ struct dsq_fs *dsq_fs_new(struct dsq_store *st, struct dsq_config *cfg,
 void dsq_fs_free(struct dsq_fs *fs);
 /* The one dsq_rc -> errno table (positive errno). */
 int dsq_rc_errno(dsq_rc rc);
+/* malloc'd "sidedir/" + path with '/' and '%' escaped + suffix: where a
+   local side file (journal) of path lives */
+char *dsq_fs_side_path(const struct dsq_fs *fs, const char *path,
+                       const char *suffix);
 /* Database files known to the daemon (for status); fn under fs->mu. */
 void dsq_fs_each_db(struct dsq_fs *fs,
                     void (*fn)(struct dsq_dbfile *df, void *arg), void *arg);

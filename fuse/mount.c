@@ -134,32 +134,13 @@ static dsq_rc probe_store(struct dsq_store *st, int read_only,
     dsq_list_page_cleanup(&pg);
     if (rc != DSQ_OK || read_only)
         return rc;
-    char key[128];
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    snprintf(key, sizeof(key), "_dsqlfs/probe-%ld-%ld-%d", (long)ts.tv_sec,
-             ts.tv_nsec, (int)getpid());
-    rc = dsq_store_put(st, key, "probe", 5, DSQ_PUT_CREATE, NULL, NULL, e);
-    if (rc != DSQ_OK) {
-        dsq_err_prefix(e, "writing a probe object (mount with -o ro to "
-                          "only read)");
-        return rc;
-    }
-    struct dsq_err e2;
-    dsq_err_clear(&e2);
-    dsq_rc rc2 =
-        dsq_store_put(st, key, "probe", 5, DSQ_PUT_CREATE, NULL, NULL, &e2);
-    dsq_store_del(st, key, &e2);
-    if (rc2 == DSQ_OK)
-        return dsq_err_set(e, DSQ_EUNSUPPORTED,
-                           "the store ignores conditional writes "
-                           "(If-None-Match: *), so concurrent commits "
-                           "could overwrite each other: refusing to mount "
-                           "read-write (use -o ro)");
-    if (rc2 != DSQ_EPRECOND)
-        return dsq_err_set(e, rc2, "probing conditional writes: %s",
-                           dsq_err_text(&e2, rc2));
-    return DSQ_OK;
+    rc = dsq_store_check_conditional(st, e);
+    if (rc == DSQ_EUNSUPPORTED)
+        dsq_err_prefix(e, "refusing to mount read-write (use -o ro)");
+    else if (rc != DSQ_OK)
+        dsq_err_prefix(e, "probing conditional writes (mount with -o ro "
+                          "to only read)");
+    return rc;
 }
 
 static void rm_sidedir(const char *dir)
@@ -280,7 +261,8 @@ int dsq_mount_main(int argc, char **argv)
         goto out_cfg;
     }
     char fsname[1200], *q = fsname;
-    q += sprintf(q, "fsname=");
+    memcpy(q, "fsname=", 7);
+    q += 7;
     for (const char *s = m.source; *s && q < fsname + sizeof(fsname) - 3; s++) {
         if (*s == ',' || *s == '\\')
             *q++ = '\\';

@@ -3103,7 +3103,7 @@ void dsq_fault_point(const char *name)
     static atomic_int hits;
     const char *skip = getenv("DSQLFS_FAULT_SKIP");
     int n = atomic_fetch_add(&hits, 1);
-    if (skip && n < atoi(skip))
+    if (skip && n < (int)strtol(skip, NULL, 10))
         return;
     dsq_log(DSQ_LOG_CRIT, "fault", "fault point %s reached: exiting", name);
     _exit(86);

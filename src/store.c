@@ -11,9 +11,11 @@
  * the backend they call (all backends are, see store.h).
  */
 #include "store.h"
+#include "env.h"
 #include "store_s3.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -251,7 +253,29 @@ dsq_rc dsq_store_check_conditional(struct dsq_store *st, struct dsq_err *e)
 {
     if (!strcmp(st->ops->name, "s3"))
         return dsq_store_s3_selftest(st, e);
-    return DSQ_OK; /* the local backend's create-only is atomic by design */
+    /* any other store: a second create of a probe key must be refused */
+    char key[128], hex[33];
+    dsq_random_hex32(hex);
+    snprintf(key, sizeof(key), ".dsqlfs-probe/%s", hex);
+    dsq_rc rc = dsq_store_put(st, key, "probe", 5, DSQ_PUT_CREATE, NULL, NULL,
+                              e);
+    if (rc != DSQ_OK) {
+        dsq_err_prefix(e, "writing a probe object");
+        return rc;
+    }
+    struct dsq_err e2;
+    dsq_err_clear(&e2);
+    dsq_rc rc2 =
+        dsq_store_put(st, key, "probe", 5, DSQ_PUT_CREATE, NULL, NULL, &e2);
+    dsq_store_del(st, key, NULL);
+    if (rc2 == DSQ_OK)
+        return dsq_err_set(e, DSQ_EUNSUPPORTED,
+                           "the store ignores create-only writes, so "
+                           "concurrent commits could overwrite each other");
+    if (rc2 != DSQ_EPRECOND)
+        return dsq_err_set(e, rc2, "probing conditional writes: %s",
+                           dsq_err_text(&e2, rc2));
+    return DSQ_OK;
 }
 
 static dsq_rc open_file(const char *url, struct dsq_store **out,

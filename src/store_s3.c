@@ -926,8 +926,10 @@ static dsq_rc parse_url(struct s3 *s, const char *url, struct dsq_err *e)
         return DSQ_ENOMEM;
     memcpy(s->root, p, pl);
     s->root[pl] = 0;
-    if (pl)
-        strcat(s->root, "/");
+    if (pl) {
+        s->root[pl] = '/';
+        s->root[pl + 1] = 0;
+    }
     return DSQ_OK;
 }
 
