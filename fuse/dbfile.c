@@ -157,6 +157,7 @@ struct dsq_dbfile *dsq_dbfile_new(struct dsq_fs *fs, const char *prefix,
         goto fail;
     pthread_mutex_init(&df->mu, NULL);
     pthread_cond_init(&df->cv, NULL);
+    atomic_init(&df->journal_maybe_hot, 1);
     if (dsq_db_open(fs->st, prefix, fs->cfg, &df->db, e) != DSQ_OK)
         goto fail;
     return df;
@@ -290,17 +291,31 @@ static int refresh(struct dsq_dbfile *df, struct inval *iv,
 /*
  * 1 if the local journal is hot as SQLite judges it: it exists and its
  * first byte is not zero (TRUNCATE leaves it empty, PERSIST zeroes the
- * header, an unsynced journal has a zero magic).
+ * header, an unsynced journal has a zero magic).  Asked at every read
+ * transaction: the journal lives in our private directory and changes
+ * only through fs.c, which sets journal_maybe_hot before every write, so
+ * a "not hot" answer stands until then and costs no open().  The flag is
+ * cleared before looking, so a write racing with the look sets it again.
  */
 static int journal_hot(struct dsq_dbfile *df)
 {
+    if (!atomic_exchange(&df->journal_maybe_hot, 0))
+        return 0;
     uint8_t m[1];
     int fd = open(df->journal_path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return 0;
     ssize_t n = pread(fd, m, 1, 0);
     close(fd);
-    return n == 1 && m[0] != 0;
+    int hot = n == 1 && m[0] != 0;
+    if (hot || n < 0)
+        atomic_store(&df->journal_maybe_hot, 1);
+    return hot;
+}
+
+void dsq_dbfile_journal_touched(struct dsq_dbfile *df)
+{
+    atomic_store(&df->journal_maybe_hot, 1);
 }
 
 static int u32cmp(const void *a, const void *b)
