@@ -31,6 +31,7 @@
 #include "fs.h"
 
 #include "log.h"
+#include "loop.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -126,6 +127,9 @@ static void unlock_and_inval(struct dsq_dbfile *df, struct inval *iv)
     }
     df->inval_busy = 1;
     pthread_mutex_unlock(&df->mu);
+    /* dropping pages waits for page locks held by READs still queued for
+       the daemon: someone else must be reading the device meanwhile */
+    dsq_loop_may_block();
     struct inval local = *iv;
     memset(iv, 0, sizeof(*iv));
     inval_send(df, &local);
@@ -137,6 +141,8 @@ static void unlock_and_inval(struct dsq_dbfile *df, struct inval *iv)
 
 static void wait_inval(struct dsq_dbfile *df)
 {
+    if (df->inval_busy)
+        dsq_loop_may_block(); /* the kernel may wait for a READ of ours */
     while (df->inval_busy)
         pthread_cond_wait(&df->cv, &df->mu);
 }
@@ -927,6 +933,7 @@ int dsq_dbfile_setlk(struct dsq_dbfile *df, uint64_t owner,
             return sleep ? -EINTR : -EAGAIN;
         }
         pthread_mutex_unlock(&df->mu);
+        dsq_loop_may_block();
         usleep(5000);
         pthread_mutex_lock(&df->mu);
     }
@@ -1012,6 +1019,7 @@ int dsq_dbfile_flock(struct dsq_dbfile *df, uint64_t owner, int op,
             return nb ? -EWOULDBLOCK : -EINTR;
         }
         pthread_mutex_unlock(&df->mu);
+        dsq_loop_may_block();
         usleep(5000);
         pthread_mutex_lock(&df->mu);
     }

@@ -19,6 +19,7 @@
 #include "fs.h"
 
 #include "log.h"
+#include "loop.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -1478,6 +1479,7 @@ static void op_setlk(fuse_req_t req, fuse_ino_t ino,
                 break;
             }
             pthread_mutex_unlock(&fs->mu);
+            dsq_loop_may_block();
             usleep(5000);
             pthread_mutex_lock(&fs->mu);
         }
