@@ -928,7 +928,8 @@ int dsq_dbfile_setlk(struct dsq_dbfile *df, uint64_t owner,
         if (type == F_UNLCK ||
             !dsq_locks_conflict(&df->locks, owner, start, end, type))
             break;
-        if (!sleep || (req && fuse_req_interrupted(req))) {
+        if (!sleep || (req && fuse_req_interrupted(req)) ||
+            (df->fs->se && fuse_session_exited(df->fs->se))) {
             pthread_mutex_unlock(&df->mu);
             return sleep ? -EINTR : -EAGAIN;
         }
@@ -1014,7 +1015,8 @@ int dsq_dbfile_flock(struct dsq_dbfile *df, uint64_t owner, int op,
     pthread_mutex_lock(&df->mu);
     while (type != F_UNLCK &&
            dsq_locks_conflict(&df->flocks, owner, 0, 0, type)) {
-        if (nb || fuse_req_interrupted(req)) {
+        if (nb || fuse_req_interrupted(req) ||
+            (df->fs->se && fuse_session_exited(df->fs->se))) {
             pthread_mutex_unlock(&df->mu);
             return nb ? -EWOULDBLOCK : -EINTR;
         }

@@ -1474,7 +1474,8 @@ static void op_setlk(fuse_req_t req, fuse_ino_t ino,
                                     lock->l_type, lock->l_pid);
                 break;
             }
-            if (!sleep || fuse_req_interrupted(req)) {
+            if (!sleep || fuse_req_interrupted(req) ||
+                fuse_session_exited(fs->se)) {
                 r = sleep ? -EINTR : -EAGAIN;
                 break;
             }

@@ -43,7 +43,8 @@ struct loop {
     int fd;
 
     pthread_mutex_t mu;
-    pthread_cond_t cv;      /* leader role free, worker gone, or exit */
+    pthread_cond_t cv;      /* leader role free, or exit (followers) */
+    pthread_cond_t done_cv; /* a worker is gone (dsq_loop_run) */
     /* guarded by mu: */
     int have_leader;
     unsigned n_threads;     /* running workers */
@@ -146,7 +147,7 @@ static void *worker(void *arg)
             break; /* enough threads wait already */
     }
     lp->n_threads--;
-    pthread_cond_broadcast(&lp->cv);
+    pthread_cond_signal(&lp->done_cv);
     pthread_mutex_unlock(&lp->mu);
     free(buf.mem);
     return NULL;
@@ -182,6 +183,7 @@ int dsq_loop_run(struct fuse_session *se, unsigned spin_us,
         return -errno;
     pthread_mutex_init(&lp.mu, NULL);
     pthread_cond_init(&lp.cv, NULL);
+    pthread_cond_init(&lp.done_cv, NULL);
     cur_loop = &lp;
     pthread_mutex_lock(&lp.mu);
     start_worker(&lp);
@@ -194,7 +196,7 @@ int dsq_loop_run(struct fuse_session *se, unsigned spin_us,
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000L;
         }
-        pthread_cond_timedwait(&lp.cv, &lp.mu, &ts);
+        pthread_cond_timedwait(&lp.done_cv, &lp.mu, &ts);
         if (fuse_session_exited(se))
             pthread_cond_broadcast(&lp.cv);
     }
@@ -202,6 +204,7 @@ int dsq_loop_run(struct fuse_session *se, unsigned spin_us,
     pthread_mutex_unlock(&lp.mu);
     cur_loop = NULL;
     pthread_cond_destroy(&lp.cv);
+    pthread_cond_destroy(&lp.done_cv);
     pthread_mutex_destroy(&lp.mu);
     fuse_session_reset(se);
     return err == -ENODEV ? 0 : err;

@@ -23,7 +23,7 @@ check_after() { # check_after OUTFILE WHAT
     sq "$M/c.db" 'SELECT id FROM w ORDER BY id' > "$T/present"
     grep '^ok ' "$out" | awk '{print $2}' | sort -n > "$T/acked" || true
     local inflight
-    inflight=$(grep '^try ' "$out" | tail -1 | awk '{print $2}')
+    inflight=$(grep '^try ' "$out" | tail -1 | awk '{print $2}' || true)
     local missing extra
     missing=$(comm -23 <(sort "$T/acked") <(sort "$T/present") | wc -l)
     extra=$(comm -13 <(sort "$T/acked") <(sort "$T/present") | grep -vx "$inflight" | grep -v "^$" | grep -c . || true)
@@ -57,6 +57,9 @@ for round in 1 2 3 4; do
     d=$LAST_DAEMON
     DSQ_JOURNAL=delete timeout 120 "$PY" "$(dirname "$0")/writer.py" "$M/c.db" "$next" > "$T/out" 2>&1 &
     w=$!
+    # kill while it writes: not before python has even started (then the
+    # round would check nothing, and used to trip set -e below)
+    for _ in $(seq 1 200); do grep -q '^try ' "$T/out" 2>/dev/null && break; sleep 0.05; done
     sleep "0.$((RANDOM % 9 + 1))"
     kill -9 "$d"
     wait "$w" || true
