@@ -10,9 +10,12 @@
  *   dbfile.c  one database as a file: pinned snapshot, transaction buffer,
  *             locks, commit points, journal parsing (docs/locking.md)
  *   locks.c   POSIX byte-range lock tables
+ *   loop.c    the session loop: worker threads, the leader runs requests
+ *             inline and spins between them (dsq_loop_may_block() before
+ *             anything that waits)
  *   status.c  the read-only .dsqlfs/ directory
  *
- * Threads: libfuse's multi-threaded loop calls the ops from any thread.
+ * Threads: the loop (loop.c) calls the ops from any of its threads.
  *  - fs->mu guards the inode table (every field of every struct dsq_inode
  *    except df, which is set once) and the lock tables of non-database
  *    inodes.  Order: a df->mu may be taken while holding fs->mu (the
