@@ -89,6 +89,8 @@ struct dsq_db {
     char *spill_dir;
 
     struct dsq_cache *dcache;    /* on-disk cache, or NULL; thread-safe */
+    uint64_t known_latest;       /* newest version seen to exist; guarded
+                                    by mu */
 
     pthread_mutex_t mu;
     struct dsq_db_stats stats;   /* guarded by mu */
@@ -777,14 +779,40 @@ static int scan_fn(const char *rel, const struct dsq_objinfo *info, void *arg)
     return 0;
 }
 
+static void note_latest(struct dsq_db *db, uint64_t v)
+{
+    pthread_mutex_lock(&db->mu);
+    if (v > db->known_latest)
+        db->known_latest = v;
+    pthread_mutex_unlock(&db->mu);
+}
+
 dsq_rc dsq_db_latest(struct dsq_db *db, uint64_t *version, struct dsq_err *e)
 {
+    struct scan_state s = {0};
+    dsq_rc rc;
+    /* a version this handle saw is as good a start as root.json's hint,
+       and saves reading it: one LIST */
+    pthread_mutex_lock(&db->mu);
+    uint64_t known = db->known_latest;
+    pthread_mutex_unlock(&db->mu);
+    if (known > 0) {
+        char after[64];
+        dsq_manifest_key(known - 1, after);
+        rc = list_rel(db, "manifests/", after, scan_fn, &s, e);
+        if (rc != DSQ_OK)
+            return rc;
+        if (s.count > 0 && s.first == known) {
+            note_latest(db, s.max);
+            *version = s.max;
+            return DSQ_OK;
+        }
+        memset(&s, 0, sizeof(s)); /* gone (gc): start from the hint */
+    }
     dsq_rc hard;
     uint64_t hint = read_hint(db, &hard, e);
     if (hard != DSQ_OK)
         return hard;
-    struct scan_state s = {0};
-    dsq_rc rc;
     if (hint > 0) {
         char after[64];
         dsq_manifest_key(hint - 1, after);
@@ -792,6 +820,7 @@ dsq_rc dsq_db_latest(struct dsq_db *db, uint64_t *version, struct dsq_err *e)
         if (rc != DSQ_OK)
             return rc;
         if (s.count > 0 && s.first == hint) {
+            note_latest(db, s.max);
             *version = s.max;
             return DSQ_OK;
         }
@@ -804,6 +833,7 @@ dsq_rc dsq_db_latest(struct dsq_db *db, uint64_t *version, struct dsq_err *e)
     rc = list_rel(db, "manifests/", NULL, scan_fn, &s, e);
     if (rc != DSQ_OK)
         return rc;
+    note_latest(db, s.max);
     *version = s.max;
     return DSQ_OK;
 }
@@ -2403,6 +2433,21 @@ out:
     return rc;
 }
 
+/* Our own published manifest is a snapshot readers will want next. */
+static void cache_published(struct dsq_db *db, struct dsq_manifest **nm)
+{
+    struct dsq_snap *s = calloc(1, sizeof(*s));
+    if (!s)
+        return;
+    s->db = db;
+    atomic_init(&s->refs, 1);
+    s->version = (*nm)->version;
+    s->m = *nm;
+    *nm = NULL;
+    snap_cache_put(db, s);
+    dsq_snap_release(s);
+}
+
 static void update_root(struct dsq_db *db, uint64_t version)
 {
     struct dsq_root r = {.version = version, .time_ms = dsq_now_ms()};
@@ -2516,7 +2561,9 @@ dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
             }
             DSQ_FAULT_POINT("commit.after_manifest");
             ci.version = nm->version;
-            update_root(db, nm->version);
+            note_latest(db, nm->version);
+            cache_published(db, &nm);
+            update_root(db, ci.version);
             DSQ_FAULT_POINT("commit.after_root");
             goto done;
         }
