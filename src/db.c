@@ -91,6 +91,7 @@ struct dsq_db {
     struct dsq_cache *dcache;    /* on-disk cache, or NULL; thread-safe */
     uint64_t known_latest;       /* newest version seen to exist; guarded
                                     by mu */
+    uint64_t root_written_ms;    /* last root.json update; guarded by mu */
 
     pthread_mutex_t mu;
     struct dsq_db_stats stats;   /* guarded by mu */
@@ -2448,8 +2449,27 @@ static void cache_published(struct dsq_db *db, struct dsq_manifest **nm)
     dsq_snap_release(s);
 }
 
+/*
+ * root.json is a hint, read only to start a listing near the end: a hint
+ * a few versions behind costs readers nothing (one LIST page holds 1000
+ * versions).  So it is written every ROOT_EVERY versions, at least once a
+ * second per handle, not at every commit: one request less per commit.
+ */
+#define ROOT_EVERY 16
+#define ROOT_MAX_AGE_MS 1000
+
 static void update_root(struct dsq_db *db, uint64_t version)
 {
+    uint64_t now = dsq_now_ms();
+    pthread_mutex_lock(&db->mu);
+    int skip = version % ROOT_EVERY != 0 && version > 1 &&
+               now < db->root_written_ms + ROOT_MAX_AGE_MS;
+    if (!skip)
+        db->root_written_ms = now;
+    pthread_mutex_unlock(&db->mu);
+    if (skip)
+        return;
+
     struct dsq_root r = {.version = version, .time_ms = dsq_now_ms()};
     struct dsq_buf buf;
     struct dsq_err e2;
