@@ -215,10 +215,10 @@ int main(int argc, char **argv)
     rc = dsq_db_snapshot(db, DSQ_VERSION_LATEST, &s, &e);
     if (rc != DSQ_OK)
         die("snapshot", rc, &e);
-    uint8_t *big = malloc((size_t)256 * ps);
+    uint8_t *big = malloc((size_t)4096 * ps);
     t0 = now_s();
-    for (uint32_t p = 1; p <= npages; p += 256) {
-        uint32_t k = npages - p + 1 < 256 ? npages - p + 1 : 256;
+    for (uint32_t p = 1; p <= npages; p += 4096) {
+        uint32_t k = npages - p + 1 < 4096 ? npages - p + 1 : 4096;
         rc = dsq_snap_read_pages(s, p, k, big, &e);
         if (rc != DSQ_OK)
             die("read", rc, &e);

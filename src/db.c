@@ -45,7 +45,7 @@
 #define SNAP_CACHE_MAX 32
 #define OBJ_CAP (1024u * 1024u * 1024u) /* cap on one object read whole */
 #define COALESCE_GAP (64u * 1024u)      /* merge reads across small gaps */
-#define COALESCE_MAX (8u * 1024u * 1024u)
+#define COALESCE_MAX (2u * 1024u * 1024u)
 
 /* ------------------------------------------------------------------ */
 /* 1. handle, keys, stats                                               */
@@ -1136,6 +1136,80 @@ static int want_cmp(const void *a, const void *b)
     return x->loc.offset < y->loc.offset ? -1 : x->loc.offset > y->loc.offset;
 }
 
+/* Parallel fetching of the runs of one dsq_snap_read_pages call. */
+#define READ_THREADS 4
+
+struct run_job {
+    struct dsq_db *db;
+    struct want *w;
+    const size_t *runs;      /* run i is w[runs[i] .. runs[i+1]) */
+    size_t nruns;
+    uint32_t ps;
+    uint8_t *out;
+    pthread_mutex_t mu;      /* guards next, rc, err */
+    size_t next;
+    dsq_rc rc;
+    struct dsq_err err;
+};
+
+static dsq_rc fetch_run(struct dsq_db *db, struct want *w, size_t a,
+                        size_t b, uint32_t ps, uint8_t *out,
+                        struct dsq_buf *rb, struct dsq_err *e)
+{
+    uint64_t start = w[a].loc.offset;
+    uint64_t end = w[b - 1].loc.offset + w[b - 1].loc.length;
+    char full[DSQ_KEY_MAX];
+    full_key(db, w[a].segkey, full, sizeof(full));
+    dsq_buf_reset(rb);
+    dsq_rc rc = obj_get(db, w[a].segkey, start, end - start, rb, NULL, e);
+    if (rc == DSQ_ENOTFOUND)
+        return DSQ_CORRUPT(e, "segment %s is missing", full);
+    if (rc != DSQ_OK)
+        return rc;
+    if (rb->len != end - start)
+        return DSQ_CORRUPT(e, "segment %s is truncated (wanted bytes "
+                           "%llu..%llu)", full, (unsigned long long)start,
+                           (unsigned long long)end);
+    for (size_t k = a; k < b; k++) {
+        rc = dsq_page_decode(rb->data + (w[k].loc.offset - start),
+                             w[k].loc.length, &w[k].loc, ps,
+                             out + (size_t)w[k].idx * ps, full, e);
+        if (rc != DSQ_OK)
+            return rc;
+    }
+    dsq_cache_write(db->dcache, w[a].segkey, start, rb->data, rb->len);
+    return DSQ_OK;
+}
+
+static void *run_worker(void *arg)
+{
+    struct run_job *j = arg;
+    struct dsq_buf rb;
+    dsq_buf_init(&rb, COALESCE_MAX + DSQ_STORED_PAGE_MAX);
+    for (;;) {
+        pthread_mutex_lock(&j->mu);
+        size_t i = j->next++;
+        int stop = j->rc != DSQ_OK || i >= j->nruns;
+        pthread_mutex_unlock(&j->mu);
+        if (stop)
+            break;
+        struct dsq_err e;
+        dsq_err_clear(&e);
+        dsq_rc rc = fetch_run(j->db, j->w, j->runs[i], j->runs[i + 1], j->ps,
+                              j->out, &rb, &e);
+        if (rc != DSQ_OK) {
+            pthread_mutex_lock(&j->mu);
+            if (j->rc == DSQ_OK) {
+                j->rc = rc;
+                j->err = e;
+            }
+            pthread_mutex_unlock(&j->mu);
+        }
+    }
+    dsq_buf_cleanup(&rb);
+    return NULL;
+}
+
 dsq_rc dsq_snap_read_pages(struct dsq_snap *s, uint32_t first, uint32_t count,
                            void *buf, struct dsq_err *e)
 {
@@ -1185,8 +1259,13 @@ dsq_rc dsq_snap_read_pages(struct dsq_snap *s, uint32_t first, uint32_t count,
         nw++;
     }
     qsort(w, nw, sizeof(*w), want_cmp);
+    /* runs: same object, close offsets, bounded size */
+    size_t *runs = malloc((nw + 1) * sizeof(*runs)), nruns = 0;
+    if (!runs) {
+        rc = DSQ_ENOMEM;
+        goto out;
+    }
     for (size_t a = 0; a < nw;) {
-        /* one run: same object, close offsets, bounded size */
         size_t b = a + 1;
         uint64_t start = w[a].loc.offset;
         uint64_t end = start + w[a].loc.length;
@@ -1197,31 +1276,27 @@ dsq_rc dsq_snap_read_pages(struct dsq_snap *s, uint32_t first, uint32_t count,
             end = w[b].loc.offset + w[b].loc.length;
             b++;
         }
-        dsq_buf_reset(&rb);
-        char full[DSQ_KEY_MAX];
-        full_key(db, w[a].segkey, full, sizeof(full));
-        rc = obj_get(db, w[a].segkey, start, end - start, &rb, NULL, e);
-        if (rc == DSQ_ENOTFOUND)
-            rc = DSQ_CORRUPT(e, "segment %s is missing", full);
-        if (rc != DSQ_OK)
-            goto out;
-        if (rb.len != end - start) {
-            rc = DSQ_CORRUPT(e, "segment %s is truncated (wanted bytes "
-                             "%llu..%llu)", full,
-                             (unsigned long long)start,
-                             (unsigned long long)end);
-            goto out;
-        }
-        for (size_t k = a; k < b; k++) {
-            rc = dsq_page_decode(rb.data + (w[k].loc.offset - start),
-                                 w[k].loc.length, &w[k].loc, ps,
-                                 out + (size_t)w[k].idx * ps, full, e);
-            if (rc != DSQ_OK)
-                goto out;
-        }
-        dsq_cache_write(db->dcache, w[a].segkey, start, rb.data, rb.len);
+        runs[nruns++] = a;
         a = b;
     }
+    runs[nruns] = nw;
+    struct run_job job = {.db = db, .w = w, .runs = runs, .nruns = nruns,
+                          .ps = ps, .out = out, .rc = DSQ_OK};
+    pthread_mutex_init(&job.mu, NULL);
+    size_t nthreads = nruns < READ_THREADS ? nruns : READ_THREADS;
+    pthread_t th[READ_THREADS];
+    size_t started = 0;
+    for (size_t i = 1; i < nthreads; i++)
+        if (pthread_create(&th[started], NULL, run_worker, &job) == 0)
+            started++;
+    run_worker(&job); /* this thread works too */
+    for (size_t i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    pthread_mutex_destroy(&job.mu);
+    free(runs);
+    rc = job.rc;
+    if (rc != DSQ_OK && e)
+        *e = job.err;
 out:
     for (size_t i = 0; i < nw; i++)
         free(w[i].segkey);
