@@ -1044,6 +1044,17 @@ static int disk_cached_page(struct dsq_db *db, const char *segkey,
         !dsq_cache_read(db->dcache, segkey, loc->offset, loc->length,
                         buf->data))
         return 0;
+    /* the cache file is sparse: a range never fetched reads as zeros.
+       That is an ordinary miss, not damage worth an error line per page
+       (a page stored as all zeros is merely fetched again). */
+    const uint8_t *d = buf->data;
+    size_t nz = 0;
+    while (nz < loc->length && d[nz] == 0)
+        nz++;
+    if (nz == loc->length) {
+        dsq_cache_note_bad(db->dcache);
+        return 0;
+    }
     struct dsq_err ignore;
     if (dsq_page_decode(buf->data, loc->length, loc, page_size, out, full,
                         &ignore) == DSQ_OK)

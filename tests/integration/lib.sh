@@ -1,15 +1,41 @@
 # lib.sh - shared by the FUSE integration tests (sourced, not run).
 #
-# Every test gets a private temporary directory ($T), a store in it, and
+# Every test gets a private temporary directory ($T), a store, and
 # cleanup in an EXIT trap that unmounts every mount and kills every daemon
 # it started, even on failure.  Exit 77 = skipped, only when CI is unset;
-# with CI=true a missing /dev/fuse is a failure.
+# with CI=true a missing /dev/fuse (or S3 server) is a failure.
+#
+# The store: DSQ_IT_STORE=file (default) is a directory in $T;
+# DSQ_IT_STORE=s3 is a fresh random prefix of the bucket that
+# tests/s3/with_rgw.sh made (DSQ_S3_BUCKET and the AWS_* variables it
+# exports reach every daemon and CLI call through the environment).
+# $IT_S3 is 1 on S3, for the few steps that only make sense on one store.
 set -euo pipefail
 
 DSQLFS=${DSQLFS:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build/dsqlfs}
 DSQ_BUILD=${DSQ_BUILD:-$(dirname "$DSQLFS")}
 T=$(mktemp -d /tmp/dsqlfs-it.XXXXXX)
-STORE="file://$T/store"
+IT_S3=0
+case "${DSQ_IT_STORE:-file}" in
+file) STORE="file://$T/store" ;;
+s3)
+    if [ -z "${DSQ_S3_BUCKET:-}" ] || [ -z "${AWS_ENDPOINT_URL:-}" ]; then
+        rm -rf "$T"
+        if [ "${CI:-}" = true ]; then
+            echo "FAIL: DSQ_IT_STORE=s3 without a server (run under tests/s3/with_rgw.sh)" >&2
+            exit 1
+        fi
+        echo "skip: DSQ_IT_STORE=s3 without a server (run under tests/s3/with_rgw.sh)" >&2
+        exit 77
+    fi
+    IT_S3=1
+    STORE="s3://$DSQ_S3_BUCKET/it-$(basename "$T" | tr 'A-Z.' 'a-z-')-$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')"
+    ;;
+*) echo "FAIL: DSQ_IT_STORE must be file or s3, not '$DSQ_IT_STORE'" >&2; rm -rf "$T"; exit 1 ;;
+esac
+# the engine's local cache and spill files (the disk cache is on by
+# default for s3://) go into $T, never into ~/.distributed_sqlite
+export DISTRIBUTED_SQLITE_CACHE_DIR="$T/cache"
 MOUNTS=()
 PIDS=()
 

@@ -17,6 +17,9 @@ void dsq_test_config(struct dsq_config *cfg, unsigned checkpoint_interval)
     cfg->retry_base_s = 0.0005;
     cfg->retry_max_s = 0.01;
     cfg->max_retries = 20;
+    /* no disk cache unless a test asks for one (with its own cache_dir):
+       "auto" turns it on for the fault store and S3, under ~ */
+    cfg->disk_cache = 0;
 }
 
 void dsq_test_open(const char *dir, const struct dsq_config *cfg,
