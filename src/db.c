@@ -3185,6 +3185,37 @@ static int orphan_fn(const char *rel, const struct dsq_objinfo *info,
     return strlist_add(&s->found, rel) != DSQ_OK;
 }
 
+/*
+ * Add to refs every object manifest m names: what it created, its overlay
+ * segments, its chunks and the segments those chunks name (each chunk is
+ * read once; chunkkeys remembers which).
+ */
+static dsq_rc collect_refs(struct dsq_db *db, const struct dsq_manifest *m,
+                           struct strlist *refs, struct strlist *chunkkeys,
+                           struct dsq_err *e)
+{
+    dsq_rc rc = DSQ_OK;
+    for (size_t k = 0; rc == DSQ_OK && k < m->n_created; k++)
+        rc = strlist_add(refs, m->created[k]);
+    for (size_t k = 0; rc == DSQ_OK && k < m->n_segments; k++)
+        rc = strlist_add(refs, m->segments[k]);
+    for (size_t k = 0; rc == DSQ_OK && k < m->n_chunks; k++) {
+        rc = strlist_add(refs, m->chunks[k].key);
+        if (rc != DSQ_OK || strlist_has(chunkkeys, m->chunks[k].key))
+            continue;
+        struct dsq_chunk *c = NULL;
+        rc = chunk_fetch(db, &m->chunks[k], m->page_size, m->chunk_pages, &c,
+                         e);
+        for (size_t j = 0; rc == DSQ_OK && j < c->n_segments; j++)
+            rc = strlist_add(refs, c->segments[j]);
+        dsq_chunk_free(c);
+        if (rc == DSQ_OK)
+            rc = strlist_add(chunkkeys, m->chunks[k].key);
+        strlist_sort_unique(chunkkeys);
+    }
+    return rc;
+}
+
 dsq_rc dsq_db_recovery_scan(struct dsq_db *db, uint64_t grace_ms,
                             int do_delete, dsq_orphan_fn fn, void *arg,
                             uint64_t *n_orphans, struct dsq_err *e)
@@ -3200,24 +3231,7 @@ dsq_rc dsq_db_recovery_scan(struct dsq_db *db, uint64_t grace_ms,
         rc = load_manifest(db, l.v[i], &m, e);
         if (rc != DSQ_OK)
             break;
-        for (size_t k = 0; rc == DSQ_OK && k < m->n_created; k++)
-            rc = strlist_add(&refs, m->created[k]);
-        for (size_t k = 0; rc == DSQ_OK && k < m->n_segments; k++)
-            rc = strlist_add(&refs, m->segments[k]);
-        for (size_t k = 0; rc == DSQ_OK && k < m->n_chunks; k++) {
-            rc = strlist_add(&refs, m->chunks[k].key);
-            if (rc == DSQ_OK && !strlist_has(&chunkkeys, m->chunks[k].key)) {
-                struct dsq_chunk *c = NULL;
-                rc = chunk_fetch(db, &m->chunks[k], m->page_size,
-                                 m->chunk_pages, &c, e);
-                for (size_t j = 0; rc == DSQ_OK && j < c->n_segments; j++)
-                    rc = strlist_add(&refs, c->segments[j]);
-                dsq_chunk_free(c);
-                if (rc == DSQ_OK)
-                    rc = strlist_add(&chunkkeys, m->chunks[k].key);
-                strlist_sort_unique(&chunkkeys);
-            }
-        }
+        rc = collect_refs(db, m, &refs, &chunkkeys, e);
         dsq_manifest_free(m);
     }
     strlist_sort_unique(&refs);
@@ -3317,24 +3331,7 @@ dsq_rc dsq_db_gc(struct dsq_db *db, uint64_t keep_versions, uint64_t keep_ms,
             for (size_t k = 0; rc == DSQ_OK && k < m->n_created; k++)
                 rc = strlist_add(&dead, m->created[k]);
         } else {
-            for (size_t k = 0; rc == DSQ_OK && k < m->n_created; k++)
-                rc = strlist_add(&live, m->created[k]);
-            for (size_t k = 0; rc == DSQ_OK && k < m->n_segments; k++)
-                rc = strlist_add(&live, m->segments[k]);
-            for (size_t k = 0; rc == DSQ_OK && k < m->n_chunks; k++) {
-                rc = strlist_add(&live, m->chunks[k].key);
-                if (rc != DSQ_OK || strlist_has(&chunkkeys, m->chunks[k].key))
-                    continue;
-                struct dsq_chunk *c = NULL;
-                rc = chunk_fetch(db, &m->chunks[k], m->page_size,
-                                 m->chunk_pages, &c, e);
-                for (size_t j = 0; rc == DSQ_OK && j < c->n_segments; j++)
-                    rc = strlist_add(&live, c->segments[j]);
-                dsq_chunk_free(c);
-                if (rc == DSQ_OK)
-                    rc = strlist_add(&chunkkeys, m->chunks[k].key);
-                strlist_sort_unique(&chunkkeys);
-            }
+            rc = collect_refs(db, m, &live, &chunkkeys, e);
         }
         dsq_manifest_free(m);
         if (rc != DSQ_OK)
