@@ -31,6 +31,7 @@
 #include "fs.h"
 
 #include "log.h"
+#include "loop.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -126,6 +127,9 @@ static void unlock_and_inval(struct dsq_dbfile *df, struct inval *iv)
     }
     df->inval_busy = 1;
     pthread_mutex_unlock(&df->mu);
+    /* dropping pages waits for page locks held by READs still queued for
+       the daemon: someone else must be reading the device meanwhile */
+    dsq_loop_may_block();
     struct inval local = *iv;
     memset(iv, 0, sizeof(*iv));
     inval_send(df, &local);
@@ -137,6 +141,8 @@ static void unlock_and_inval(struct dsq_dbfile *df, struct inval *iv)
 
 static void wait_inval(struct dsq_dbfile *df)
 {
+    if (df->inval_busy)
+        dsq_loop_may_block(); /* the kernel may wait for a READ of ours */
     while (df->inval_busy)
         pthread_cond_wait(&df->cv, &df->mu);
 }
@@ -157,6 +163,7 @@ struct dsq_dbfile *dsq_dbfile_new(struct dsq_fs *fs, const char *prefix,
         goto fail;
     pthread_mutex_init(&df->mu, NULL);
     pthread_cond_init(&df->cv, NULL);
+    atomic_init(&df->journal_maybe_hot, 1);
     if (dsq_db_open(fs->st, prefix, fs->cfg, &df->db, e) != DSQ_OK)
         goto fail;
     return df;
@@ -290,17 +297,31 @@ static int refresh(struct dsq_dbfile *df, struct inval *iv,
 /*
  * 1 if the local journal is hot as SQLite judges it: it exists and its
  * first byte is not zero (TRUNCATE leaves it empty, PERSIST zeroes the
- * header, an unsynced journal has a zero magic).
+ * header, an unsynced journal has a zero magic).  Asked at every read
+ * transaction: the journal lives in our private directory and changes
+ * only through fs.c, which sets journal_maybe_hot before every write, so
+ * a "not hot" answer stands until then and costs no open().  The flag is
+ * cleared before looking, so a write racing with the look sets it again.
  */
 static int journal_hot(struct dsq_dbfile *df)
 {
+    if (!atomic_exchange(&df->journal_maybe_hot, 0))
+        return 0;
     uint8_t m[1];
     int fd = open(df->journal_path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return 0;
     ssize_t n = pread(fd, m, 1, 0);
     close(fd);
-    return n == 1 && m[0] != 0;
+    int hot = n == 1 && m[0] != 0;
+    if (hot || n < 0)
+        atomic_store(&df->journal_maybe_hot, 1);
+    return hot;
+}
+
+void dsq_dbfile_journal_touched(struct dsq_dbfile *df)
+{
+    atomic_store(&df->journal_maybe_hot, 1);
 }
 
 static int u32cmp(const void *a, const void *b)
@@ -912,6 +933,7 @@ int dsq_dbfile_setlk(struct dsq_dbfile *df, uint64_t owner,
             return sleep ? -EINTR : -EAGAIN;
         }
         pthread_mutex_unlock(&df->mu);
+        dsq_loop_may_block();
         usleep(5000);
         pthread_mutex_lock(&df->mu);
     }
@@ -997,6 +1019,7 @@ int dsq_dbfile_flock(struct dsq_dbfile *df, uint64_t owner, int op,
             return nb ? -EWOULDBLOCK : -EINTR;
         }
         pthread_mutex_unlock(&df->mu);
+        dsq_loop_may_block();
         usleep(5000);
         pthread_mutex_lock(&df->mu);
     }

@@ -19,6 +19,7 @@
 #include "fs.h"
 
 #include "log.h"
+#include "loop.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -608,6 +609,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
             int isj = 0;
             is_side_name(in->name, &isj);
             struct dsq_dbfile *df = isj ? journal_db(fs, in) : NULL;
+            if (df)
+                dsq_dbfile_journal_touched(df);
             if (df && attr->st_size == 0)
                 r = dsq_dbfile_journal_commit(df, "journal truncation");
             if (r == 0) {
@@ -653,6 +656,7 @@ static struct dsq_dbfile *journal_db(struct dsq_fs *fs,
 struct dirbuf {
     char *p;
     size_t size;
+    int built;      /* listed (at the first readdir, not at opendir) */
 };
 
 static void dirbuf_add(fuse_req_t req, struct dirbuf *b, const char *name,
@@ -749,23 +753,17 @@ static int list_store_dir(struct dsq_fs *fs, const char *dir,
     return r;
 }
 
-static void op_opendir(fuse_req_t req, fuse_ino_t ino,
-                       struct fuse_file_info *fi)
+/*
+ * The entries of directory in, listed into b (0 or -errno).  Called at
+ * the first readdir of a handle: SQLite opens the directory of a new
+ * journal only to fsync it, at every write transaction, and that must
+ * not cost a store listing.
+ */
+static int fill_dir(fuse_req_t req, struct dsq_fs *fs, struct dsq_inode *in,
+                    struct dirbuf *b)
 {
-    struct dsq_fs *fs = fs_of(req);
-    struct dsq_inode *in = get_or_reply(req, ino);
-    if (!in)
-        return;
-    if (in->kind != DSQ_I_DIR && in->kind != DSQ_I_STATDIR) {
-        fuse_reply_err(req, ENOTDIR);
-        return;
-    }
-    struct dirbuf *b = calloc(1, sizeof(*b));
+    fuse_ino_t ino = in->ino;
     struct namelist dbs = {0}, dirs = {0}, files = {0};
-    if (!b) {
-        fuse_reply_err(req, ENOMEM);
-        return;
-    }
     dirbuf_add(req, b, ".", ino, S_IFDIR);
     dirbuf_add(req, b, "..", in->parent ? in->parent : ino, S_IFDIR);
     if (in->kind == DSQ_I_STATDIR) {
@@ -784,16 +782,15 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
             dirbuf_add(req, b, files.v[i], 0, S_IFREG);
         goto done;
     }
+    pthread_mutex_lock(&fs->mu);
     char *dir = strdup(in->path);
+    pthread_mutex_unlock(&fs->mu);
     int r = dir ? list_store_dir(fs, dir, &dbs, &dirs) : -ENOMEM;
     if (r < 0) {
         free(dir);
-        free(b->p);
-        free(b);
         names_free(&dbs);
         names_free(&dirs);
-        fuse_reply_err(req, -r);
-        return;
+        return r;
     }
     /* local side files and directories made by mkdir */
     DIR *sd = opendir(fs->sidedir);
@@ -844,6 +841,25 @@ done:
     names_free(&dbs);
     names_free(&dirs);
     names_free(&files);
+    b->built = 1;
+    return 0;
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino,
+                       struct fuse_file_info *fi)
+{
+    struct dsq_inode *in = get_or_reply(req, ino);
+    if (!in)
+        return;
+    if (in->kind != DSQ_I_DIR && in->kind != DSQ_I_STATDIR) {
+        fuse_reply_err(req, ENOTDIR);
+        return;
+    }
+    struct dirbuf *b = calloc(1, sizeof(*b));
+    if (!b) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
     fi->fh = (uint64_t)(uintptr_t)b;
     fuse_reply_open(req, fi);
 }
@@ -851,8 +867,20 @@ done:
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                        struct fuse_file_info *fi)
 {
-    (void)ino;
     struct dirbuf *b = (struct dirbuf *)(uintptr_t)fi->fh;
+    if (!b->built) {
+        struct dsq_inode *in = get_or_reply(req, ino);
+        if (!in)
+            return;
+        int r = fill_dir(req, fs_of(req), in, b);
+        if (r < 0) {
+            free(b->p);
+            b->p = NULL;
+            b->size = 0;
+            fuse_reply_err(req, -r);
+            return;
+        }
+    }
     if ((size_t)off >= b->size) {
         fuse_reply_buf(req, NULL, 0);
         return;
@@ -1049,6 +1077,23 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
     struct dsq_inode *in = NULL;
     int err = 0;
     if (isside) {
+        int isj = 0;
+        is_side_name(name, &isj);
+        if (isj) {
+            /* a journal appears (or is truncated): journal_hot() must
+               look at it again (dbfile.c) */
+            char dbname[1024];
+            size_t nl = strlen(name);
+            if (nl > 8 && nl - 8 < sizeof(dbname)) {
+                memcpy(dbname, name, nl - 8);
+                dbname[nl - 8] = 0;
+                pthread_mutex_lock(&fs->mu);
+                struct dsq_inode *db = ino_child(fs, parent, dbname);
+                if (db && db->kind == DSQ_I_DB)
+                    dsq_dbfile_journal_touched(db->df);
+                pthread_mutex_unlock(&fs->mu);
+            }
+        }
         char *path = side_path(fs, ppath, name);
         int fd = path ? open(path,
                              O_CREAT | O_RDWR | O_CLOEXEC |
@@ -1176,11 +1221,13 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
         int isj = 0;
         n = 0;
         is_side_name(in->name, &isj);
-        if (isj && off == 0 && size >= 8 && all_zero(buf, size < 28 ? size : 28)) {
+        struct dsq_dbfile *df = isj ? journal_db(fs, in) : NULL;
+        if (df)
+            dsq_dbfile_journal_touched(df); /* before the write lands */
+        if (df && off == 0 && size >= 8 &&
+            all_zero(buf, size < 28 ? size : 28)) {
             /* PERSIST: the journal header zeroed is the commit point */
-            struct dsq_dbfile *df = journal_db(fs, in);
-            if (df)
-                n = dsq_dbfile_journal_commit(df, "journal header zeroed");
+            n = dsq_dbfile_journal_commit(df, "journal header zeroed");
         }
         if (n == 0) {
             n = pwrite((int)fi->fh, buf, size, off);
@@ -1432,6 +1479,7 @@ static void op_setlk(fuse_req_t req, fuse_ino_t ino,
                 break;
             }
             pthread_mutex_unlock(&fs->mu);
+            dsq_loop_may_block();
             usleep(5000);
             pthread_mutex_lock(&fs->mu);
         }

@@ -38,6 +38,7 @@
 #include "store.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 /* SQLite's lock bytes (os_unix.c). */
@@ -80,6 +81,9 @@ struct dsq_dbfile {
     uint64_t refused_version; /* ... of this version */
     unsigned open_count;
     int exists;               /* the store has the database */
+    /* 0 once the local journal was found not hot, until it is next
+       written (set by fs.c before each write; not guarded by mu) */
+    atomic_int journal_maybe_hot;
     struct dsq_dbstat st;
 };
 
@@ -168,6 +172,8 @@ int dsq_dbfile_setlk(struct dsq_dbfile *df, uint64_t owner,
 int dsq_dbfile_flock(struct dsq_dbfile *df, uint64_t owner, int op,
                      fuse_req_t req);
 void dsq_dbfile_flock_release(struct dsq_dbfile *df, uint64_t owner);
+/* The local journal is about to be created or written. */
+void dsq_dbfile_journal_touched(struct dsq_dbfile *df);
 /* Journal commit points: 0 or -errno (the call must then fail). */
 int dsq_dbfile_journal_commit(struct dsq_dbfile *df, const char *why);
 /* Status JSON / Prometheus text of one database, appended to b. */

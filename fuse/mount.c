@@ -12,6 +12,7 @@
 
 #include "fs.h"
 #include "log.h"
+#include "loop.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -311,13 +312,9 @@ int dsq_mount_main(int argc, char **argv)
         dsq_log_use_syslog();
     dsq_log(DSQ_LOG_NOTICE, "mount", "%s mounted on %s%s", m.source,
             m.mountpoint, cfg.read_only ? " (read-only)" : "");
-    int lr;
-    if (m.single) {
-        lr = fuse_session_loop(se);
-    } else {
-        struct fuse_loop_config lc = {.clone_fd = 0, .max_idle_threads = 16};
-        lr = fuse_session_loop_mt(se, &lc);
-    }
+    /* -s: one thread; otherwise a pool (fuse/loop.c) */
+    dsq_store_set_wait_hook(dsq_loop_may_block);
+    int lr = dsq_loop_run(se, cfg.spin_us, m.single ? 1 : 64);
     ret = lr == 0 ? 0 : 1;
     dsq_log(DSQ_LOG_NOTICE, "mount", "%s unmounted from %s", m.source,
             m.mountpoint);

@@ -63,6 +63,7 @@ static const struct opt opts[] = {
     {"allow_delete", NULL, NULL, K_BOOL, OFF(allow_delete), 0, 0},
     {"allow_other", NULL, NULL, K_BOOL, OFF(allow_other), 0, 0},
     {"staleness", NULL, NULL, K_DOUBLE, OFF(staleness_s), 0, 86400},
+    {"spin_us", NULL, NULL, K_UINT, OFF(spin_us), 0, 1000000},
 };
 
 void dsq_config_init(struct dsq_config *c)
@@ -84,6 +85,7 @@ void dsq_config_init(struct dsq_config *c)
     c->connect_timeout_s = 10;
     c->request_timeout_s = 30;
     c->staleness_s = 0;
+    c->spin_us = 100;
 }
 
 static void free_secret(char **p)

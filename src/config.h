@@ -57,6 +57,8 @@ struct dsq_config {
     int allow_delete;
     int allow_other;
     double staleness_s;  /* 0 = check the store at every read txn */
+    unsigned spin_us;    /* FUSE loop: poll the device this long between
+                            requests before sleeping (fuse/loop.c) */
 };
 
 /* Defaults only (never fails). */

@@ -46,6 +46,7 @@
 #define OBJ_CAP (1024u * 1024u * 1024u) /* cap on one object read whole */
 #define COALESCE_GAP (64u * 1024u)      /* merge reads across small gaps */
 #define COALESCE_MAX (2u * 1024u * 1024u)
+#define WRITE_THROUGH_MAX (8u * 1024u * 1024u) /* uploads kept in the disk cache */
 
 /* ------------------------------------------------------------------ */
 /* 1. handle, keys, stats                                               */
@@ -927,6 +928,11 @@ static void snap_cache_put(struct dsq_db *db, struct dsq_snap *s)
     dsq_snap_release(evict);
 }
 
+/*
+ * A version this handle just published: decode the exact bytes it PUT
+ * into the snapshot cache, so reading it back costs no GET.  Best effort
+ * (a failure only means the manifest is fetched when first wanted).
+ */
 dsq_rc dsq_db_snapshot(struct dsq_db *db, uint64_t version,
                        struct dsq_snap **out, struct dsq_err *e)
 {
@@ -1620,6 +1626,10 @@ static dsq_rc upload_new(struct dsq_txn *t, const char *dir, const char *ext,
     }
     t->objects_written++;
     t->bytes_written += data->len;
+    /* write-through: what this handle uploads it is the likeliest to read
+       next (the next transaction's base pages, its readers) */
+    if (data->len <= WRITE_THROUGH_MAX)
+        dsq_cache_write(t->db->dcache, key_out, 0, data->data, data->len);
     return strlist_add(list, key_out);
 }
 
@@ -1996,6 +2006,8 @@ static dsq_rc keytab_idx(struct keytab *kt, const char *key, uint32_t *idx)
 
 /* Our pages (normal mode), with the segment key of each. */
 struct ours {
+    uint8_t *warm;              /* scratch page: insert what we upload into
+                                   the page cache (small transactions) */
     struct loclist locs;        /* sorted by pgno; seg indexes t->segs */
     struct strlist p1segs;      /* page-1 merge segments, newest last */
     struct dsq_page_loc p1loc;  /* override for page 1 when p1segs.n > 0 */
@@ -2022,10 +2034,14 @@ static dsq_rc normal_sink(struct dsq_txn *t, void *arg,
                           struct dsq_err *e)
 {
     struct ours *o = arg;
-    (void)t;
-    (void)segkey;
     (void)e;
-    return loclist_add(&o->locs, loc);
+    dsq_rc rc = loclist_add(&o->locs, loc);
+    struct dsq_err ig;
+    if (rc == DSQ_OK && o->warm &&
+        dsq_pgbuf_get(t->buf, loc->pgno, o->warm, &ig) == DSQ_OK)
+        pc_insert(t->db, segkey, loc->offset, loc->pgno, o->warm,
+                  t->page_size);
+    return rc;
 }
 
 static dsq_rc upload_pages(struct dsq_txn *t, const struct effects *ef,
@@ -2036,6 +2052,11 @@ static dsq_rc upload_pages(struct dsq_txn *t, const struct effects *ef,
     dsq_rc rc = page ? dsq_seg_builder_new(t->page_size, t->db->compress,
                                            t->txn_id, &sb)
                      : DSQ_ENOMEM;
+    /* the next transaction reads these pages back (to drop unchanged
+       ones, to classify page 1) and so may local readers: keep them in
+       the page cache unless the transaction is big next to it */
+    if (rc == DSQ_OK && ef->n_pgnos <= t->db->pc_max / 4)
+        o->warm = malloc(t->page_size);
     for (size_t i = 0; rc == DSQ_OK && i < ef->n_pgnos; i++) {
         rc = dsq_pgbuf_get(t->buf, ef->pgnos[i], page, e);
         if (rc == DSQ_OK)
@@ -2047,6 +2068,8 @@ static dsq_rc upload_pages(struct dsq_txn *t, const struct effects *ef,
         rc = upload_segment(t, sb, normal_sink, o, e);
     dsq_seg_builder_free(sb);
     free(page);
+    free(o->warm);
+    o->warm = NULL;
     return rc;
 }
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct slot {
@@ -114,6 +115,24 @@ static dsq_rc grow(struct dsq_pgbuf *b)
     return DSQ_OK;
 }
 
+/* mkdir -p dir (0700): the cache directory need not exist yet (with the
+   disk cache off nothing else creates it). */
+static void mkdirs(const char *dir)
+{
+    char p[4096];
+    int n = snprintf(p, sizeof(p), "%s", dir);
+    if (n <= 0 || (size_t)n >= sizeof(p))
+        return;
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/')
+            continue;
+        *s = 0;
+        mkdir(p, 0700);
+        *s = '/';
+    }
+    mkdir(p, 0700);
+}
+
 static dsq_rc open_spill(struct dsq_pgbuf *b, struct dsq_err *e)
 {
     const char *dir = b->spill_dir;
@@ -122,6 +141,10 @@ static dsq_rc open_spill(struct dsq_pgbuf *b, struct dsq_err *e)
     if (!dir || !*dir)
         dir = "/tmp";
     b->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (b->fd < 0 && errno == ENOENT) {
+        mkdirs(dir);
+        b->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    }
     if (b->fd < 0) {
         char path[4096];
         snprintf(path, sizeof(path), "%s/dsqlfs-txn-XXXXXX", dir);

@@ -101,6 +101,21 @@ static dsq_rc bad_key(struct dsq_err *e, const char *key)
 
 /* ----------------------------------------------------------- dispatchers */
 
+static void (*wait_hook)(void); /* set once, before any thread uses a store */
+
+void dsq_store_set_wait_hook(void (*hook)(void))
+{
+    wait_hook = hook;
+}
+
+/* Any call to a remote store may take long; on a local directory only
+   writes (they fsync) and deletes do. */
+static void may_wait(const struct dsq_store *st, int writes)
+{
+    if (wait_hook && (writes || strcmp(st->ops->name, "file") != 0))
+        wait_hook();
+}
+
 dsq_rc dsq_store_get(struct dsq_store *st, const char *key, uint64_t off,
                      uint64_t len, struct dsq_buf *out,
                      struct dsq_objinfo *info, struct dsq_err *e)
@@ -109,6 +124,7 @@ dsq_rc dsq_store_get(struct dsq_store *st, const char *key, uint64_t off,
         return bad_key(e, key);
     if (!out)
         return dsq_err_set(e, DSQ_EINVAL, "get %s: no output buffer", key);
+    may_wait(st, 0);
     return st->ops->get(st, key, off, len, out, info, e);
 }
 
@@ -133,6 +149,7 @@ dsq_rc dsq_store_put(struct dsq_store *st, const char *key, const void *data,
         return dsq_err_set(e, DSQ_EINVAL, "put %s: bad condition %d", key,
                            (int)cond);
     }
+    may_wait(st, 1);
     return st->ops->put(st, key, data, len, cond, if_match, info, e);
 }
 
@@ -141,6 +158,7 @@ dsq_rc dsq_store_head(struct dsq_store *st, const char *key,
 {
     if (!dsq_store_key_valid(key))
         return bad_key(e, key);
+    may_wait(st, 0);
     return st->ops->head(st, key, info, e);
 }
 
@@ -156,6 +174,7 @@ dsq_rc dsq_store_list(struct dsq_store *st, const struct dsq_list_req *req,
         return dsq_err_set(e, DSQ_EINVAL,
                            "list: start_after '%.64s...' too long",
                            req->start_after);
+    may_wait(st, 0);
     return st->ops->list(st, req, out, e);
 }
 
@@ -163,6 +182,7 @@ dsq_rc dsq_store_del(struct dsq_store *st, const char *key, struct dsq_err *e)
 {
     if (!dsq_store_key_valid(key))
         return bad_key(e, key);
+    may_wait(st, 1);
     return st->ops->del(st, key, e);
 }
 

@@ -124,6 +124,14 @@ dsq_rc dsq_store_head(struct dsq_store *st, const char *key,
                       struct dsq_objinfo *info, struct dsq_err *e);
 dsq_rc dsq_store_list(struct dsq_store *st, const struct dsq_list_req *req,
                       struct dsq_list_page *out, struct dsq_err *e);
+/*
+ * hook runs before each store call that may take long (every call to a
+ * remote store; puts and deletes on a local directory), in the calling
+ * thread: the FUSE daemon hands its request loop to another thread
+ * there.  Set once, before any store is used from more than one thread.
+ */
+void dsq_store_set_wait_hook(void (*hook)(void));
+
 dsq_rc dsq_store_del(struct dsq_store *st, const char *key,
                      struct dsq_err *e);
 void dsq_store_free(struct dsq_store *st);

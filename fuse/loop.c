@@ -1,0 +1,208 @@
+/*
+ * loop.c - the FUSE session loop: a pool of worker threads, one of which
+ * (the leader) reads the device and runs what it reads itself, spinning
+ * on the device for a short while before it sleeps.
+ *
+ * Layer: FUSE front end.  Why: a SQLite read transaction through the
+ * mount is four lock requests in a row (PENDING, SHARED, PENDING off,
+ * all off), each a round trip through the kernel, and most of a round
+ * trip is a sleeping daemon thread being woken up.  Here the thread that
+ * answered a request is already looking for the next one, and finds it
+ * without sleeping while requests keep coming.  After spin_us without a
+ * request it blocks in poll(2) and costs nothing.
+ *
+ * Model (leader/followers): exactly one thread at a time reads the
+ * device (it is non-blocking, so only the leader ever waits on it) and
+ * runs the request inline.  Before anything that may wait (a store call,
+ * a blocking lock, waiting for another request's invalidation) the code
+ * calls dsq_loop_may_block(), which hands the leader role to an idle
+ * follower (starting a thread if none is idle and fewer than max_threads
+ * run), so slow requests never hold the others up, and a request never
+ * waits for one that nobody reads.  Followers beyond max_idle exit.
+ *
+ * Threads: lp->mu guards the fields of struct loop marked so; tl_lead is
+ * per thread.
+ */
+#include "loop.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define POLL_MS 200 /* how often a sleeping leader looks at exit */
+
+struct loop {
+    struct fuse_session *se;
+    unsigned spin_us, max_threads, max_idle;
+    int fd;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;      /* leader role free, worker gone, or exit */
+    /* guarded by mu: */
+    int have_leader;
+    unsigned n_threads;     /* running workers */
+    unsigned n_idle;        /* waiting for the leader role */
+    int error;              /* first receive error (-errno) */
+};
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void *worker(void *arg);
+
+static struct loop *cur_loop;   /* the running loop (one per process) */
+static _Thread_local int tl_lead; /* this thread leads, running a request */
+
+/* Called with lp->mu held. */
+static void start_worker(struct loop *lp)
+{
+    pthread_t t;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &a, worker, lp) == 0)
+        lp->n_threads++;
+    else
+        dsq_log(DSQ_LOG_WARNING, "mount", "cannot start a worker thread: %s",
+                strerror(errno));
+    pthread_attr_destroy(&a);
+}
+
+/*
+ * As the leader: the next request into buf.  1 = got one, 0 = the
+ * session ended, -errno on a device error.
+ */
+static int receive(struct loop *lp, struct fuse_buf *buf)
+{
+    uint64_t idle_since = now_us();
+    for (;;) {
+        if (fuse_session_exited(lp->se))
+            return 0;
+        int res = fuse_session_receive_buf(lp->se, buf);
+        if (res > 0)
+            return 1;
+        if (res == 0)
+            return 0; /* unmounted */
+        if (res != -EAGAIN && res != -EINTR)
+            return res;
+        if (now_us() - idle_since < lp->spin_us)
+            continue; /* spin: the next request is usually microseconds away */
+        struct pollfd p = {.fd = lp->fd, .events = POLLIN};
+        int pr = poll(&p, 1, POLL_MS);
+        if (pr > 0 && (p.revents & (POLLERR | POLLHUP | POLLNVAL)) &&
+            !(p.revents & POLLIN))
+            return 0;
+        if (pr > 0)
+            idle_since = now_us();
+    }
+}
+
+static void *worker(void *arg)
+{
+    struct loop *lp = arg;
+    struct fuse_buf buf;
+    memset(&buf, 0, sizeof(buf));
+    pthread_mutex_lock(&lp->mu);
+    for (;;) {
+        lp->n_idle++;
+        while (lp->have_leader && !fuse_session_exited(lp->se))
+            pthread_cond_wait(&lp->cv, &lp->mu);
+        lp->n_idle--;
+        if (fuse_session_exited(lp->se))
+            break;
+        lp->have_leader = 1;
+        pthread_mutex_unlock(&lp->mu);
+        int r;
+        for (;;) {
+            r = receive(lp, &buf);
+            if (r <= 0)
+                break;
+            tl_lead = 1;
+            fuse_session_process_buf(lp->se, &buf);
+            if (!tl_lead)
+                break; /* handed the role on while waiting */
+            tl_lead = 0;
+        }
+        pthread_mutex_lock(&lp->mu);
+        if (r <= 0) {
+            lp->have_leader = 0;
+            if (r < 0 && !lp->error)
+                lp->error = r;
+            fuse_session_exit(lp->se);
+            pthread_cond_broadcast(&lp->cv);
+            break;
+        }
+        if (lp->n_idle >= lp->max_idle)
+            break; /* enough threads wait already */
+    }
+    lp->n_threads--;
+    pthread_cond_broadcast(&lp->cv);
+    pthread_mutex_unlock(&lp->mu);
+    free(buf.mem);
+    return NULL;
+}
+
+void dsq_loop_may_block(void)
+{
+    struct loop *lp = cur_loop;
+    if (!tl_lead || !lp)
+        return;
+    tl_lead = 0;
+    pthread_mutex_lock(&lp->mu);
+    lp->have_leader = 0;
+    if (lp->n_idle > 0)
+        pthread_cond_signal(&lp->cv);
+    else if (lp->n_threads < lp->max_threads)
+        start_worker(lp);
+    pthread_mutex_unlock(&lp->mu);
+}
+
+int dsq_loop_run(struct fuse_session *se, unsigned spin_us,
+                 unsigned max_threads)
+{
+    struct loop lp;
+    memset(&lp, 0, sizeof(lp));
+    lp.se = se;
+    lp.spin_us = spin_us;
+    lp.max_threads = max_threads ? max_threads : 1;
+    lp.max_idle = lp.max_threads < 16 ? lp.max_threads : 16;
+    lp.fd = fuse_session_fd(se);
+    int fl = fcntl(lp.fd, F_GETFL);
+    if (fl < 0 || fcntl(lp.fd, F_SETFL, fl | O_NONBLOCK) != 0)
+        return -errno;
+    pthread_mutex_init(&lp.mu, NULL);
+    pthread_cond_init(&lp.cv, NULL);
+    cur_loop = &lp;
+    pthread_mutex_lock(&lp.mu);
+    start_worker(&lp);
+    /* wait until every worker is gone (they are detached) */
+    while (lp.n_threads > 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += POLL_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&lp.cv, &lp.mu, &ts);
+        if (fuse_session_exited(se))
+            pthread_cond_broadcast(&lp.cv);
+    }
+    int err = lp.error;
+    pthread_mutex_unlock(&lp.mu);
+    cur_loop = NULL;
+    pthread_cond_destroy(&lp.cv);
+    pthread_mutex_destroy(&lp.mu);
+    fuse_session_reset(se);
+    return err == -ENODEV ? 0 : err;
+}

@@ -1,0 +1,28 @@
+/*
+ * loop.h - the FUSE session loop (loop.c): worker threads, one leader
+ * spinning briefly on the device between requests.
+ *
+ * Layer: FUSE front end.
+ */
+#ifndef DSQ_FUSE_LOOP_H
+#define DSQ_FUSE_LOOP_H
+
+#define FUSE_USE_VERSION 35
+#include <fuse_lowlevel.h>
+
+/*
+ * Serve se until it ends (unmount, signal).  spin_us: how long the
+ * waiting thread polls the device without sleeping after the last
+ * request (0: sleep at once); at most max_threads workers.  0 or -errno.
+ */
+int dsq_loop_run(struct fuse_session *se, unsigned spin_us,
+                 unsigned max_threads);
+
+/*
+ * About to wait (a store call, a blocking lock, another request's
+ * invalidation): if this thread runs a request inline as the leader, let
+ * another thread read the device meanwhile.  Cheap otherwise.
+ */
+void dsq_loop_may_block(void);
+
+#endif
