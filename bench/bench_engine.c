@@ -121,6 +121,8 @@ int main(int argc, char **argv)
     /* single-page commits */
     double *lat = calloc(ncommits, sizeof(double));
     uint64_t objs = 0, bytes = 0;
+    struct dsq_db_stats st0, st1;
+    dsq_db_get_stats(db, &st0);
     for (unsigned i = 0; i < ncommits; i++) {
         uint32_t pg = 2 + (uint32_t)(rand() % (npages - 1));
         memset(page, (int)i, ps);
@@ -140,6 +142,12 @@ int main(int argc, char **argv)
         dsq_txn_free(t);
         dsq_snap_release(s);
     }
+    dsq_db_get_stats(db, &st1);
+    double reqs = (double)((st1.store_gets - st0.store_gets) +
+                           (st1.store_puts - st0.store_puts) +
+                           (st1.store_lists - st0.store_lists) +
+                           (st1.store_heads - st0.store_heads)) /
+                  ncommits;
     qsort(lat, ncommits, sizeof(double), cmp_d);
     /* baseline: one-row commits into a local SQLite file */
     char dbpath[64];
@@ -159,21 +167,58 @@ int main(int argc, char **argv)
     double med = lat[ncommits / 2], p99 = lat[ncommits * 99 / 100];
     double bmed = bl[ncommits / 2], bp99 = bl[ncommits * 99 / 100];
     printf("single-page commit on %u MB (%u commits): median %.2f ms, p99 "
-           "%.2f ms, %.1f objects and %.0f bytes written per commit; local "
-           "SQLite one-row commit median %.2f ms, p99 %.2f ms; ratio median "
-           "%.2f, p99 %.2f\n",
+           "%.2f ms, %.1f objects, %.0f bytes and %.1f store requests per "
+           "commit; local SQLite one-row commit median %.2f ms, p99 %.2f "
+           "ms; ratio median %.2f, p99 %.2f\n",
            mb, ncommits, med * 1e3, p99 * 1e3, (double)objs / ncommits,
-           (double)bytes / ncommits, bmed * 1e3, bp99 * 1e3, med / bmed,
-           p99 / bp99);
+           (double)bytes / ncommits, reqs, bmed * 1e3, bp99 * 1e3,
+           med / bmed, p99 / bp99);
+
+    /* single-page reads, cold: no memory or disk cache */
+    {
+        struct dsq_config cold = cfg;
+        cold.page_cache_bytes = 0;
+        cold.disk_cache = 0;
+        struct dsq_db *cdb;
+        rc = dsq_db_open(st, name, &cold, &cdb, &e);
+        if (rc != DSQ_OK)
+            die("open", rc, &e);
+        rc = dsq_db_snapshot(cdb, DSQ_VERSION_LATEST, &s, &e);
+        if (rc != DSQ_OK)
+            die("snapshot", rc, &e);
+        enum { NR = 400 };
+        double rl[NR], bl2[NR];
+        for (int i = 0; i < NR; i++) {
+            uint32_t pg = 1 + (uint32_t)(rand() % npages);
+            t0 = now_s();
+            rc = dsq_snap_read_page(s, pg, page, &e);
+            if (rc != DSQ_OK)
+                die("read", rc, &e);
+            rl[i] = now_s() - t0;
+            t0 = now_s();
+            if (pread(fd, page, ps, (off_t)(pg - 1) * ps) != (ssize_t)ps)
+                return 1;
+            bl2[i] = now_s() - t0;
+        }
+        qsort(rl, NR, sizeof(double), cmp_d);
+        qsort(bl2, NR, sizeof(double), cmp_d);
+        printf("cold single-page read (one ranged GET each, %d reads): "
+               "median %.3f ms, p99 %.3f ms; local pread median %.4f ms; "
+               "ratio median %.0f\n",
+               NR, rl[NR / 2] * 1e3, rl[NR * 99 / 100] * 1e3,
+               bl2[NR / 2] * 1e3, rl[NR / 2] / bl2[NR / 2]);
+        dsq_snap_release(s);
+        dsq_db_close(cdb);
+    }
 
     /* full read of the newest version */
     rc = dsq_db_snapshot(db, DSQ_VERSION_LATEST, &s, &e);
     if (rc != DSQ_OK)
         die("snapshot", rc, &e);
-    uint8_t *big = malloc((size_t)256 * ps);
+    uint8_t *big = malloc((size_t)4096 * ps);
     t0 = now_s();
-    for (uint32_t p = 1; p <= npages; p += 256) {
-        uint32_t k = npages - p + 1 < 256 ? npages - p + 1 : 256;
+    for (uint32_t p = 1; p <= npages; p += 4096) {
+        uint32_t k = npages - p + 1 < 4096 ? npages - p + 1 : 4096;
         rc = dsq_snap_read_pages(s, p, k, big, &e);
         if (rc != DSQ_OK)
             die("read", rc, &e);

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #define BATCH_PAGES 256u
+#define EXPORT_BATCH_BYTES (16u << 20)
 
 struct args {
     const char *cmd;
@@ -477,14 +478,16 @@ static int cmd_export(struct args *a)
         tmp[0] = 0;
         goto out;
     }
-    buf = malloc((size_t)BATCH_PAGES * ps);
+    /* big batches let the engine fetch several ranges at once */
+    uint32_t batch = (uint32_t)(EXPORT_BATCH_BYTES / ps);
+    buf = malloc((size_t)batch * ps);
     if (!buf) {
         rc = DSQ_ENOMEM;
         goto out;
     }
     struct progress pr = {.what = "export", .tty = isatty(2) && !a->quiet};
     for (uint32_t p = 1; p <= n;) {
-        uint32_t k = n - p + 1 < BATCH_PAGES ? n - p + 1 : BATCH_PAGES;
+        uint32_t k = n - p + 1 < batch ? n - p + 1 : batch;
         rc = dsq_snap_read_pages(snap, p, k, buf, &e);
         if (rc != DSQ_OK)
             goto out;

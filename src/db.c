@@ -45,7 +45,7 @@
 #define SNAP_CACHE_MAX 32
 #define OBJ_CAP (1024u * 1024u * 1024u) /* cap on one object read whole */
 #define COALESCE_GAP (64u * 1024u)      /* merge reads across small gaps */
-#define COALESCE_MAX (8u * 1024u * 1024u)
+#define COALESCE_MAX (2u * 1024u * 1024u)
 #define WRITE_THROUGH_MAX (8u * 1024u * 1024u) /* uploads kept in the disk cache */
 
 /* ------------------------------------------------------------------ */
@@ -90,6 +90,9 @@ struct dsq_db {
     char *spill_dir;
 
     struct dsq_cache *dcache;    /* on-disk cache, or NULL; thread-safe */
+    uint64_t known_latest;       /* newest version seen to exist; guarded
+                                    by mu */
+    uint64_t root_written_ms;    /* last root.json update; guarded by mu */
 
     pthread_mutex_t mu;
     struct dsq_db_stats stats;   /* guarded by mu */
@@ -778,14 +781,40 @@ static int scan_fn(const char *rel, const struct dsq_objinfo *info, void *arg)
     return 0;
 }
 
+static void note_latest(struct dsq_db *db, uint64_t v)
+{
+    pthread_mutex_lock(&db->mu);
+    if (v > db->known_latest)
+        db->known_latest = v;
+    pthread_mutex_unlock(&db->mu);
+}
+
 dsq_rc dsq_db_latest(struct dsq_db *db, uint64_t *version, struct dsq_err *e)
 {
+    struct scan_state s = {0};
+    dsq_rc rc;
+    /* a version this handle saw is as good a start as root.json's hint,
+       and saves reading it: one LIST */
+    pthread_mutex_lock(&db->mu);
+    uint64_t known = db->known_latest;
+    pthread_mutex_unlock(&db->mu);
+    if (known > 0) {
+        char after[64];
+        dsq_manifest_key(known - 1, after);
+        rc = list_rel(db, "manifests/", after, scan_fn, &s, e);
+        if (rc != DSQ_OK)
+            return rc;
+        if (s.count > 0 && s.first == known) {
+            note_latest(db, s.max);
+            *version = s.max;
+            return DSQ_OK;
+        }
+        memset(&s, 0, sizeof(s)); /* gone (gc): start from the hint */
+    }
     dsq_rc hard;
     uint64_t hint = read_hint(db, &hard, e);
     if (hard != DSQ_OK)
         return hard;
-    struct scan_state s = {0};
-    dsq_rc rc;
     if (hint > 0) {
         char after[64];
         dsq_manifest_key(hint - 1, after);
@@ -793,6 +822,7 @@ dsq_rc dsq_db_latest(struct dsq_db *db, uint64_t *version, struct dsq_err *e)
         if (rc != DSQ_OK)
             return rc;
         if (s.count > 0 && s.first == hint) {
+            note_latest(db, s.max);
             *version = s.max;
             return DSQ_OK;
         }
@@ -805,6 +835,7 @@ dsq_rc dsq_db_latest(struct dsq_db *db, uint64_t *version, struct dsq_err *e)
     rc = list_rel(db, "manifests/", NULL, scan_fn, &s, e);
     if (rc != DSQ_OK)
         return rc;
+    note_latest(db, s.max);
     *version = s.max;
     return DSQ_OK;
 }
@@ -902,31 +933,6 @@ static void snap_cache_put(struct dsq_db *db, struct dsq_snap *s)
  * into the snapshot cache, so reading it back costs no GET.  Best effort
  * (a failure only means the manifest is fetched when first wanted).
  */
-static void snap_cache_published(struct dsq_db *db, uint64_t version,
-                                 const struct dsq_buf *body)
-{
-    char rel[64], full[DSQ_KEY_MAX];
-    struct dsq_manifest *m = NULL;
-    struct dsq_err ig;
-    dsq_err_clear(&ig);
-    dsq_manifest_key(version, rel);
-    full_key(db, rel, full, sizeof(full));
-    if (dsq_manifest_decode(body->data, body->len, full, &m, &ig) != DSQ_OK)
-        return;
-    struct dsq_snap *s = calloc(1, sizeof(*s));
-    if (!s || m->version != version) {
-        free(s);
-        dsq_manifest_free(m);
-        return;
-    }
-    s->db = db;
-    atomic_init(&s->refs, 1);
-    s->version = version;
-    s->m = m;
-    snap_cache_put(db, s);
-    dsq_snap_release(s);
-}
-
 dsq_rc dsq_db_snapshot(struct dsq_db *db, uint64_t version,
                        struct dsq_snap **out, struct dsq_err *e)
 {
@@ -1147,6 +1153,80 @@ static int want_cmp(const void *a, const void *b)
     return x->loc.offset < y->loc.offset ? -1 : x->loc.offset > y->loc.offset;
 }
 
+/* Parallel fetching of the runs of one dsq_snap_read_pages call. */
+#define READ_THREADS 4
+
+struct run_job {
+    struct dsq_db *db;
+    struct want *w;
+    const size_t *runs;      /* run i is w[runs[i] .. runs[i+1]) */
+    size_t nruns;
+    uint32_t ps;
+    uint8_t *out;
+    pthread_mutex_t mu;      /* guards next, rc, err */
+    size_t next;
+    dsq_rc rc;
+    struct dsq_err err;
+};
+
+static dsq_rc fetch_run(struct dsq_db *db, struct want *w, size_t a,
+                        size_t b, uint32_t ps, uint8_t *out,
+                        struct dsq_buf *rb, struct dsq_err *e)
+{
+    uint64_t start = w[a].loc.offset;
+    uint64_t end = w[b - 1].loc.offset + w[b - 1].loc.length;
+    char full[DSQ_KEY_MAX];
+    full_key(db, w[a].segkey, full, sizeof(full));
+    dsq_buf_reset(rb);
+    dsq_rc rc = obj_get(db, w[a].segkey, start, end - start, rb, NULL, e);
+    if (rc == DSQ_ENOTFOUND)
+        return DSQ_CORRUPT(e, "segment %s is missing", full);
+    if (rc != DSQ_OK)
+        return rc;
+    if (rb->len != end - start)
+        return DSQ_CORRUPT(e, "segment %s is truncated (wanted bytes "
+                           "%llu..%llu)", full, (unsigned long long)start,
+                           (unsigned long long)end);
+    for (size_t k = a; k < b; k++) {
+        rc = dsq_page_decode(rb->data + (w[k].loc.offset - start),
+                             w[k].loc.length, &w[k].loc, ps,
+                             out + (size_t)w[k].idx * ps, full, e);
+        if (rc != DSQ_OK)
+            return rc;
+    }
+    dsq_cache_write(db->dcache, w[a].segkey, start, rb->data, rb->len);
+    return DSQ_OK;
+}
+
+static void *run_worker(void *arg)
+{
+    struct run_job *j = arg;
+    struct dsq_buf rb;
+    dsq_buf_init(&rb, COALESCE_MAX + DSQ_STORED_PAGE_MAX);
+    for (;;) {
+        pthread_mutex_lock(&j->mu);
+        size_t i = j->next++;
+        int stop = j->rc != DSQ_OK || i >= j->nruns;
+        pthread_mutex_unlock(&j->mu);
+        if (stop)
+            break;
+        struct dsq_err e;
+        dsq_err_clear(&e);
+        dsq_rc rc = fetch_run(j->db, j->w, j->runs[i], j->runs[i + 1], j->ps,
+                              j->out, &rb, &e);
+        if (rc != DSQ_OK) {
+            pthread_mutex_lock(&j->mu);
+            if (j->rc == DSQ_OK) {
+                j->rc = rc;
+                j->err = e;
+            }
+            pthread_mutex_unlock(&j->mu);
+        }
+    }
+    dsq_buf_cleanup(&rb);
+    return NULL;
+}
+
 dsq_rc dsq_snap_read_pages(struct dsq_snap *s, uint32_t first, uint32_t count,
                            void *buf, struct dsq_err *e)
 {
@@ -1196,8 +1276,13 @@ dsq_rc dsq_snap_read_pages(struct dsq_snap *s, uint32_t first, uint32_t count,
         nw++;
     }
     qsort(w, nw, sizeof(*w), want_cmp);
+    /* runs: same object, close offsets, bounded size */
+    size_t *runs = malloc((nw + 1) * sizeof(*runs)), nruns = 0;
+    if (!runs) {
+        rc = DSQ_ENOMEM;
+        goto out;
+    }
     for (size_t a = 0; a < nw;) {
-        /* one run: same object, close offsets, bounded size */
         size_t b = a + 1;
         uint64_t start = w[a].loc.offset;
         uint64_t end = start + w[a].loc.length;
@@ -1208,31 +1293,27 @@ dsq_rc dsq_snap_read_pages(struct dsq_snap *s, uint32_t first, uint32_t count,
             end = w[b].loc.offset + w[b].loc.length;
             b++;
         }
-        dsq_buf_reset(&rb);
-        char full[DSQ_KEY_MAX];
-        full_key(db, w[a].segkey, full, sizeof(full));
-        rc = obj_get(db, w[a].segkey, start, end - start, &rb, NULL, e);
-        if (rc == DSQ_ENOTFOUND)
-            rc = DSQ_CORRUPT(e, "segment %s is missing", full);
-        if (rc != DSQ_OK)
-            goto out;
-        if (rb.len != end - start) {
-            rc = DSQ_CORRUPT(e, "segment %s is truncated (wanted bytes "
-                             "%llu..%llu)", full,
-                             (unsigned long long)start,
-                             (unsigned long long)end);
-            goto out;
-        }
-        for (size_t k = a; k < b; k++) {
-            rc = dsq_page_decode(rb.data + (w[k].loc.offset - start),
-                                 w[k].loc.length, &w[k].loc, ps,
-                                 out + (size_t)w[k].idx * ps, full, e);
-            if (rc != DSQ_OK)
-                goto out;
-        }
-        dsq_cache_write(db->dcache, w[a].segkey, start, rb.data, rb.len);
+        runs[nruns++] = a;
         a = b;
     }
+    runs[nruns] = nw;
+    struct run_job job = {.db = db, .w = w, .runs = runs, .nruns = nruns,
+                          .ps = ps, .out = out, .rc = DSQ_OK};
+    pthread_mutex_init(&job.mu, NULL);
+    size_t nthreads = nruns < READ_THREADS ? nruns : READ_THREADS;
+    pthread_t th[READ_THREADS];
+    size_t started = 0;
+    for (size_t i = 1; i < nthreads; i++)
+        if (pthread_create(&th[started], NULL, run_worker, &job) == 0)
+            started++;
+    run_worker(&job); /* this thread works too */
+    for (size_t i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    pthread_mutex_destroy(&job.mu);
+    free(runs);
+    rc = job.rc;
+    if (rc != DSQ_OK && e)
+        *e = job.err;
 out:
     for (size_t i = 0; i < nw; i++)
         free(w[i].segkey);
@@ -2462,8 +2543,42 @@ out:
     return rc;
 }
 
+/* Our own published manifest is a snapshot readers will want next. */
+static void cache_published(struct dsq_db *db, struct dsq_manifest **nm)
+{
+    struct dsq_snap *s = calloc(1, sizeof(*s));
+    if (!s)
+        return;
+    s->db = db;
+    atomic_init(&s->refs, 1);
+    s->version = (*nm)->version;
+    s->m = *nm;
+    *nm = NULL;
+    snap_cache_put(db, s);
+    dsq_snap_release(s);
+}
+
+/*
+ * root.json is a hint, read only to start a listing near the end: a hint
+ * a few versions behind costs readers nothing (one LIST page holds 1000
+ * versions).  So it is written every ROOT_EVERY versions, at least once a
+ * second per handle, not at every commit: one request less per commit.
+ */
+#define ROOT_EVERY 16
+#define ROOT_MAX_AGE_MS 1000
+
 static void update_root(struct dsq_db *db, uint64_t version)
 {
+    uint64_t now = dsq_now_ms();
+    pthread_mutex_lock(&db->mu);
+    int skip = version % ROOT_EVERY != 0 && version > 1 &&
+               now < db->root_written_ms + ROOT_MAX_AGE_MS;
+    if (!skip)
+        db->root_written_ms = now;
+    pthread_mutex_unlock(&db->mu);
+    if (skip)
+        return;
+
     struct dsq_root r = {.version = version, .time_ms = dsq_now_ms()};
     struct dsq_buf buf;
     struct dsq_err e2;
@@ -2575,8 +2690,9 @@ dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
             }
             DSQ_FAULT_POINT("commit.after_manifest");
             ci.version = nm->version;
-            snap_cache_published(db, nm->version, &body);
-            update_root(db, nm->version);
+            note_latest(db, nm->version);
+            cache_published(db, &nm);
+            update_root(db, ci.version);
             DSQ_FAULT_POINT("commit.after_root");
             goto done;
         }
@@ -3092,6 +3208,37 @@ static int orphan_fn(const char *rel, const struct dsq_objinfo *info,
     return strlist_add(&s->found, rel) != DSQ_OK;
 }
 
+/*
+ * Add to refs every object manifest m names: what it created, its overlay
+ * segments, its chunks and the segments those chunks name (each chunk is
+ * read once; chunkkeys remembers which).
+ */
+static dsq_rc collect_refs(struct dsq_db *db, const struct dsq_manifest *m,
+                           struct strlist *refs, struct strlist *chunkkeys,
+                           struct dsq_err *e)
+{
+    dsq_rc rc = DSQ_OK;
+    for (size_t k = 0; rc == DSQ_OK && k < m->n_created; k++)
+        rc = strlist_add(refs, m->created[k]);
+    for (size_t k = 0; rc == DSQ_OK && k < m->n_segments; k++)
+        rc = strlist_add(refs, m->segments[k]);
+    for (size_t k = 0; rc == DSQ_OK && k < m->n_chunks; k++) {
+        rc = strlist_add(refs, m->chunks[k].key);
+        if (rc != DSQ_OK || strlist_has(chunkkeys, m->chunks[k].key))
+            continue;
+        struct dsq_chunk *c = NULL;
+        rc = chunk_fetch(db, &m->chunks[k], m->page_size, m->chunk_pages, &c,
+                         e);
+        for (size_t j = 0; rc == DSQ_OK && j < c->n_segments; j++)
+            rc = strlist_add(refs, c->segments[j]);
+        dsq_chunk_free(c);
+        if (rc == DSQ_OK)
+            rc = strlist_add(chunkkeys, m->chunks[k].key);
+        strlist_sort_unique(chunkkeys);
+    }
+    return rc;
+}
+
 dsq_rc dsq_db_recovery_scan(struct dsq_db *db, uint64_t grace_ms,
                             int do_delete, dsq_orphan_fn fn, void *arg,
                             uint64_t *n_orphans, struct dsq_err *e)
@@ -3107,24 +3254,7 @@ dsq_rc dsq_db_recovery_scan(struct dsq_db *db, uint64_t grace_ms,
         rc = load_manifest(db, l.v[i], &m, e);
         if (rc != DSQ_OK)
             break;
-        for (size_t k = 0; rc == DSQ_OK && k < m->n_created; k++)
-            rc = strlist_add(&refs, m->created[k]);
-        for (size_t k = 0; rc == DSQ_OK && k < m->n_segments; k++)
-            rc = strlist_add(&refs, m->segments[k]);
-        for (size_t k = 0; rc == DSQ_OK && k < m->n_chunks; k++) {
-            rc = strlist_add(&refs, m->chunks[k].key);
-            if (rc == DSQ_OK && !strlist_has(&chunkkeys, m->chunks[k].key)) {
-                struct dsq_chunk *c = NULL;
-                rc = chunk_fetch(db, &m->chunks[k], m->page_size,
-                                 m->chunk_pages, &c, e);
-                for (size_t j = 0; rc == DSQ_OK && j < c->n_segments; j++)
-                    rc = strlist_add(&refs, c->segments[j]);
-                dsq_chunk_free(c);
-                if (rc == DSQ_OK)
-                    rc = strlist_add(&chunkkeys, m->chunks[k].key);
-                strlist_sort_unique(&chunkkeys);
-            }
-        }
+        rc = collect_refs(db, m, &refs, &chunkkeys, e);
         dsq_manifest_free(m);
     }
     strlist_sort_unique(&refs);
@@ -3224,24 +3354,7 @@ dsq_rc dsq_db_gc(struct dsq_db *db, uint64_t keep_versions, uint64_t keep_ms,
             for (size_t k = 0; rc == DSQ_OK && k < m->n_created; k++)
                 rc = strlist_add(&dead, m->created[k]);
         } else {
-            for (size_t k = 0; rc == DSQ_OK && k < m->n_created; k++)
-                rc = strlist_add(&live, m->created[k]);
-            for (size_t k = 0; rc == DSQ_OK && k < m->n_segments; k++)
-                rc = strlist_add(&live, m->segments[k]);
-            for (size_t k = 0; rc == DSQ_OK && k < m->n_chunks; k++) {
-                rc = strlist_add(&live, m->chunks[k].key);
-                if (rc != DSQ_OK || strlist_has(&chunkkeys, m->chunks[k].key))
-                    continue;
-                struct dsq_chunk *c = NULL;
-                rc = chunk_fetch(db, &m->chunks[k], m->page_size,
-                                 m->chunk_pages, &c, e);
-                for (size_t j = 0; rc == DSQ_OK && j < c->n_segments; j++)
-                    rc = strlist_add(&live, c->segments[j]);
-                dsq_chunk_free(c);
-                if (rc == DSQ_OK)
-                    rc = strlist_add(&chunkkeys, m->chunks[k].key);
-                strlist_sort_unique(&chunkkeys);
-            }
+            rc = collect_refs(db, m, &live, &chunkkeys, e);
         }
         dsq_manifest_free(m);
         if (rc != DSQ_OK)

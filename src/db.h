@@ -15,7 +15,8 @@
  *  - struct dsq_txn belongs to one thread at a time (the caller serialises
  *    its calls).  It holds a reference on its snapshot.
  * Ownership: dsq_db borrows the store (it must outlive the db) and copies
- * what it needs of the config.
+ * what it needs of the config.  Snapshots and transactions borrow their
+ * db: release them before dsq_db_close.
  */
 #ifndef DSQ_DB_H
 #define DSQ_DB_H

@@ -1025,8 +1025,8 @@ START_TEST(test_gc_keeps_what_is_needed_and_fences_stale_writers)
     ck_assert_int_eq(dsq_db_latest(db, &v, NULL), DSQ_OK);
     ck_assert_uint_eq(v, 30);
     /* kept versions read back identical on a cold handle; verify passes;
-       nothing is left orphaned */
-    dsq_db_close(db);
+       nothing is left orphaned (the stale transaction keeps its handle) */
+    struct dsq_db *stale_db = db;
     ck_assert_int_eq(dsq_db_open(st, "db", &cfg, &db, NULL), DSQ_OK);
     size_t len;
     ck_assert_int_eq(dsq_db_snapshot(db, 26, &s, NULL), DSQ_OK);
@@ -1052,6 +1052,9 @@ START_TEST(test_gc_keeps_what_is_needed_and_fences_stale_writers)
        withdraws */
     dsq_err_clear(&e);
     rc = dsq_txn_commit(stale, NULL, &e);
+    dsq_txn_free(stale);
+    dsq_snap_release(old);
+    dsq_db_close(stale_db);
     ck_assert_msg(rc == DSQ_ECONFLICT, "stale commit: %s",
                   dsq_err_text(&e, rc));
     ck_assert_ptr_nonnull(strstr(e.msg, "gc"));
@@ -1060,8 +1063,6 @@ START_TEST(test_gc_keeps_what_is_needed_and_fences_stale_writers)
                      DSQ_ENOTFOUND);
     ck_assert_int_eq(dsq_db_latest(db, &v, NULL), DSQ_OK);
     ck_assert_uint_eq(v, 30);
-    dsq_txn_free(stale);
-    dsq_snap_release(old);
     dsq_env_reset();
     free(img26);
     free(img30);
