@@ -8,7 +8,7 @@
 #   DSQ_BENCH_STORE=s3 tests/s3/with_rgw.sh bench/mount_bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=$PWD/build/dsqlfs
+BIN=${DSQLFS:-$PWD/build/dsqlfs}   # DSQLFS=... compares another build
 [ -x "$BIN" ] || scripts/build.sh
 D=$(mktemp -d /tmp/dsqlfs-bench.XXXXXX)
 mkdir -p "$D/local" "$D/mnt"

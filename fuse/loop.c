@@ -83,7 +83,7 @@ static void start_worker(struct loop *lp)
  * As the leader: the next request into buf.  1 = got one, 0 = the
  * session ended, -errno on a device error.
  */
-static int receive(struct loop *lp, struct fuse_buf *buf)
+static int receive(struct loop *lp, struct fuse_buf *buf, unsigned spin_us)
 {
     uint64_t idle_since = now_us();
     for (;;) {
@@ -96,7 +96,7 @@ static int receive(struct loop *lp, struct fuse_buf *buf)
             return 0; /* unmounted */
         if (res != -EAGAIN && res != -EINTR)
             return res;
-        if (now_us() - idle_since < lp->spin_us)
+        if (now_us() - idle_since < spin_us)
             continue; /* spin: the next request is usually microseconds away */
         struct pollfd p = {.fd = lp->fd, .events = POLLIN};
         int pr = poll(&p, 1, POLL_MS);
@@ -123,9 +123,15 @@ static void *worker(void *arg)
             break;
         lp->have_leader = 1;
         pthread_mutex_unlock(&lp->mu);
+        /* a thread taking the role over does not spin: the requests
+           that keep coming are those of a client we have just answered,
+           and the one that handed over has not answered yet (it waits
+           for the store); spinning would only take the CPU from it */
+        unsigned spin = 0;
         int r;
         for (;;) {
-            r = receive(lp, &buf);
+            r = receive(lp, &buf, spin);
+            spin = lp->spin_us;
             if (r <= 0)
                 break;
             tl_lead = 1;
