@@ -32,7 +32,9 @@ check_after() { # check_after OUTFILE WHAT
     [ "$missing" = 0 ] || fail "$what: $missing acknowledged commit(s) lost"
     local lo
     lo=$(head -1 "$T/acked" 2>/dev/null || echo 0)
-    extra=$(awk -v lo="$lo" -v inf="$inflight" '$1 >= lo && $1 != inf' "$T/present" | comm -13 "$T/acked" - | grep -c . || true)
+    # comm needs both sides in the same (lexical) order: numbers cross
+    # digit boundaries (99 -> 100) within a round
+    extra=$(awk -v lo="$lo" -v inf="$inflight" '$1 >= lo && $1 != inf' "$T/present" | sort | comm -13 <(sort "$T/acked") - | grep -c . || true)
     [ "$extra" = 0 ] || fail "$what: $extra row(s) present that were never acknowledged"
     log "$what: $(wc -l < "$T/acked") acknowledged, in flight $inflight $(grep -qx "$inflight" "$T/present" && echo landed || echo 'did not land')"
     next=$(( $(tail -1 "$T/present") + 1 ))
