@@ -10,7 +10,7 @@ BUILD_PKGS=(build-essential cmake pkg-config libfuse3-dev fuse3
             libcurl4-openssl-dev libssl-dev libmsgpack-dev libjansson-dev
             libsqlite3-dev sqlite3 check libexpat1-dev libzstd-dev
             libxxhash-dev openssl)
-TEST_PKGS=(clang libclang-rt-14-dev python3 python3-sqlalchemy
+TEST_PKGS=(clang libclang-rt-14-dev iproute2 python3 python3-sqlalchemy
            python3-alembic procps psmisc util-linux)
 
 pkgs=("${BUILD_PKGS[@]}")

@@ -32,7 +32,13 @@ if [ "${DSQ_TEST_QUICK:-0}" != 1 ]; then
         rm -rf "$DSQ_RGW_DIR"
     }
     trap cleanup EXIT
+    # the server needs ten ports from DSQ_RGW_PORT on; move up past any
+    # range in use (another server left running, another test run)
     DSQ_RGW_PORT=${DSQ_RGW_PORT:-7480}
+    for _ in $(seq 1 20); do
+        ss -ltn 2>/dev/null | awk '{print $4}' | grep -qE ":($(seq -s'|' "$DSQ_RGW_PORT" $((DSQ_RGW_PORT + 9))))\$" || break
+        DSQ_RGW_PORT=$((DSQ_RGW_PORT + 10))
+    done
     tests/s3/rgw.sh start "$DSQ_RGW_DIR" "$DSQ_RGW_PORT" >/dev/null
     step "integration tests" ctest --test-dir build -L integration --output-on-failure
 
