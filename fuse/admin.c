@@ -36,17 +36,17 @@ struct args {
     int force;
     int do_delete;
     int quiet;
-    uint64_t version;     /* --version N (0 = latest) */
-    const char *at;       /* --at TIME */
+    uint64_t version; /* --version N (0 = latest) */
+    const char *at;   /* --at TIME */
     double grace_s;
-    uint64_t keep;        /* gc --keep N */
-    double keep_for_s;    /* gc --keep-for SECONDS */
+    uint64_t keep;     /* gc --keep N */
+    double keep_for_s; /* gc --keep-for SECONDS */
     int dry_run;
     struct dsq_config cfg;
 };
 
-static const char *const commands[] = {"init",   "import", "export",
-                                       "versions", "status", "verify",
+static const char *const commands[] = {"init",          "import", "export",
+                                       "versions",      "status", "verify",
                                        "recovery-scan", "gc"};
 
 int dsq_admin_is_command(const char *name)
@@ -130,8 +130,7 @@ static int parse_args(int argc, char **argv, struct args *a)
                 errno = 0;
                 a->grace_s = strtod(v, &end);
                 if (end == v || *end || errno || a->grace_s < 0)
-                    return usage_error(a->cmd,
-                                       "--grace takes seconds (>= 0)");
+                    return usage_error(a->cmd, "--grace takes seconds (>= 0)");
             } else {
                 rc = dsq_config_set_list(&a->cfg, v, &e);
                 if (rc != DSQ_OK) {
@@ -161,10 +160,9 @@ static dsq_rc open_db(struct args *a, const char *url, struct dsq_store **st,
         return rc;
     rc = dsq_store_open(store_url, &a->cfg, st, e);
     /* commands that write need a store that honours create-only */
-    if (rc == DSQ_OK &&
-        (!strcmp(a->cmd, "init") || !strcmp(a->cmd, "import") ||
-         (!strcmp(a->cmd, "gc") && !a->dry_run) ||
-         (!strcmp(a->cmd, "recovery-scan") && a->do_delete))) {
+    if (rc == DSQ_OK && (!strcmp(a->cmd, "init") || !strcmp(a->cmd, "import") ||
+                         (!strcmp(a->cmd, "gc") && !a->dry_run) ||
+                         (!strcmp(a->cmd, "recovery-scan") && a->do_delete))) {
         rc = dsq_store_check_conditional(*st, e);
         if (rc != DSQ_OK) {
             dsq_store_free(*st);
@@ -278,11 +276,12 @@ static int cmd_import(struct args *a)
     }
     if (sqlite3_open_v2(file, &lockdb, SQLITE_OPEN_READONLY, NULL) !=
             SQLITE_OK ||
-        sqlite3_exec(lockdb, "BEGIN; SELECT count(*) FROM sqlite_master;",
-                     NULL, NULL, NULL) != SQLITE_OK) {
-        rc = dsq_err_set(&e, DSQ_EINVAL, "%s is not a readable SQLite "
-                         "database: %s", file,
-                         lockdb ? sqlite3_errmsg(lockdb) : "open failed");
+        sqlite3_exec(lockdb, "BEGIN; SELECT count(*) FROM sqlite_master;", NULL,
+                     NULL, NULL) != SQLITE_OK) {
+        rc = dsq_err_set(&e, DSQ_EINVAL,
+                         "%s is not a readable SQLite "
+                         "database: %s",
+                         file, lockdb ? sqlite3_errmsg(lockdb) : "open failed");
         goto out;
     }
     struct stat sb;
@@ -296,8 +295,7 @@ static int cmd_import(struct args *a)
     if (ps == 1)
         ps = 65536;
     if (ps < 512 || ps > 65536 || (ps & (ps - 1))) {
-        rc = dsq_err_set(&e, DSQ_EINVAL, "%s: invalid page size %u", file,
-                         ps);
+        rc = dsq_err_set(&e, DSQ_EINVAL, "%s: invalid page size %u", file, ps);
         goto out;
     }
     if (hdr[18] == 2 || hdr[19] == 2) {
@@ -349,8 +347,8 @@ static int cmd_import(struct args *a)
         uint32_t n = npages - p < BATCH_PAGES ? npages - p : BATCH_PAGES;
         size_t want = (size_t)n * ps, got = 0;
         while (got < want) {
-            ssize_t r = pread(fd, buf + got, want - got,
-                              (off_t)p * ps + (off_t)got);
+            ssize_t r =
+                pread(fd, buf + got, want - got, (off_t)p * ps + (off_t)got);
             if (r < 0 && errno == EINTR)
                 continue;
             if (r <= 0) {
@@ -697,8 +695,8 @@ static int cmd_gc(struct args *a)
                        a->dry_run, &rep, &e);
     if (rc == DSQ_OK) {
         if (rep.versions_removed == 0)
-            printf("%s: nothing to remove (newest version %llu)\n",
-                   a->pos[0], (unsigned long long)rep.head);
+            printf("%s: nothing to remove (newest version %llu)\n", a->pos[0],
+                   (unsigned long long)rep.head);
         else
             printf("%s: %s %llu version(s) below %llu and %llu object(s) "
                    "only they used; versions %llu..%llu stay\n",
@@ -706,8 +704,7 @@ static int cmd_gc(struct args *a)
                    (unsigned long long)rep.versions_removed,
                    (unsigned long long)rep.floor,
                    (unsigned long long)rep.objects_removed,
-                   (unsigned long long)rep.floor,
-                   (unsigned long long)rep.head);
+                   (unsigned long long)rep.floor, (unsigned long long)rep.head);
     }
     dsq_db_close(db);
     dsq_store_free(st);

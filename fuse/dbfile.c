@@ -44,7 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define INVAL_MAX_VERSIONS 256   /* farther apart: drop the whole cache */
+#define INVAL_MAX_VERSIONS 256 /* farther apart: drop the whole cache */
 #define JOURNAL_MAX_RECORDS 50000000u
 
 static const uint8_t journal_magic[8] = {0xd9, 0xd5, 0x05, 0xf9,
@@ -356,14 +356,12 @@ static int journal_pages(const char *path, uint32_t **out, size_t *nout)
             (memcmp(h, journal_magic, 8) != 0 &&
              (pos != 0 || memcmp(h, zero, 8) != 0)))
             break;
-        uint32_t nrec = be32(h + 8), sector = be32(h + 20),
-                 ps = be32(h + 24);
+        uint32_t nrec = be32(h + 8), sector = be32(h + 20), ps = be32(h + 24);
         if (sector < 32 || sector > 65536 || ps < 512 || ps > 65536 ||
             (ps & (ps - 1)))
             goto out;
         uint64_t rec = (uint64_t)ps + 8, p = pos + sector;
-        uint64_t want = (nrec == 0 || nrec == 0xffffffffu) ? UINT64_MAX
-                                                           : nrec;
+        uint64_t want = (nrec == 0 || nrec == 0xffffffffu) ? UINT64_MAX : nrec;
         uint64_t k = 0;
         for (; k < want && p + rec <= size; k++, p += rec) {
             uint8_t pg[4];
@@ -403,8 +401,7 @@ out:
     return ret;
 }
 
-static int ranges_contain(const struct dsq_page_range *r, size_t n,
-                          uint32_t p)
+static int ranges_contain(const struct dsq_page_range *r, size_t n, uint32_t p)
 {
     size_t lo = 0, hi = n;
     while (lo < hi) {
@@ -633,14 +630,13 @@ void dsq_dbfile_on_release(struct dsq_dbfile *df)
     unlock_and_inval(df, &iv);
 }
 
-void dsq_dbfile_attr(struct dsq_dbfile *df, uint64_t *size,
-                     uint64_t *mtime_ms)
+void dsq_dbfile_attr(struct dsq_dbfile *df, uint64_t *size, uint64_t *mtime_ms)
 {
     pthread_mutex_lock(&df->mu);
     ensure_snap(df);
     if (df->txn) {
-        *size = (uint64_t)dsq_txn_page_count(df->txn) *
-                dsq_txn_page_size(df->txn);
+        *size =
+            (uint64_t)dsq_txn_page_count(df->txn) * dsq_txn_page_size(df->txn);
         *mtime_ms = wall_ms();
     } else if (df->snap) {
         *size = (uint64_t)dsq_snap_page_count(df->snap) *
@@ -774,7 +770,8 @@ ssize_t dsq_dbfile_write(struct dsq_dbfile *df, const char *buf, size_t size,
         uint64_t pos = (uint64_t)off + done;
         uint64_t pg64 = pos / ps + 1;
         if (pg64 > 0xfffffffeu) {
-            rc = dsq_err_set(&e, DSQ_ERANGE, "offset past the largest "
+            rc = dsq_err_set(&e, DSQ_ERANGE,
+                             "offset past the largest "
                              "database");
             break;
         }
@@ -813,8 +810,7 @@ int dsq_dbfile_truncate(struct dsq_dbfile *df, uint64_t size)
         return -EROFS;
     pthread_mutex_lock(&df->mu);
     int r = ensure_snap(df);
-    if (r == 0 && !df->txn && size == 0 &&
-        dsq_snap_page_count(df->snap) == 0) {
+    if (r == 0 && !df->txn && size == 0 && dsq_snap_page_count(df->snap) == 0) {
         pthread_mutex_unlock(&df->mu);
         return 0;
     }
@@ -891,8 +887,8 @@ int dsq_dbfile_flush(struct dsq_dbfile *df, uint64_t owner)
 int dsq_dbfile_getlk(struct dsq_dbfile *df, uint64_t owner, struct flock *lk)
 {
     uint64_t start = (uint64_t)lk->l_start;
-    uint64_t end = lk->l_len == 0 ? UINT64_MAX
-                                  : start + (uint64_t)lk->l_len - 1;
+    uint64_t end =
+        lk->l_len == 0 ? UINT64_MAX : start + (uint64_t)lk->l_len - 1;
     pthread_mutex_lock(&df->mu);
     const struct dsq_lock *c =
         dsq_locks_conflict(&df->locks, owner, start, end, lk->l_type);
@@ -913,8 +909,8 @@ int dsq_dbfile_setlk(struct dsq_dbfile *df, uint64_t owner,
 {
     struct inval iv = {0};
     uint64_t start = (uint64_t)lk->l_start;
-    uint64_t end = lk->l_len == 0 ? UINT64_MAX
-                                  : start + (uint64_t)lk->l_len - 1;
+    uint64_t end =
+        lk->l_len == 0 ? UINT64_MAX : start + (uint64_t)lk->l_len - 1;
     int type = lk->l_type;
     int r = 0;
     dsq_log(DSQ_LOG_DEBUG, "lock",
@@ -953,9 +949,9 @@ int dsq_dbfile_setlk(struct dsq_dbfile *df, uint64_t owner,
         uint64_t sv = dsq_snap_version(df->snap);
         /* SQLite rolls a hot journal back under EXCLUSIVE taken straight
            from SHARED: never refuse that one */
-        int rollback = exclusive && dsq_locks_type_at(&df->locks, owner,
-                                                      DSQ_RESERVED_BYTE) !=
-                                        F_WRLCK;
+        int rollback =
+            exclusive &&
+            dsq_locks_type_at(&df->locks, owner, DSQ_RESERVED_BYTE) != F_WRLCK;
         if ((exclusive && !had_excl && !rollback) ||
             (reserved &&
              df->fs->cfg->isolation == DSQ_ISOLATION_SERIALIZABLE)) {
@@ -971,8 +967,8 @@ int dsq_dbfile_setlk(struct dsq_dbfile *df, uint64_t owner,
                 df->st.busy_refusals++;
                 dsq_log(DSQ_LOG_INFO, "fs",
                         "%s.db: %s lock refused (EAGAIN -> SQLITE_BUSY): "
-                        "version %" PRIu64 " committed since snapshot %"
-                        PRIu64 " meets this transaction",
+                        "version %" PRIu64 " committed since snapshot %" PRIu64
+                        " meets this transaction",
                         df->prefix, exclusive ? "EXCLUSIVE" : "RESERVED",
                         df->head, sv);
                 r = -EAGAIN;
@@ -1063,9 +1059,8 @@ void dsq_dbfile_status(struct dsq_dbfile *df, struct dsq_buf *b, int prom)
             ",\n  \"busy_refusals\": %" PRIu64
             ",\n  \"commit_failures\": %" PRIu64
             ",\n  \"wal_refusals\": %" PRIu64 ",\n  \"read_txns\": %" PRIu64
-            ",\n  \"snapshot_moves\": %" PRIu64
-            ",\n  \"cache_hits\": %" PRIu64 ",\n  \"cache_misses\": %" PRIu64
-            ",\n  \"cache_hit_ratio\": %.4f"
+            ",\n  \"snapshot_moves\": %" PRIu64 ",\n  \"cache_hits\": %" PRIu64
+            ",\n  \"cache_misses\": %" PRIu64 ",\n  \"cache_hit_ratio\": %.4f"
             ",\n  \"store_requests\": %" PRIu64
             ",\n  \"store\": {\"get\": %" PRIu64 ", \"put\": %" PRIu64
             ", \"list\": %" PRIu64 ", \"head\": %" PRIu64
@@ -1077,12 +1072,11 @@ void dsq_dbfile_status(struct dsq_dbfile *df, struct dsq_buf *b, int prom)
             s.retries, d.busy_refusals, d.commit_failures, d.wal_refusals,
             d.read_txns, d.snapshot_moves, s.cache_hits, s.cache_misses,
             s.cache_hits + s.cache_misses
-                ? (double)s.cache_hits /
-                      (double)(s.cache_hits + s.cache_misses)
+                ? (double)s.cache_hits / (double)(s.cache_hits + s.cache_misses)
                 : 0.0,
             reqs, s.store_gets, s.store_puts, s.store_lists, s.store_heads,
-            s.store_dels, s.bytes_read, s.bytes_written,
-            txn ? "true" : "false", dirty, locks);
+            s.store_dels, s.bytes_read, s.bytes_written, txn ? "true" : "false",
+            dirty, locks);
         return;
     }
 #define PROM(name, val)                                                        \

@@ -43,23 +43,40 @@
 int dsq_rc_errno(dsq_rc rc)
 {
     switch (rc) {
-    case DSQ_OK: return 0;
-    case DSQ_ENOMEM: return ENOMEM;
-    case DSQ_EINVAL: return EINVAL;
-    case DSQ_EIO: return EIO;
-    case DSQ_ENOTFOUND: return ENOENT;
-    case DSQ_EPRECOND: return EIO;
-    case DSQ_ETRANSIENT: return EIO;
-    case DSQ_ECORRUPT: return EIO;
-    case DSQ_ECONFLICT: return EIO;   /* at a lock: EAGAIN, see dbfile.c */
-    case DSQ_EAUTH: return EACCES;
-    case DSQ_EBUSY: return EBUSY;
-    case DSQ_ERANGE: return EFBIG;
-    case DSQ_EEXIST: return EEXIST;
-    case DSQ_EUNSUPPORTED: return EOPNOTSUPP;
-    case DSQ_ERETRIES: return EIO;
-    case DSQ_EPERM: return EPERM;
-    default: return EIO;
+    case DSQ_OK:
+        return 0;
+    case DSQ_ENOMEM:
+        return ENOMEM;
+    case DSQ_EINVAL:
+        return EINVAL;
+    case DSQ_EIO:
+        return EIO;
+    case DSQ_ENOTFOUND:
+        return ENOENT;
+    case DSQ_EPRECOND:
+        return EIO;
+    case DSQ_ETRANSIENT:
+        return EIO;
+    case DSQ_ECORRUPT:
+        return EIO;
+    case DSQ_ECONFLICT:
+        return EIO; /* at a lock: EAGAIN, see dbfile.c */
+    case DSQ_EAUTH:
+        return EACCES;
+    case DSQ_EBUSY:
+        return EBUSY;
+    case DSQ_ERANGE:
+        return EFBIG;
+    case DSQ_EEXIST:
+        return EEXIST;
+    case DSQ_EUNSUPPORTED:
+        return EOPNOTSUPP;
+    case DSQ_ERETRIES:
+        return EIO;
+    case DSQ_EPERM:
+        return EPERM;
+    default:
+        return EIO;
     }
 }
 
@@ -148,8 +165,8 @@ char *dsq_fs_side_path(const struct dsq_fs *fs, const char *path,
     size_t n = (size_t)snprintf(out, cap, "%s/", fs->sidedir);
     for (const char *s = path; *s; s++) {
         if (*s == '/' || *s == '%')
-            n += (size_t)snprintf(out + n, cap - n, "%%%02X",
-                                  (unsigned char)*s);
+            n +=
+                (size_t)snprintf(out + n, cap - n, "%%%02X", (unsigned char)*s);
         else
             out[n++] = *s;
     }
@@ -211,8 +228,7 @@ static struct dsq_inode *ino_add(struct dsq_fs *fs, enum dsq_ikind kind,
     if (slot == fs->n_inodes) {
         if (fs->n_inodes == fs->cap_inodes) {
             size_t nc = fs->cap_inodes ? fs->cap_inodes * 2 : 64;
-            struct dsq_inode **nv =
-                realloc(fs->inodes, nc * sizeof(*nv));
+            struct dsq_inode **nv = realloc(fs->inodes, nc * sizeof(*nv));
             if (!nv)
                 goto fail;
             fs->inodes = nv;
@@ -303,8 +319,7 @@ static int store_dir_exists(struct dsq_fs *fs, const char *prefix)
     struct dsq_err e;
     dsq_err_clear(&e);
     snprintf(key, sizeof(key), "%s/", prefix);
-    struct dsq_list_req req = {.prefix = key, .delimiter = "/",
-                               .max_keys = 2};
+    struct dsq_list_req req = {.prefix = key, .delimiter = "/", .max_keys = 2};
     struct dsq_list_page pg = {0};
     dsq_rc rc = dsq_store_list(fs->st, &req, &pg, &e);
     if (rc != DSQ_OK) {
@@ -318,8 +333,7 @@ static int store_dir_exists(struct dsq_fs *fs, const char *prefix)
 
 /* ---- attributes ---- */
 
-static void fill_attr(struct dsq_fs *fs, struct dsq_inode *in,
-                      struct stat *st)
+static void fill_attr(struct dsq_fs *fs, struct dsq_inode *in, struct stat *st)
 {
     memset(st, 0, sizeof(*st));
     st->st_ino = in->ino;
@@ -591,8 +605,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
     fuse_reply_attr(req, &st, attr_timeout(in));
 }
 
-static struct dsq_dbfile *journal_db(struct dsq_fs *fs,
-                                     struct dsq_inode *side);
+static struct dsq_dbfile *journal_db(struct dsq_fs *fs, struct dsq_inode *side);
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
                        int to_set, struct fuse_file_info *fi)
@@ -635,8 +648,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 }
 
 /* The database a journal belongs to (NAME.db-journal -> NAME.db). */
-static struct dsq_dbfile *journal_db(struct dsq_fs *fs,
-                                     struct dsq_inode *side)
+static struct dsq_dbfile *journal_db(struct dsq_fs *fs, struct dsq_inode *side)
 {
     char name[1024];
     size_t n = strlen(side->name);
@@ -656,7 +668,7 @@ static struct dsq_dbfile *journal_db(struct dsq_fs *fs,
 struct dirbuf {
     char *p;
     size_t size;
-    int built;      /* listed (at the first readdir, not at opendir) */
+    int built; /* listed (at the first readdir, not at opendir) */
 };
 
 static void dirbuf_add(fuse_req_t req, struct dirbuf *b, const char *name,
@@ -716,8 +728,8 @@ static int list_store_dir(struct dsq_fs *fs, const char *dir,
     char *token = NULL;
     int r = 0;
     do {
-        struct dsq_list_req req = {.prefix = pre, .delimiter = "/",
-                                   .token = token};
+        struct dsq_list_req req = {
+            .prefix = pre, .delimiter = "/", .token = token};
         struct dsq_list_page pg = {0};
         dsq_rc rc = dsq_store_list(fs->st, &req, &pg, &e);
         free(token);
@@ -984,15 +996,16 @@ static void open_common(fuse_req_t req, struct dsq_inode *in,
             r = -EROFS;
             break;
         }
-        r = dsq_dbfile_on_open(in->df, (fi->flags & O_TRUNC) && acc != O_RDONLY);
+        r = dsq_dbfile_on_open(in->df,
+                               (fi->flags & O_TRUNC) && acc != O_RDONLY);
         fi->keep_cache = 1;
         fi->fh = 0;
         break;
     case DSQ_I_SIDE: {
         if (created)
             break; /* fh set by create */
-        int fd = open(in->path, (fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY)) |
-                                    O_CLOEXEC);
+        int fd = open(in->path,
+                      (fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY)) | O_CLOEXEC);
         if (fd < 0)
             r = -errno;
         fi->fh = (uint64_t)fd;
@@ -1421,8 +1434,8 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 
 /* ---- locks ---- */
 
-static void op_getlk(fuse_req_t req, fuse_ino_t ino,
-                     struct fuse_file_info *fi, struct flock *lock)
+static void op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+                     struct flock *lock)
 {
     struct dsq_fs *fs = fs_of(req);
     struct dsq_inode *in = get_or_reply(req, ino);
@@ -1432,8 +1445,8 @@ static void op_getlk(fuse_req_t req, fuse_ino_t ino,
         dsq_dbfile_getlk(in->df, fi->lock_owner, lock);
     } else {
         uint64_t start = (uint64_t)lock->l_start;
-        uint64_t end = lock->l_len == 0 ? UINT64_MAX
-                                        : start + (uint64_t)lock->l_len - 1;
+        uint64_t end =
+            lock->l_len == 0 ? UINT64_MAX : start + (uint64_t)lock->l_len - 1;
         pthread_mutex_lock(&fs->mu);
         const struct dsq_lock *c = dsq_locks_conflict(
             &in->locks, fi->lock_owner, start, end, lock->l_type);
@@ -1451,8 +1464,8 @@ static void op_getlk(fuse_req_t req, fuse_ino_t ino,
     fuse_reply_lock(req, lock);
 }
 
-static void op_setlk(fuse_req_t req, fuse_ino_t ino,
-                     struct fuse_file_info *fi, struct flock *lock, int sleep)
+static void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+                     struct flock *lock, int sleep)
 {
     struct dsq_fs *fs = fs_of(req);
     struct dsq_inode *in = get_or_reply(req, ino);
@@ -1463,8 +1476,8 @@ static void op_setlk(fuse_req_t req, fuse_ino_t ino,
         r = dsq_dbfile_setlk(in->df, fi->lock_owner, lock, sleep, req);
     } else {
         uint64_t start = (uint64_t)lock->l_start;
-        uint64_t end = lock->l_len == 0 ? UINT64_MAX
-                                        : start + (uint64_t)lock->l_len - 1;
+        uint64_t end =
+            lock->l_len == 0 ? UINT64_MAX : start + (uint64_t)lock->l_len - 1;
         pthread_mutex_lock(&fs->mu);
         for (;;) {
             if (lock->l_type == F_UNLCK ||
@@ -1489,8 +1502,8 @@ static void op_setlk(fuse_req_t req, fuse_ino_t ino,
     fuse_reply_err(req, -r);
 }
 
-static void op_flock(fuse_req_t req, fuse_ino_t ino,
-                     struct fuse_file_info *fi, int op)
+static void op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+                     int op)
 {
     struct dsq_inode *in = get_or_reply(req, ino);
     if (!in)

@@ -51,12 +51,12 @@
 
 struct dsq_fs;
 
-struct dsq_dbstat {       /* counters of the daemon for one database */
-    uint64_t read_txns;       /* snapshot pins (no lock -> SHARED) */
+struct dsq_dbstat {     /* counters of the daemon for one database */
+    uint64_t read_txns; /* snapshot pins (no lock -> SHARED) */
     uint64_t snapshot_moves;
     uint64_t local_commits;
     uint64_t commit_failures;
-    uint64_t busy_refusals;   /* EXCLUSIVE/RESERVED refused (EAGAIN) */
+    uint64_t busy_refusals; /* EXCLUSIVE/RESERVED refused (EAGAIN) */
     uint64_t noop_commits;
     uint64_t wal_refusals;
     uint64_t inval_ranges;
@@ -64,26 +64,26 @@ struct dsq_dbstat {       /* counters of the daemon for one database */
 
 struct dsq_dbfile {
     struct dsq_fs *fs;
-    char *prefix;             /* database prefix in the store; immutable */
-    char *journal_path;       /* local path of NAME.db-journal; immutable */
-    struct dsq_db *db;        /* immutable after open */
-    uint64_t ino;             /* inode of NAME.db; immutable */
+    char *prefix;       /* database prefix in the store; immutable */
+    char *journal_path; /* local path of NAME.db-journal; immutable */
+    struct dsq_db *db;  /* immutable after open */
+    uint64_t ino;       /* inode of NAME.db; immutable */
 
     pthread_mutex_t mu;
-    pthread_cond_t cv;        /* inval_busy cleared */
+    pthread_cond_t cv; /* inval_busy cleared */
     /* guarded by mu: */
-    struct dsq_snap *snap;    /* the served, pinned snapshot */
-    uint64_t head;            /* newest version known */
-    uint64_t head_checked_ns; /* when head was last asked of the store */
-    struct dsq_txn *txn;      /* buffered writes, NULL if none */
-    int txn_plain;            /* written with no write lock held (cp) */
-    struct dsq_locktab locks; /* POSIX locks on NAME.db */
-    struct dsq_locktab flocks;/* flock(2) locks (start = end = 0) */
+    struct dsq_snap *snap;     /* the served, pinned snapshot */
+    uint64_t head;             /* newest version known */
+    uint64_t head_checked_ns;  /* when head was last asked of the store */
+    struct dsq_txn *txn;       /* buffered writes, NULL if none */
+    int txn_plain;             /* written with no write lock held (cp) */
+    struct dsq_locktab locks;  /* POSIX locks on NAME.db */
+    struct dsq_locktab flocks; /* flock(2) locks (start = end = 0) */
     int inval_busy;
     int refused;              /* EXCLUSIVE refused for snapshot ... */
     uint64_t refused_version; /* ... of this version */
     unsigned open_count;
-    int exists;               /* the store has the database */
+    int exists; /* the store has the database */
     /* 0 once the local journal was found not hot, until it is next
        written (set by fs.c before each write; not guarded by mu) */
     atomic_int journal_maybe_hot;
@@ -91,11 +91,11 @@ struct dsq_dbfile {
 };
 
 enum dsq_ikind {
-    DSQ_I_DIR = 1,   /* root or a nested prefix */
-    DSQ_I_DB,        /* NAME.db */
-    DSQ_I_SIDE,      /* a local side file (journal, -wal, -shm, -mj...) */
-    DSQ_I_STATDIR,   /* .dsqlfs/ */
-    DSQ_I_STATFILE,  /* .dsqlfs/NAME.json, .dsqlfs/metrics.prom */
+    DSQ_I_DIR = 1,  /* root or a nested prefix */
+    DSQ_I_DB,       /* NAME.db */
+    DSQ_I_SIDE,     /* a local side file (journal, -wal, -shm, -mj...) */
+    DSQ_I_STATDIR,  /* .dsqlfs/ */
+    DSQ_I_STATFILE, /* .dsqlfs/NAME.json, .dsqlfs/metrics.prom */
 };
 
 struct dsq_inode {
@@ -103,10 +103,10 @@ struct dsq_inode {
     uint64_t generation;
     enum dsq_ikind kind;
     uint64_t parent;
-    char *name;               /* in parent */
-    char *path;               /* DIR: store prefix ("" = root);
-                                 DB: database prefix; SIDE: local path;
-                                 STATFILE: database prefix, "" = metrics */
+    char *name; /* in parent */
+    char *path; /* DIR: store prefix ("" = root);
+                   DB: database prefix; SIDE: local path;
+                   STATFILE: database prefix, "" = metrics */
     uint64_t nlookup;
     int unlinked;
     int local_dir;            /* DIR made by mkdir, not (yet) in the store */
@@ -117,15 +117,15 @@ struct dsq_inode {
 
 struct dsq_fs {
     struct fuse_session *se;
-    struct dsq_config *cfg;   /* borrowed, read-only */
-    struct dsq_store *st;     /* borrowed */
-    char *sidedir;            /* local directory for side files */
-    char *source;             /* the URL mounted */
+    struct dsq_config *cfg; /* borrowed, read-only */
+    struct dsq_store *st;   /* borrowed */
+    char *sidedir;          /* local directory for side files */
+    char *source;           /* the URL mounted */
     uid_t uid;
     gid_t gid;
     uint64_t start_ms;
-    double db_neg_timeout;    /* negative entries for NAME.db names */
-    double side_neg_timeout;  /* negative entries for side-file names */
+    double db_neg_timeout;   /* negative entries for NAME.db names */
+    double side_neg_timeout; /* negative entries for side-file names */
 
     pthread_mutex_t mu;
     /* guarded by mu: */
@@ -157,8 +157,7 @@ void dsq_dbfile_free(struct dsq_dbfile *df);
 int dsq_dbfile_on_open(struct dsq_dbfile *df, int trunc);
 void dsq_dbfile_on_release(struct dsq_dbfile *df);
 /* Size and mtime as served. */
-void dsq_dbfile_attr(struct dsq_dbfile *df, uint64_t *size,
-                     uint64_t *mtime_ms);
+void dsq_dbfile_attr(struct dsq_dbfile *df, uint64_t *size, uint64_t *mtime_ms);
 /* Bytes read into buf (<= size), or -errno. */
 ssize_t dsq_dbfile_read(struct dsq_dbfile *df, char *buf, size_t size,
                         off_t off);
@@ -168,8 +167,7 @@ int dsq_dbfile_truncate(struct dsq_dbfile *df, uint64_t size);
 int dsq_dbfile_fsync(struct dsq_dbfile *df);
 /* FLUSH: owner closes a descriptor (drops all its locks). */
 int dsq_dbfile_flush(struct dsq_dbfile *df, uint64_t owner);
-int dsq_dbfile_getlk(struct dsq_dbfile *df, uint64_t owner,
-                     struct flock *lk);
+int dsq_dbfile_getlk(struct dsq_dbfile *df, uint64_t owner, struct flock *lk);
 int dsq_dbfile_setlk(struct dsq_dbfile *df, uint64_t owner,
                      const struct flock *lk, int sleep, fuse_req_t req);
 int dsq_dbfile_flock(struct dsq_dbfile *df, uint64_t owner, int op,

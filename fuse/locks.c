@@ -61,7 +61,7 @@ int dsq_locks_apply(struct dsq_locktab *t, uint64_t owner, uint64_t start,
             continue;
         }
         struct dsq_lock left = *l, right = *l;
-        int has_left = l->start < start, has_right = l->end > end;
+        int has_left = l->start<start, has_right = l->end> end;
         t->v[i] = t->v[--t->n];
         if (has_left) {
             left.end = start - 1;
@@ -77,8 +77,8 @@ int dsq_locks_apply(struct dsq_locktab *t, uint64_t owner, uint64_t start,
     }
     if (type == F_UNLCK)
         return 0;
-    struct dsq_lock nl = {.owner = owner, .start = start, .end = end,
-                          .type = type, .pid = pid};
+    struct dsq_lock nl = {
+        .owner = owner, .start = start, .end = end, .type = type, .pid = pid};
     return push(t, &nl);
 }
 
@@ -115,8 +115,7 @@ int dsq_locks_any_write(const struct dsq_locktab *t)
     return 0;
 }
 
-int dsq_locks_type_at(const struct dsq_locktab *t, uint64_t owner,
-                      uint64_t off)
+int dsq_locks_type_at(const struct dsq_locktab *t, uint64_t owner, uint64_t off)
 {
     for (size_t i = 0; i < t->n; i++)
         if (t->v[i].owner == owner && t->v[i].start <= off &&

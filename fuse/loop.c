@@ -47,9 +47,9 @@ struct loop {
     pthread_cond_t done_cv; /* a worker is gone (dsq_loop_run) */
     /* guarded by mu: */
     int have_leader;
-    unsigned n_threads;     /* running workers */
-    unsigned n_idle;        /* waiting for the leader role */
-    int error;              /* first receive error (-errno) */
+    unsigned n_threads; /* running workers */
+    unsigned n_idle;    /* waiting for the leader role */
+    int error;          /* first receive error (-errno) */
 };
 
 static uint64_t now_us(void)
@@ -61,7 +61,7 @@ static uint64_t now_us(void)
 
 static void *worker(void *arg);
 
-static struct loop *cur_loop;   /* the running loop (one per process) */
+static struct loop *cur_loop;     /* the running loop (one per process) */
 static _Thread_local int tl_lead; /* this thread leads, running a request */
 
 /* Called with lp->mu held. */

@@ -26,31 +26,45 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: dsqlfs SOURCE MOUNTPOINT [-f] [-d] [-s] [-o opt,...]\n"
-            "\n"
-            "SOURCE is file:///abs/dir or s3://BUCKET[/PREFIX]; every "
-            "database under it\nshows as MOUNTPOINT/NAME.db.\n"
-            "  -f   stay in the foreground (logs to stderr)\n"
-            "  -d   debug: foreground, FUSE and dsqlfs debug logs\n"
-            "  -v   more logging (info)\n"
-            "  -s   single-threaded\n"
-            "  -o   ro, allow_other, allow_delete, staleness=SECONDS,\n"
-            "       isolation=snapshot|serializable, cache_dir=DIR,\n"
-            "       page_cache_bytes=N, txn_mem_bytes=N, endpoint=URL, ...\n"
-            "       (docs/mount.md, docs/options.md)\n");
+    fprintf(f, "usage: dsqlfs SOURCE MOUNTPOINT [-f] [-d] [-s] [-o opt,...]\n"
+               "\n"
+               "SOURCE is file:///abs/dir or s3://BUCKET[/PREFIX]; every "
+               "database under it\nshows as MOUNTPOINT/NAME.db.\n"
+               "  -f   stay in the foreground (logs to stderr)\n"
+               "  -d   debug: foreground, FUSE and dsqlfs debug logs\n"
+               "  -v   more logging (info)\n"
+               "  -s   single-threaded\n"
+               "  -o   ro, allow_other, allow_delete, staleness=SECONDS,\n"
+               "       isolation=snapshot|serializable, cache_dir=DIR,\n"
+               "       page_cache_bytes=N, txn_mem_bytes=N, endpoint=URL, ...\n"
+               "       (docs/mount.md, docs/options.md)\n");
 }
 
 /* mount(8) options passed to the kernel mount as they are. */
-static const char *const pass_opts[] = {
-    "nodev", "nosuid", "noexec", "noatime", "dev", "suid", "exec", "atime",
-    "relatime", "norelatime", "strictatime", "lazytime", "nolazytime",
-    "dirsync", "sync", "async", "default_permissions", "auto_unmount",
-    "allow_root", NULL};
+static const char *const pass_opts[] = {"nodev",
+                                        "nosuid",
+                                        "noexec",
+                                        "noatime",
+                                        "dev",
+                                        "suid",
+                                        "exec",
+                                        "atime",
+                                        "relatime",
+                                        "norelatime",
+                                        "strictatime",
+                                        "lazytime",
+                                        "nolazytime",
+                                        "dirsync",
+                                        "sync",
+                                        "async",
+                                        "default_permissions",
+                                        "auto_unmount",
+                                        "allow_root",
+                                        NULL};
 /* mount(8) and fstab options with no meaning here: dropped. */
 static const char *const drop_opts[] = {
-    "defaults", "auto", "noauto", "nofail", "_netdev", "user", "users",
-    "nouser", "owner", "group", "rw", "noexec_helper", NULL};
+    "defaults", "auto",  "noauto", "nofail", "_netdev",       "user", "users",
+    "nouser",   "owner", "group",  "rw",     "noexec_helper", NULL};
 
 static int in_list(const char *const *l, const char *s)
 {
@@ -70,14 +84,13 @@ struct mopts {
 static int add_kopt(struct mopts *m, const char *o)
 {
     size_t l = strlen(m->kopts);
-    int n = snprintf(m->kopts + l, sizeof(m->kopts) - l, "%s%s",
-                     l ? "," : "", o);
+    int n =
+        snprintf(m->kopts + l, sizeof(m->kopts) - l, "%s%s", l ? "," : "", o);
     return n < 0 || (size_t)n >= sizeof(m->kopts) - l ? -1 : 0;
 }
 
 /* Apply one -o list; 0 or prints the error and returns 2. */
-static int apply_opts(struct mopts *m, struct dsq_config *cfg,
-                      const char *list)
+static int apply_opts(struct mopts *m, struct dsq_config *cfg, const char *list)
 {
     char *dup = strdup(list), *save = NULL;
     if (!dup)
@@ -128,8 +141,7 @@ static int apply_opts(struct mopts *m, struct dsq_config *cfg,
 static dsq_rc probe_store(struct dsq_store *st, int read_only,
                           struct dsq_err *e)
 {
-    struct dsq_list_req req = {.prefix = "", .delimiter = "/",
-                               .max_keys = 1};
+    struct dsq_list_req req = {.prefix = "", .delimiter = "/", .max_keys = 1};
     struct dsq_list_page pg = {0};
     dsq_rc rc = dsq_store_list(st, &req, &pg, e);
     dsq_list_page_cleanup(&pg);
@@ -248,8 +260,9 @@ int dsq_mount_main(int argc, char **argv)
     snprintf(sidedir, sizeof(sidedir), "%s/dsqlfs-side.XXXXXX",
              tmpdir && *tmpdir ? tmpdir : "/tmp");
     if (!mkdtemp(sidedir)) {
-        fprintf(stderr, "dsqlfs: cannot create a directory for journals in "
-                        "%s: %s\n",
+        fprintf(stderr,
+                "dsqlfs: cannot create a directory for journals in "
+                "%s: %s\n",
                 tmpdir && *tmpdir ? tmpdir : "/tmp", strerror(errno));
         dsq_store_free(st);
         goto out_cfg;
@@ -283,13 +296,13 @@ int dsq_mount_main(int argc, char **argv)
     fuse_opt_add_arg(&args, m.kopts);
     if (m.debug)
         fuse_opt_add_arg(&args, "-d");
-    struct fuse_session *se =
-        fuse_session_new(&args, dsq_fs_ops(), sizeof(struct fuse_lowlevel_ops),
-                         fs);
+    struct fuse_session *se = fuse_session_new(
+        &args, dsq_fs_ops(), sizeof(struct fuse_lowlevel_ops), fs);
     fuse_opt_free_args(&args);
     if (!se) {
-        fprintf(stderr, "dsqlfs: cannot start a FUSE session (options: "
-                        "%s)\n",
+        fprintf(stderr,
+                "dsqlfs: cannot start a FUSE session (options: "
+                "%s)\n",
                 m.kopts);
         goto out_fs;
     }
@@ -299,8 +312,9 @@ int dsq_mount_main(int argc, char **argv)
         goto out_se;
     }
     if (fuse_session_mount(se, m.mountpoint) != 0) {
-        fprintf(stderr, "dsqlfs: cannot mount on %s (is /dev/fuse "
-                        "available, and the mount point free?)\n",
+        fprintf(stderr,
+                "dsqlfs: cannot mount on %s (is /dev/fuse "
+                "available, and the mount point free?)\n",
                 m.mountpoint);
         goto out_sig;
     }

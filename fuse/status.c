@@ -45,9 +45,8 @@ char *dsq_status_render(struct dsq_fs *fs, const char *prefix, size_t *len)
     dsq_buf_init(&b, 64u << 20);
     struct render r = {.b = &b, .prefix = prefix, .prom = prefix[0] == 0};
     if (r.prom)
-        dsq_buf_printf(&b,
-                       "# dsqlfs metrics, one series per database "
-                       "(label db)\n# TYPE dsqlfs_version gauge\n");
+        dsq_buf_printf(&b, "# dsqlfs metrics, one series per database "
+                           "(label db)\n# TYPE dsqlfs_version gauge\n");
     dsq_fs_each_db(fs, each, &r);
     size_t n = 0;
     dsq_buf_terminate(&b);

@@ -18,8 +18,8 @@
 struct dsq_buf {
     uint8_t *data; /* owned; NULL while empty */
     size_t len;
-    size_t cap;    /* allocated */
-    size_t max;    /* hard cap on len */
+    size_t cap; /* allocated */
+    size_t max; /* hard cap on len */
 };
 
 void dsq_buf_init(struct dsq_buf *b, size_t max);

@@ -19,12 +19,12 @@
 #include <unistd.h>
 
 struct dsq_cache {
-    char *root;                 /* DIR/NAMESPACE */
+    char *root; /* DIR/NAMESPACE */
     uint64_t max_bytes;
     atomic_uint_fast64_t bytes; /* approximate allocated size */
     atomic_uint_fast64_t hits, misses, writes, evictions;
     atomic_int warned;
-    pthread_mutex_t evict_mu;   /* one eviction at a time */
+    pthread_mutex_t evict_mu; /* one eviction at a time */
 };
 
 static uint64_t fnv64(const char *s)
@@ -163,8 +163,8 @@ int dsq_cache_read(struct dsq_cache *c, const char *key, uint64_t off,
     }
     size_t got = 0;
     while (got < len) {
-        ssize_t r = pread(fd, (uint8_t *)buf + got, len - got,
-                          (off_t)(off + got));
+        ssize_t r =
+            pread(fd, (uint8_t *)buf + got, len - got, (off_t)(off + got));
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
@@ -205,8 +205,7 @@ static int victim_cmp(const void *a, const void *b)
     return x->mtime < y->mtime ? -1 : x->mtime > y->mtime;
 }
 
-static void collect(const char *dir, struct victim **v, size_t *n,
-                    size_t *cap)
+static void collect(const char *dir, struct victim **v, size_t *n, size_t *cap)
 {
     DIR *d = opendir(dir);
     if (!d)
@@ -291,8 +290,10 @@ void dsq_cache_write(struct dsq_cache *c, const char *key, uint64_t off,
     return;
 fail:
     if (atomic_exchange(&c->warned, 1) == 0)
-        dsq_log(DSQ_LOG_WARNING, "cache", "cannot write %s: %s (the disk "
-                "cache is skipped where it fails)", path, strerror(errno));
+        dsq_log(DSQ_LOG_WARNING, "cache",
+                "cannot write %s: %s (the disk "
+                "cache is skipped where it fails)",
+                path, strerror(errno));
 }
 
 void dsq_cache_get_stats(struct dsq_cache *c, struct dsq_cache_stats *out)

@@ -32,7 +32,7 @@ struct dsq_cache;
 
 struct dsq_cache_stats {
     uint64_t hits, misses, writes, evictions;
-    uint64_t bytes;        /* approximate allocated size */
+    uint64_t bytes; /* approximate allocated size */
 };
 
 /* dir is created if missing.  ns names the database (any string). */

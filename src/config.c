@@ -10,16 +10,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum opt_kind { K_UINT, K_DOUBLE, K_BOOL, K_STR, K_SIZE, K_ISOLATION,
-                K_TRISTATE };
+enum opt_kind {
+    K_UINT,
+    K_DOUBLE,
+    K_BOOL,
+    K_STR,
+    K_SIZE,
+    K_ISOLATION,
+    K_TRISTATE
+};
 
 struct opt {
     const char *name;
-    const char *env;     /* NULL if none */
-    const char *env2;    /* second environment name, lower priority */
+    const char *env;  /* NULL if none */
+    const char *env2; /* second environment name, lower priority */
     enum opt_kind kind;
     size_t off;
-    double min, max;     /* for numbers */
+    double min, max; /* for numbers */
 };
 
 #define OFF(f) offsetof(struct dsq_config, f)
@@ -35,22 +42,20 @@ static const struct opt opts[] = {
      K_DOUBLE, OFF(retry_base_s), 0, 3600},
     {"retry_max_seconds", "DISTRIBUTED_SQLITE_RETRY_MAX_SECONDS", NULL,
      K_DOUBLE, OFF(retry_max_s), 0, 86400},
-    {"segment_max_bytes", NULL, NULL, K_SIZE, OFF(segment_max_bytes),
-     65536, 4.0 * 1024 * 1024 * 1024},
+    {"segment_max_bytes", NULL, NULL, K_SIZE, OFF(segment_max_bytes), 65536,
+     4.0 * 1024 * 1024 * 1024},
     {"isolation", NULL, NULL, K_ISOLATION, OFF(isolation), 0, 0},
     {"compress", NULL, NULL, K_BOOL, OFF(compress), 0, 0},
-    {"cache_dir", "DISTRIBUTED_SQLITE_CACHE_DIR", NULL, K_STR,
-     OFF(cache_dir), 0, 0},
-    {"page_cache_bytes", NULL, NULL, K_SIZE, OFF(page_cache_bytes), 0,
-     1e15},
+    {"cache_dir", "DISTRIBUTED_SQLITE_CACHE_DIR", NULL, K_STR, OFF(cache_dir),
+     0, 0},
+    {"page_cache_bytes", NULL, NULL, K_SIZE, OFF(page_cache_bytes), 0, 1e15},
     {"txn_mem_bytes", NULL, NULL, K_SIZE, OFF(txn_mem_bytes), 65536, 1e15},
     {"disk_cache", NULL, NULL, K_TRISTATE, OFF(disk_cache), 0, 0},
     {"disk_cache_bytes", NULL, NULL, K_SIZE, OFF(disk_cache_bytes), 0, 1e15},
     {"endpoint", "AWS_ENDPOINT_URL", NULL, K_STR, OFF(endpoint), 0, 0},
     {"region", "AWS_REGION", "AWS_DEFAULT_REGION", K_STR, OFF(region), 0, 0},
     {"access_key", "AWS_ACCESS_KEY_ID", NULL, K_STR, OFF(access_key), 0, 0},
-    {"secret_key", "AWS_SECRET_ACCESS_KEY", NULL, K_STR, OFF(secret_key), 0,
-     0},
+    {"secret_key", "AWS_SECRET_ACCESS_KEY", NULL, K_STR, OFF(secret_key), 0, 0},
     {"session_token", "AWS_SESSION_TOKEN", NULL, K_STR, OFF(session_token), 0,
      0},
     {"profile", "AWS_PROFILE", NULL, K_STR, OFF(profile), 0, 0},
@@ -135,11 +140,24 @@ static int parse_size(const char *s, double *out)
     double mul = 1;
     if (*end) {
         switch (*end) {
-        case 'k': case 'K': mul = 1024.0; break;
-        case 'm': case 'M': mul = 1024.0 * 1024; break;
-        case 'g': case 'G': mul = 1024.0 * 1024 * 1024; break;
-        case 't': case 'T': mul = 1024.0 * 1024 * 1024 * 1024; break;
-        default: return -1;
+        case 'k':
+        case 'K':
+            mul = 1024.0;
+            break;
+        case 'm':
+        case 'M':
+            mul = 1024.0 * 1024;
+            break;
+        case 'g':
+        case 'G':
+            mul = 1024.0 * 1024 * 1024;
+            break;
+        case 't':
+        case 'T':
+            mul = 1024.0 * 1024 * 1024 * 1024;
+            break;
+        default:
+            return -1;
         }
         end++;
         if (*end == 'i' || *end == 'I')
@@ -276,8 +294,8 @@ dsq_rc dsq_config_load_env(struct dsq_config *c, struct dsq_err *e)
     return DSQ_OK;
 }
 
-dsq_rc dsq_config_set(struct dsq_config *c, const char *name,
-                      const char *value, struct dsq_err *e)
+dsq_rc dsq_config_set(struct dsq_config *c, const char *name, const char *value,
+                      struct dsq_err *e)
 {
     const struct opt *o = find_opt(name);
     if (!o)

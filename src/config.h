@@ -25,19 +25,19 @@ enum dsq_isolation {
 
 struct dsq_config {
     /* engine */
-    unsigned checkpoint_interval;   /* deltas between checkpoints (50) */
-    unsigned overlay_max_pages;     /* force a checkpoint past this (8192) */
-    unsigned max_retries;           /* commit rebase / request retries (10) */
-    double retry_base_s;            /* backoff base (0.05) */
-    double retry_max_s;             /* backoff cap (30.0) */
-    uint64_t segment_max_bytes;     /* bound on one segment (64 MiB) */
+    unsigned checkpoint_interval; /* deltas between checkpoints (50) */
+    unsigned overlay_max_pages;   /* force a checkpoint past this (8192) */
+    unsigned max_retries;         /* commit rebase / request retries (10) */
+    double retry_base_s;          /* backoff base (0.05) */
+    double retry_max_s;           /* backoff cap (30.0) */
+    uint64_t segment_max_bytes;   /* bound on one segment (64 MiB) */
     enum dsq_isolation isolation;
-    int compress;                   /* zstd page compression (1) */
-    char *cache_dir;                /* owned; ~/.distributed_sqlite/cache */
-    uint64_t page_cache_bytes;      /* in-memory page cache (64 MiB) */
-    uint64_t txn_mem_bytes;         /* txn buffer before spilling (64 MiB) */
-    int disk_cache;                 /* -1 auto (not for file://), 0, 1 */
-    uint64_t disk_cache_bytes;      /* bound on the disk cache (1 GiB) */
+    int compress;              /* zstd page compression (1) */
+    char *cache_dir;           /* owned; ~/.distributed_sqlite/cache */
+    uint64_t page_cache_bytes; /* in-memory page cache (64 MiB) */
+    uint64_t txn_mem_bytes;    /* txn buffer before spilling (64 MiB) */
+    int disk_cache;            /* -1 auto (not for file://), 0, 1 */
+    uint64_t disk_cache_bytes; /* bound on the disk cache (1 GiB) */
 
     /* S3 */
     char *endpoint;      /* owned; AWS_ENDPOINT_URL */
@@ -56,9 +56,9 @@ struct dsq_config {
     int read_only;
     int allow_delete;
     int allow_other;
-    double staleness_s;  /* 0 = check the store at every read txn */
-    unsigned spin_us;    /* FUSE loop: poll the device this long between
-                            requests before sleeping (fuse/loop.c) */
+    double staleness_s; /* 0 = check the store at every read txn */
+    unsigned spin_us;   /* FUSE loop: poll the device this long between
+                           requests before sleeping (fuse/loop.c) */
 };
 
 /* Defaults only (never fails). */
@@ -69,8 +69,8 @@ void dsq_config_cleanup(struct dsq_config *c);
 dsq_rc dsq_config_load_env(struct dsq_config *c, struct dsq_err *e);
 
 /* Apply one "name=value" (or a bare flag "name"). */
-dsq_rc dsq_config_set(struct dsq_config *c, const char *name,
-                      const char *value, struct dsq_err *e);
+dsq_rc dsq_config_set(struct dsq_config *c, const char *name, const char *value,
+                      struct dsq_err *e);
 
 /* Apply a comma-separated "-o" list. */
 dsq_rc dsq_config_set_list(struct dsq_config *c, const char *opts,

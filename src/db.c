@@ -46,37 +46,38 @@
 #define OBJ_CAP (1024u * 1024u * 1024u) /* cap on one object read whole */
 #define COALESCE_GAP (64u * 1024u)      /* merge reads across small gaps */
 #define COALESCE_MAX (2u * 1024u * 1024u)
-#define WRITE_THROUGH_MAX (8u * 1024u * 1024u) /* uploads kept in the disk cache */
+#define WRITE_THROUGH_MAX                                                      \
+    (8u * 1024u * 1024u) /* uploads kept in the disk cache */
 
 /* ------------------------------------------------------------------ */
 /* 1. handle, keys, stats                                               */
 /* ------------------------------------------------------------------ */
 
-struct pc_entry {                /* one cached page image */
-    char *segkey;                /* full object key */
+struct pc_entry { /* one cached page image */
+    char *segkey; /* full object key */
     uint64_t offset;
     uint32_t pgno;
     uint8_t *page;
-    struct pc_entry *hnext;      /* hash chain */
+    struct pc_entry *hnext;       /* hash chain */
     struct pc_entry *prev, *next; /* LRU list, most recent first */
 };
 
 struct chunk_entry {
-    char *key;                   /* relative key */
+    char *key; /* relative key */
     struct dsq_chunk *chunk;
-    uint64_t stamp;              /* LRU clock */
+    uint64_t stamp; /* LRU clock */
 };
 
 struct dsq_snap {
     struct dsq_db *db;
     atomic_int refs;
     uint64_t version;
-    struct dsq_manifest *m;      /* NULL for version 0 (empty) */
+    struct dsq_manifest *m; /* NULL for version 0 (empty) */
 };
 
 struct dsq_db {
-    struct dsq_store *st;        /* borrowed */
-    char *prefix;                /* "" or "a/b/name" */
+    struct dsq_store *st; /* borrowed */
+    char *prefix;         /* "" or "a/b/name" */
     char writer_id[33];
     /* config values (copied) */
     unsigned checkpoint_interval;
@@ -89,13 +90,13 @@ struct dsq_db {
     uint64_t txn_mem;
     char *spill_dir;
 
-    struct dsq_cache *dcache;    /* on-disk cache, or NULL; thread-safe */
-    uint64_t known_latest;       /* newest version seen to exist; guarded
-                                    by mu */
-    uint64_t root_written_ms;    /* last root.json update; guarded by mu */
+    struct dsq_cache *dcache; /* on-disk cache, or NULL; thread-safe */
+    uint64_t known_latest;    /* newest version seen to exist; guarded
+                                 by mu */
+    uint64_t root_written_ms; /* last root.json update; guarded by mu */
 
     pthread_mutex_t mu;
-    struct dsq_db_stats stats;   /* guarded by mu */
+    struct dsq_db_stats stats; /* guarded by mu */
     /* page cache: guarded by mu */
     struct pc_entry **pc_hash;
     size_t pc_nbuckets;
@@ -151,8 +152,7 @@ static void open_disk_cache(struct dsq_db *db, const struct dsq_config *cfg)
              db->prefix);
     struct dsq_err e;
     dsq_err_clear(&e);
-    dsq_rc rc = dsq_cache_open(dir, ns, cfg->disk_cache_bytes, &db->dcache,
-                               &e);
+    dsq_rc rc = dsq_cache_open(dir, ns, cfg->disk_cache_bytes, &db->dcache, &e);
     if (rc != DSQ_OK)
         dsq_log(DSQ_LOG_WARNING, "cache", "disk cache off: %s",
                 dsq_err_text(&e, rc));
@@ -172,8 +172,8 @@ dsq_rc dsq_db_open(struct dsq_store *st, const char *prefix,
         char probe[DSQ_KEY_MAX];
         snprintf(probe, sizeof(probe), "%s/root.json", prefix);
         if (!dsq_store_key_valid(probe))
-            return dsq_err_set(e, DSQ_EINVAL,
-                               "invalid database prefix '%s'", prefix);
+            return dsq_err_set(e, DSQ_EINVAL, "invalid database prefix '%s'",
+                               prefix);
     }
     struct dsq_db *db = calloc(1, sizeof(*db));
     if (!db)
@@ -205,8 +205,7 @@ dsq_rc dsq_db_open(struct dsq_store *st, const char *prefix,
         db->pc_nbuckets *= 2;
     db->pc_hash = calloc(db->pc_nbuckets, sizeof(*db->pc_hash));
     pthread_mutex_init(&db->mu, NULL);
-    if (!db->prefix || !db->pc_hash ||
-        (cfg->cache_dir && !db->spill_dir)) {
+    if (!db->prefix || !db->pc_hash || (cfg->cache_dir && !db->spill_dir)) {
         dsq_db_close(db);
         return DSQ_ENOMEM;
     }
@@ -310,8 +309,7 @@ static dsq_rc obj_put(struct dsq_db *db, const char *rel, const void *data,
     full_key(db, rel, key, sizeof(key));
     dsq_rc rc;
     for (unsigned attempt = 0;; attempt++) {
-        rc = dsq_store_put(db->st, key, data, len, DSQ_PUT_ANY, NULL, NULL,
-                           e);
+        rc = dsq_store_put(db->st, key, data, len, DSQ_PUT_ANY, NULL, NULL, e);
         STAT_ADD(db, store_puts, 1);
         if (rc == DSQ_OK) {
             STAT_ADD(db, bytes_written, len);
@@ -554,8 +552,7 @@ static dsq_rc chunk_fetch(struct dsq_db *db, const struct dsq_chunk_ref *ref,
     int from_disk = 0;
     if (db->dcache && ref->size > 0 && ref->size <= OBJ_CAP &&
         dsq_buf_reserve(&buf, (size_t)ref->size) == DSQ_OK &&
-        dsq_cache_read(db->dcache, ref->key, 0, (size_t)ref->size,
-                       buf.data)) {
+        dsq_cache_read(db->dcache, ref->key, 0, (size_t)ref->size, buf.data)) {
         buf.len = (size_t)ref->size;
         if (dsq_object_checksum(buf.data, buf.len) == ref->checksum)
             from_disk = 1;
@@ -690,8 +687,8 @@ dsq_rc dsq_db_init(struct dsq_db *db, int *created, struct dsq_err *e)
         goto out;
     full_key(db, "root.json", key, sizeof(key));
     for (unsigned attempt = 0;; attempt++) {
-        rc = dsq_store_put(db->st, key, buf.data, buf.len, DSQ_PUT_CREATE,
-                           NULL, NULL, e);
+        rc = dsq_store_put(db->st, key, buf.data, buf.len, DSQ_PUT_CREATE, NULL,
+                           NULL, e);
         STAT_ADD(db, store_puts, 1);
         if (rc != DSQ_ETRANSIENT || attempt >= db->max_retries)
             break;
@@ -753,8 +750,10 @@ static uint64_t read_hint(struct dsq_db *db, dsq_rc *hard, struct dsq_err *e)
             DSQ_OK)
             v = r.version;
         else
-            dsq_log(DSQ_LOG_WARNING, "db", "%s/root.json is unreadable; "
-                    "finding the newest version by listing", db->prefix);
+            dsq_log(DSQ_LOG_WARNING, "db",
+                    "%s/root.json is unreadable; "
+                    "finding the newest version by listing",
+                    db->prefix);
     } else if (rc != DSQ_ENOTFOUND && rc != DSQ_ERANGE) {
         *hard = rc;
     }
@@ -854,8 +853,8 @@ static dsq_rc load_manifest(struct dsq_db *db, uint64_t version,
         goto out;
     }
     if (rc == DSQ_ERANGE) {
-        rc = DSQ_CORRUPT(e, "%s/%s exceeds the manifest size cap",
-                         db->prefix, rel);
+        rc = DSQ_CORRUPT(e, "%s/%s exceeds the manifest size cap", db->prefix,
+                         rel);
         goto out;
     }
     if (rc != DSQ_OK)
@@ -1074,8 +1073,8 @@ static dsq_rc fetch_page(struct dsq_db *db, const char *segkey,
                          const struct dsq_page_loc *loc, uint32_t page_size,
                          void *out, int use_cache, struct dsq_err *e)
 {
-    if (use_cache && pc_lookup(db, segkey, loc->offset, loc->pgno, out,
-                               page_size))
+    if (use_cache &&
+        pc_lookup(db, segkey, loc->offset, loc->pgno, out, page_size))
         return DSQ_OK;
     struct dsq_buf buf;
     char full[DSQ_KEY_MAX];
@@ -1089,16 +1088,16 @@ static dsq_rc fetch_page(struct dsq_db *db, const char *segkey,
     }
     dsq_rc rc = obj_get(db, segkey, loc->offset, loc->length, &buf, NULL, e);
     if (rc == DSQ_ENOTFOUND) {
-        rc = DSQ_CORRUPT(e, "segment %s is missing (page %u)", full,
-                         loc->pgno);
+        rc = DSQ_CORRUPT(e, "segment %s is missing (page %u)", full, loc->pgno);
         goto out;
     }
     if (rc != DSQ_OK)
         goto out;
     if (buf.len != loc->length) {
-        rc = DSQ_CORRUPT(e, "segment %s is truncated (page %u at offset "
-                         "%llu)", full, loc->pgno,
-                         (unsigned long long)loc->offset);
+        rc = DSQ_CORRUPT(e,
+                         "segment %s is truncated (page %u at offset "
+                         "%llu)",
+                         full, loc->pgno, (unsigned long long)loc->offset);
         goto out;
     }
     rc = dsq_page_decode(buf.data, buf.len, loc, page_size, out, full, e);
@@ -1133,13 +1132,13 @@ dsq_rc dsq_snap_read_page(struct dsq_snap *s, uint32_t pgno, void *buf,
 {
     if (!s->m || pgno == 0 || pgno > s->m->page_count)
         return dsq_err_set(e, DSQ_ERANGE,
-                           "page %u is outside the database (%u pages)",
-                           pgno, s->m ? s->m->page_count : 0);
+                           "page %u is outside the database (%u pages)", pgno,
+                           s->m ? s->m->page_count : 0);
     return manifest_read_page(s->db, s->m, pgno, buf, e);
 }
 
 struct want {
-    uint32_t idx;              /* page index within the request */
+    uint32_t idx; /* page index within the request */
     struct dsq_page_loc loc;
     char *segkey;
 };
@@ -1159,19 +1158,19 @@ static int want_cmp(const void *a, const void *b)
 struct run_job {
     struct dsq_db *db;
     struct want *w;
-    const size_t *runs;      /* run i is w[runs[i] .. runs[i+1]) */
+    const size_t *runs; /* run i is w[runs[i] .. runs[i+1]) */
     size_t nruns;
     uint32_t ps;
     uint8_t *out;
-    pthread_mutex_t mu;      /* guards next, rc, err */
+    pthread_mutex_t mu; /* guards next, rc, err */
     size_t next;
     dsq_rc rc;
     struct dsq_err err;
 };
 
-static dsq_rc fetch_run(struct dsq_db *db, struct want *w, size_t a,
-                        size_t b, uint32_t ps, uint8_t *out,
-                        struct dsq_buf *rb, struct dsq_err *e)
+static dsq_rc fetch_run(struct dsq_db *db, struct want *w, size_t a, size_t b,
+                        uint32_t ps, uint8_t *out, struct dsq_buf *rb,
+                        struct dsq_err *e)
 {
     uint64_t start = w[a].loc.offset;
     uint64_t end = w[b - 1].loc.offset + w[b - 1].loc.length;
@@ -1184,8 +1183,10 @@ static dsq_rc fetch_run(struct dsq_db *db, struct want *w, size_t a,
     if (rc != DSQ_OK)
         return rc;
     if (rb->len != end - start)
-        return DSQ_CORRUPT(e, "segment %s is truncated (wanted bytes "
-                           "%llu..%llu)", full, (unsigned long long)start,
+        return DSQ_CORRUPT(e,
+                           "segment %s is truncated (wanted bytes "
+                           "%llu..%llu)",
+                           full, (unsigned long long)start,
                            (unsigned long long)end);
     for (size_t k = a; k < b; k++) {
         rc = dsq_page_decode(rb->data + (w[k].loc.offset - start),
@@ -1237,7 +1238,8 @@ dsq_rc dsq_snap_read_pages(struct dsq_snap *s, uint32_t first, uint32_t count,
         count > s->m->page_count - first + 1)
         return dsq_err_set(e, DSQ_ERANGE,
                            "pages %u..%u are outside the database (%u "
-                           "pages)", first, first + count - 1,
+                           "pages)",
+                           first, first + count - 1,
                            s->m ? s->m->page_count : 0);
     const uint32_t ps = s->m->page_size;
     uint8_t *out = buf;
@@ -1297,8 +1299,13 @@ dsq_rc dsq_snap_read_pages(struct dsq_snap *s, uint32_t first, uint32_t count,
         a = b;
     }
     runs[nruns] = nw;
-    struct run_job job = {.db = db, .w = w, .runs = runs, .nruns = nruns,
-                          .ps = ps, .out = out, .rc = DSQ_OK};
+    struct run_job job = {.db = db,
+                          .w = w,
+                          .runs = runs,
+                          .nruns = nruns,
+                          .ps = ps,
+                          .out = out,
+                          .rc = DSQ_OK};
     pthread_mutex_init(&job.mu, NULL);
     size_t nthreads = nruns < READ_THREADS ? nruns : READ_THREADS;
     pthread_t th[READ_THREADS];
@@ -1379,30 +1386,30 @@ static dsq_rc loclist_add(struct loclist *l, const struct dsq_page_loc *loc)
 
 struct dsq_txn {
     struct dsq_db *db;
-    struct dsq_snap *snap;       /* owned reference */
+    struct dsq_snap *snap; /* owned reference */
     unsigned flags;
     char txn_id[33];
     uint32_t page_size;
     uint32_t page_count;
-    uint32_t base_count;         /* snapshot's page count */
-    uint32_t low_water;          /* smallest page count set in this txn */
-    int truncated;               /* set_page_count went below base_count */
+    uint32_t base_count; /* snapshot's page count */
+    uint32_t low_water;  /* smallest page count set in this txn */
+    int truncated;       /* set_page_count went below base_count */
     int finished;
-    struct dsq_pgbuf *buf;       /* normal mode */
+    struct dsq_pgbuf *buf; /* normal mode */
 
     /* stream mode */
     struct dsq_seg_builder *sb;
     uint32_t last_pgno;
-    uint8_t *page1;              /* copy of page 1 */
-    uint32_t cur_chunk;          /* index of the chunk being filled */
-    struct strlist cur_segs;     /* its segment table */
-    struct loclist cur_locs;     /* its entries */
+    uint8_t *page1;               /* copy of page 1 */
+    uint32_t cur_chunk;           /* index of the chunk being filled */
+    struct strlist cur_segs;      /* its segment table */
+    struct loclist cur_locs;      /* its entries */
     struct dsq_chunk_ref *chunks; /* finished chunks */
     size_t n_chunks, cap_chunks;
 
     /* objects this transaction uploaded (relative keys) */
-    struct strlist segs;         /* segments holding our pages */
-    struct strlist extra;        /* per-attempt objects (chunks, page-1) */
+    struct strlist segs;  /* segments holding our pages */
+    struct strlist extra; /* per-attempt objects (chunks, page-1) */
     uint64_t objects_written;
     uint64_t bytes_written;
 };
@@ -1490,8 +1497,7 @@ dsq_rc dsq_txn_write_page(struct dsq_txn *t, uint32_t pgno, const void *page,
     if (t->finished)
         return dsq_err_set(e, DSQ_EINVAL, "transaction already finished");
     if (pgno == 0 || pgno > 0xfffffffeu)
-        return dsq_err_set(e, DSQ_ERANGE, "page number %u out of range",
-                           pgno);
+        return dsq_err_set(e, DSQ_ERANGE, "page number %u out of range", pgno);
     if (t->flags & DSQ_TXN_STREAM) {
         if (pgno != t->last_pgno + 1)
             return dsq_err_set(e, DSQ_EINVAL,
@@ -1499,8 +1505,8 @@ dsq_rc dsq_txn_write_page(struct dsq_txn *t, uint32_t pgno, const void *page,
                                "page %u after page %u",
                                pgno, t->last_pgno);
         if (!t->sb) {
-            rc = dsq_seg_builder_new(t->page_size, t->db->compress,
-                                     t->txn_id, &t->sb);
+            rc = dsq_seg_builder_new(t->page_size, t->db->compress, t->txn_id,
+                                     &t->sb);
             if (rc != DSQ_OK)
                 return rc;
         }
@@ -1542,8 +1548,8 @@ dsq_rc dsq_txn_read_page(struct dsq_txn *t, uint32_t pgno, void *buf,
                            "a streaming transaction cannot be read");
     if (pgno == 0 || pgno > t->page_count)
         return dsq_err_set(e, DSQ_ERANGE,
-                           "page %u is outside the database (%u pages)",
-                           pgno, t->page_count);
+                           "page %u is outside the database (%u pages)", pgno,
+                           t->page_count);
     if (t->buf) {
         dsq_rc rc = dsq_pgbuf_get(t->buf, pgno, buf, e);
         if (rc != DSQ_ENOTFOUND)
@@ -1556,8 +1562,7 @@ dsq_rc dsq_txn_read_page(struct dsq_txn *t, uint32_t pgno, void *buf,
     return dsq_snap_read_page(t->snap, pgno, buf, e);
 }
 
-dsq_rc dsq_txn_set_page_count(struct dsq_txn *t, uint32_t n,
-                              struct dsq_err *e)
+dsq_rc dsq_txn_set_page_count(struct dsq_txn *t, uint32_t n, struct dsq_err *e)
 {
     if (n > 0xfffffffeu)
         return dsq_err_set(e, DSQ_ERANGE, "page count %u out of range", n);
@@ -1756,13 +1761,13 @@ static dsq_rc stream_finish_chunk(struct dsq_txn *t, struct dsq_err *e)
 
 /* What the transaction did, relative to its snapshot. */
 struct effects {
-    uint32_t *pgnos;            /* pages written, sorted (normal mode) */
+    uint32_t *pgnos; /* pages written, sorted (normal mode) */
     size_t n_pgnos;
     struct dsq_range *write_set;
     size_t n_write;
     struct dsq_range *freed;
     size_t n_freed;
-    uint32_t *conf;             /* written or freed, minus page 1, sorted */
+    uint32_t *conf; /* written or freed, minus page 1, sorted */
     size_t n_conf;
     enum dsq_page1_change page1;
     uint32_t page_count;
@@ -1897,9 +1902,8 @@ static dsq_rc compute_effects(struct dsq_txn *t, struct effects *ef,
         ntrunc = t->base_count - t->low_water;
     size_t fl_cap = ntrunc;
     /* any written page may be a trunk page, so walk whenever page 1 moved */
-    if (!stream && ef->page1 != DSQ_PAGE1_NONE && newp1 &&
-        t->base_count >= 1 && dsq_sqlite_is_db(newp1, ps) &&
-        dsq_sqlite_is_db(oldp1, ps)) {
+    if (!stream && ef->page1 != DSQ_PAGE1_NONE && newp1 && t->base_count >= 1 &&
+        dsq_sqlite_is_db(newp1, ps) && dsq_sqlite_is_db(oldp1, ps)) {
         rc = dsq_sqlite_freelist(newp1, ps, t->page_count, txn_reader, t,
                                  &fl_new, &n_fl_new, e);
         if (rc == DSQ_OK)
@@ -1919,8 +1923,7 @@ static dsq_rc compute_effects(struct dsq_txn *t, struct effects *ef,
     for (size_t i = 0; i < n_fl_new; i++) {
         uint32_t p = fl_new[i];
         if (p <= t->low_water && p <= t->base_count &&
-            !u32_in(fl_old, n_fl_old, p) &&
-            !u32_in(ef->pgnos, ef->n_pgnos, p))
+            !u32_in(fl_old, n_fl_old, p) && !u32_in(ef->pgnos, ef->n_pgnos, p))
             freed[n_freed++] = p;
     }
     for (uint32_t p = t->low_water + 1; p <= t->base_count; p++)
@@ -2006,11 +2009,11 @@ static dsq_rc keytab_idx(struct keytab *kt, const char *key, uint32_t *idx)
 
 /* Our pages (normal mode), with the segment key of each. */
 struct ours {
-    uint8_t *warm;              /* scratch page: insert what we upload into
-                                   the page cache (small transactions) */
-    struct loclist locs;        /* sorted by pgno; seg indexes t->segs */
-    struct strlist p1segs;      /* page-1 merge segments, newest last */
-    struct dsq_page_loc p1loc;  /* override for page 1 when p1segs.n > 0 */
+    uint8_t *warm;             /* scratch page: insert what we upload into
+                                  the page cache (small transactions) */
+    struct loclist locs;       /* sorted by pgno; seg indexes t->segs */
+    struct strlist p1segs;     /* page-1 merge segments, newest last */
+    struct dsq_page_loc p1loc; /* override for page 1 when p1segs.n > 0 */
 };
 
 static const char *ours_key(const struct dsq_txn *t, const struct ours *o,
@@ -2039,8 +2042,7 @@ static dsq_rc normal_sink(struct dsq_txn *t, void *arg,
     struct dsq_err ig;
     if (rc == DSQ_OK && o->warm &&
         dsq_pgbuf_get(t->buf, loc->pgno, o->warm, &ig) == DSQ_OK)
-        pc_insert(t->db, segkey, loc->offset, loc->pgno, o->warm,
-                  t->page_size);
+        pc_insert(t->db, segkey, loc->offset, loc->pgno, o->warm, t->page_size);
     return rc;
 }
 
@@ -2109,9 +2111,8 @@ static dsq_rc checkpoint(struct dsq_txn *t, const struct dsq_manifest *bm,
         if (lo > pc)
             break;
         const struct dsq_chunk_ref *old =
-            (ic < nm->n_chunks && nm->chunks[ic].index == idx)
-                ? &nm->chunks[ic]
-                : NULL;
+            (ic < nm->n_chunks && nm->chunks[ic].index == idx) ? &nm->chunks[ic]
+                                                               : NULL;
         if (old)
             ic++;
         size_t ov_first = io;
@@ -2169,8 +2170,8 @@ static dsq_rc checkpoint(struct dsq_txn *t, const struct dsq_manifest *bm,
             ne++;
         }
         if (rc == DSQ_OK && ne > 0) {
-            rc = encode_upload_chunk(t, idx, cp, kt.l.v, kt.l.n, ent, ne,
-                                     objs, &refs[n_refs], e);
+            rc = encode_upload_chunk(t, idx, cp, kt.l.v, kt.l.n, ent, ne, objs,
+                                     &refs[n_refs], e);
             if (rc == DSQ_OK)
                 n_refs++;
         }
@@ -2275,8 +2276,8 @@ static dsq_rc build_manifest(struct dsq_txn *t, const struct dsq_snap *base,
         if (t->truncated && t->low_water < trunc)
             trunc = t->low_water;
         /* inherit the checkpoint */
-        nm->chunk_pages = bm && bm->chunk_pages ? bm->chunk_pages
-                                                : CHUNK_PAGES_DEFAULT;
+        nm->chunk_pages =
+            bm && bm->chunk_pages ? bm->chunk_pages : CHUNK_PAGES_DEFAULT;
         nm->ckpt_version = bm ? bm->ckpt_version : 0;
         nm->ckpt_page_limit = bm ? bm->ckpt_page_limit : 0;
         if (nm->ckpt_page_limit > trunc)
@@ -2410,8 +2411,7 @@ static dsq_rc read_gc_floor(struct dsq_db *db, uint64_t *floor,
  */
 #define FLOOR_CHECK_AGE_MS (DSQ_GC_MIN_RETENTION_MS / 2)
 static dsq_rc check_gc_floor(struct dsq_db *db, const struct dsq_snap *base,
-                             uint64_t version, int *withdraw,
-                             struct dsq_err *e)
+                             uint64_t version, int *withdraw, struct dsq_err *e)
 {
     *withdraw = 0;
     uint64_t now = dsq_now_ms();
@@ -2656,8 +2656,8 @@ dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
             goto out;
         DSQ_FAULT_POINT("commit.before_manifest");
         dsq_rc prc = DSQ_OK;
-        enum put_outcome po = publish(t, nm->version, &body, &ambiguous,
-                                      &prc, e);
+        enum put_outcome po =
+            publish(t, nm->version, &body, &ambiguous, &prc, e);
         if (po == PUT_FAILED) {
             rc = prc;
             goto out;
@@ -2666,15 +2666,13 @@ dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
             int withdraw = 0;
             struct dsq_err fe;
             dsq_err_clear(&fe);
-            if (check_gc_floor(db, base, nm->version, &withdraw, &fe) !=
-                DSQ_OK)
+            if (check_gc_floor(db, base, nm->version, &withdraw, &fe) != DSQ_OK)
                 /* a won version may already carry others' commits: it
                    stands unless the floor is known to be above it */
                 dsq_log(DSQ_LOG_WARNING, "commit",
                         "%s: gc floor not readable after winning version "
                         "%llu: %s",
-                        db->prefix, (unsigned long long)nm->version,
-                        fe.msg);
+                        db->prefix, (unsigned long long)nm->version, fe.msg);
             if (withdraw) {
                 char rel[64];
                 struct dsq_err ig;
@@ -2744,8 +2742,7 @@ dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
                                      "%s: page %u was also changed by version "
                                      "%llu, committed since this "
                                      "transaction's snapshot (version %llu)",
-                                     db->prefix, witness,
-                                     (unsigned long long)v,
+                                     db->prefix, witness, (unsigned long long)v,
                                      (unsigned long long)t->snap->version);
                 dsq_snap_release(x);
                 STAT_ADD(db, conflicts, 1);
@@ -2813,8 +2810,7 @@ struct vlist {
     uint64_t ignored;
 };
 
-static int vlist_fn(const char *rel, const struct dsq_objinfo *info,
-                    void *arg)
+static int vlist_fn(const char *rel, const struct dsq_objinfo *info, void *arg)
 {
     struct vlist *l = arg;
     uint64_t v;
@@ -2908,11 +2904,10 @@ static int segidx_cmp(const void *a, const void *b)
                   ((const struct segidx *)b)->key);
 }
 
-static void problem(struct dsq_verify_report *rep, dsq_problem_fn fn,
-                    void *arg, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void problem(struct dsq_verify_report *rep, dsq_problem_fn fn,
-                    void *arg, const char *fmt, ...)
+static void problem(struct dsq_verify_report *rep, dsq_problem_fn fn, void *arg,
+                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void problem(struct dsq_verify_report *rep, dsq_problem_fn fn, void *arg,
+                    const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
@@ -2954,9 +2949,9 @@ static const struct segidx *segidx_find(const struct segidx *v, size_t n,
 }
 
 struct chunkrec {
-    struct dsq_chunk_ref ref;   /* key owned */
+    struct dsq_chunk_ref ref; /* key owned */
     uint32_t page_size, chunk_pages;
-    struct dsq_chunk *chunk;    /* NULL if it failed */
+    struct dsq_chunk *chunk; /* NULL if it failed */
 };
 
 static int chunkrec_cmp(const void *a, const void *b)
@@ -2993,9 +2988,8 @@ dsq_rc dsq_db_verify(struct dsq_db *db, struct dsq_verify_report *rep,
     /* pass 1: manifests decode, chain is contiguous; collect objects */
     for (size_t i = 0; i < l.n; i++) {
         if (i > 0 && l.v[i] != l.v[i - 1] + 1)
-            problem(rep, report_fn, arg,
-                    "%s: versions %llu..%llu are missing", db->prefix,
-                    (unsigned long long)l.v[i - 1] + 1,
+            problem(rep, report_fn, arg, "%s: versions %llu..%llu are missing",
+                    db->prefix, (unsigned long long)l.v[i - 1] + 1,
                     (unsigned long long)l.v[i] - 1);
         struct dsq_manifest *m = NULL;
         struct dsq_err me;
@@ -3130,9 +3124,8 @@ dsq_rc dsq_db_verify(struct dsq_db *db, struct dsq_verify_report *rep,
                 continue; /* already reported */
             if (!loc_in_segment(si->seg, &c->entries[k], crs[i].page_size)) {
                 problem(rep, report_fn, arg,
-                        "%s/%s: page %u is not where it says in %s",
-                        db->prefix, crs[i].ref.key, c->entries[k].pgno,
-                        si->key);
+                        "%s/%s: page %u is not where it says in %s", db->prefix,
+                        crs[i].ref.key, c->entries[k].pgno, si->key);
                 break;
             }
         }
@@ -3143,8 +3136,8 @@ dsq_rc dsq_db_verify(struct dsq_db *db, struct dsq_verify_report *rep,
         if (load_manifest(db, l.v[i], &m, &me) != DSQ_OK)
             continue; /* reported in pass 1 */
         for (size_t k = 0; k < m->n_overlay; k++) {
-            const struct segidx *si = segidx_find(
-                segs, n_segs, m->segments[m->overlay[k].seg]);
+            const struct segidx *si =
+                segidx_find(segs, n_segs, m->segments[m->overlay[k].seg]);
             if (!si || !si->seg)
                 continue;
             if (!loc_in_segment(si->seg, &m->overlay[k], m->page_size)) {
@@ -3183,8 +3176,7 @@ struct orphan_scan {
     size_t cap;
 };
 
-static int orphan_fn(const char *rel, const struct dsq_objinfo *info,
-                     void *arg)
+static int orphan_fn(const char *rel, const struct dsq_objinfo *info, void *arg)
 {
     struct orphan_scan *s = arg;
     if (strlist_has(s->refs, rel))
@@ -3227,8 +3219,8 @@ static dsq_rc collect_refs(struct dsq_db *db, const struct dsq_manifest *m,
         if (rc != DSQ_OK || strlist_has(chunkkeys, m->chunks[k].key))
             continue;
         struct dsq_chunk *c = NULL;
-        rc = chunk_fetch(db, &m->chunks[k], m->page_size, m->chunk_pages, &c,
-                         e);
+        rc =
+            chunk_fetch(db, &m->chunks[k], m->page_size, m->chunk_pages, &c, e);
         for (size_t j = 0; rc == DSQ_OK && j < c->n_segments; j++)
             rc = strlist_add(refs, c->segments[j]);
         dsq_chunk_free(c);
@@ -3239,9 +3231,9 @@ static dsq_rc collect_refs(struct dsq_db *db, const struct dsq_manifest *m,
     return rc;
 }
 
-dsq_rc dsq_db_recovery_scan(struct dsq_db *db, uint64_t grace_ms,
-                            int do_delete, dsq_orphan_fn fn, void *arg,
-                            uint64_t *n_orphans, struct dsq_err *e)
+dsq_rc dsq_db_recovery_scan(struct dsq_db *db, uint64_t grace_ms, int do_delete,
+                            dsq_orphan_fn fn, void *arg, uint64_t *n_orphans,
+                            struct dsq_err *e)
 {
     struct vlist l;
     struct strlist refs = {0};
@@ -3376,11 +3368,10 @@ dsq_rc dsq_db_gc(struct dsq_db *db, uint64_t keep_versions, uint64_t keep_ms,
         full_key(db, "gc.json", key, sizeof(key));
         rc = dsq_gcfloor_encode(&g, &buf, e);
         if (rc == DSQ_OK)
-            rc = dsq_store_put(db->st, key, buf.data, buf.len,
-                               floor_info.etag[0] ? DSQ_PUT_IF_MATCH
-                                                  : DSQ_PUT_CREATE,
-                               floor_info.etag[0] ? floor_info.etag : NULL,
-                               NULL, e);
+            rc = dsq_store_put(
+                db->st, key, buf.data, buf.len,
+                floor_info.etag[0] ? DSQ_PUT_IF_MATCH : DSQ_PUT_CREATE,
+                floor_info.etag[0] ? floor_info.etag : NULL, NULL, e);
         dsq_buf_cleanup(&buf);
         if (rc == DSQ_EPRECOND)
             rc = dsq_err_set(e, DSQ_EBUSY,
@@ -3451,8 +3442,7 @@ static dsq_rc prange_add(struct dsq_changes *c, size_t *cap,
     for (size_t i = 0; i < n; i++) {
         if (c->n_ranges == *cap) {
             size_t nc = *cap ? *cap * 2 : 64;
-            struct dsq_page_range *nv =
-                realloc(c->ranges, nc * sizeof(*nv));
+            struct dsq_page_range *nv = realloc(c->ranges, nc * sizeof(*nv));
             if (!nv)
                 return DSQ_ENOMEM;
             c->ranges = nv;
@@ -3541,8 +3531,8 @@ dsq_rc dsq_txn_drop_unchanged(struct dsq_txn *t, size_t *remaining,
     dsq_rc rc = DSQ_OK;
     if ((t->flags & DSQ_TXN_STREAM) || !t->buf || t->finished)
         goto done;
-    uint32_t limit = t->base_count < t->low_water ? t->base_count
-                                                   : t->low_water;
+    uint32_t limit =
+        t->base_count < t->low_water ? t->base_count : t->low_water;
     rc = dsq_pgbuf_pgnos(t->buf, &pgnos, &n);
     if (rc != DSQ_OK)
         goto out;

@@ -38,11 +38,11 @@ struct dsq_txn;
 
 /* Counters of one db handle (monotonic). */
 struct dsq_db_stats {
-    uint64_t commits;       /* versions this handle published */
-    uint64_t conflicts;     /* commits refused as conflicting */
-    uint64_t rebases;       /* lost races resolved by rebasing */
-    uint64_t retries;       /* retried store calls */
-    uint64_t cache_hits;    /* page reads served from memory */
+    uint64_t commits;    /* versions this handle published */
+    uint64_t conflicts;  /* commits refused as conflicting */
+    uint64_t rebases;    /* lost races resolved by rebasing */
+    uint64_t retries;    /* retried store calls */
+    uint64_t cache_hits; /* page reads served from memory */
     uint64_t cache_misses;
     uint64_t store_gets;
     uint64_t store_puts;
@@ -90,9 +90,9 @@ struct dsq_snap *dsq_snap_ref(struct dsq_snap *s);
 void dsq_snap_release(struct dsq_snap *s);
 
 uint64_t dsq_snap_version(const struct dsq_snap *s);
-uint32_t dsq_snap_page_size(const struct dsq_snap *s);  /* 0 if empty */
+uint32_t dsq_snap_page_size(const struct dsq_snap *s); /* 0 if empty */
 uint32_t dsq_snap_page_count(const struct dsq_snap *s);
-uint64_t dsq_snap_time_ms(const struct dsq_snap *s);    /* 0 if empty */
+uint64_t dsq_snap_time_ms(const struct dsq_snap *s); /* 0 if empty */
 
 /* Read one page (page_size bytes; zeros past page_count: DSQ_ERANGE). */
 dsq_rc dsq_snap_read_page(struct dsq_snap *s, uint32_t pgno, void *buf,
@@ -101,8 +101,8 @@ dsq_rc dsq_snap_read_page(struct dsq_snap *s, uint32_t pgno, void *buf,
  * Read pages first..first+count-1 into buf (count*page_size bytes),
  * coalescing neighbouring pages of one segment into single ranged reads.
  */
-dsq_rc dsq_snap_read_pages(struct dsq_snap *s, uint32_t first,
-                           uint32_t count, void *buf, struct dsq_err *e);
+dsq_rc dsq_snap_read_pages(struct dsq_snap *s, uint32_t first, uint32_t count,
+                           void *buf, struct dsq_err *e);
 
 /* ---- write transactions ---- */
 
@@ -116,8 +116,8 @@ enum dsq_txn_flags {
     DSQ_TXN_STREAM = 1,
 };
 
-dsq_rc dsq_txn_begin(struct dsq_snap *s, unsigned flags,
-                     struct dsq_txn **out, struct dsq_err *e);
+dsq_rc dsq_txn_begin(struct dsq_snap *s, unsigned flags, struct dsq_txn **out,
+                     struct dsq_err *e);
 /* Only while the database is empty (snapshot page_count 0). */
 dsq_rc dsq_txn_set_page_size(struct dsq_txn *t, uint32_t page_size,
                              struct dsq_err *e);
@@ -127,21 +127,20 @@ dsq_rc dsq_txn_write_page(struct dsq_txn *t, uint32_t pgno, const void *page,
                           struct dsq_err *e);
 dsq_rc dsq_txn_read_page(struct dsq_txn *t, uint32_t pgno, void *buf,
                          struct dsq_err *e);
-dsq_rc dsq_txn_set_page_count(struct dsq_txn *t, uint32_t n,
-                              struct dsq_err *e);
+dsq_rc dsq_txn_set_page_count(struct dsq_txn *t, uint32_t n, struct dsq_err *e);
 uint32_t dsq_txn_page_count(const struct dsq_txn *t);
 uint64_t dsq_txn_snapshot_version(const struct dsq_txn *t);
 /* Number of distinct pages written so far. */
 size_t dsq_txn_dirty_pages(const struct dsq_txn *t);
 
 struct dsq_commit_info {
-    uint64_t version;        /* the version published (or the snapshot's
-                                when nothing changed) */
-    unsigned attempts;       /* manifest PUTs tried */
+    uint64_t version;  /* the version published (or the snapshot's
+                          when nothing changed) */
+    unsigned attempts; /* manifest PUTs tried */
     unsigned rebases;
     uint64_t objects_written;
     uint64_t bytes_written;
-    int noop;                /* nothing to commit */
+    int noop; /* nothing to commit */
 };
 
 /*
@@ -176,10 +175,10 @@ struct dsq_changes {
     struct dsq_page_range *ranges; /* owned; pages written or freed, sorted,
                                       merged (page 1 included) */
     size_t n_ranges;
-    int page1_changed;    /* some version changed page 1 beyond its
-                             change counters (page count, freelist,
-                             schema) */
-    uint32_t page_count;  /* page count at version to */
+    int page1_changed;   /* some version changed page 1 beyond its
+                            change counters (page count, freelist,
+                            schema) */
+    uint32_t page_count; /* page count at version to */
 };
 
 /* from <= to; from may be 0.  Loads manifests from+1..to. */
@@ -203,7 +202,7 @@ struct dsq_version_info {
     uint64_t time_ms;
     uint32_t page_size;
     uint32_t page_count;
-    uint64_t pages_written;   /* size of the write set */
+    uint64_t pages_written; /* size of the write set */
     uint64_t ckpt_version;
     char writer_id[33];
     char txn_id[33];
@@ -221,7 +220,7 @@ struct dsq_verify_report {
     uint64_t versions;
     uint64_t first_version, last_version;
     uint64_t segments, chunks, pages_checked;
-    uint64_t problems;       /* each also logged with the object's key */
+    uint64_t problems; /* each also logged with the object's key */
 };
 /*
  * Check that versions are contiguous, every manifest decodes, every object
@@ -239,17 +238,17 @@ dsq_rc dsq_db_verify(struct dsq_db *db, struct dsq_verify_report *rep,
  * are older than grace_ms; with do_delete, remove them.  fn (may be NULL)
  * is called per orphan.
  */
-typedef void (*dsq_orphan_fn)(const char *key, uint64_t size,
-                              uint64_t mtime_ms, int deleted, void *arg);
-dsq_rc dsq_db_recovery_scan(struct dsq_db *db, uint64_t grace_ms,
-                            int do_delete, dsq_orphan_fn fn, void *arg,
-                            uint64_t *n_orphans, struct dsq_err *e);
+typedef void (*dsq_orphan_fn)(const char *key, uint64_t size, uint64_t mtime_ms,
+                              int deleted, void *arg);
+dsq_rc dsq_db_recovery_scan(struct dsq_db *db, uint64_t grace_ms, int do_delete,
+                            dsq_orphan_fn fn, void *arg, uint64_t *n_orphans,
+                            struct dsq_err *e);
 
 struct dsq_gc_report {
-    uint64_t head;             /* newest version */
-    uint64_t floor;            /* oldest version kept */
+    uint64_t head;  /* newest version */
+    uint64_t floor; /* oldest version kept */
     uint64_t versions_removed;
-    uint64_t objects_removed;  /* segments and chunks only they used */
+    uint64_t objects_removed; /* segments and chunks only they used */
 };
 /*
  * Remove old versions: keep the newest keep_versions (>= 1) and every

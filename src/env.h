@@ -13,8 +13,8 @@
 #include <stdint.h>
 
 struct dsq_env_ops {
-    uint64_t (*now_ms)(void);   /* wall clock, ms since the Unix epoch */
-    uint64_t (*mono_ns)(void);  /* monotonic clock */
+    uint64_t (*now_ms)(void);  /* wall clock, ms since the Unix epoch */
+    uint64_t (*mono_ns)(void); /* monotonic clock */
     void (*sleep_ms)(uint64_t ms);
     void (*random)(void *buf, size_t n); /* cryptographic quality */
 };

@@ -19,27 +19,27 @@
 
 typedef enum {
     DSQ_OK = 0,
-    DSQ_ENOMEM = 1,      /* allocation failed */
-    DSQ_EINVAL = 2,      /* bad argument, option or input from the user */
-    DSQ_EIO = 3,         /* local I/O failed, or a permanent store error */
-    DSQ_ENOTFOUND = 4,   /* object, database or version does not exist */
-    DSQ_EPRECOND = 5,    /* conditional write lost: the key exists or the
-                            etag did not match */
-    DSQ_ETRANSIENT = 6,  /* retryable: 5xx, SlowDown, timeout, reset; on a
-                            conditional write the outcome is unknown */
-    DSQ_ECORRUPT = 7,    /* data read from the store or cache failed
-                            validation (checksum, framing, schema) */
-    DSQ_ECONFLICT = 8,   /* commit conflicts with a commit made since the
-                            transaction's snapshot */
-    DSQ_EAUTH = 9,       /* credentials refused or missing */
-    DSQ_EBUSY = 10,      /* resource busy (retry later) */
-    DSQ_ERANGE = 11,     /* value or size out of range, cap exceeded */
-    DSQ_EEXIST = 12,     /* already exists (user-level, e.g. import) */
+    DSQ_ENOMEM = 1,        /* allocation failed */
+    DSQ_EINVAL = 2,        /* bad argument, option or input from the user */
+    DSQ_EIO = 3,           /* local I/O failed, or a permanent store error */
+    DSQ_ENOTFOUND = 4,     /* object, database or version does not exist */
+    DSQ_EPRECOND = 5,      /* conditional write lost: the key exists or the
+                              etag did not match */
+    DSQ_ETRANSIENT = 6,    /* retryable: 5xx, SlowDown, timeout, reset; on a
+                              conditional write the outcome is unknown */
+    DSQ_ECORRUPT = 7,      /* data read from the store or cache failed
+                              validation (checksum, framing, schema) */
+    DSQ_ECONFLICT = 8,     /* commit conflicts with a commit made since the
+                              transaction's snapshot */
+    DSQ_EAUTH = 9,         /* credentials refused or missing */
+    DSQ_EBUSY = 10,        /* resource busy (retry later) */
+    DSQ_ERANGE = 11,       /* value or size out of range, cap exceeded */
+    DSQ_EEXIST = 12,       /* already exists (user-level, e.g. import) */
     DSQ_EUNSUPPORTED = 13, /* store or input lacks a required feature */
-    DSQ_ERETRIES = 14,   /* retries exhausted (transient errors or rebase
-                            rounds) */
-    DSQ_EPERM = 15,      /* operation not permitted (read-only, policy) */
-    DSQ_RC_COUNT_       /* not a code: one past the last */
+    DSQ_ERETRIES = 14,     /* retries exhausted (transient errors or rebase
+                              rounds) */
+    DSQ_EPERM = 15,        /* operation not permitted (read-only, policy) */
+    DSQ_RC_COUNT_          /* not a code: one past the last */
 } dsq_rc;
 
 /* Static string for a code; never NULL, also for unknown values. */
@@ -56,9 +56,9 @@ const char *dsq_rc_name(dsq_rc rc);
  */
 struct dsq_err {
     dsq_rc rc;
-    int http_status;        /* 0 when not an HTTP error */
-    char code[64];          /* S3 error code ("NoSuchBucket"), or "" */
-    char request_id[128];   /* x-amz-request-id, or "" */
+    int http_status;           /* 0 when not an HTTP error */
+    char code[64];             /* S3 error code ("NoSuchBucket"), or "" */
+    char request_id[128];      /* x-amz-request-id, or "" */
     char msg[DSQ_ERR_MSG_MAX]; /* one line naming the cause */
 };
 
@@ -84,8 +84,7 @@ const char *dsq_err_text(const struct dsq_err *e, dsq_rc rc);
  * sets e and evaluates to DSQ_ECORRUPT.
  */
 dsq_rc dsq__corrupt(struct dsq_err *e, const char *file, int line,
-                    const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 #define DSQ_CORRUPT(e, ...) dsq__corrupt((e), __FILE__, __LINE__, __VA_ARGS__)
 
 /*

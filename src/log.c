@@ -11,13 +11,13 @@
 volatile int dsq__log_level = DSQ_LOG_WARNING;
 
 static pthread_mutex_t sink_mu = PTHREAD_MUTEX_INITIALIZER;
-static dsq_log_sink cur_sink;     /* guarded by sink_mu */
-static void *cur_arg;             /* guarded by sink_mu */
+static dsq_log_sink cur_sink; /* guarded by sink_mu */
+static void *cur_arg;         /* guarded by sink_mu */
 
 static void stderr_sink(enum dsq_log_level level, const char *module,
                         const char *msg, void *arg)
 {
-    static const char *names[] = {"emerg", "alert", "crit",  "error",
+    static const char *names[] = {"emerg",   "alert",  "crit", "error",
                                   "warning", "notice", "info", "debug"};
     (void)arg;
     fprintf(stderr, "dsqlfs: %s: %s: %s\n", names[level & 7], module, msg);
@@ -54,8 +54,8 @@ void dsq_log_use_syslog(void)
     dsq_log_set_sink(syslog_sink, NULL);
 }
 
-void dsq_log_vmsg(enum dsq_log_level level, const char *module,
-                  const char *fmt, va_list ap)
+void dsq_log_vmsg(enum dsq_log_level level, const char *module, const char *fmt,
+                  va_list ap)
 {
     char msg[2048];
     vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -69,8 +69,8 @@ void dsq_log_vmsg(enum dsq_log_level level, const char *module,
     pthread_mutex_unlock(&sink_mu);
 }
 
-void dsq_log_msg(enum dsq_log_level level, const char *module,
-                 const char *fmt, ...)
+void dsq_log_msg(enum dsq_log_level level, const char *module, const char *fmt,
+                 ...)
 {
     va_list ap;
     va_start(ap, fmt);

@@ -36,10 +36,10 @@ void dsq_log_set_sink(dsq_log_sink sink, void *arg);
 /* Use syslog (openlog done by the caller or lazily with ident "dsqlfs"). */
 void dsq_log_use_syslog(void);
 
-void dsq_log_msg(enum dsq_log_level level, const char *module,
-                 const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-void dsq_log_vmsg(enum dsq_log_level level, const char *module,
-                  const char *fmt, va_list ap);
+void dsq_log_msg(enum dsq_log_level level, const char *module, const char *fmt,
+                 ...) __attribute__((format(printf, 3, 4)));
+void dsq_log_vmsg(enum dsq_log_level level, const char *module, const char *fmt,
+                  va_list ap);
 
 extern volatile int dsq__log_level;
 

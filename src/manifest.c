@@ -925,8 +925,8 @@ static dsq_rc small_encode(const char *what, const char *format,
                            struct dsq_buf *out, struct dsq_err *e)
 {
     if (value > DSQ_JSON_INT_MAX || !time_valid(time_ms))
-        return dsq_err_set(e, DSQ_EINVAL, "%s: %s or time out of range",
-                           what, field);
+        return dsq_err_set(e, DSQ_EINVAL, "%s: %s or time out of range", what,
+                           field);
     size_t base = out->len;
     struct jw w = {out, DSQ_OK};
     jw_raw(&w, "{", 1);
@@ -956,8 +956,8 @@ static dsq_rc small_decode(const uint8_t *data, size_t len, const char *key,
     struct jr r = {"", 0};
     uint64_t v = 0, t = 0;
     const char *s;
-    dsq_rc rc = jopen(data, len, DSQ_ROOT_MAX_BYTES, what, format,
-                      ROOT_FORMAT, key, &root, e);
+    dsq_rc rc = jopen(data, len, DSQ_ROOT_MAX_BYTES, what, format, ROOT_FORMAT,
+                      key, &root, e);
     if (rc != DSQ_OK)
         return rc;
     if (jfield_u(&r, root, field, DSQ_JSON_INT_MAX, &v) < 0)
@@ -989,8 +989,8 @@ dsq_rc dsq_root_decode(const uint8_t *data, size_t len, const char *key,
                        struct dsq_root *out, struct dsq_err *e)
 {
     struct dsq_root v;
-    dsq_rc rc = small_decode(data, len, key, "root", "dsqlfs-root",
-                             "version", &v.version, &v.time_ms, e);
+    dsq_rc rc = small_decode(data, len, key, "root", "dsqlfs-root", "version",
+                             &v.version, &v.time_ms, e);
     if (rc == DSQ_OK)
         *out = v;
     return rc;
@@ -999,16 +999,16 @@ dsq_rc dsq_root_decode(const uint8_t *data, size_t len, const char *key,
 dsq_rc dsq_gcfloor_encode(const struct dsq_gcfloor *g, struct dsq_buf *out,
                           struct dsq_err *e)
 {
-    return small_encode("gc.json", "dsqlfs-gc", "floor", g->floor,
-                        g->time_ms, out, e);
+    return small_encode("gc.json", "dsqlfs-gc", "floor", g->floor, g->time_ms,
+                        out, e);
 }
 
 dsq_rc dsq_gcfloor_decode(const uint8_t *data, size_t len, const char *key,
                           struct dsq_gcfloor *out, struct dsq_err *e)
 {
     struct dsq_gcfloor v;
-    dsq_rc rc = small_decode(data, len, key, "gc floor", "dsqlfs-gc",
-                             "floor", &v.floor, &v.time_ms, e);
+    dsq_rc rc = small_decode(data, len, key, "gc floor", "dsqlfs-gc", "floor",
+                             &v.floor, &v.time_ms, e);
     if (rc == DSQ_OK)
         *out = v;
     return rc;

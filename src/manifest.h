@@ -21,7 +21,7 @@
 
 #define DSQ_MANIFEST_FORMAT 1
 #define DSQ_MANIFEST_MAX_BYTES (256u << 20) /* cap on a manifest body */
-#define DSQ_ROOT_MAX_BYTES (64u << 10)       /* cap on a root.json body */
+#define DSQ_ROOT_MAX_BYTES (64u << 10)      /* cap on a root.json body */
 /* Caps on the arrays of one manifest (checked before allocating). */
 #define DSQ_MANIFEST_MAX_RANGES (1u << 24)  /* write_set, freed_set each */
 #define DSQ_MANIFEST_MAX_KEYS (1u << 20)    /* created, overlay segments */
@@ -42,9 +42,9 @@ struct dsq_range {
 /* A checkpoint's reference to one page-table chunk object. */
 struct dsq_chunk_ref {
     uint32_t index;
-    char *key;          /* owned: "pagetables/{uuid}.ptc" */
-    uint64_t size;      /* object size in bytes */
-    uint64_t checksum;  /* dsq_object_checksum of the whole object */
+    char *key;         /* owned: "pagetables/{uuid}.ptc" */
+    uint64_t size;     /* object size in bytes */
+    uint64_t checksum; /* dsq_object_checksum of the whole object */
 };
 
 enum dsq_page1_change {
@@ -61,13 +61,13 @@ enum dsq_page1_change {
  * zero-filled page.
  */
 struct dsq_manifest {
-    uint64_t version;          /* >= 1 */
-    uint64_t parent;           /* version - 1 */
-    uint32_t page_size;        /* power of two, 512..65536 */
+    uint64_t version;   /* >= 1 */
+    uint64_t parent;    /* version - 1 */
+    uint32_t page_size; /* power of two, 512..65536 */
     uint32_t page_count;
-    char writer_id[33];        /* 32 hex: the process that committed */
-    char txn_id[33];           /* 32 hex: the transaction */
-    uint64_t time_ms;          /* commit time, ms since epoch */
+    char writer_id[33]; /* 32 hex: the process that committed */
+    char txn_id[33];    /* 32 hex: the transaction */
+    uint64_t time_ms;   /* commit time, ms since epoch */
 
     /* what the transaction that made this version did (conflicts) */
     struct dsq_range *write_set; /* owned; sorted, disjoint, non-adjacent */
@@ -78,19 +78,19 @@ struct dsq_manifest {
     enum dsq_page1_change page1;
 
     /* objects first published by this version (for recovery-scan) */
-    char **created;            /* owned: keys relative to the db prefix */
+    char **created; /* owned: keys relative to the db prefix */
     size_t n_created;
 
     /* checkpoint this version builds on */
-    uint64_t ckpt_version;     /* <= version; == version at a checkpoint;
-                                  0 = none (no chunks) */
-    uint32_t ckpt_page_limit;  /* chunk entries above this are void */
-    uint32_t chunk_pages;      /* pages per chunk (power of two) */
+    uint64_t ckpt_version;        /* <= version; == version at a checkpoint;
+                                     0 = none (no chunks) */
+    uint32_t ckpt_page_limit;     /* chunk entries above this are void */
+    uint32_t chunk_pages;         /* pages per chunk (power of two) */
     struct dsq_chunk_ref *chunks; /* owned; sorted by index, unique */
     size_t n_chunks;
 
     /* pages changed since the checkpoint (latest location of each) */
-    char **segments;           /* owned: overlay's segment-key table */
+    char **segments; /* owned: overlay's segment-key table */
     size_t n_segments;
     struct dsq_page_loc *overlay; /* owned; sorted by pgno, unique,
                                      pgno <= page_count */

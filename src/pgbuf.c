@@ -17,9 +17,9 @@
 #include <unistd.h>
 
 struct slot {
-    uint32_t pgno;      /* 0 = empty, UINT32_MAX = tombstone */
-    uint8_t *mem;       /* page in memory, or NULL */
-    uint64_t file_off;  /* valid when mem == NULL */
+    uint32_t pgno;     /* 0 = empty, UINT32_MAX = tombstone */
+    uint8_t *mem;      /* page in memory, or NULL */
+    uint64_t file_off; /* valid when mem == NULL */
 };
 
 #define TOMB UINT32_MAX
@@ -29,11 +29,11 @@ struct dsq_pgbuf {
     uint64_t mem_limit;
     char *spill_dir;
     struct slot *slots;
-    size_t cap;         /* power of two */
-    size_t used;        /* live + tombstones */
+    size_t cap;  /* power of two */
+    size_t used; /* live + tombstones */
     size_t live;
     uint64_t mem_bytes;
-    int fd;             /* spill file, -1 until needed */
+    int fd; /* spill file, -1 until needed */
     uint64_t file_end;
 };
 
@@ -183,8 +183,7 @@ dsq_rc dsq_pgbuf_put(struct dsq_pgbuf *b, uint32_t pgno, const void *page,
                      struct dsq_err *e)
 {
     if (pgno == 0 || pgno == TOMB)
-        return dsq_err_set(e, DSQ_EINVAL, "page number %u out of range",
-                           pgno);
+        return dsq_err_set(e, DSQ_EINVAL, "page number %u out of range", pgno);
     struct slot *s = find(b, pgno);
     if (s) {
         if (s->mem) {
@@ -303,8 +302,7 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-dsq_rc dsq_pgbuf_pgnos(const struct dsq_pgbuf *b, uint32_t **pgnos,
-                       size_t *n)
+dsq_rc dsq_pgbuf_pgnos(const struct dsq_pgbuf *b, uint32_t **pgnos, size_t *n)
 {
     uint32_t *v = malloc((b->live ? b->live : 1) * sizeof(*v));
     if (!v)

@@ -36,7 +36,6 @@ uint64_t dsq_pgbuf_mem_bytes(const struct dsq_pgbuf *b);
 uint64_t dsq_pgbuf_spill_bytes(const struct dsq_pgbuf *b);
 
 /* The page numbers held, ascending (malloc'd array of *n). */
-dsq_rc dsq_pgbuf_pgnos(const struct dsq_pgbuf *b, uint32_t **pgnos,
-                       size_t *n);
+dsq_rc dsq_pgbuf_pgnos(const struct dsq_pgbuf *b, uint32_t **pgnos, size_t *n);
 
 #endif

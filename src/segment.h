@@ -47,17 +47,16 @@ enum dsq_codec {
  * decoded image, so a page served under the wrong number fails too.
  */
 struct dsq_page_loc {
-    uint32_t pgno;     /* >= 1 */
-    uint32_t seg;      /* index into the owner's segment-key table */
-    uint64_t offset;   /* byte offset of the stored bytes in the segment */
-    uint32_t length;   /* stored length, 1..DSQ_STORED_PAGE_MAX */
-    uint8_t codec;     /* enum dsq_codec */
+    uint32_t pgno;   /* >= 1 */
+    uint32_t seg;    /* index into the owner's segment-key table */
+    uint64_t offset; /* byte offset of the stored bytes in the segment */
+    uint32_t length; /* stored length, 1..DSQ_STORED_PAGE_MAX */
+    uint8_t codec;   /* enum dsq_codec */
     uint64_t checksum;
 };
 
 int dsq_page_size_valid(uint32_t page_size);
-uint64_t dsq_page_checksum(const void *page, uint32_t page_size,
-                           uint32_t pgno);
+uint64_t dsq_page_checksum(const void *page, uint32_t page_size, uint32_t pgno);
 /* XXH3_64bits of a whole object (page-table chunks, cache files). */
 uint64_t dsq_object_checksum(const void *data, size_t len);
 
@@ -82,8 +81,8 @@ dsq_rc dsq_page_decode(const uint8_t *stored, size_t len,
 struct dsq_seg_builder;
 
 /* txn_id: 32 lowercase hex digits. compress: try zstd per page. */
-dsq_rc dsq_seg_builder_new(uint32_t page_size, int compress,
-                           const char *txn_id, struct dsq_seg_builder **out);
+dsq_rc dsq_seg_builder_new(uint32_t page_size, int compress, const char *txn_id,
+                           struct dsq_seg_builder **out);
 /* Add one page image (page_size bytes); a pgno may be added only once. */
 dsq_rc dsq_seg_builder_add(struct dsq_seg_builder *b, uint32_t pgno,
                            const void *page);
@@ -131,7 +130,7 @@ struct dsq_chunk {
     uint32_t index;
     uint32_t chunk_pages;
     uint32_t page_size;
-    char **segments;             /* owned: keys relative to the db prefix */
+    char **segments; /* owned: keys relative to the db prefix */
     size_t n_segments;
     struct dsq_page_loc *entries; /* owned */
     size_t n_entries;

@@ -73,9 +73,8 @@ static int cmp_u32(const void *a, const void *b)
 }
 
 dsq_rc dsq_sqlite_freelist(const uint8_t *page1, uint32_t page_size,
-                           uint32_t page_count, dsq_page_reader read,
-                           void *ctx, uint32_t **pages, size_t *n,
-                           struct dsq_err *e)
+                           uint32_t page_count, dsq_page_reader read, void *ctx,
+                           uint32_t **pages, size_t *n, struct dsq_err *e)
 {
     uint32_t trunk = dsq_be32(page1 + DSQ_SQLITE_HDR_FREELIST_TRUNK);
     uint32_t total = dsq_be32(page1 + DSQ_SQLITE_HDR_FREELIST_COUNT);
@@ -85,8 +84,8 @@ dsq_rc dsq_sqlite_freelist(const uint8_t *page1, uint32_t page_size,
     dsq_rc rc = DSQ_OK;
 
     if (total > page_count)
-        return DSQ_CORRUPT(e, "freelist count %u exceeds page count %u",
-                           total, page_count);
+        return DSQ_CORRUPT(e, "freelist count %u exceeds page count %u", total,
+                           page_count);
     v = malloc(((size_t)total + 1) * sizeof(*v));
     buf = malloc(page_size);
     if (!v || !buf) {
@@ -96,7 +95,8 @@ dsq_rc dsq_sqlite_freelist(const uint8_t *page1, uint32_t page_size,
     /* each trunk adds at least one page, so total+1 iterations bound it */
     while (trunk != 0) {
         if (trunk > page_count || k >= total) {
-            rc = DSQ_CORRUPT(e, "freelist trunk %u out of range "
+            rc = DSQ_CORRUPT(e,
+                             "freelist trunk %u out of range "
                              "(page count %u, freelist count %u)",
                              trunk, page_count, total);
             goto out;

@@ -57,8 +57,7 @@ typedef dsq_rc (*dsq_page_reader)(void *ctx, uint32_t pgno, uint8_t *buf,
  * DSQ_ECORRUPT.
  */
 dsq_rc dsq_sqlite_freelist(const uint8_t *page1, uint32_t page_size,
-                           uint32_t page_count, dsq_page_reader read,
-                           void *ctx, uint32_t **pages, size_t *n,
-                           struct dsq_err *e);
+                           uint32_t page_count, dsq_page_reader read, void *ctx,
+                           uint32_t **pages, size_t *n, struct dsq_err *e);
 
 #endif

@@ -277,8 +277,8 @@ dsq_rc dsq_store_check_conditional(struct dsq_store *st, struct dsq_err *e)
     char key[128], hex[33];
     dsq_random_hex32(hex);
     snprintf(key, sizeof(key), ".dsqlfs-probe/%s", hex);
-    dsq_rc rc = dsq_store_put(st, key, "probe", 5, DSQ_PUT_CREATE, NULL, NULL,
-                              e);
+    dsq_rc rc =
+        dsq_store_put(st, key, "probe", 5, DSQ_PUT_CREATE, NULL, NULL, e);
     if (rc != DSQ_OK) {
         dsq_err_prefix(e, "writing a probe object");
         return rc;

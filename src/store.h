@@ -43,8 +43,8 @@
 /* Metadata of one object. */
 struct dsq_objinfo {
     uint64_t size;
-    uint64_t mtime_ms;          /* last modified, ms since epoch (0 unknown) */
-    char etag[DSQ_ETAG_MAX];    /* opaque, unquoted; "" if unknown */
+    uint64_t mtime_ms;       /* last modified, ms since epoch (0 unknown) */
+    char etag[DSQ_ETAG_MAX]; /* opaque, unquoted; "" if unknown */
 };
 
 enum dsq_put_cond {
@@ -55,7 +55,7 @@ enum dsq_put_cond {
 
 /* One entry of a listing. */
 struct dsq_list_entry {
-    char *key;             /* owned by the page */
+    char *key; /* owned by the page */
     struct dsq_objinfo info;
 };
 
@@ -67,19 +67,19 @@ struct dsq_list_entry {
 struct dsq_list_page {
     struct dsq_list_entry *entries; /* owned */
     size_t n_entries;
-    char **common_prefixes;         /* owned */
+    char **common_prefixes; /* owned */
     size_t n_prefixes;
-    char *next_token;               /* owned; NULL when this is the last page */
+    char *next_token; /* owned; NULL when this is the last page */
 };
 
 void dsq_list_page_cleanup(struct dsq_list_page *p);
 
 struct dsq_list_req {
-    const char *prefix;       /* may be NULL or "" */
-    const char *delimiter;    /* may be NULL */
-    const char *start_after;  /* may be NULL: keys strictly greater */
-    const char *token;        /* continuation token from a previous page */
-    size_t max_keys;          /* 0 = backend default (1000) */
+    const char *prefix;      /* may be NULL or "" */
+    const char *delimiter;   /* may be NULL */
+    const char *start_after; /* may be NULL: keys strictly greater */
+    const char *token;       /* continuation token from a previous page */
+    size_t max_keys;         /* 0 = backend default (1000) */
 };
 
 struct dsq_store;
@@ -110,7 +110,7 @@ struct dsq_store_ops {
 /* Common header of every store; backends embed it first. */
 struct dsq_store {
     const struct dsq_store_ops *ops;
-    char *url;   /* owned: what the user gave, without credentials */
+    char *url; /* owned: what the user gave, without credentials */
 };
 
 /* Thin dispatchers that also validate keys (DSQ_EINVAL naming the key). */
@@ -132,8 +132,7 @@ dsq_rc dsq_store_list(struct dsq_store *st, const struct dsq_list_req *req,
  */
 void dsq_store_set_wait_hook(void (*hook)(void));
 
-dsq_rc dsq_store_del(struct dsq_store *st, const char *key,
-                     struct dsq_err *e);
+dsq_rc dsq_store_del(struct dsq_store *st, const char *key, struct dsq_err *e);
 void dsq_store_free(struct dsq_store *st);
 
 /*

@@ -16,9 +16,9 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *const drop[] = {"defaults", "auto", "noauto", "nofail",
-                                   "_netdev", "user", "users", "nouser",
-                                   "owner", "group", "rw", NULL};
+static const char *const drop[] = {"defaults", "auto",  "noauto", "nofail",
+                                   "_netdev",  "user",  "users",  "nouser",
+                                   "owner",    "group", "rw",     NULL};
 
 static int dropped(const char *o)
 {
@@ -84,7 +84,6 @@ int main(int argc, char **argv)
         execv(prog, args);
     else
         execvp(prog, args);
-    fprintf(stderr, "mount.dsqlfs: cannot run %s: %s\n", prog,
-            strerror(errno));
+    fprintf(stderr, "mount.dsqlfs: cannot run %s: %s\n", prog, strerror(errno));
     return 1;
 }
