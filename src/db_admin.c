@@ -1,0 +1,793 @@
+/*
+ * db_admin.c - the engine's maintenance and inspection: the version list,
+ * verify, recovery scan, gc with its floor (C9), fault points, and the
+ * calls the FUSE daemon uses to stay coherent (freshness checks, changes
+ * between versions, dropping unchanged pages).
+ *
+ * Layer: services (the engine; shares db_int.h with db.c and
+ * db_commit.c).  Thread-safety as db.h states for struct dsq_db.
+ */
+#include "db_int.h"
+
+/* ------------------------------------------------------------------ */
+/* 8. admin                                                             */
+/* ------------------------------------------------------------------ */
+
+struct vlist {
+    uint64_t *v;
+    size_t n, cap;
+    uint64_t ignored;
+};
+
+static int vlist_fn(const char *rel, const struct dsq_objinfo *info, void *arg)
+{
+    struct vlist *l = arg;
+    uint64_t v;
+    (void)info;
+    if (dsq_manifest_key_parse(rel, &v) != 0) {
+        l->ignored++;
+        return 0;
+    }
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 64;
+        uint64_t *nv = realloc(l->v, nc * sizeof(*nv));
+        if (!nv)
+            return 1;
+        l->v = nv;
+        l->cap = nc;
+    }
+    l->v[l->n++] = v;
+    return 0;
+}
+
+static dsq_rc list_versions(struct dsq_db *db, struct vlist *l,
+                            struct dsq_err *e)
+{
+    memset(l, 0, sizeof(*l));
+    return dsq__list_rel(db, "manifests/", NULL, vlist_fn, l, e);
+}
+
+dsq_rc dsq_db_versions(struct dsq_db *db, dsq_version_fn fn, void *arg,
+                       struct dsq_err *e)
+{
+    struct vlist l;
+    dsq_rc rc = list_versions(db, &l, e);
+    for (size_t i = 0; rc == DSQ_OK && i < l.n; i++) {
+        struct dsq_manifest *m = NULL;
+        rc = dsq__load_manifest(db, l.v[i], &m, e);
+        if (rc != DSQ_OK)
+            break;
+        struct dsq_version_info vi = {.version = m->version,
+                                      .time_ms = m->time_ms,
+                                      .page_size = m->page_size,
+                                      .page_count = m->page_count,
+                                      .ckpt_version = m->ckpt_version};
+        for (size_t k = 0; k < m->n_write; k++)
+            vi.pages_written += m->write_set[k].count;
+        memcpy(vi.writer_id, m->writer_id, 33);
+        memcpy(vi.txn_id, m->txn_id, 33);
+        dsq_manifest_free(m);
+        if (fn(&vi, arg))
+            break;
+    }
+    free(l.v);
+    return rc;
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void strlist_sort_unique(struct strlist *l)
+{
+    if (l->n == 0)
+        return;
+    qsort(l->v, l->n, sizeof(*l->v), str_cmp);
+    size_t k = 1;
+    for (size_t i = 1; i < l->n; i++) {
+        if (strcmp(l->v[i], l->v[k - 1]) == 0)
+            free(l->v[i]);
+        else
+            l->v[k++] = l->v[i];
+    }
+    l->n = k;
+}
+
+static int strlist_has(const struct strlist *l, const char *s)
+{
+    if (l->n == 0)
+        return 0;
+    return bsearch(&s, l->v, l->n, sizeof(*l->v), str_cmp) != NULL;
+}
+
+/* Decoded segment page tables, by key (for verify). */
+struct segidx {
+    char *key;
+    struct dsq_segment *seg; /* NULL if it failed to load */
+};
+
+static int segidx_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct segidx *)a)->key,
+                  ((const struct segidx *)b)->key);
+}
+
+static void problem(struct dsq_verify_report *rep, dsq_problem_fn fn, void *arg,
+                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void problem(struct dsq_verify_report *rep, dsq_problem_fn fn, void *arg,
+                    const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    rep->problems++;
+    dsq_log(DSQ_LOG_ERR, "verify", "%s", msg);
+    if (fn)
+        fn(msg, arg);
+}
+
+/* Is loc (in segment key) a page the decoded segment really holds? */
+static int loc_in_segment(const struct dsq_segment *s,
+                          const struct dsq_page_loc *loc, uint32_t page_size)
+{
+    if (!s || s->page_size != page_size)
+        return 0;
+    size_t lo = 0, hi = s->n_pages;
+    while (lo < hi) { /* pages are laid out in ascending offset order */
+        size_t mid = lo + (hi - lo) / 2;
+        const struct dsq_page_loc *p = &s->pages[mid];
+        if (p->offset == loc->offset)
+            return p->pgno == loc->pgno && p->length == loc->length &&
+                   p->codec == loc->codec && p->checksum == loc->checksum;
+        if (p->offset < loc->offset)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
+}
+
+static const struct segidx *segidx_find(const struct segidx *v, size_t n,
+                                        const char *key)
+{
+    struct segidx k = {.key = (char *)key};
+    return n ? bsearch(&k, v, n, sizeof(*v), segidx_cmp) : NULL;
+}
+
+struct chunkrec {
+    struct dsq_chunk_ref ref; /* key owned */
+    uint32_t page_size, chunk_pages;
+    struct dsq_chunk *chunk; /* NULL if it failed */
+};
+
+static int chunkrec_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct chunkrec *)a)->ref.key,
+                  ((const struct chunkrec *)b)->ref.key);
+}
+
+dsq_rc dsq_db_verify(struct dsq_db *db, struct dsq_verify_report *rep,
+                     dsq_problem_fn report_fn, dsq_progress_fn progress,
+                     void *arg, struct dsq_err *e)
+{
+    struct vlist l;
+    struct strlist segkeys = {0};
+    struct chunkrec *crs = NULL;
+    size_t n_crs = 0, cap_crs = 0;
+    struct segidx *segs = NULL;
+    size_t n_segs = 0;
+    struct dsq_buf buf;
+    dsq_rc rc;
+
+    dsq_buf_init(&buf, OBJ_CAP);
+    memset(rep, 0, sizeof(*rep));
+    rc = list_versions(db, &l, e);
+    if (rc != DSQ_OK)
+        return rc;
+    rep->versions = l.n;
+    if (l.n == 0)
+        goto out;
+    rep->first_version = l.v[0];
+    rep->last_version = l.v[l.n - 1];
+    uint64_t total = l.n * 2, done = 0;
+
+    /* pass 1: manifests decode, chain is contiguous; collect objects */
+    for (size_t i = 0; i < l.n; i++) {
+        if (i > 0 && l.v[i] != l.v[i - 1] + 1)
+            problem(rep, report_fn, arg, "%s: versions %llu..%llu are missing",
+                    db->prefix, (unsigned long long)l.v[i - 1] + 1,
+                    (unsigned long long)l.v[i] - 1);
+        struct dsq_manifest *m = NULL;
+        struct dsq_err me;
+        dsq_err_clear(&me);
+        dsq_rc mrc = dsq__load_manifest(db, l.v[i], &m, &me);
+        if (progress)
+            progress(++done, total, arg);
+        if (mrc == DSQ_ECORRUPT || mrc == DSQ_EUNSUPPORTED ||
+            mrc == DSQ_ENOTFOUND) {
+            problem(rep, report_fn, arg, "%s", dsq_err_text(&me, mrc));
+            continue;
+        }
+        if (mrc != DSQ_OK) {
+            rc = mrc;
+            if (e)
+                *e = me;
+            goto out;
+        }
+        for (size_t k = 0; rc == DSQ_OK && k < m->n_segments; k++)
+            rc = dsq__strlist_add(&segkeys, m->segments[k]);
+        for (size_t k = 0; rc == DSQ_OK && k < m->n_chunks; k++) {
+            if (n_crs == cap_crs) {
+                size_t nc = cap_crs ? cap_crs * 2 : 64;
+                struct chunkrec *nv = realloc(crs, nc * sizeof(*nv));
+                if (!nv) {
+                    rc = DSQ_ENOMEM;
+                    break;
+                }
+                crs = nv;
+                cap_crs = nc;
+            }
+            crs[n_crs].ref = m->chunks[k];
+            crs[n_crs].ref.key = strdup(m->chunks[k].key);
+            crs[n_crs].page_size = m->page_size;
+            crs[n_crs].chunk_pages = m->chunk_pages;
+            crs[n_crs].chunk = NULL;
+            if (!crs[n_crs].ref.key)
+                rc = DSQ_ENOMEM;
+            else
+                n_crs++;
+        }
+        dsq_manifest_free(m);
+        if (rc != DSQ_OK)
+            goto out;
+    }
+    /* chunks: size, checksum, decode (each distinct key once) */
+    if (n_crs)
+        qsort(crs, n_crs, sizeof(*crs), chunkrec_cmp);
+    {
+        size_t k = 0;
+        for (size_t i = 0; i < n_crs; i++) {
+            if (k > 0 && strcmp(crs[i].ref.key, crs[k - 1].ref.key) == 0) {
+                if (crs[i].ref.checksum != crs[k - 1].ref.checksum ||
+                    crs[i].ref.size != crs[k - 1].ref.size)
+                    problem(rep, report_fn, arg,
+                            "%s/%s is referenced with different checksums",
+                            db->prefix, crs[i].ref.key);
+                free(crs[i].ref.key);
+                continue;
+            }
+            crs[k++] = crs[i];
+        }
+        n_crs = k;
+    }
+    for (size_t i = 0; i < n_crs; i++) {
+        struct dsq_err ce;
+        dsq_err_clear(&ce);
+        dsq_rc crc = dsq__chunk_fetch(db, &crs[i].ref, crs[i].page_size,
+                                      crs[i].chunk_pages, &crs[i].chunk, &ce);
+        if (crc == DSQ_ECORRUPT) {
+            problem(rep, report_fn, arg, "%s", dsq_err_text(&ce, crc));
+            continue;
+        }
+        if (crc != DSQ_OK) {
+            rc = crc;
+            if (e)
+                *e = ce;
+            goto out;
+        }
+        rep->chunks++;
+        for (size_t k = 0; rc == DSQ_OK && k < crs[i].chunk->n_segments; k++)
+            rc = dsq__strlist_add(&segkeys, crs[i].chunk->segments[k]);
+        if (rc != DSQ_OK)
+            goto out;
+    }
+    /* segments: every page decodes and matches its checksum */
+    strlist_sort_unique(&segkeys);
+    segs = calloc(segkeys.n + 1, sizeof(*segs));
+    if (!segs) {
+        rc = DSQ_ENOMEM;
+        goto out;
+    }
+    total = l.n + segkeys.n;
+    done = l.n;
+    for (size_t i = 0; i < segkeys.n; i++) {
+        segs[n_segs].key = segkeys.v[i];
+        segs[n_segs].seg = NULL;
+        n_segs++;
+        char full[DSQ_KEY_MAX];
+        dsq__full_key(db, segkeys.v[i], full, sizeof(full));
+        dsq_buf_reset(&buf);
+        struct dsq_err se;
+        dsq_err_clear(&se);
+        dsq_rc src = dsq__obj_get(db, segkeys.v[i], 0, 0, &buf, NULL, &se);
+        if (progress)
+            progress(++done, total, arg);
+        if (src == DSQ_ENOTFOUND) {
+            problem(rep, report_fn, arg, "segment %s is missing", full);
+            continue;
+        }
+        if (src != DSQ_OK) {
+            rc = src;
+            if (e)
+                *e = se;
+            goto out;
+        }
+        src = dsq_seg_decode(buf.data, buf.len, full, &segs[i].seg, &se);
+        if (src != DSQ_OK) {
+            problem(rep, report_fn, arg, "%s", dsq_err_text(&se, src));
+            continue;
+        }
+        rep->segments++;
+        rep->pages_checked += segs[i].seg->n_pages;
+    }
+    /* pass 2: every location named points at that very page */
+    for (size_t i = 0; i < n_crs; i++) {
+        const struct dsq_chunk *c = crs[i].chunk;
+        for (size_t k = 0; c && k < c->n_entries; k++) {
+            const struct segidx *si =
+                segidx_find(segs, n_segs, c->segments[c->entries[k].seg]);
+            if (!si || !si->seg)
+                continue; /* already reported */
+            if (!loc_in_segment(si->seg, &c->entries[k], crs[i].page_size)) {
+                problem(rep, report_fn, arg,
+                        "%s/%s: page %u is not where it says in %s", db->prefix,
+                        crs[i].ref.key, c->entries[k].pgno, si->key);
+                break;
+            }
+        }
+    }
+    for (size_t i = 0; i < l.n; i++) {
+        struct dsq_manifest *m = NULL;
+        struct dsq_err me;
+        if (dsq__load_manifest(db, l.v[i], &m, &me) != DSQ_OK)
+            continue; /* reported in pass 1 */
+        for (size_t k = 0; k < m->n_overlay; k++) {
+            const struct segidx *si =
+                segidx_find(segs, n_segs, m->segments[m->overlay[k].seg]);
+            if (!si || !si->seg)
+                continue;
+            if (!loc_in_segment(si->seg, &m->overlay[k], m->page_size)) {
+                problem(rep, report_fn, arg,
+                        "version %llu: page %u is not where it says in %s",
+                        (unsigned long long)m->version, m->overlay[k].pgno,
+                        si->key);
+                break;
+            }
+        }
+        dsq_manifest_free(m);
+    }
+out:
+    if (rc == DSQ_OK && rep->problems)
+        rc = dsq_err_set(e, DSQ_ECORRUPT, "%s: %llu problem(s) found",
+                         db->prefix, (unsigned long long)rep->problems);
+    for (size_t i = 0; i < n_segs; i++)
+        dsq_seg_free(segs[i].seg);
+    free(segs);
+    dsq__strlist_free(&segkeys);
+    for (size_t i = 0; i < n_crs; i++) {
+        free(crs[i].ref.key);
+        dsq_chunk_free(crs[i].chunk);
+    }
+    free(crs);
+    free(l.v);
+    dsq_buf_cleanup(&buf);
+    return rc;
+}
+
+struct orphan_scan {
+    struct strlist *refs;
+    uint64_t now, grace;
+    struct strlist found;
+    uint64_t *sizes, *mtimes;
+    size_t cap;
+};
+
+static int orphan_fn(const char *rel, const struct dsq_objinfo *info, void *arg)
+{
+    struct orphan_scan *s = arg;
+    if (strlist_has(s->refs, rel))
+        return 0;
+    if (info->mtime_ms + s->grace > s->now)
+        return 0; /* may belong to a commit in flight */
+    if (s->found.n == s->cap) {
+        size_t nc = s->cap ? s->cap * 2 : 64;
+        uint64_t *a = realloc(s->sizes, nc * sizeof(*a));
+        if (a)
+            s->sizes = a;
+        uint64_t *b = realloc(s->mtimes, nc * sizeof(*b));
+        if (b)
+            s->mtimes = b;
+        if (!a || !b)
+            return 1;
+        s->cap = nc;
+    }
+    s->sizes[s->found.n] = info->size;
+    s->mtimes[s->found.n] = info->mtime_ms;
+    return dsq__strlist_add(&s->found, rel) != DSQ_OK;
+}
+
+/*
+ * Add to refs every object manifest m names: what it created, its overlay
+ * segments, its chunks and the segments those chunks name (each chunk is
+ * read once; chunkkeys remembers which).
+ */
+static dsq_rc collect_refs(struct dsq_db *db, const struct dsq_manifest *m,
+                           struct strlist *refs, struct strlist *chunkkeys,
+                           struct dsq_err *e)
+{
+    dsq_rc rc = DSQ_OK;
+    for (size_t k = 0; rc == DSQ_OK && k < m->n_created; k++)
+        rc = dsq__strlist_add(refs, m->created[k]);
+    for (size_t k = 0; rc == DSQ_OK && k < m->n_segments; k++)
+        rc = dsq__strlist_add(refs, m->segments[k]);
+    for (size_t k = 0; rc == DSQ_OK && k < m->n_chunks; k++) {
+        rc = dsq__strlist_add(refs, m->chunks[k].key);
+        if (rc != DSQ_OK || strlist_has(chunkkeys, m->chunks[k].key))
+            continue;
+        struct dsq_chunk *c = NULL;
+        rc = dsq__chunk_fetch(db, &m->chunks[k], m->page_size, m->chunk_pages,
+                              &c, e);
+        for (size_t j = 0; rc == DSQ_OK && j < c->n_segments; j++)
+            rc = dsq__strlist_add(refs, c->segments[j]);
+        dsq_chunk_free(c);
+        if (rc == DSQ_OK)
+            rc = dsq__strlist_add(chunkkeys, m->chunks[k].key);
+        strlist_sort_unique(chunkkeys);
+    }
+    return rc;
+}
+
+dsq_rc dsq_db_recovery_scan(struct dsq_db *db, uint64_t grace_ms, int do_delete,
+                            dsq_orphan_fn fn, void *arg, uint64_t *n_orphans,
+                            struct dsq_err *e)
+{
+    struct vlist l;
+    struct strlist refs = {0};
+    struct strlist chunkkeys = {0};
+    struct orphan_scan s = {0};
+    dsq_rc rc = list_versions(db, &l, e);
+    /* everything any manifest (or chunk it references) names */
+    for (size_t i = 0; rc == DSQ_OK && i < l.n; i++) {
+        struct dsq_manifest *m = NULL;
+        rc = dsq__load_manifest(db, l.v[i], &m, e);
+        if (rc != DSQ_OK)
+            break;
+        rc = collect_refs(db, m, &refs, &chunkkeys, e);
+        dsq_manifest_free(m);
+    }
+    strlist_sort_unique(&refs);
+    s.refs = &refs;
+    s.now = dsq_now_ms();
+    s.grace = grace_ms;
+    if (rc == DSQ_OK)
+        rc = dsq__list_rel(db, "segments/", NULL, orphan_fn, &s, e);
+    if (rc == DSQ_OK)
+        rc = dsq__list_rel(db, "pagetables/", NULL, orphan_fn, &s, e);
+    for (size_t i = 0; rc == DSQ_OK && i < s.found.n; i++) {
+        int deleted = 0;
+        if (do_delete) {
+            rc = dsq__obj_del(db, s.found.v[i], e);
+            deleted = rc == DSQ_OK;
+        }
+        if (fn)
+            fn(s.found.v[i], s.sizes[i], s.mtimes[i], deleted, arg);
+    }
+    if (rc == DSQ_OK && n_orphans)
+        *n_orphans = s.found.n;
+    dsq__strlist_free(&s.found);
+    free(s.sizes);
+    free(s.mtimes);
+    dsq__strlist_free(&refs);
+    dsq__strlist_free(&chunkkeys);
+    free(l.v);
+    return rc;
+}
+
+void dsq_fault_point(const char *name)
+{
+    const char *want = getenv("DSQLFS_FAULT");
+    if (!want || strcmp(want, name) != 0)
+        return;
+    static atomic_int hits;
+    const char *skip = getenv("DSQLFS_FAULT_SKIP");
+    int n = atomic_fetch_add(&hits, 1);
+    if (skip && n < (int)strtol(skip, NULL, 10))
+        return;
+    dsq_log(DSQ_LOG_CRIT, "fault", "fault point %s reached: exiting", name);
+    _exit(86);
+}
+
+/* ---- gc ---- */
+
+dsq_rc dsq_db_gc(struct dsq_db *db, uint64_t keep_versions, uint64_t keep_ms,
+                 int dry_run, struct dsq_gc_report *rep, struct dsq_err *e)
+{
+    struct vlist l = {0};
+    struct strlist dead = {0}, live = {0}, chunkkeys = {0};
+    struct dsq_objinfo floor_info;
+    uint64_t floor_old = 0;
+    dsq_rc rc;
+
+    memset(rep, 0, sizeof(*rep));
+    if (keep_versions < 1)
+        keep_versions = 1;
+    if (keep_ms < DSQ_GC_MIN_RETENTION_MS)
+        return dsq_err_set(e, DSQ_EINVAL,
+                           "gc keeps every version younger than %u s at "
+                           "least (writers rely on it)",
+                           DSQ_GC_MIN_RETENTION_MS / 1000);
+    rc = dsq__read_gc_floor(db, &floor_old, &floor_info, e);
+    if (rc == DSQ_OK)
+        rc = list_versions(db, &l, e);
+    if (rc != DSQ_OK || l.n == 0)
+        goto out;
+    uint64_t head = l.v[l.n - 1];
+    uint64_t floor = head >= keep_versions ? head - keep_versions + 1 : 1;
+    /* also keep every version committed within keep_ms */
+    uint64_t cutoff = dsq_now_ms() > keep_ms ? dsq_now_ms() - keep_ms : 0;
+    for (size_t i = 0; i < l.n && l.v[i] < floor; i++) {
+        struct dsq_manifest *m = NULL;
+        rc = dsq__load_manifest(db, l.v[i], &m, e);
+        if (rc != DSQ_OK)
+            goto out;
+        int young = m->time_ms >= cutoff;
+        dsq_manifest_free(m);
+        if (young) {
+            floor = l.v[i];
+            break;
+        }
+    }
+    if (floor < floor_old)
+        floor = floor_old;
+    rep->floor = floor;
+    rep->head = head;
+    /* what the doomed versions created, and what the kept ones use */
+    for (size_t i = 0; i < l.n; i++) {
+        struct dsq_manifest *m = NULL;
+        rc = dsq__load_manifest(db, l.v[i], &m, e);
+        if (rc != DSQ_OK)
+            goto out;
+        if (l.v[i] < floor) {
+            rep->versions_removed++;
+            for (size_t k = 0; rc == DSQ_OK && k < m->n_created; k++)
+                rc = dsq__strlist_add(&dead, m->created[k]);
+        } else {
+            rc = collect_refs(db, m, &live, &chunkkeys, e);
+        }
+        dsq_manifest_free(m);
+        if (rc != DSQ_OK)
+            goto out;
+    }
+    strlist_sort_unique(&dead);
+    strlist_sort_unique(&live);
+    for (size_t i = 0; i < dead.n; i++)
+        if (!strlist_has(&live, dead.v[i]))
+            rep->objects_removed++;
+    if (dry_run || rep->versions_removed == 0)
+        goto out;
+    /* C9: the floor is durable before any manifest goes */
+    if (floor > floor_old) {
+        struct dsq_gcfloor g = {.floor = floor, .time_ms = dsq_now_ms()};
+        struct dsq_buf buf;
+        char key[DSQ_KEY_MAX];
+        dsq_buf_init(&buf, 4096);
+        dsq__full_key(db, "gc.json", key, sizeof(key));
+        rc = dsq_gcfloor_encode(&g, &buf, e);
+        if (rc == DSQ_OK)
+            rc = dsq_store_put(
+                db->st, key, buf.data, buf.len,
+                floor_info.etag[0] ? DSQ_PUT_IF_MATCH : DSQ_PUT_CREATE,
+                floor_info.etag[0] ? floor_info.etag : NULL, NULL, e);
+        dsq_buf_cleanup(&buf);
+        if (rc == DSQ_EPRECOND)
+            rc = dsq_err_set(e, DSQ_EBUSY,
+                             "%s: another gc moved the floor meanwhile; run "
+                             "gc again",
+                             db->prefix);
+        if (rc != DSQ_OK)
+            goto out;
+    }
+    /* manifests first (oldest first), then what only they used */
+    for (size_t i = 0; i < l.n && l.v[i] < floor; i++) {
+        char rel[64];
+        dsq_manifest_key(l.v[i], rel);
+        rc = dsq__obj_del(db, rel, e);
+        if (rc != DSQ_OK)
+            goto out;
+    }
+    for (size_t i = 0; i < dead.n; i++)
+        if (!strlist_has(&live, dead.v[i])) {
+            rc = dsq__obj_del(db, dead.v[i], e);
+            if (rc != DSQ_OK)
+                goto out;
+        }
+out:
+    dsq__strlist_free(&dead);
+    dsq__strlist_free(&live);
+    dsq__strlist_free(&chunkkeys);
+    free(l.v);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* 9. for the FUSE daemon: freshness, changes, rollbacks                */
+/* ------------------------------------------------------------------ */
+
+dsq_rc dsq_db_head_after(struct dsq_db *db, uint64_t known, uint64_t *latest,
+                         struct dsq_err *e)
+{
+    char rel[64], key[DSQ_KEY_MAX];
+    struct dsq_objinfo info;
+    dsq_manifest_key(known + 1, rel);
+    dsq__full_key(db, rel, key, sizeof(key));
+    dsq_rc rc = dsq_store_head(db->st, key, &info, e);
+    STAT_ADD(db, store_heads, 1);
+    if (rc == DSQ_ENOTFOUND) {
+        *latest = known;
+        return DSQ_OK;
+    }
+    if (rc != DSQ_OK)
+        return rc;
+    uint64_t v = 0;
+    rc = dsq_db_latest(db, &v, e);
+    if (rc != DSQ_OK)
+        return rc;
+    *latest = v > known ? v : known + 1; /* the listing may lag the HEAD */
+    return DSQ_OK;
+}
+
+static int prange_cmp(const void *a, const void *b)
+{
+    const struct dsq_page_range *x = a, *y = b;
+    return x->first < y->first ? -1 : x->first > y->first;
+}
+
+static dsq_rc prange_add(struct dsq_changes *c, size_t *cap,
+                         const struct dsq_range *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (c->n_ranges == *cap) {
+            size_t nc = *cap ? *cap * 2 : 64;
+            struct dsq_page_range *nv = realloc(c->ranges, nc * sizeof(*nv));
+            if (!nv)
+                return DSQ_ENOMEM;
+            c->ranges = nv;
+            *cap = nc;
+        }
+        c->ranges[c->n_ranges++] =
+            (struct dsq_page_range){r[i].start, r[i].count};
+    }
+    return DSQ_OK;
+}
+
+dsq_rc dsq_db_changes(struct dsq_db *db, uint64_t from, uint64_t to,
+                      struct dsq_changes *out, struct dsq_err *e)
+{
+    struct dsq_changes c = {0};
+    size_t cap = 0;
+    dsq_rc rc = DSQ_OK;
+    uint32_t prev_count = 0;
+    if (from > to)
+        return dsq_err_set(e, DSQ_EINVAL, "changes from %llu to %llu",
+                           (unsigned long long)from, (unsigned long long)to);
+    if (from > 0) {
+        struct dsq_snap *s0 = NULL;
+        rc = dsq_db_snapshot(db, from, &s0, e);
+        if (rc != DSQ_OK)
+            return rc;
+        prev_count = dsq_snap_page_count(s0);
+        c.page_count = prev_count;
+        dsq_snap_release(s0);
+    }
+    for (uint64_t v = from + 1; v <= to && rc == DSQ_OK; v++) {
+        struct dsq_snap *x = NULL;
+        rc = dsq_db_snapshot(db, v, &x, e);
+        if (rc != DSQ_OK)
+            break;
+        const struct dsq_manifest *m = x->m;
+        rc = prange_add(&c, &cap, m->write_set, m->n_write);
+        if (rc == DSQ_OK)
+            rc = prange_add(&c, &cap, m->freed_set, m->n_freed);
+        if (m->page1 == DSQ_PAGE1_CHANGED || m->page_count != prev_count)
+            c.page1_changed = 1;
+        prev_count = m->page_count;
+        c.page_count = m->page_count;
+        dsq_snap_release(x);
+    }
+    if (rc != DSQ_OK) {
+        dsq_changes_cleanup(&c);
+        return rc;
+    }
+    if (c.n_ranges > 1) {
+        qsort(c.ranges, c.n_ranges, sizeof(*c.ranges), prange_cmp);
+        size_t k = 0;
+        for (size_t i = 1; i < c.n_ranges; i++) {
+            struct dsq_page_range *a = &c.ranges[k], *b = &c.ranges[i];
+            uint64_t aend = (uint64_t)a->first + a->count;
+            if (b->first <= aend) {
+                uint64_t bend = (uint64_t)b->first + b->count;
+                if (bend > aend)
+                    a->count = (uint32_t)(bend - a->first);
+            } else {
+                c.ranges[++k] = *b;
+            }
+        }
+        c.n_ranges = k + 1;
+    }
+    *out = c;
+    return DSQ_OK;
+}
+
+void dsq_changes_cleanup(struct dsq_changes *c)
+{
+    if (!c)
+        return;
+    free(c->ranges);
+    memset(c, 0, sizeof(*c));
+}
+
+dsq_rc dsq_txn_drop_unchanged(struct dsq_txn *t, size_t *remaining,
+                              struct dsq_err *e)
+{
+    uint32_t *pgnos = NULL;
+    size_t n = 0, ndrop = 0;
+    uint8_t *a = NULL, *b = NULL;
+    uint8_t *drop = NULL;
+    struct dsq_pgbuf *nb = NULL;
+    dsq_rc rc = DSQ_OK;
+    if ((t->flags & DSQ_TXN_STREAM) || !t->buf || t->finished)
+        goto done;
+    uint32_t limit =
+        t->base_count < t->low_water ? t->base_count : t->low_water;
+    rc = dsq_pgbuf_pgnos(t->buf, &pgnos, &n);
+    if (rc != DSQ_OK)
+        goto out;
+    a = malloc(t->page_size);
+    b = malloc(t->page_size);
+    drop = calloc(n ? n : 1, 1);
+    if (!a || !b || !drop) {
+        rc = DSQ_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < n && pgnos[i] <= limit; i++) {
+        rc = dsq_pgbuf_get(t->buf, pgnos[i], a, e);
+        if (rc == DSQ_OK)
+            rc = dsq_snap_read_page(t->snap, pgnos[i], b, e);
+        if (rc != DSQ_OK)
+            goto out;
+        if (memcmp(a, b, t->page_size) == 0) {
+            drop[i] = 1;
+            ndrop++;
+        }
+    }
+    if (ndrop == 0)
+        goto done;
+    rc = dsq_pgbuf_new(t->page_size, t->db->txn_mem, t->db->spill_dir, &nb);
+    if (rc != DSQ_OK)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        if (drop[i])
+            continue;
+        rc = dsq_pgbuf_get(t->buf, pgnos[i], a, e);
+        if (rc == DSQ_OK)
+            rc = dsq_pgbuf_put(nb, pgnos[i], a, e);
+        if (rc != DSQ_OK)
+            goto out;
+    }
+    dsq_pgbuf_free(t->buf);
+    t->buf = nb;
+    nb = NULL;
+done:
+    if (remaining)
+        *remaining = dsq_txn_dirty_pages(t);
+out:
+    dsq_pgbuf_free(nb);
+    free(pgnos);
+    free(a);
+    free(b);
+    free(drop);
+    return rc;
+}

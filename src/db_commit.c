@@ -1,0 +1,1441 @@
+/*
+ * db_commit.c - write transactions and the commit protocol: effects of a
+ * transaction (write set, freed set, page 1), segment upload, manifest
+ * building with checkpoints, publishing with create-only and rebasing.
+ *
+ * Layer: services (the engine; shares db_int.h with db.c and
+ * db_admin.c).  Protocol, states and invariants: docs/commit.md, cited as
+ * (C1)...  A transaction is used by one thread at a time; what it shares
+ * with other threads goes through the db handle (db->mu).
+ */
+#include "db_int.h"
+
+/* ------------------------------------------------------------------ */
+/* 6. transactions                                                      */
+/* ------------------------------------------------------------------ */
+
+dsq_rc dsq__strlist_add(struct strlist *l, const char *s)
+{
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 8;
+        char **nv = realloc(l->v, nc * sizeof(*nv));
+        if (!nv)
+            return DSQ_ENOMEM;
+        l->v = nv;
+        l->cap = nc;
+    }
+    l->v[l->n] = strdup(s);
+    if (!l->v[l->n])
+        return DSQ_ENOMEM;
+    l->n++;
+    return DSQ_OK;
+}
+
+void dsq__strlist_free(struct strlist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    memset(l, 0, sizeof(*l));
+}
+
+static dsq_rc loclist_add(struct loclist *l, const struct dsq_page_loc *loc)
+{
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 256;
+        struct dsq_page_loc *nv = realloc(l->v, nc * sizeof(*nv));
+        if (!nv)
+            return DSQ_ENOMEM;
+        l->v = nv;
+        l->cap = nc;
+    }
+    l->v[l->n++] = *loc;
+    return DSQ_OK;
+}
+
+dsq_rc dsq_txn_begin(struct dsq_snap *s, unsigned flags, struct dsq_txn **out,
+                     struct dsq_err *e)
+{
+    struct dsq_txn *t = calloc(1, sizeof(*t));
+    if (!t)
+        return DSQ_ENOMEM;
+    t->db = s->db;
+    t->snap = dsq_snap_ref(s);
+    t->flags = flags;
+    dsq_random_hex32(t->txn_id);
+    t->page_size = dsq_snap_page_size(s);
+    t->page_count = dsq_snap_page_count(s);
+    t->base_count = t->page_count;
+    t->low_water = t->page_count;
+    if ((flags & DSQ_TXN_STREAM)) {
+        t->page_count = 0;
+        t->low_water = 0;
+        t->truncated = t->base_count > 0;
+    }
+    *out = t;
+    (void)e;
+    return DSQ_OK;
+}
+
+uint32_t dsq_txn_page_size(const struct dsq_txn *t)
+{
+    return t->page_size;
+}
+
+uint32_t dsq_txn_page_count(const struct dsq_txn *t)
+{
+    return t->page_count;
+}
+
+uint64_t dsq_txn_snapshot_version(const struct dsq_txn *t)
+{
+    return t->snap->version;
+}
+
+size_t dsq_txn_dirty_pages(const struct dsq_txn *t)
+{
+    if (t->flags & DSQ_TXN_STREAM)
+        return t->last_pgno;
+    return t->buf ? dsq_pgbuf_count(t->buf) : 0;
+}
+
+dsq_rc dsq_txn_set_page_size(struct dsq_txn *t, uint32_t page_size,
+                             struct dsq_err *e)
+{
+    if (!dsq_page_size_valid(page_size))
+        return dsq_err_set(e, DSQ_EINVAL, "invalid page size %u", page_size);
+    if (page_size == t->page_size)
+        return DSQ_OK;
+    int stream = (t->flags & DSQ_TXN_STREAM) != 0;
+    if ((!stream && t->base_count > 0) || t->buf || t->sb)
+        return dsq_err_set(e, DSQ_EINVAL,
+                           "the page size (%u) can only change by replacing "
+                           "the whole database",
+                           t->page_size);
+    t->page_size = page_size;
+    return DSQ_OK;
+}
+
+static dsq_rc need_page_size(struct dsq_txn *t, struct dsq_err *e)
+{
+    if (t->page_size == 0)
+        return dsq_err_set(e, DSQ_EINVAL,
+                           "the database is empty: set a page size first");
+    return DSQ_OK;
+}
+
+static dsq_rc stream_flush_segment(struct dsq_txn *t, struct dsq_err *e);
+static dsq_rc stream_finish_chunk(struct dsq_txn *t, struct dsq_err *e);
+
+dsq_rc dsq_txn_write_page(struct dsq_txn *t, uint32_t pgno, const void *page,
+                          struct dsq_err *e)
+{
+    dsq_rc rc = need_page_size(t, e);
+    if (rc != DSQ_OK)
+        return rc;
+    if (t->finished)
+        return dsq_err_set(e, DSQ_EINVAL, "transaction already finished");
+    if (pgno == 0 || pgno > 0xfffffffeu)
+        return dsq_err_set(e, DSQ_ERANGE, "page number %u out of range", pgno);
+    if (t->flags & DSQ_TXN_STREAM) {
+        if (pgno != t->last_pgno + 1)
+            return dsq_err_set(e, DSQ_EINVAL,
+                               "streamed pages must arrive in order: got "
+                               "page %u after page %u",
+                               pgno, t->last_pgno);
+        if (!t->sb) {
+            rc = dsq_seg_builder_new(t->page_size, t->db->compress, t->txn_id,
+                                     &t->sb);
+            if (rc != DSQ_OK)
+                return rc;
+        }
+        if (pgno == 1) {
+            t->page1 = malloc(t->page_size);
+            if (!t->page1)
+                return DSQ_ENOMEM;
+            memcpy(t->page1, page, t->page_size);
+        }
+        rc = dsq_seg_builder_add(t->sb, pgno, page);
+        if (rc != DSQ_OK)
+            return rc;
+        t->last_pgno = pgno;
+        t->page_count = pgno;
+        t->low_water = pgno;
+        if (dsq_seg_builder_size(t->sb) >= t->db->segment_max)
+            return stream_flush_segment(t, e);
+        return DSQ_OK;
+    }
+    if (!t->buf) {
+        rc = dsq_pgbuf_new(t->page_size, t->db->txn_mem, t->db->spill_dir,
+                           &t->buf);
+        if (rc != DSQ_OK)
+            return rc;
+    }
+    rc = dsq_pgbuf_put(t->buf, pgno, page, e);
+    if (rc != DSQ_OK)
+        return rc;
+    if (pgno > t->page_count)
+        t->page_count = pgno;
+    return DSQ_OK;
+}
+
+dsq_rc dsq_txn_read_page(struct dsq_txn *t, uint32_t pgno, void *buf,
+                         struct dsq_err *e)
+{
+    if (t->flags & DSQ_TXN_STREAM)
+        return dsq_err_set(e, DSQ_EINVAL,
+                           "a streaming transaction cannot be read");
+    if (pgno == 0 || pgno > t->page_count)
+        return dsq_err_set(e, DSQ_ERANGE,
+                           "page %u is outside the database (%u pages)", pgno,
+                           t->page_count);
+    if (t->buf) {
+        dsq_rc rc = dsq_pgbuf_get(t->buf, pgno, buf, e);
+        if (rc != DSQ_ENOTFOUND)
+            return rc;
+    }
+    if (pgno > t->low_water) {
+        memset(buf, 0, t->page_size);
+        return DSQ_OK;
+    }
+    return dsq_snap_read_page(t->snap, pgno, buf, e);
+}
+
+dsq_rc dsq_txn_set_page_count(struct dsq_txn *t, uint32_t n, struct dsq_err *e)
+{
+    if (n > 0xfffffffeu)
+        return dsq_err_set(e, DSQ_ERANGE, "page count %u out of range", n);
+    if (t->flags & DSQ_TXN_STREAM) {
+        if (n != t->last_pgno)
+            return dsq_err_set(e, DSQ_EINVAL,
+                               "a streaming transaction's page count is the "
+                               "number of pages written (%u)",
+                               t->last_pgno);
+        return DSQ_OK;
+    }
+    if (n > 0) {
+        dsq_rc rc = need_page_size(t, e);
+        if (rc != DSQ_OK)
+            return rc;
+    }
+    if (n < t->page_count && t->buf)
+        dsq_pgbuf_truncate(t->buf, n);
+    if (n < t->low_water)
+        t->low_water = n;
+    if (n < t->base_count)
+        t->truncated = 1;
+    t->page_count = n;
+    return DSQ_OK;
+}
+
+void dsq_txn_free(struct dsq_txn *t)
+{
+    if (!t)
+        return;
+    dsq_pgbuf_free(t->buf);
+    dsq_seg_builder_free(t->sb);
+    free(t->page1);
+    dsq__strlist_free(&t->cur_segs);
+    free(t->cur_locs.v);
+    for (size_t i = 0; i < t->n_chunks; i++)
+        free(t->chunks[i].key);
+    free(t->chunks);
+    dsq__strlist_free(&t->segs);
+    dsq__strlist_free(&t->extra);
+    dsq_snap_release(t->snap);
+    free(t);
+}
+
+/* ------------------------------------------------------------------ */
+/* 7. commit                                                            */
+/* ------------------------------------------------------------------ */
+
+static void new_object_key(const char *dir, const char *ext, char out[96])
+{
+    char hex[33];
+    dsq_random_hex32(hex);
+    snprintf(out, 96, "%s/%s.%s", dir, hex, ext);
+}
+
+/* Upload an immutable object under a fresh key; remember it in list. */
+static dsq_rc upload_new(struct dsq_txn *t, const char *dir, const char *ext,
+                         const struct dsq_buf *data, struct strlist *list,
+                         char key_out[96], struct dsq_err *e)
+{
+    new_object_key(dir, ext, key_out);
+    dsq_rc rc = dsq__obj_put(t->db, key_out, data->data, data->len, e);
+    if (rc != DSQ_OK) {
+        dsq_err_prefix(e, "uploading %s/%s", t->db->prefix, key_out);
+        return rc;
+    }
+    t->objects_written++;
+    t->bytes_written += data->len;
+    /* write-through: what this handle uploads it is the likeliest to read
+       next (the next transaction's base pages, its readers) */
+    if (data->len <= WRITE_THROUGH_MAX)
+        dsq_cache_write(t->db->dcache, key_out, 0, data->data, data->len);
+    return dsq__strlist_add(list, key_out);
+}
+
+/*
+ * Finish the builder, upload it as a segment, and report each page's
+ * location (seg = index of the segment in t->segs) through fn.
+ */
+typedef dsq_rc (*loc_sink)(struct dsq_txn *t, void *arg,
+                           const struct dsq_page_loc *loc, const char *segkey,
+                           struct dsq_err *e);
+
+static dsq_rc upload_segment(struct dsq_txn *t, struct dsq_seg_builder *sb,
+                             loc_sink sink, void *arg, struct dsq_err *e)
+{
+    struct dsq_buf buf;
+    struct dsq_page_loc *locs = NULL;
+    size_t n = 0;
+    char key[96];
+    dsq_buf_init(&buf, SIZE_MAX);
+    dsq_rc rc = dsq_seg_builder_finish(sb, &buf, &locs, &n);
+    if (rc != DSQ_OK)
+        goto out;
+    rc = upload_new(t, "segments", "seg", &buf, &t->segs, key, e);
+    if (rc != DSQ_OK)
+        goto out;
+    for (size_t i = 0; i < n && rc == DSQ_OK; i++) {
+        locs[i].seg = (uint32_t)(t->segs.n - 1);
+        rc = sink(t, arg, &locs[i], key, e);
+    }
+    dsq_seg_builder_reset(sb);
+out:
+    free(locs);
+    dsq_buf_cleanup(&buf);
+    return rc;
+}
+
+static dsq_rc encode_upload_chunk(struct dsq_txn *t, uint32_t index,
+                                  uint32_t chunk_pages, char **segs,
+                                  size_t n_segs, struct dsq_page_loc *entries,
+                                  size_t n_entries, struct strlist *list,
+                                  struct dsq_chunk_ref *ref, struct dsq_err *e)
+{
+    struct dsq_chunk c = {.index = index,
+                          .chunk_pages = chunk_pages,
+                          .page_size = t->page_size,
+                          .segments = segs,
+                          .n_segments = n_segs,
+                          .entries = entries,
+                          .n_entries = n_entries};
+    struct dsq_buf buf;
+    char key[96];
+    dsq_buf_init(&buf, SIZE_MAX);
+    dsq_rc rc = dsq_chunk_encode(&c, &buf, e);
+    if (rc == DSQ_OK)
+        rc = upload_new(t, "pagetables", "ptc", &buf, list, key, e);
+    if (rc == DSQ_OK) {
+        ref->index = index;
+        ref->key = strdup(key);
+        ref->size = buf.len;
+        ref->checksum = dsq_object_checksum(buf.data, buf.len);
+        if (!ref->key)
+            rc = DSQ_ENOMEM;
+    }
+    dsq_buf_cleanup(&buf);
+    return rc;
+}
+
+/* stream mode: pages flow into per-chunk accumulators */
+static dsq_rc stream_sink(struct dsq_txn *t, void *arg,
+                          const struct dsq_page_loc *loc, const char *segkey,
+                          struct dsq_err *e)
+{
+    (void)arg;
+    uint32_t idx = (loc->pgno - 1) / CHUNK_PAGES_DEFAULT;
+    dsq_rc rc;
+    if (t->cur_locs.n > 0 && idx != t->cur_chunk) {
+        rc = stream_finish_chunk(t, e);
+        if (rc != DSQ_OK)
+            return rc;
+    }
+    t->cur_chunk = idx;
+    if (t->cur_segs.n == 0 ||
+        strcmp(t->cur_segs.v[t->cur_segs.n - 1], segkey) != 0) {
+        rc = dsq__strlist_add(&t->cur_segs, segkey);
+        if (rc != DSQ_OK)
+            return rc;
+    }
+    struct dsq_page_loc l = *loc;
+    l.seg = (uint32_t)(t->cur_segs.n - 1);
+    return loclist_add(&t->cur_locs, &l);
+}
+
+static dsq_rc stream_flush_segment(struct dsq_txn *t, struct dsq_err *e)
+{
+    if (!t->sb || dsq_seg_builder_count(t->sb) == 0)
+        return DSQ_OK;
+    return upload_segment(t, t->sb, stream_sink, NULL, e);
+}
+
+static dsq_rc stream_finish_chunk(struct dsq_txn *t, struct dsq_err *e)
+{
+    if (t->cur_locs.n == 0)
+        return DSQ_OK;
+    if (t->n_chunks == t->cap_chunks) {
+        size_t nc = t->cap_chunks ? t->cap_chunks * 2 : 16;
+        struct dsq_chunk_ref *nv = realloc(t->chunks, nc * sizeof(*nv));
+        if (!nv)
+            return DSQ_ENOMEM;
+        t->chunks = nv;
+        t->cap_chunks = nc;
+    }
+    struct strlist keep = {0};
+    dsq_rc rc = encode_upload_chunk(
+        t, t->cur_chunk, CHUNK_PAGES_DEFAULT, t->cur_segs.v, t->cur_segs.n,
+        t->cur_locs.v, t->cur_locs.n, &keep, &t->chunks[t->n_chunks], e);
+    dsq__strlist_free(&keep);
+    if (rc != DSQ_OK)
+        return rc;
+    t->n_chunks++;
+    dsq__strlist_free(&t->cur_segs);
+    t->cur_locs.n = 0;
+    return DSQ_OK;
+}
+
+/* What the transaction did, relative to its snapshot. */
+struct effects {
+    uint32_t *pgnos; /* pages written, sorted (normal mode) */
+    size_t n_pgnos;
+    struct dsq_range *write_set;
+    size_t n_write;
+    struct dsq_range *freed;
+    size_t n_freed;
+    uint32_t *conf; /* written or freed, minus page 1, sorted */
+    size_t n_conf;
+    enum dsq_page1_change page1;
+    uint32_t page_count;
+    int count_changed;
+};
+
+static void effects_free(struct effects *ef)
+{
+    free(ef->pgnos);
+    free(ef->write_set);
+    free(ef->freed);
+    free(ef->conf);
+    memset(ef, 0, sizeof(*ef));
+}
+
+/* Sorted unique pgnos -> ranges. */
+static dsq_rc to_ranges(const uint32_t *v, size_t n, struct dsq_range **out,
+                        size_t *nout)
+{
+    struct dsq_range *r = malloc((n ? n : 1) * sizeof(*r));
+    size_t k = 0;
+    if (!r)
+        return DSQ_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        if (k > 0 && r[k - 1].start + r[k - 1].count == v[i])
+            r[k - 1].count++;
+        else
+            r[k++] = (struct dsq_range){v[i], 1};
+    }
+    *out = r;
+    *nout = k;
+    return DSQ_OK;
+}
+
+static int u32_in(const uint32_t *v, size_t n, uint32_t x)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid] == x)
+            return 1;
+        if (v[mid] < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
+}
+
+static dsq_rc txn_reader(void *ctx, uint32_t pgno, uint8_t *buf,
+                         struct dsq_err *e)
+{
+    return dsq_txn_read_page(ctx, pgno, buf, e);
+}
+
+static dsq_rc snap_reader(void *ctx, uint32_t pgno, uint8_t *buf,
+                          struct dsq_err *e)
+{
+    return dsq_snap_read_page(ctx, pgno, buf, e);
+}
+
+static dsq_rc compute_effects(struct dsq_txn *t, struct effects *ef,
+                              struct dsq_err *e)
+{
+    const uint32_t ps = t->page_size;
+    uint8_t *newp1 = NULL, *oldp1 = NULL;
+    uint32_t *fl_new = NULL, *fl_old = NULL;
+    size_t n_fl_new = 0, n_fl_old = 0;
+    uint32_t *freed = NULL;
+    size_t n_freed = 0;
+    dsq_rc rc = DSQ_OK;
+
+    memset(ef, 0, sizeof(*ef));
+    ef->page_count = t->page_count;
+    ef->count_changed = t->page_count != t->base_count;
+    int stream = (t->flags & DSQ_TXN_STREAM) != 0;
+
+    if (stream) {
+        size_t n = t->last_pgno;
+        ef->pgnos = malloc((n ? n : 1) * sizeof(uint32_t));
+        if (!ef->pgnos)
+            return DSQ_ENOMEM;
+        for (size_t i = 0; i < n; i++)
+            ef->pgnos[i] = (uint32_t)(i + 1);
+        ef->n_pgnos = n;
+        ef->page1 = DSQ_PAGE1_CHANGED;
+    } else if (t->buf) {
+        rc = dsq_pgbuf_pgnos(t->buf, &ef->pgnos, &ef->n_pgnos);
+        if (rc != DSQ_OK)
+            return rc;
+    } else {
+        ef->pgnos = malloc(sizeof(uint32_t));
+        if (!ef->pgnos)
+            return DSQ_ENOMEM;
+    }
+
+    if (!stream && ef->n_pgnos > 0 && ef->pgnos[0] == 1) {
+        newp1 = malloc(ps);
+        oldp1 = malloc(ps);
+        if (!newp1 || !oldp1) {
+            rc = DSQ_ENOMEM;
+            goto out;
+        }
+        rc = dsq_pgbuf_get(t->buf, 1, newp1, e);
+        if (rc != DSQ_OK)
+            goto out;
+        if (t->base_count >= 1 && t->snap->m && t->snap->m->page_size == ps) {
+            rc = dsq_snap_read_page(t->snap, 1, oldp1, e);
+            if (rc != DSQ_OK)
+                goto out;
+            if (memcmp(oldp1, newp1, ps) == 0) {
+                /* rewritten unchanged: not a write */
+                memmove(ef->pgnos, ef->pgnos + 1,
+                        (ef->n_pgnos - 1) * sizeof(uint32_t));
+                ef->n_pgnos--;
+                ef->page1 = DSQ_PAGE1_NONE;
+            } else if (dsq_sqlite_page1_counters_only(oldp1, newp1, ps)) {
+                ef->page1 = DSQ_PAGE1_COUNTERS;
+            } else {
+                ef->page1 = DSQ_PAGE1_CHANGED;
+            }
+        } else {
+            ef->page1 = DSQ_PAGE1_CHANGED;
+        }
+    }
+    if (ef->count_changed)
+        ef->page1 = DSQ_PAGE1_CHANGED;
+
+    /* freed pages: truncated away, or newly on the freelist (SQLite) */
+    uint32_t ntrunc = 0;
+    if (t->base_count > t->low_water)
+        ntrunc = t->base_count - t->low_water;
+    size_t fl_cap = ntrunc;
+    /* any written page may be a trunk page, so walk whenever page 1 moved */
+    if (!stream && ef->page1 != DSQ_PAGE1_NONE && newp1 && t->base_count >= 1 &&
+        dsq_sqlite_is_db(newp1, ps) && dsq_sqlite_is_db(oldp1, ps)) {
+        rc = dsq_sqlite_freelist(newp1, ps, t->page_count, txn_reader, t,
+                                 &fl_new, &n_fl_new, e);
+        if (rc == DSQ_OK)
+            rc = dsq_sqlite_freelist(oldp1, ps, t->base_count, snap_reader,
+                                     t->snap, &fl_old, &n_fl_old, e);
+        if (rc != DSQ_OK) {
+            dsq_err_prefix(e, "reading the SQLite freelist");
+            goto out;
+        }
+        fl_cap += n_fl_new;
+    }
+    freed = malloc((fl_cap ? fl_cap : 1) * sizeof(*freed));
+    if (!freed) {
+        rc = DSQ_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < n_fl_new; i++) {
+        uint32_t p = fl_new[i];
+        if (p <= t->low_water && p <= t->base_count &&
+            !u32_in(fl_old, n_fl_old, p) && !u32_in(ef->pgnos, ef->n_pgnos, p))
+            freed[n_freed++] = p;
+    }
+    for (uint32_t p = t->low_water + 1; p <= t->base_count; p++)
+        if (!u32_in(ef->pgnos, ef->n_pgnos, p))
+            freed[n_freed++] = p;
+    /* both parts are sorted and the second lies above the first */
+    rc = to_ranges(ef->pgnos, ef->n_pgnos, &ef->write_set, &ef->n_write);
+    if (rc == DSQ_OK)
+        rc = to_ranges(freed, n_freed, &ef->freed, &ef->n_freed);
+    if (rc != DSQ_OK)
+        goto out;
+    ef->conf = malloc((ef->n_pgnos + n_freed + 1) * sizeof(uint32_t));
+    if (!ef->conf) {
+        rc = DSQ_ENOMEM;
+        goto out;
+    }
+    {
+        size_t i = 0, j = 0;
+        while (i < ef->n_pgnos || j < n_freed) {
+            uint32_t p;
+            if (j >= n_freed || (i < ef->n_pgnos && ef->pgnos[i] < freed[j]))
+                p = ef->pgnos[i++];
+            else
+                p = freed[j++];
+            if (p != 1)
+                ef->conf[ef->n_conf++] = p;
+        }
+    }
+out:
+    free(newp1);
+    free(oldp1);
+    free(fl_new);
+    free(fl_old);
+    free(freed);
+    if (rc != DSQ_OK)
+        effects_free(ef);
+    return rc;
+}
+
+/* Does committed version x meet our effects?  *page gets a witness. */
+static int overlaps(const struct effects *ef, const struct dsq_manifest *x,
+                    uint32_t *page)
+{
+    /* pages first, so the witness names the page that really collides */
+    for (size_t i = 0; i < ef->n_conf; i++) {
+        uint32_t p = ef->conf[i];
+        if (dsq_ranges_contain(x->write_set, x->n_write, p) ||
+            dsq_ranges_contain(x->freed_set, x->n_freed, p)) {
+            *page = p;
+            return 1;
+        }
+    }
+    enum dsq_page1_change xp1 = x->page1;
+    if (xp1 == DSQ_PAGE1_NONE &&
+        (dsq_ranges_contain(x->write_set, x->n_write, 1) ||
+         dsq_ranges_contain(x->freed_set, x->n_freed, 1)))
+        xp1 = DSQ_PAGE1_CHANGED;
+    if (ef->page1 != DSQ_PAGE1_NONE && xp1 != DSQ_PAGE1_NONE &&
+        (ef->page1 == DSQ_PAGE1_CHANGED || xp1 == DSQ_PAGE1_CHANGED)) {
+        *page = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* Interning of segment keys into a manifest's or chunk's key table. */
+struct keytab {
+    struct strlist l;
+};
+
+static dsq_rc keytab_idx(struct keytab *kt, const char *key, uint32_t *idx)
+{
+    for (size_t i = kt->l.n; i > 0; i--)
+        if (strcmp(kt->l.v[i - 1], key) == 0) {
+            *idx = (uint32_t)(i - 1);
+            return DSQ_OK;
+        }
+    dsq_rc rc = dsq__strlist_add(&kt->l, key);
+    if (rc == DSQ_OK)
+        *idx = (uint32_t)(kt->l.n - 1);
+    return rc;
+}
+
+/* Our pages (normal mode), with the segment key of each. */
+struct ours {
+    uint8_t *warm;             /* scratch page: insert what we upload into
+                                  the page cache (small transactions) */
+    struct loclist locs;       /* sorted by pgno; seg indexes t->segs */
+    struct strlist p1segs;     /* page-1 merge segments, newest last */
+    struct dsq_page_loc p1loc; /* override for page 1 when p1segs.n > 0 */
+};
+
+static const char *ours_key(const struct dsq_txn *t, const struct ours *o,
+                            const struct dsq_page_loc *l)
+{
+    if (l->pgno == 1 && o->p1segs.n > 0)
+        return o->p1segs.v[o->p1segs.n - 1];
+    return t->segs.v[l->seg];
+}
+
+static const struct dsq_page_loc *ours_loc(const struct ours *o, size_t i)
+{
+    const struct dsq_page_loc *l = &o->locs.v[i];
+    if (l->pgno == 1 && o->p1segs.n > 0)
+        return &o->p1loc;
+    return l;
+}
+
+static dsq_rc normal_sink(struct dsq_txn *t, void *arg,
+                          const struct dsq_page_loc *loc, const char *segkey,
+                          struct dsq_err *e)
+{
+    struct ours *o = arg;
+    (void)e;
+    dsq_rc rc = loclist_add(&o->locs, loc);
+    struct dsq_err ig;
+    if (rc == DSQ_OK && o->warm &&
+        dsq_pgbuf_get(t->buf, loc->pgno, o->warm, &ig) == DSQ_OK)
+        dsq__pc_insert(t->db, segkey, loc->offset, loc->pgno, o->warm,
+                       t->page_size);
+    return rc;
+}
+
+static dsq_rc upload_pages(struct dsq_txn *t, const struct effects *ef,
+                           struct ours *o, struct dsq_err *e)
+{
+    struct dsq_seg_builder *sb = NULL;
+    uint8_t *page = malloc(t->page_size);
+    dsq_rc rc = page ? dsq_seg_builder_new(t->page_size, t->db->compress,
+                                           t->txn_id, &sb)
+                     : DSQ_ENOMEM;
+    /* the next transaction reads these pages back (to drop unchanged
+       ones, to classify page 1) and so may local readers: keep them in
+       the page cache unless the transaction is big next to it */
+    if (rc == DSQ_OK && ef->n_pgnos <= t->db->pc_max / 4)
+        o->warm = malloc(t->page_size);
+    for (size_t i = 0; rc == DSQ_OK && i < ef->n_pgnos; i++) {
+        rc = dsq_pgbuf_get(t->buf, ef->pgnos[i], page, e);
+        if (rc == DSQ_OK)
+            rc = dsq_seg_builder_add(sb, ef->pgnos[i], page);
+        if (rc == DSQ_OK && dsq_seg_builder_size(sb) >= t->db->segment_max)
+            rc = upload_segment(t, sb, normal_sink, o, e);
+    }
+    if (rc == DSQ_OK && sb && dsq_seg_builder_count(sb) > 0)
+        rc = upload_segment(t, sb, normal_sink, o, e);
+    dsq_seg_builder_free(sb);
+    free(page);
+    free(o->warm);
+    o->warm = NULL;
+    return rc;
+}
+
+static int chunk_index_of(uint32_t pgno, uint32_t cp)
+{
+    return (int)((pgno - 1) / cp);
+}
+
+/*
+ * Checkpoint nm: rewrite the chunks the overlay touches (or truncation
+ * cuts), keep the others, empty the overlay.  bm is the base manifest whose
+ * chunks nm inherited.  New chunk objects are listed in objs.
+ */
+static dsq_rc checkpoint(struct dsq_txn *t, const struct dsq_manifest *bm,
+                         struct dsq_manifest *nm, struct strlist *objs,
+                         struct dsq_err *e)
+{
+    const uint32_t cp = nm->chunk_pages;
+    const uint32_t pc = nm->page_count;
+    const uint32_t eff = nm->ckpt_page_limit; /* old entries valid below */
+    struct dsq_chunk_ref *refs = NULL;
+    size_t n_refs = 0;
+    size_t io = 0, ic = 0;
+    dsq_rc rc = DSQ_OK;
+    size_t max_refs = nm->n_chunks + nm->n_overlay + 1;
+
+    refs = calloc(max_refs, sizeof(*refs));
+    if (!refs)
+        return DSQ_ENOMEM;
+    while (io < nm->n_overlay || ic < nm->n_chunks) {
+        uint32_t idx = UINT32_MAX;
+        if (io < nm->n_overlay)
+            idx = (uint32_t)chunk_index_of(nm->overlay[io].pgno, cp);
+        if (ic < nm->n_chunks && nm->chunks[ic].index < idx)
+            idx = nm->chunks[ic].index;
+        uint64_t lo = (uint64_t)idx * cp + 1, hi = lo + cp - 1;
+        if (lo > pc)
+            break;
+        const struct dsq_chunk_ref *old =
+            (ic < nm->n_chunks && nm->chunks[ic].index == idx) ? &nm->chunks[ic]
+                                                               : NULL;
+        if (old)
+            ic++;
+        size_t ov_first = io;
+        while (io < nm->n_overlay && nm->overlay[io].pgno <= hi)
+            io++;
+        size_t ov_n = io - ov_first;
+        if (old && ov_n == 0 && hi <= eff) {
+            refs[n_refs] = *old;
+            refs[n_refs].key = strdup(old->key);
+            if (!refs[n_refs].key) {
+                rc = DSQ_ENOMEM;
+                goto out;
+            }
+            n_refs++;
+            continue;
+        }
+        /* rebuild this chunk: valid old entries merged with the overlay */
+        struct dsq_chunk *oc = NULL;
+        if (old && lo <= eff) {
+            rc = dsq__chunk_fetch(t->db, old, bm->page_size, cp, &oc, e);
+            if (rc != DSQ_OK)
+                goto out;
+        }
+        struct keytab kt = {0};
+        struct dsq_page_loc *ent =
+            malloc((ov_n + (oc ? oc->n_entries : 0) + 1) * sizeof(*ent));
+        size_t ne = 0, a = 0, b = ov_first;
+        if (!ent)
+            rc = DSQ_ENOMEM;
+        while (rc == DSQ_OK) {
+            const struct dsq_page_loc *la = NULL, *lb = NULL;
+            while (oc && a < oc->n_entries && oc->entries[a].pgno > eff)
+                a++;
+            if (oc && a < oc->n_entries && oc->entries[a].pgno <= eff)
+                la = &oc->entries[a];
+            if (b < io)
+                lb = &nm->overlay[b];
+            if (!la && !lb)
+                break;
+            const struct dsq_page_loc *pick;
+            const char *key;
+            if (lb && (!la || lb->pgno <= la->pgno)) {
+                pick = lb;
+                key = nm->segments[lb->seg];
+                if (la && la->pgno == lb->pgno)
+                    a++;
+                b++;
+            } else {
+                pick = la;
+                key = oc->segments[la->seg];
+                a++;
+            }
+            ent[ne] = *pick;
+            rc = keytab_idx(&kt, key, &ent[ne].seg);
+            ne++;
+        }
+        if (rc == DSQ_OK && ne > 0) {
+            rc = encode_upload_chunk(t, idx, cp, kt.l.v, kt.l.n, ent, ne, objs,
+                                     &refs[n_refs], e);
+            if (rc == DSQ_OK)
+                n_refs++;
+        }
+        free(ent);
+        dsq__strlist_free(&kt.l);
+        dsq_chunk_free(oc);
+        if (rc != DSQ_OK)
+            goto out;
+    }
+    /* install */
+    for (size_t i = 0; i < nm->n_chunks; i++)
+        free(nm->chunks[i].key);
+    free(nm->chunks);
+    nm->chunks = refs;
+    nm->n_chunks = n_refs;
+    refs = NULL;
+    for (size_t i = 0; i < nm->n_segments; i++)
+        free(nm->segments[i]);
+    free(nm->segments);
+    nm->segments = NULL;
+    nm->n_segments = 0;
+    free(nm->overlay);
+    nm->overlay = NULL;
+    nm->n_overlay = 0;
+    nm->ckpt_version = nm->version;
+    nm->ckpt_page_limit = pc;
+out:
+    if (refs) {
+        for (size_t i = 0; i < n_refs; i++)
+            free(refs[i].key);
+        free(refs);
+    }
+    return rc;
+}
+
+static dsq_rc dup_ranges(const struct dsq_range *r, size_t n,
+                         struct dsq_range **out)
+{
+    *out = malloc((n ? n : 1) * sizeof(*r));
+    if (!*out)
+        return DSQ_ENOMEM;
+    if (n)
+        memcpy(*out, r, n * sizeof(*r));
+    return DSQ_OK;
+}
+
+/* Build manifest base+1 for our transaction.  New objects go to objs. */
+static dsq_rc build_manifest(struct dsq_txn *t, const struct dsq_snap *base,
+                             const struct effects *ef, const struct ours *o,
+                             struct strlist *objs, struct dsq_manifest **out,
+                             struct dsq_err *e)
+{
+    const struct dsq_manifest *bm = base->m;
+    const int stream = (t->flags & DSQ_TXN_STREAM) != 0;
+    struct dsq_manifest *nm = calloc(1, sizeof(*nm));
+    struct keytab kt = {0};
+    struct strlist created = {0};
+    dsq_rc rc = DSQ_OK;
+    if (!nm)
+        return DSQ_ENOMEM;
+
+    nm->version = base->version + 1;
+    nm->parent = base->version;
+    nm->page_size = t->page_size;
+    if (stream || ef->count_changed || !bm)
+        nm->page_count = t->page_count;
+    else
+        nm->page_count = bm->page_count;
+    memcpy(nm->writer_id, t->db->writer_id, 33);
+    memcpy(nm->txn_id, t->txn_id, 33);
+    nm->time_ms = dsq_now_ms();
+    nm->page1 = ef->page1;
+    rc = dup_ranges(ef->write_set, ef->n_write, &nm->write_set);
+    if (rc != DSQ_OK)
+        goto out;
+    nm->n_write = ef->n_write;
+    rc = dup_ranges(ef->freed, ef->n_freed, &nm->freed_set);
+    if (rc != DSQ_OK)
+        goto out;
+    nm->n_freed = ef->n_freed;
+
+    if (stream) {
+        nm->ckpt_version = nm->version;
+        nm->ckpt_page_limit = nm->page_count;
+        nm->chunk_pages = CHUNK_PAGES_DEFAULT;
+        nm->chunks = calloc(t->n_chunks + 1, sizeof(*nm->chunks));
+        if (!nm->chunks) {
+            rc = DSQ_ENOMEM;
+            goto out;
+        }
+        for (size_t i = 0; i < t->n_chunks; i++) {
+            nm->chunks[i] = t->chunks[i];
+            nm->chunks[i].key = strdup(t->chunks[i].key);
+            nm->n_chunks++;
+            if (!nm->chunks[i].key) {
+                rc = DSQ_ENOMEM;
+                goto out;
+            }
+        }
+    } else {
+        uint32_t trunc = nm->page_count;
+        if (t->truncated && t->low_water < trunc)
+            trunc = t->low_water;
+        /* inherit the checkpoint */
+        nm->chunk_pages =
+            bm && bm->chunk_pages ? bm->chunk_pages : CHUNK_PAGES_DEFAULT;
+        nm->ckpt_version = bm ? bm->ckpt_version : 0;
+        nm->ckpt_page_limit = bm ? bm->ckpt_page_limit : 0;
+        if (nm->ckpt_page_limit > trunc)
+            nm->ckpt_page_limit = trunc;
+        size_t nb_chunks = bm ? bm->n_chunks : 0;
+        nm->chunks = calloc(nb_chunks + 1, sizeof(*nm->chunks));
+        if (!nm->chunks) {
+            rc = DSQ_ENOMEM;
+            goto out;
+        }
+        for (size_t i = 0; i < nb_chunks; i++) {
+            nm->chunks[i] = bm->chunks[i];
+            nm->chunks[i].key = strdup(bm->chunks[i].key);
+            nm->n_chunks++;
+            if (!nm->chunks[i].key) {
+                rc = DSQ_ENOMEM;
+                goto out;
+            }
+        }
+        /* overlay: the base's entries (not ours, not cut) and ours */
+        size_t nb = bm ? bm->n_overlay : 0, no = o->locs.n;
+        nm->overlay = malloc((nb + no + 1) * sizeof(*nm->overlay));
+        if (!nm->overlay) {
+            rc = DSQ_ENOMEM;
+            goto out;
+        }
+        size_t i = 0, j = 0;
+        while (rc == DSQ_OK && (i < nb || j < no)) {
+            const struct dsq_page_loc *lb = i < nb ? &bm->overlay[i] : NULL;
+            const struct dsq_page_loc *lo = j < no ? ours_loc(o, j) : NULL;
+            const struct dsq_page_loc *pick;
+            const char *key;
+            if (lo && (!lb || lo->pgno <= lb->pgno)) {
+                if (lb && lb->pgno == lo->pgno)
+                    i++;
+                pick = lo;
+                key = ours_key(t, o, &o->locs.v[j]);
+                j++;
+            } else {
+                i++;
+                if (lb->pgno > trunc)
+                    continue;
+                pick = lb;
+                key = bm->segments[lb->seg];
+            }
+            if (pick->pgno > nm->page_count)
+                continue;
+            nm->overlay[nm->n_overlay] = *pick;
+            rc = keytab_idx(&kt, key, &nm->overlay[nm->n_overlay].seg);
+            nm->n_overlay++;
+        }
+        if (rc != DSQ_OK)
+            goto out;
+        nm->segments = kt.l.v;
+        nm->n_segments = kt.l.n;
+        memset(&kt, 0, sizeof(kt));
+        if (nm->version - nm->ckpt_version >= t->db->checkpoint_interval ||
+            nm->n_overlay > t->db->overlay_max) {
+            rc = checkpoint(t, bm, nm, objs, e);
+            if (rc != DSQ_OK)
+                goto out;
+        }
+    }
+    /* everything this transaction published first */
+    for (size_t k = 0; rc == DSQ_OK && k < t->segs.n; k++)
+        rc = dsq__strlist_add(&created, t->segs.v[k]);
+    for (size_t k = 0; rc == DSQ_OK && k < o->p1segs.n; k++)
+        rc = dsq__strlist_add(&created, o->p1segs.v[k]);
+    for (size_t k = 0; rc == DSQ_OK && stream && k < t->n_chunks; k++)
+        rc = dsq__strlist_add(&created, t->chunks[k].key);
+    for (size_t k = 0; rc == DSQ_OK && k < objs->n; k++)
+        rc = dsq__strlist_add(&created, objs->v[k]);
+    if (rc != DSQ_OK)
+        goto out;
+    nm->created = created.v;
+    nm->n_created = created.n;
+    memset(&created, 0, sizeof(created));
+    *out = nm;
+    nm = NULL;
+out:
+    dsq__strlist_free(&kt.l);
+    dsq__strlist_free(&created);
+    dsq_manifest_free(nm);
+    return rc;
+}
+
+/* Best-effort removal of objects nothing can reference any more. */
+static void delete_objects(struct dsq_db *db, const struct strlist *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        struct dsq_err ignore;
+        if (dsq__obj_del(db, l->v[i], &ignore) != DSQ_OK)
+            dsq_log(DSQ_LOG_INFO, "commit",
+                    "could not remove abandoned %s/%s (recovery-scan will)",
+                    db->prefix, l->v[i]);
+    }
+}
+
+/*
+ * The gc floor (gc.json).  0 when there is none.  info (may be NULL) gets
+ * the object's etag for a compare-and-replace.
+ */
+dsq_rc dsq__read_gc_floor(struct dsq_db *db, uint64_t *floor,
+                          struct dsq_objinfo *info, struct dsq_err *e)
+{
+    struct dsq_buf buf;
+    struct dsq_gcfloor g;
+    char full[DSQ_KEY_MAX];
+    dsq_buf_init(&buf, 65536);
+    dsq__full_key(db, "gc.json", full, sizeof(full));
+    dsq_rc rc = dsq__obj_get(db, "gc.json", 0, 0, &buf, info, e);
+    if (rc == DSQ_ENOTFOUND) {
+        *floor = 0;
+        if (info)
+            memset(info, 0, sizeof(*info));
+        rc = DSQ_OK;
+    } else if (rc == DSQ_OK) {
+        rc = dsq_gcfloor_decode(buf.data, buf.len, full, &g, e);
+        if (rc == DSQ_OK)
+            *floor = g.floor;
+    }
+    dsq_buf_cleanup(&buf);
+    return rc;
+}
+
+/*
+ * C9: a version won on a stale base may sit in a slot gc emptied.  gc only
+ * removes versions older than DSQ_GC_MIN_RETENTION_MS, so a base committed
+ * recently (with a margin for clock skew) needs no check; an older one
+ * costs one GET of gc.json.  *withdraw = 1 if version is below the floor.
+ */
+#define FLOOR_CHECK_AGE_MS (DSQ_GC_MIN_RETENTION_MS / 2)
+static dsq_rc check_gc_floor(struct dsq_db *db, const struct dsq_snap *base,
+                             uint64_t version, int *withdraw, struct dsq_err *e)
+{
+    *withdraw = 0;
+    uint64_t now = dsq_now_ms();
+    if (base->m && base->m->time_ms + FLOOR_CHECK_AGE_MS > now)
+        return DSQ_OK;
+    uint64_t floor = 0;
+    dsq_rc rc = dsq__read_gc_floor(db, &floor, NULL, e);
+    if (rc == DSQ_OK && version < floor)
+        *withdraw = 1;
+    return rc;
+}
+
+enum put_outcome { PUT_WON, PUT_LOST, PUT_FAILED };
+
+/*
+ * Create manifest key create-only and find out what happened (C3, C4):
+ * a lost reply is resolved by reading the key back and comparing writer
+ * and transaction ids.
+ */
+static enum put_outcome publish(struct dsq_txn *t, uint64_t version,
+                                const struct dsq_buf *body, int *ambiguous,
+                                dsq_rc *rc_out, struct dsq_err *e)
+{
+    struct dsq_db *db = t->db;
+    char rel[64], key[DSQ_KEY_MAX];
+    dsq_manifest_key(version, rel);
+    dsq__full_key(db, rel, key, sizeof(key));
+    for (unsigned attempt = 0;; attempt++) {
+        dsq_rc rc = dsq_store_put(db->st, key, body->data, body->len,
+                                  DSQ_PUT_CREATE, NULL, NULL, e);
+        STAT_ADD(db, store_puts, 1);
+        if (rc == DSQ_OK) {
+            STAT_ADD(db, bytes_written, body->len);
+            t->objects_written++;
+            t->bytes_written += body->len;
+            return PUT_WON;
+        }
+        if (rc == DSQ_EPRECOND)
+            return PUT_LOST; /* the caller reads it: it may be ours */
+        if (rc != DSQ_ETRANSIENT) {
+            *rc_out = rc;
+            dsq_err_prefix(e, "publishing %s", key);
+            return PUT_FAILED;
+        }
+        /* outcome unknown: read it back */
+        *ambiguous = 1;
+        STAT_ADD(db, retries, 1);
+        for (unsigned r = 0;; r++) {
+            struct dsq_buf buf;
+            dsq_buf_init(&buf, DSQ_MANIFEST_MAX_BYTES);
+            rc = dsq_store_get(db->st, key, 0, 0, &buf, NULL, e);
+            STAT_ADD(db, store_gets, 1);
+            if (rc == DSQ_OK) {
+                struct dsq_manifest *m = NULL;
+                struct dsq_err ignore;
+                int mine = dsq_manifest_decode(buf.data, buf.len, key, &m,
+                                               &ignore) == DSQ_OK &&
+                           strcmp(m->txn_id, t->txn_id) == 0 &&
+                           strcmp(m->writer_id, db->writer_id) == 0;
+                dsq_manifest_free(m);
+                dsq_buf_cleanup(&buf);
+                if (mine) {
+                    dsq_log(DSQ_LOG_INFO, "commit",
+                            "%s: reply lost, but the manifest is ours", key);
+                    return PUT_WON;
+                }
+                return PUT_LOST;
+            }
+            dsq_buf_cleanup(&buf);
+            if (rc == DSQ_ENOTFOUND)
+                break; /* it did not land: try the create again */
+            if (rc != DSQ_ETRANSIENT || r >= db->max_retries) {
+                *rc_out = rc == DSQ_ETRANSIENT ? DSQ_ETRANSIENT : rc;
+                dsq_err_prefix(e, "outcome of publishing %s is unknown", key);
+                return PUT_FAILED;
+            }
+            dsq__backoff(db, r);
+        }
+        if (attempt >= db->max_retries) {
+            *rc_out = DSQ_ERETRIES;
+            dsq_err_set(e, DSQ_ERETRIES,
+                        "publishing %s failed %u times with transient errors",
+                        key, attempt + 1);
+            return PUT_FAILED;
+        }
+        dsq__backoff(db, attempt);
+    }
+}
+
+/* Rewrite our page 1 onto head's, counters past both (page-1 rule). */
+static dsq_rc merge_page1(struct dsq_txn *t, const struct dsq_snap *head,
+                          struct ours *o, struct dsq_err *e)
+{
+    const uint32_t ps = t->page_size;
+    uint8_t *mine = malloc(ps), *theirs = malloc(ps);
+    struct dsq_seg_builder *sb = NULL;
+    struct dsq_buf buf;
+    struct dsq_page_loc *locs = NULL;
+    size_t n = 0;
+    char key[96];
+    dsq_rc rc = DSQ_OK;
+    dsq_buf_init(&buf, SIZE_MAX);
+    if (!mine || !theirs) {
+        rc = DSQ_ENOMEM;
+        goto out;
+    }
+    rc = dsq_pgbuf_get(t->buf, 1, mine, e);
+    if (rc == DSQ_OK)
+        rc = dsq__manifest_read_page(t->db, head->m, 1, theirs, e);
+    if (rc != DSQ_OK)
+        goto out;
+    uint32_t a = dsq_sqlite_counter(mine), b = dsq_sqlite_counter(theirs);
+    dsq_sqlite_set_counter(theirs, (a > b ? a : b) + 1);
+    rc = dsq_seg_builder_new(ps, t->db->compress, t->txn_id, &sb);
+    if (rc == DSQ_OK)
+        rc = dsq_seg_builder_add(sb, 1, theirs);
+    if (rc == DSQ_OK)
+        rc = dsq_seg_builder_finish(sb, &buf, &locs, &n);
+    if (rc == DSQ_OK)
+        rc = upload_new(t, "segments", "seg", &buf, &o->p1segs, key, e);
+    if (rc == DSQ_OK)
+        o->p1loc = locs[0];
+out:
+    free(locs);
+    dsq_seg_builder_free(sb);
+    dsq_buf_cleanup(&buf);
+    free(mine);
+    free(theirs);
+    return rc;
+}
+
+/* Our own published manifest is a snapshot readers will want next. */
+static void cache_published(struct dsq_db *db, struct dsq_manifest **nm)
+{
+    struct dsq_snap *s = calloc(1, sizeof(*s));
+    if (!s)
+        return;
+    s->db = db;
+    atomic_init(&s->refs, 1);
+    s->version = (*nm)->version;
+    s->m = *nm;
+    *nm = NULL;
+    dsq__snap_cache_put(db, s);
+    dsq_snap_release(s);
+}
+
+/*
+ * root.json is a hint, read only to start a listing near the end: a hint
+ * a few versions behind costs readers nothing (one LIST page holds 1000
+ * versions).  So it is written every ROOT_EVERY versions, at least once a
+ * second per handle, not at every commit: one request less per commit.
+ */
+#define ROOT_EVERY 16
+#define ROOT_MAX_AGE_MS 1000
+
+static void update_root(struct dsq_db *db, uint64_t version)
+{
+    uint64_t now = dsq_now_ms();
+    pthread_mutex_lock(&db->mu);
+    int skip = version % ROOT_EVERY != 0 && version > 1 &&
+               now < db->root_written_ms + ROOT_MAX_AGE_MS;
+    if (!skip)
+        db->root_written_ms = now;
+    pthread_mutex_unlock(&db->mu);
+    if (skip)
+        return;
+
+    struct dsq_root r = {.version = version, .time_ms = dsq_now_ms()};
+    struct dsq_buf buf;
+    struct dsq_err e2;
+    char key[DSQ_KEY_MAX];
+    dsq_buf_init(&buf, 4096);
+    dsq__full_key(db, "root.json", key, sizeof(key));
+    if (dsq_root_encode(&r, &buf, &e2) == DSQ_OK) {
+        dsq_rc rc = dsq_store_put(db->st, key, buf.data, buf.len, DSQ_PUT_ANY,
+                                  NULL, NULL, &e2);
+        STAT_ADD(db, store_puts, 1);
+        if (rc != DSQ_OK)
+            dsq_log(DSQ_LOG_INFO, "commit", "root.json not updated: %s",
+                    dsq_err_text(&e2, rc));
+    }
+    dsq_buf_cleanup(&buf);
+}
+
+dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
+                      struct dsq_err *e)
+{
+    struct dsq_db *db = t->db;
+    struct effects ef = {0};
+    struct ours o = {0};
+    struct dsq_snap *base = NULL;
+    struct dsq_manifest *nm = NULL;
+    struct strlist objs = {0};
+    struct dsq_buf body;
+    struct dsq_commit_info ci = {0};
+    int ambiguous = 0;
+    const int stream = (t->flags & DSQ_TXN_STREAM) != 0;
+    dsq_rc rc = DSQ_OK;
+
+    dsq_buf_init(&body, DSQ_MANIFEST_MAX_BYTES);
+    if (t->finished)
+        return dsq_err_set(e, DSQ_EINVAL, "transaction already finished");
+    t->finished = 1;
+
+    if (stream) {
+        rc = stream_flush_segment(t, e);
+        if (rc == DSQ_OK)
+            rc = stream_finish_chunk(t, e);
+        if (rc != DSQ_OK)
+            goto out;
+        if (t->page_size == 0) {
+            rc = dsq_err_set(e, DSQ_EINVAL, "no page size for the database");
+            goto out;
+        }
+    } else if (dsq_txn_dirty_pages(t) == 0 && t->page_count == t->base_count) {
+        ci.version = t->snap->version;
+        ci.noop = 1;
+        goto done;
+    }
+    rc = compute_effects(t, &ef, e);
+    if (rc != DSQ_OK)
+        goto out;
+    if (!stream && ef.n_pgnos == 0 && !ef.count_changed) {
+        ci.version = t->snap->version;
+        ci.noop = 1;
+        goto done;
+    }
+    if (!stream) {
+        rc = upload_pages(t, &ef, &o, e);
+        if (rc != DSQ_OK)
+            goto out;
+    }
+    DSQ_FAULT_POINT("commit.after_segments");
+
+    base = dsq_snap_ref(t->snap);
+    for (unsigned attempt = 0;; attempt++) {
+        ci.attempts++;
+        rc = build_manifest(t, base, &ef, &o, &objs, &nm, e);
+        if (rc == DSQ_OK)
+            rc = dsq_manifest_encode(nm, &body, e);
+        if (rc != DSQ_OK)
+            goto out;
+        DSQ_FAULT_POINT("commit.before_manifest");
+        dsq_rc prc = DSQ_OK;
+        enum put_outcome po =
+            publish(t, nm->version, &body, &ambiguous, &prc, e);
+        if (po == PUT_FAILED) {
+            rc = prc;
+            goto out;
+        }
+        if (po == PUT_WON) {
+            int withdraw = 0;
+            struct dsq_err fe;
+            dsq_err_clear(&fe);
+            if (check_gc_floor(db, base, nm->version, &withdraw, &fe) != DSQ_OK)
+                /* a won version may already carry others' commits: it
+                   stands unless the floor is known to be above it */
+                dsq_log(DSQ_LOG_WARNING, "commit",
+                        "%s: gc floor not readable after winning version "
+                        "%llu: %s",
+                        db->prefix, (unsigned long long)nm->version, fe.msg);
+            if (withdraw) {
+                char rel[64];
+                struct dsq_err ig;
+                dsq_manifest_key(nm->version, rel);
+                dsq__obj_del(db, rel, &ig);
+                STAT_ADD(db, conflicts, 1);
+                rc = dsq_err_set(e, DSQ_ECONFLICT,
+                                 "%s: this transaction's snapshot (version "
+                                 "%llu) was removed by gc",
+                                 db->prefix,
+                                 (unsigned long long)t->snap->version);
+                goto out;
+            }
+            DSQ_FAULT_POINT("commit.after_manifest");
+            ci.version = nm->version;
+            dsq__note_latest(db, nm->version);
+            cache_published(db, &nm);
+            update_root(db, ci.version);
+            DSQ_FAULT_POINT("commit.after_root");
+            goto done;
+        }
+        /* lost the race for base+1: what was committed since? */
+        uint64_t lost_at = nm->version;
+        dsq_manifest_free(nm);
+        nm = NULL;
+        dsq_buf_reset(&body);
+        uint64_t head_v;
+        rc = dsq_db_latest(db, &head_v, e);
+        if (rc != DSQ_OK)
+            goto out;
+        if (head_v < lost_at)
+            head_v = lost_at; /* listing lags the create we lost */
+        int p1_touched = 0;
+        struct dsq_snap *x = NULL;
+        for (uint64_t v = base->version + 1; v <= head_v; v++) {
+            dsq_snap_release(x);
+            x = NULL;
+            rc = dsq_db_snapshot(db, v, &x, e);
+            if (rc != DSQ_OK)
+                goto out;
+            if (strcmp(x->m->txn_id, t->txn_id) == 0 &&
+                strcmp(x->m->writer_id, db->writer_id) == 0) {
+                /* an earlier, ambiguous attempt landed after all */
+                ci.version = v;
+                dsq_snap_release(x);
+                update_root(db, v);
+                goto done;
+            }
+            if (v == lost_at) {
+                /* lost_at is someone else's: this attempt's chunks can
+                   never be referenced (C5) */
+                delete_objects(db, &objs);
+                dsq__strlist_free(&objs);
+            }
+            uint32_t witness = 0;
+            if (db->isolation == DSQ_ISOLATION_SERIALIZABLE ||
+                overlaps(&ef, x->m, &witness)) {
+                if (db->isolation == DSQ_ISOLATION_SERIALIZABLE)
+                    rc = dsq_err_set(e, DSQ_ECONFLICT,
+                                     "%s: version %llu was committed since "
+                                     "this transaction's snapshot (version "
+                                     "%llu; serializable isolation)",
+                                     db->prefix, (unsigned long long)v,
+                                     (unsigned long long)t->snap->version);
+                else
+                    rc = dsq_err_set(e, DSQ_ECONFLICT,
+                                     "%s: page %u was also changed by version "
+                                     "%llu, committed since this "
+                                     "transaction's snapshot (version %llu)",
+                                     db->prefix, witness, (unsigned long long)v,
+                                     (unsigned long long)t->snap->version);
+                dsq_snap_release(x);
+                STAT_ADD(db, conflicts, 1);
+                if (!ambiguous) {
+                    /* no PUT of ours can land any more (C5) */
+                    delete_objects(db, &t->segs);
+                    delete_objects(db, &o.p1segs);
+                    if (stream)
+                        for (size_t k = 0; k < t->n_chunks; k++) {
+                            struct dsq_err ig;
+                            dsq__obj_del(db, t->chunks[k].key, &ig);
+                        }
+                }
+                goto out;
+            }
+            if (x->m->page1 != DSQ_PAGE1_NONE)
+                p1_touched = 1;
+        }
+        dsq_snap_release(base);
+        base = x;
+        if (attempt + 1 > db->max_retries) {
+            rc = dsq_err_set(e, DSQ_ERETRIES,
+                             "%s: gave up after losing %u races for the "
+                             "next version",
+                             db->prefix, attempt + 1);
+            if (!ambiguous)
+                delete_objects(db, &t->segs);
+            goto out;
+        }
+        if (p1_touched && ef.page1 == DSQ_PAGE1_COUNTERS && !stream) {
+            rc = merge_page1(t, base, &o, e);
+            if (rc != DSQ_OK)
+                goto out;
+        }
+        ci.rebases++;
+        STAT_ADD(db, rebases, 1);
+        dsq__backoff(db, attempt);
+    }
+done:
+    ci.objects_written = t->objects_written;
+    ci.bytes_written = t->bytes_written;
+    if (!ci.noop)
+        STAT_ADD(db, commits, 1);
+    if (info)
+        *info = ci;
+    rc = DSQ_OK;
+out:
+    dsq_snap_release(base);
+    dsq_manifest_free(nm);
+    dsq__strlist_free(&objs);
+    dsq__strlist_free(&o.p1segs);
+    free(o.locs.v);
+    effects_free(&ef);
+    dsq_buf_cleanup(&body);
+    return rc;
+}

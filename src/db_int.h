@@ -1,0 +1,184 @@
+/*
+ * db_int.h - what the engine's files share: the handle and snapshot
+ * structures, constants, and the helpers one file defines for the others.
+ *
+ * Layer: services, private to db.c (handle, store calls, caches,
+ * snapshots, reads), db_commit.c (transactions and the commit protocol)
+ * and db_admin.c (versions, verify, recovery scan, gc, FUSE helpers).
+ * Nothing outside those three includes it.
+ */
+#ifndef DSQ_DB_INT_H
+#define DSQ_DB_INT_H
+
+#include "db.h"
+
+#include "cache.h"
+#include "env.h"
+#include "log.h"
+#include "manifest.h"
+#include "pgbuf.h"
+#include "segment.h"
+#include "sqlitefmt.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CHUNK_PAGES_DEFAULT 4096u
+#define CHUNK_CACHE_MAX 64
+#define SNAP_CACHE_MAX 32
+#define OBJ_CAP (1024u * 1024u * 1024u) /* cap on one object read whole */
+#define COALESCE_GAP (64u * 1024u)      /* merge reads across small gaps */
+#define COALESCE_MAX (2u * 1024u * 1024u)
+#define WRITE_THROUGH_MAX                                                      \
+    (8u * 1024u * 1024u) /* uploads kept in the disk cache */
+
+/* ------------------------------------------------------------------ */
+/* 1. handle, keys, stats                                               */
+/* ------------------------------------------------------------------ */
+
+struct pc_entry { /* one cached page image */
+    char *segkey; /* full object key */
+    uint64_t offset;
+    uint32_t pgno;
+    uint8_t *page;
+    struct pc_entry *hnext;       /* hash chain */
+    struct pc_entry *prev, *next; /* LRU list, most recent first */
+};
+
+struct chunk_entry {
+    char *key; /* relative key */
+    struct dsq_chunk *chunk;
+    uint64_t stamp; /* LRU clock */
+};
+
+struct dsq_snap {
+    struct dsq_db *db;
+    atomic_int refs;
+    uint64_t version;
+    struct dsq_manifest *m; /* NULL for version 0 (empty) */
+};
+
+struct dsq_db {
+    struct dsq_store *st; /* borrowed */
+    char *prefix;         /* "" or "a/b/name" */
+    char writer_id[33];
+    /* config values (copied) */
+    unsigned checkpoint_interval;
+    unsigned overlay_max;
+    unsigned max_retries;
+    double retry_base_s, retry_max_s;
+    uint64_t segment_max;
+    enum dsq_isolation isolation;
+    int compress;
+    uint64_t txn_mem;
+    char *spill_dir;
+
+    struct dsq_cache *dcache; /* on-disk cache, or NULL; thread-safe */
+    uint64_t known_latest;    /* newest version seen to exist; guarded
+                                 by mu */
+    uint64_t root_written_ms; /* last root.json update; guarded by mu */
+
+    pthread_mutex_t mu;
+    struct dsq_db_stats stats; /* guarded by mu */
+    /* page cache: guarded by mu */
+    struct pc_entry **pc_hash;
+    size_t pc_nbuckets;
+    struct pc_entry *pc_head, *pc_tail;
+    size_t pc_count, pc_max;
+    /* chunk cache: guarded by mu */
+    struct chunk_entry chunks[CHUNK_CACHE_MAX];
+    uint64_t chunk_clock;
+    /* snapshot cache: guarded by mu (holds one ref each) */
+    struct dsq_snap *snaps[SNAP_CACHE_MAX];
+    uint64_t snap_stamp[SNAP_CACHE_MAX];
+    uint64_t snap_clock;
+};
+
+#define STAT_ADD(db, field, n)                                                 \
+    do {                                                                       \
+        pthread_mutex_lock(&(db)->mu);                                         \
+        (db)->stats.field += (n);                                              \
+        pthread_mutex_unlock(&(db)->mu);                                       \
+    } while (0)
+
+/* helpers defined in one of the three files for the others */
+/* A growable list of owned strings. */
+struct strlist {
+    char **v;
+    size_t n, cap;
+};
+
+/* A growable array of page locations. */
+struct loclist {
+    struct dsq_page_loc *v;
+    size_t n, cap;
+};
+
+struct dsq_txn {
+    struct dsq_db *db;
+    struct dsq_snap *snap; /* owned reference */
+    unsigned flags;
+    char txn_id[33];
+    uint32_t page_size;
+    uint32_t page_count;
+    uint32_t base_count; /* snapshot's page count */
+    uint32_t low_water;  /* smallest page count set in this txn */
+    int truncated;       /* set_page_count went below base_count */
+    int finished;
+    struct dsq_pgbuf *buf; /* normal mode */
+
+    /* stream mode */
+    struct dsq_seg_builder *sb;
+    uint32_t last_pgno;
+    uint8_t *page1;               /* copy of page 1 */
+    uint32_t cur_chunk;           /* index of the chunk being filled */
+    struct strlist cur_segs;      /* its segment table */
+    struct loclist cur_locs;      /* its entries */
+    struct dsq_chunk_ref *chunks; /* finished chunks */
+    size_t n_chunks, cap_chunks;
+
+    /* objects this transaction uploaded (relative keys) */
+    struct strlist segs;  /* segments holding our pages */
+    struct strlist extra; /* per-attempt objects (chunks, page-1) */
+    uint64_t objects_written;
+    uint64_t bytes_written;
+};
+
+typedef int (*dsq__rel_list_fn)(const char *rel, const struct dsq_objinfo *info,
+                                void *arg);
+
+void dsq__full_key(const struct dsq_db *db, const char *rel, char *out,
+                   size_t outsz);
+void dsq__backoff(const struct dsq_db *db, unsigned attempt);
+dsq_rc dsq__obj_get(struct dsq_db *db, const char *rel, uint64_t off,
+                    uint64_t len, struct dsq_buf *out, struct dsq_objinfo *info,
+                    struct dsq_err *e);
+dsq_rc dsq__obj_put(struct dsq_db *db, const char *rel, const void *data,
+                    size_t len, struct dsq_err *e);
+dsq_rc dsq__obj_del(struct dsq_db *db, const char *rel, struct dsq_err *e);
+dsq_rc dsq__list_rel(struct dsq_db *db, const char *relprefix,
+                     const char *start_after_rel, dsq__rel_list_fn fn,
+                     void *arg, struct dsq_err *e);
+dsq_rc dsq__chunk_fetch(struct dsq_db *db, const struct dsq_chunk_ref *ref,
+                        uint32_t page_size, uint32_t chunk_pages,
+                        struct dsq_chunk **out, struct dsq_err *e);
+dsq_rc dsq__load_manifest(struct dsq_db *db, uint64_t version,
+                          struct dsq_manifest **out, struct dsq_err *e);
+dsq_rc dsq__manifest_read_page(struct dsq_db *db, const struct dsq_manifest *m,
+                               uint32_t pgno, void *buf, struct dsq_err *e);
+void dsq__note_latest(struct dsq_db *db, uint64_t v);
+void dsq__pc_insert(struct dsq_db *db, const char *segkey, uint64_t offset,
+                    uint32_t pgno, const void *page, uint32_t page_size);
+void dsq__snap_cache_put(struct dsq_db *db, struct dsq_snap *s);
+dsq_rc dsq__strlist_add(struct strlist *l, const char *s);
+void dsq__strlist_free(struct strlist *l);
+dsq_rc dsq__read_gc_floor(struct dsq_db *db, uint64_t *floor,
+                          struct dsq_objinfo *info, struct dsq_err *e);
+
+#endif
