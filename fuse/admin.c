@@ -80,8 +80,10 @@ static int parse_args(int argc, char **argv, struct args *a)
     struct dsq_err e;
     dsq_err_clear(&e);
     dsq_rc rc = dsq_config_load_env(&a->cfg, &e);
-    if (rc != DSQ_OK)
-        return fail(a->cmd, &e, rc) ? 2 : 2;
+    if (rc != DSQ_OK) {
+        fail(a->cmd, &e, rc);
+        return 2;
+    }
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         if (!strcmp(s, "--force")) {

@@ -122,7 +122,6 @@ END_TEST
 
 /* ---- racing processes ---- */
 
-enum { EXIT_COMMITTED = 0, EXIT_CONFLICT = 10, EXIT_OTHER = 20 };
 
 static void make_base(uint32_t pages)
 {
@@ -149,62 +148,20 @@ static void make_base(uint32_t pages)
     dsq_config_cleanup(&cfg);
 }
 
-static int child(uint32_t pgno, int fill, int ready_fd, int go_fd)
+static void open_s3(void *arg, struct dsq_config *cfg, struct dsq_store **st,
+                    struct dsq_db **db)
 {
-    struct dsq_config cfg;
-    struct dsq_store *st;
-    struct dsq_db *db;
-    struct dsq_snap *s;
-    struct dsq_txn *t;
-    struct dsq_err e;
-    uint8_t page[4096];
-    dsq_test_config(&cfg, 50);
-    s3_open(&cfg, &st, &db);
-    if (dsq_db_snapshot(db, 1, &s, &e) != DSQ_OK ||
-        dsq_txn_begin(s, 0, &t, &e) != DSQ_OK)
-        return EXIT_OTHER;
-    memset(page, fill, sizeof(page));
-    if (dsq_txn_write_page(t, pgno, page, &e) != DSQ_OK)
-        return EXIT_OTHER;
-    char b = 1;
-    if (write(ready_fd, &b, 1) != 1 || read(go_fd, &b, 1) != 1)
-        return EXIT_OTHER;
-    dsq_rc rc = dsq_txn_commit(t, NULL, &e);
-    if (rc == DSQ_ECONFLICT)
-        return EXIT_CONFLICT;
-    if (rc != DSQ_OK) {
-        fprintf(stderr, "child commit: %s\n", dsq_err_text(&e, rc));
-        return EXIT_OTHER;
-    }
-    return EXIT_COMMITTED;
+    (void)arg;
+    s3_open(cfg, st, db);
 }
 
+/* n committers from version 1, one page each */
 static void race(const uint32_t *pg, const int *fill, int n, int *codes)
 {
-    int ready[2], go[2];
-    pid_t pids[8];
-    ck_assert_int_eq(pipe(ready), 0);
-    ck_assert_int_eq(pipe(go), 0);
-    for (int i = 0; i < n; i++) {
-        pids[i] = fork();
-        if (pids[i] == 0)
-            _exit(child(pg[i], fill[i], ready[1], go[0]));
-    }
-    char b;
+    struct dsq_test_racer r[8];
     for (int i = 0; i < n; i++)
-        ck_assert_int_eq(read(ready[0], &b, 1), 1);
-    char gos[8] = {1, 1, 1, 1, 1, 1, 1, 1};
-    ck_assert_int_eq(write(go[1], gos, (size_t)n), n);
-    for (int i = 0; i < n; i++) {
-        int status;
-        ck_assert_int_eq(waitpid(pids[i], &status, 0), pids[i]);
-        ck_assert(WIFEXITED(status));
-        codes[i] = WEXITSTATUS(status);
-    }
-    close(ready[0]);
-    close(ready[1]);
-    close(go[0]);
-    close(go[1]);
+        r[i] = (struct dsq_test_racer){{pg[i]}, 1, fill[i]};
+    dsq_test_race(n, open_s3, NULL, 1, r, DSQ_ISOLATION_SNAPSHOT, codes);
 }
 
 static int page_byte(uint64_t v, uint32_t pgno)
@@ -248,7 +205,7 @@ START_TEST(test_disjoint_pages_all_commit)
     int codes[4];
     race(pg, fill, 4, codes);
     for (int i = 0; i < 4; i++)
-        ck_assert_int_eq(codes[i], EXIT_COMMITTED);
+        ck_assert_int_eq(codes[i], DSQ_TEST_COMMITTED);
     ck_assert_uint_eq(latest(), 5);
     for (int i = 0; i < 4; i++)
         ck_assert_int_eq(page_byte(5, pg[i]), fill[i]);
@@ -265,11 +222,11 @@ START_TEST(test_overlapping_pages_one_wins)
     race(pg, fill, 3, codes);
     int won = -1, lost = 0;
     for (int i = 0; i < 3; i++) {
-        if (codes[i] == EXIT_COMMITTED) {
+        if (codes[i] == DSQ_TEST_COMMITTED) {
             ck_assert_int_eq(won, -1);
             won = i;
         } else {
-            ck_assert_int_eq(codes[i], EXIT_CONFLICT);
+            ck_assert_int_eq(codes[i], DSQ_TEST_CONFLICT);
             lost++;
         }
     }

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 void dsq_test_config(struct dsq_config *cfg, unsigned checkpoint_interval)
 {
@@ -68,9 +70,8 @@ struct dsq_txn *dsq_test_txn_from_file(struct dsq_snap *s, const char *path)
             }
             same = memcmp(old, img + (size_t)(p - 1) * ps, ps) == 0;
         }
-        if (!same &&
-            dsq_txn_write_page(t, p, img + (size_t)(p - 1) * ps, &e) !=
-                DSQ_OK) {
+        if (!same && dsq_txn_write_page(t, p, img + (size_t)(p - 1) * ps, &e) !=
+                         DSQ_OK) {
             free(old);
             goto fail;
         }
@@ -169,4 +170,77 @@ const char *dsq_test_integrity(const char *path)
     sqlite3_finalize(st);
     sqlite3_close(db);
     return out;
+}
+
+static int race_child(dsq_test_open_fn open_fn, void *arg, uint64_t base_v,
+                      const struct dsq_test_racer *r, enum dsq_isolation iso,
+                      int ready_fd, int go_fd)
+{
+    struct dsq_config cfg;
+    struct dsq_store *st;
+    struct dsq_db *db;
+    struct dsq_snap *s;
+    struct dsq_txn *t;
+    struct dsq_err e;
+    uint8_t page[4096];
+    dsq_test_config(&cfg, 50);
+    cfg.isolation = iso;
+    open_fn(arg, &cfg, &st, &db);
+    dsq_err_clear(&e);
+    if (dsq_db_snapshot(db, base_v, &s, &e) != DSQ_OK ||
+        dsq_txn_begin(s, 0, &t, &e) != DSQ_OK)
+        return DSQ_TEST_OTHER;
+    for (int i = 0; i < r->npages; i++) {
+        memset(page, r->fill, sizeof(page));
+        if (dsq_txn_write_page(t, r->pages[i], page, &e) != DSQ_OK)
+            return DSQ_TEST_OTHER;
+    }
+    char b = 1;
+    if (write(ready_fd, &b, 1) != 1 || read(go_fd, &b, 1) != 1)
+        return DSQ_TEST_OTHER;
+    dsq_rc rc = dsq_txn_commit(t, NULL, &e);
+    if (rc == DSQ_ECONFLICT)
+        return DSQ_TEST_CONFLICT;
+    if (rc != DSQ_OK) {
+        fprintf(stderr, "child commit: %s\n", dsq_err_text(&e, rc));
+        return DSQ_TEST_OTHER;
+    }
+    return DSQ_TEST_COMMITTED;
+}
+
+void dsq_test_race(int n, dsq_test_open_fn open_fn, void *arg, uint64_t base_v,
+                   const struct dsq_test_racer *r, enum dsq_isolation iso,
+                   int *codes)
+{
+    int ready[2], go[2];
+    pid_t pids[16];
+    if (n < 1 || n > 16 || pipe(ready) != 0 || pipe(go) != 0)
+        abort();
+    for (int i = 0; i < n; i++) {
+        pids[i] = fork();
+        if (pids[i] < 0)
+            abort();
+        if (pids[i] == 0)
+            _exit(
+                race_child(open_fn, arg, base_v, &r[i], iso, ready[1], go[0]));
+    }
+    char b;
+    for (int i = 0; i < n; i++)
+        if (read(ready[0], &b, 1) != 1)
+            break; /* a child died before it was ready: codes tell */
+    char gos[16];
+    size_t count = (size_t)n <= sizeof(gos) ? (size_t)n : sizeof(gos);
+    memset(gos, 1, sizeof(gos));
+    if (write(go[1], gos, count) != (ssize_t)count)
+        abort();
+    for (int i = 0; i < n; i++) {
+        int status;
+        codes[i] = -1;
+        if (waitpid(pids[i], &status, 0) == pids[i] && WIFEXITED(status))
+            codes[i] = WEXITSTATUS(status);
+    }
+    close(ready[0]);
+    close(ready[1]);
+    close(go[0]);
+    close(go[1]);
 }

@@ -34,6 +34,29 @@ dsq_rc dsq_test_commit_file(struct dsq_db *db, const char *path,
 /* Read the whole image of a snapshot (malloc'd; *len bytes). */
 uint8_t *dsq_test_snap_image(struct dsq_snap *s, size_t *len);
 
+/*
+ * Racing committers in separate processes.  Each child gets a config
+ * (dsq_test_config, interval 50, the given isolation), opens its own store
+ * and handle with open_fn, pins version base_v, writes its pages filled
+ * with its byte, says it is ready; when all are ready they commit at once.
+ * codes[i] gets child i's result: DSQ_TEST_COMMITTED, _CONFLICT or _OTHER.
+ */
+enum {
+    DSQ_TEST_COMMITTED = 0,
+    DSQ_TEST_CONFLICT = 10,
+    DSQ_TEST_OTHER = 20,
+};
+struct dsq_test_racer {
+    uint32_t pages[4];
+    int npages;
+    int fill;
+};
+typedef void (*dsq_test_open_fn)(void *arg, struct dsq_config *cfg,
+                                 struct dsq_store **st, struct dsq_db **db);
+void dsq_test_race(int n, dsq_test_open_fn open_fn, void *arg,
+                   uint64_t base_v, const struct dsq_test_racer *r,
+                   enum dsq_isolation iso, int *codes);
+
 /* Run SQL on a SQLite file with the sqlite3 library; aborts on error. */
 void dsq_test_sql(const char *path, const char *sql);
 /* First column of the first row as an integer. */

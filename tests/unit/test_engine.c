@@ -186,83 +186,18 @@ static void make_base(const char *dir, uint32_t pages)
     dsq_store_free(st);
 }
 
-enum { EXIT_COMMITTED = 0, EXIT_CONFLICT = 10, EXIT_OTHER = 20 };
-
-/*
- * Child: snapshot version base_v, write the given pages with byte c,
- * signal ready, wait for the go byte, commit.  Exit code says the result.
- */
-static int child_commit(const char *dir, uint64_t base_v, const uint32_t *pg,
-                        int npg, int c, int ready_fd, int go_fd,
-                        enum dsq_isolation iso)
+/* Racers open a file store in the directory given as arg. */
+static void open_dir(void *arg, struct dsq_config *cfg, struct dsq_store **st,
+                     struct dsq_db **db)
 {
-    struct dsq_config cfg;
-    struct dsq_store *st;
-    struct dsq_db *db;
-    struct dsq_snap *s;
-    struct dsq_txn *t;
-    struct dsq_err e;
-    uint8_t page[4096];
-    dsq_test_config(&cfg, 50);
-    cfg.isolation = iso;
-    dsq_test_open(dir, &cfg, &st, &db);
-    if (dsq_db_snapshot(db, base_v, &s, &e) != DSQ_OK ||
-        dsq_txn_begin(s, 0, &t, &e) != DSQ_OK)
-        return EXIT_OTHER;
-    for (int i = 0; i < npg; i++) {
-        fill(page, sizeof(page), c);
-        if (dsq_txn_write_page(t, pg[i], page, &e) != DSQ_OK)
-            return EXIT_OTHER;
-    }
-    char b = 1;
-    if (write(ready_fd, &b, 1) != 1 || read(go_fd, &b, 1) != 1)
-        return EXIT_OTHER;
-    dsq_rc rc = dsq_txn_commit(t, NULL, &e);
-    if (rc == DSQ_ECONFLICT)
-        return EXIT_CONFLICT;
-    if (rc != DSQ_OK) {
-        fprintf(stderr, "child commit: %s\n", dsq_err_text(&e, rc));
-        return EXIT_OTHER;
-    }
-    return EXIT_COMMITTED;
+    dsq_test_open(arg, cfg, st, db);
 }
 
-struct racer {
-    uint32_t pages[4];
-    int npages;
-    int fill;
-};
-
-/* Race n committers from the same snapshot; exit codes in codes[]. */
-static void race(const char *dir, uint64_t base_v, const struct racer *r,
-                 int n, int *codes, enum dsq_isolation iso)
+static void race(const char *dir, uint64_t base_v,
+                 const struct dsq_test_racer *r, int n, int *codes,
+                 enum dsq_isolation iso)
 {
-    int ready[2], go[2];
-    pid_t pids[8];
-    ck_assert_int_eq(pipe(ready), 0);
-    ck_assert_int_eq(pipe(go), 0);
-    for (int i = 0; i < n; i++) {
-        pids[i] = fork();
-        ck_assert_int_ge(pids[i], 0);
-        if (pids[i] == 0)
-            _exit(child_commit(dir, base_v, r[i].pages, r[i].npages,
-                               r[i].fill, ready[1], go[0], iso));
-    }
-    char b;
-    for (int i = 0; i < n; i++)
-        ck_assert_int_eq(read(ready[0], &b, 1), 1);
-    char gos[8] = {1, 1, 1, 1, 1, 1, 1, 1};
-    ck_assert_int_eq(write(go[1], gos, (size_t)n), n);
-    for (int i = 0; i < n; i++) {
-        int status;
-        ck_assert_int_eq(waitpid(pids[i], &status, 0), pids[i]);
-        ck_assert(WIFEXITED(status));
-        codes[i] = WEXITSTATUS(status);
-    }
-    close(ready[0]);
-    close(ready[1]);
-    close(go[0]);
-    close(go[1]);
+    dsq_test_race(n, open_dir, (void *)dir, base_v, r, iso, codes);
 }
 
 static int page_byte(const char *dir, uint64_t v, uint32_t pgno)
@@ -302,14 +237,14 @@ START_TEST(test_disjoint_pages_both_commit)
 {
     const char *dir = path_in("store");
     make_base(dir, 16);
-    struct racer r[4] = {{{3, 4}, 2, 0xa1},
+    struct dsq_test_racer r[4] = {{{3, 4}, 2, 0xa1},
                          {{7}, 1, 0xb2},
                          {{10, 11, 12}, 3, 0xc3},
                          {{20}, 1, 0xd4}}; /* 20 grows the file */
     int codes[4];
     race(dir, 1, r, 4, codes, DSQ_ISOLATION_SNAPSHOT);
     for (int i = 0; i < 4; i++)
-        ck_assert_int_eq(codes[i], EXIT_COMMITTED);
+        ck_assert_int_eq(codes[i], DSQ_TEST_COMMITTED);
     ck_assert_uint_eq(latest(dir), 5);
     ck_assert_int_eq(page_byte(dir, 5, 3), 0xa1);
     ck_assert_int_eq(page_byte(dir, 5, 4), 0xa1);
@@ -325,14 +260,14 @@ START_TEST(test_overlapping_pages_one_wins)
 {
     const char *dir = path_in("store");
     make_base(dir, 16);
-    struct racer r[3] = {{{5, 6}, 2, 0x11}, {{5}, 1, 0x22}, {{9, 5}, 2, 0x33}};
+    struct dsq_test_racer r[3] = {{{5, 6}, 2, 0x11}, {{5}, 1, 0x22}, {{9, 5}, 2, 0x33}};
     int codes[3];
     race(dir, 1, r, 3, codes, DSQ_ISOLATION_SNAPSHOT);
     int won = -1, lost = 0;
     for (int i = 0; i < 3; i++) {
-        if (codes[i] == EXIT_COMMITTED)
+        if (codes[i] == DSQ_TEST_COMMITTED)
             won = i;
-        else if (codes[i] == EXIT_CONFLICT)
+        else if (codes[i] == DSQ_TEST_CONFLICT)
             lost++;
         else
             ck_abort_msg("child %d failed with %d", i, codes[i]);
@@ -347,10 +282,10 @@ START_TEST(test_serializable_refuses_any_concurrent_commit)
 {
     const char *dir = path_in("store");
     make_base(dir, 16);
-    struct racer r[2] = {{{3}, 1, 0x11}, {{9}, 1, 0x22}};
+    struct dsq_test_racer r[2] = {{{3}, 1, 0x11}, {{9}, 1, 0x22}};
     int codes[2];
     race(dir, 1, r, 2, codes, DSQ_ISOLATION_SERIALIZABLE);
-    ck_assert_int_eq(codes[0] + codes[1], EXIT_CONFLICT);
+    ck_assert_int_eq(codes[0] + codes[1], DSQ_TEST_CONFLICT);
     ck_assert_uint_eq(latest(dir), 2);
 }
 END_TEST
@@ -564,7 +499,7 @@ START_TEST(test_root_hint_never_trusted)
 {
     const char *dir = path_in("store");
     make_base(dir, 4);
-    struct racer r[1] = {{{2}, 1, 0x44}};
+    struct dsq_test_racer r[1] = {{{2}, 1, 0x44}};
     int codes[1];
     race(dir, 1, r, 1, codes, DSQ_ISOLATION_SNAPSHOT);
     ck_assert_int_eq(codes[0], 0);
