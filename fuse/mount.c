@@ -268,6 +268,13 @@ int dsq_mount_main(int argc, char **argv)
         goto out_cfg;
     }
     struct dsq_fs *fs = dsq_fs_new(st, &cfg, m.source, sidedir);
+    if (fs) {
+        char *mp = realpath(m.mountpoint, NULL);
+        if (mp) {
+            free(fs->mountpoint);
+            fs->mountpoint = mp;
+        }
+    }
     if (!fs) {
         fprintf(stderr, "dsqlfs: out of memory\n");
         rm_sidedir(sidedir);

@@ -121,6 +121,12 @@ enum dsq_txn_flags {
      * pages 1..page_count were all written.  Reads are not available.
      */
     DSQ_TXN_STREAM = 1,
+    /*
+     * Any version committed since the snapshot is a conflict, as under
+     * serializable isolation (a writer that cannot take others' pages
+     * into its own view: WAL in exclusive locking mode).
+     */
+    DSQ_TXN_NO_REBASE = 2,
 };
 
 dsq_rc dsq_txn_begin(struct dsq_snap *s, unsigned flags, struct dsq_txn **out,

@@ -1368,15 +1368,19 @@ dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
                 dsq__strlist_free(&objs);
             }
             uint32_t witness = 0;
-            if (db->isolation == DSQ_ISOLATION_SERIALIZABLE ||
-                overlaps(&ef, x->m, &witness)) {
-                if (db->isolation == DSQ_ISOLATION_SERIALIZABLE)
+            int any = db->isolation == DSQ_ISOLATION_SERIALIZABLE ||
+                      (t->flags & DSQ_TXN_NO_REBASE);
+            if (any || overlaps(&ef, x->m, &witness)) {
+                if (any)
                     rc = dsq_err_set(e, DSQ_ECONFLICT,
                                      "%s: version %llu was committed since "
                                      "this transaction's snapshot (version "
-                                     "%llu; serializable isolation)",
+                                     "%llu; %s)",
                                      db->prefix, (unsigned long long)v,
-                                     (unsigned long long)t->snap->version);
+                                     (unsigned long long)t->snap->version,
+                                     (t->flags & DSQ_TXN_NO_REBASE)
+                                         ? "this transaction cannot rebase"
+                                         : "serializable isolation");
                 else
                     rc = dsq_err_set(e, DSQ_ECONFLICT,
                                      "%s: page %u was also changed by version "
