@@ -54,7 +54,7 @@ DEB=$W/dsqlfs_${VERSION}_${ARCH}.deb
 [ -f "$DEB" ] || { echo "build-deb: $DEB was not made" >&2; exit 1; }
 
 # lintian: errors fail, warnings are shown
-if ! lintian --fail-on error --no-tag-display-limit "$DEB" >"$W/lintian.log" 2>&1; then
+if ! lintian --fail-on error --tag-display-limit 0 "$DEB" >"$W/lintian.log" 2>&1; then
     cat "$W/lintian.log" >&2
     echo "build-deb: lintian found errors" >&2
     exit 1
