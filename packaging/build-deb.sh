@@ -62,5 +62,6 @@ fi
 [ -s "$W/lintian.log" ] && sed 's/^/lintian: /' "$W/lintian.log" >&2
 
 mkdir -p "$OUT"
+rm -f "$OUT"/dsqlfs_*.deb
 cp "$DEB" "$OUT/"
 echo "$OUT/$(basename "$DEB")"

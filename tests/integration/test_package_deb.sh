@@ -44,6 +44,7 @@ set -eu
 export DEBIAN_FRONTEND=noninteractive PATH=/usr/sbin:/usr/bin:/sbin:/bin
 step() { echo "[inside] $*" >&2; }
 step "apt install ./dsqlfs.deb"
+dpkg-query -W -f='${Package}\n' | sort > /tmp/base-packages
 apt-get update -qq >/dev/null
 apt-get install -y -qq /tmp/dsqlfs_*.deb >/tmp/apt.log 2>&1 || { tail -20 /tmp/apt.log >&2; exit 1; }
 dsqlfs --version | grep -q '^dsqlfs [0-9]'
@@ -84,6 +85,14 @@ if dpkg -s dsqlfs >/dev/null 2>&1; then echo "dsqlfs still installed" >&2; exit 
 for f in /usr/bin/dsqlfs /sbin/mount.dsqlfs /sbin/mount.fuse.dsqlfs; do
     if [ -e "$f" ] || [ -L "$f" ]; then echo "$f still there" >&2; exit 1; fi
 done
+# dependencies apt keeps because the base recommends them (ca-certificates)
+# go too, so that what is left can only be ours
+kept=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' | awk '$1 == "ii" {print $2}' | sort | comm -13 /tmp/base-packages -)
+if [ -n "$kept" ]; then
+    step "purging what apt kept: $(echo $kept)"
+    apt-get purge -y -qq $kept >/tmp/apt.log 2>&1 || { tail -20 /tmp/apt.log >&2; exit 1; }
+fi
+rm -f /tmp/base-packages
 sed -i '/fuse.dsqlfs/d' /etc/fstab
 rm -rf /srv/store /mnt/db
 step ok
@@ -105,7 +114,11 @@ rm -f "$R/etc/resolv.conf" "$R/tmp/inside.sh"
 snapshot > "$T/after"
 # package manager state and caches change with any install; not files of ours
 left=$(comm -13 "$T/before" "$T/after" | grep -vE '^\./(var/lib/(apt|dpkg)|var/cache|var/log)(/|$)|^\./etc/ld\.so\.cache$' || true)
-[ -z "$left" ] || fail "left behind after purge: $left"
+[ -z "$left" ] || fail "left behind after purge: $(echo $left)"
+for p in $(dpkg-deb -c "$DEB" | awk '$1 !~ /^d/ {print $6}' | sed 's|^\./|/|'); do
+    if [ -e "$R$p" ] || [ -L "$R$p" ]; then fail "a file of the package is still there: $p"; fi
+done
+log "the root after purge has the files it had before, no more, no fewer"
 gone=$(comm -23 "$T/before" "$T/after" | grep -vE '^\./(var/lib/(apt|dpkg)|var/cache|var/log)(/|$)|^\./etc/resolv\.conf$' || true)
 [ -z "$gone" ] || fail "removed by install+purge though not ours: $gone"
 echo "test_package_deb: ok"
