@@ -203,8 +203,13 @@ static void pin_fn(struct dsq_dbfile *df, void *arg)
     struct pin_scan *p = arg;
     if (strcmp(df->prefix, p->prefix) != 0)
         return;
+    /* the served snapshot counts while someone may still read it: the
+       file is open or locked, or a read transaction may reuse it without
+       asking the store (staleness); otherwise the next open moves it */
+    int reuse = df->fs->cfg->staleness_s > 0;
     pthread_mutex_lock(&df->mu);
-    uint64_t v[2] = {df->snap ? dsq_snap_version(df->snap) : 0,
+    int in_use = reuse || df->open_count > 0 || df->locks.n > 0 || df->txn;
+    uint64_t v[2] = {df->snap && in_use ? dsq_snap_version(df->snap) : 0,
                      df->txn ? dsq_txn_snapshot_version(df->txn) : 0};
     pthread_mutex_unlock(&df->mu);
     for (int i = 0; i < 2; i++)

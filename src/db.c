@@ -696,7 +696,23 @@ void dsq__note_latest(struct dsq_db *db, uint64_t v)
     pthread_mutex_unlock(&db->mu);
 }
 
+static dsq_rc latest_listed(struct dsq_db *db, uint64_t *version,
+                            struct dsq_err *e);
+
 dsq_rc dsq_db_latest(struct dsq_db *db, uint64_t *version, struct dsq_err *e)
+{
+    uint64_t t = dsq_now_ms();
+    dsq_rc rc = latest_listed(db, version, e);
+    if (rc == DSQ_OK) {
+        pthread_mutex_lock(&db->mu);
+        db->listed_ms = t;
+        pthread_mutex_unlock(&db->mu);
+    }
+    return rc;
+}
+
+static dsq_rc latest_listed(struct dsq_db *db, uint64_t *version,
+                            struct dsq_err *e)
 {
     struct scan_state s = {0};
     dsq_rc rc;

@@ -161,7 +161,9 @@ void dsq_txn_free(struct dsq_txn *t);
  * The newest version, given that version known exists (0: none known):
  * one HEAD of manifests/v{known+1} (versions are created in order, so if
  * it is missing, known is the newest); only when it exists, the full
- * dsq_db_latest().
+ * dsq_db_latest().  A missing known+1 is also checked by listing once the
+ * last listing of this handle is older than half the gc minimum age (gc
+ * may have removed known+1 since).
  */
 dsq_rc dsq_db_head_after(struct dsq_db *db, uint64_t known, uint64_t *latest,
                          struct dsq_err *e);

@@ -650,8 +650,24 @@ dsq_rc dsq_db_head_after(struct dsq_db *db, uint64_t known, uint64_t *latest,
     dsq_rc rc = dsq_store_head(db->st, key, &info, e);
     STAT_ADD(db, store_heads, 1);
     if (rc == DSQ_ENOTFOUND) {
-        *latest = known;
-        return DSQ_OK;
+        /* versions are created in order, so known is the newest, unless gc
+           removed known+1 (and known) since a listing last said so: it
+           only removes versions older than its minimum age, so a listing
+           younger than half of that (a margin for clock skew, as C9's) is
+           proof enough; an older one is renewed */
+        pthread_mutex_lock(&db->mu);
+        uint64_t listed = db->listed_ms;
+        pthread_mutex_unlock(&db->mu);
+        if (known == 0 ||
+            listed + dsq_db_gc_min_retention_ms() / 2 > dsq_now_ms()) {
+            *latest = known;
+            return DSQ_OK;
+        }
+        uint64_t v = 0;
+        rc = dsq_db_latest(db, &v, e);
+        if (rc == DSQ_OK)
+            *latest = v;
+        return rc;
     }
     if (rc != DSQ_OK)
         return rc;
