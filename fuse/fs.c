@@ -495,6 +495,12 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         if (!strcmp(name, "metrics.prom")) {
             kind = DSQ_I_STATFILE;
             path = strdup("");
+        } else if (dsq_status_is_file(name)) {
+            kind = DSQ_I_STATFILE;
+            size_t pl = strlen(name) + 2;
+            path = malloc(pl);
+            if (path)
+                snprintf(path, pl, "/%s", name);
         } else {
             /* a status file per known database */
             pthread_mutex_lock(&fs->mu);
@@ -828,6 +834,8 @@ static int fill_dir(fuse_req_t req, struct dsq_fs *fs, struct dsq_inode *in,
         }
         pthread_mutex_unlock(&fs->mu);
         names_add(&files, "metrics.prom");
+        for (const char *const *f = dsq_status_files; *f; f++)
+            names_add(&files, *f);
         for (size_t i = 0; i < files.n; i++)
             dirbuf_add(req, b, files.v[i], 0, S_IFREG);
         goto done;
@@ -1619,12 +1627,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
     (void)ino;
     struct statvfs sv;
-    memset(&sv, 0, sizeof(sv));
-    sv.f_bsize = 4096;
-    sv.f_frsize = 4096;
-    sv.f_blocks = sv.f_bfree = sv.f_bavail = 1ULL << 40;
-    sv.f_files = sv.f_ffree = sv.f_favail = 1u << 30;
-    sv.f_namemax = 255;
+    dsq_status_statfs(fs_of(req), &sv); /* status.c, maint.c */
     fuse_reply_statfs(req, &sv);
 }
 

@@ -124,8 +124,11 @@ struct dsq_inode {
     uint64_t mtime_ms;
 };
 
+struct dsq_maint;
+
 struct dsq_fs {
     struct fuse_session *se;
+    struct dsq_maint *maint; /* set once before the loop runs; may be NULL */
     struct dsq_config *cfg; /* borrowed, read-only */
     struct dsq_store *st;   /* borrowed */
     char *sidedir;          /* local directory for side files */
@@ -204,8 +207,15 @@ void dsq_dbfile_wal_seen(struct dsq_dbfile *df, uint64_t ino);
 void dsq_dbfile_status(struct dsq_dbfile *df, struct dsq_buf *b, int prom);
 
 /* ---- status.c ---- */
-/* Content of a status file (malloc'd). */
+/* Content of a status file (malloc'd): prefix is a database's, "" for
+   metrics.prom, or "/NAME" for one of dsq_status_files. */
 char *dsq_status_render(struct dsq_fs *fs, const char *prefix, size_t *len);
+/* The files of .dsqlfs/ besides metrics.prom and one per database
+   (NULL-terminated): health, maintenance.json. */
+extern const char *const dsq_status_files[];
+int dsq_status_is_file(const char *name);
+/* statfs of the mount (maint.c's usage when maintenance runs). */
+void dsq_status_statfs(struct dsq_fs *fs, struct statvfs *sv);
 /* "a/b/name" -> "a%2Fb%2Fname.json" into out. */
 void dsq_status_name(const char *prefix, char *out, size_t outsz);
 
