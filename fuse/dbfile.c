@@ -131,7 +131,7 @@ void dsq__df_unlock_inval(struct dsq_dbfile *df, struct inval *iv)
     struct inval local = *iv;
     memset(iv, 0, sizeof(*iv));
     inval_send(df, &local);
-    pthread_mutex_lock(&df->mu);
+    dsq__df_lock(df);
     df->inval_busy = 0;
     pthread_cond_broadcast(&df->cv);
     pthread_mutex_unlock(&df->mu);
@@ -175,6 +175,20 @@ void dsq__df_inval_between(struct dsq_dbfile *df, uint64_t from, uint64_t to,
     dsq_changes_cleanup(&c);
 }
 
+/*
+ * Take df->mu from a request handler.  Its holder may be waiting for a
+ * request of its own (the daemon reads and writes -shm files through the
+ * mount, wal.c): a thread about to wait for the mutex first lets another
+ * thread read the device.
+ */
+void dsq__df_lock(struct dsq_dbfile *df)
+{
+    if (pthread_mutex_trylock(&df->mu) == 0)
+        return;
+    dsq_loop_may_block();
+    pthread_mutex_lock(&df->mu);
+}
+
 /* ---- life cycle ---- */
 
 struct dsq_dbfile *dsq_dbfile_new(struct dsq_fs *fs, const char *prefix,
@@ -187,7 +201,7 @@ struct dsq_dbfile *dsq_dbfile_new(struct dsq_fs *fs, const char *prefix,
     df->fs = fs;
     df->ino = ino;
     df->stage_fd = -1;
-    df->mode = 0644;
+    atomic_init(&df->mode, 0644);
     df->prefix = strdup(prefix);
     df->name = strdup(name);
     df->journal_path = dsq_fs_side_path(fs, name, "-journal");
@@ -816,7 +830,7 @@ static int plain_shrink_refused(struct dsq_dbfile *df, uint64_t size)
 int dsq_dbfile_on_open(struct dsq_dbfile *df, int trunc)
 {
     struct inval iv = {0};
-    pthread_mutex_lock(&df->mu);
+    dsq__df_lock(df);
     dsq__df_wait_inval(df);
     int r = dsq__df_refresh(df, &iv, 0);
     if (r == 0 && trunc && plain_shrink_refused(df, 0))
@@ -827,7 +841,7 @@ int dsq_dbfile_on_open(struct dsq_dbfile *df, int trunc)
     if (r == 0 && trunc) {
         r = dsq_dbfile_truncate(df, 0);
         if (r) {
-            pthread_mutex_lock(&df->mu);
+            dsq__df_lock(df);
             df->open_count--;
             pthread_mutex_unlock(&df->mu);
         }
@@ -838,7 +852,7 @@ int dsq_dbfile_on_open(struct dsq_dbfile *df, int trunc)
 void dsq_dbfile_on_release(struct dsq_dbfile *df)
 {
     struct inval iv = {0};
-    pthread_mutex_lock(&df->mu);
+    dsq__df_lock(df);
     if (df->open_count)
         df->open_count--;
     if (df->open_count == 0 && dsq__df_buffered(df) && df->txn_plain &&
@@ -849,7 +863,7 @@ void dsq_dbfile_on_release(struct dsq_dbfile *df)
 
 void dsq_dbfile_attr(struct dsq_dbfile *df, uint64_t *size, uint64_t *mtime_ms)
 {
-    pthread_mutex_lock(&df->mu);
+    dsq__df_lock(df);
     dsq__df_ensure_snap(df);
     *size = file_size(df);
     if (dsq__df_buffered(df)) {
@@ -864,7 +878,7 @@ void dsq_dbfile_attr(struct dsq_dbfile *df, uint64_t *size, uint64_t *mtime_ms)
 
 int dsq_dbfile_content_refused(struct dsq_dbfile *df)
 {
-    pthread_mutex_lock(&df->mu);
+    dsq__df_lock(df);
     int r = df->content_refused;
     pthread_mutex_unlock(&df->mu);
     return r;
@@ -875,7 +889,7 @@ ssize_t dsq_dbfile_read(struct dsq_dbfile *df, char *buf, size_t size,
 {
     struct dsq_err e;
     dsq_err_clear(&e);
-    pthread_mutex_lock(&df->mu);
+    dsq__df_lock(df);
     int r = dsq__df_ensure_snap(df);
     if (r) {
         pthread_mutex_unlock(&df->mu);
@@ -1016,7 +1030,7 @@ ssize_t dsq_dbfile_write(struct dsq_dbfile *df, const char *buf, size_t size,
     struct inval iv = {0};
     if (df->fs->cfg->read_only)
         return -EROFS;
-    pthread_mutex_lock(&df->mu);
+    dsq__df_lock(df);
     if (df->content_refused) {
         pthread_mutex_unlock(&df->mu);
         return -EINVAL;
@@ -1123,7 +1137,7 @@ int dsq_dbfile_truncate(struct dsq_dbfile *df, uint64_t size)
     dsq_err_clear(&e);
     if (df->fs->cfg->read_only)
         return -EROFS;
-    pthread_mutex_lock(&df->mu);
+    dsq__df_lock(df);
     int r = dsq__df_ensure_snap(df);
     if (r == 0 && plain_shrink_refused(df, size))
         r = -EPERM;
@@ -1176,7 +1190,7 @@ int dsq_dbfile_fsync(struct dsq_dbfile *df)
 {
     struct inval iv = {0};
     int r = 0;
-    pthread_mutex_lock(&df->mu);
+    dsq__df_lock(df);
     if (dsq__df_buffered(df) && df->txn_plain &&
         !dsq_locks_any_write(&df->locks))
         r = commit_locked(df, "fsync", &iv);
@@ -1187,7 +1201,7 @@ int dsq_dbfile_fsync(struct dsq_dbfile *df)
 int dsq_dbfile_journal_commit(struct dsq_dbfile *df, const char *why)
 {
     struct inval iv = {0};
-    pthread_mutex_lock(&df->mu);
+    dsq__df_lock(df);
     dsq__df_wait_inval(df);
     int r = 0;
     if (dsq__df_buffered(df) && !df->txn_plain)
@@ -1203,18 +1217,23 @@ int dsq_dbfile_flush(struct dsq_dbfile *df, uint64_t owner)
     struct inval iv = {0};
     int r = 0;
     dsq_log(DSQ_LOG_DEBUG, "lock", "%s: flush owner %" PRIx64, df->name, owner);
-    pthread_mutex_lock(&df->mu);
+    dsq__df_lock(df);
     dsq__df_wait_inval(df);
     int had_write = 0;
     for (size_t i = 0; i < df->locks.n; i++)
         if (df->locks.v[i].owner == owner && df->locks.v[i].type == F_WRLCK)
             had_write = 1;
     dsq_locks_release_owner(&df->locks, owner);
+    /* closing any descriptor drops its process's locks (POSIX), also
+       one the process opened itself while SQLite writes: with a hot
+       journal the transaction stays buffered (its journal unlink commits
+       it, or the next opener's rollback restores every page); with none
+       (MEMORY, OFF) nothing could undo its pages: they go (L2) */
     if (had_write && dsq__df_buffered(df) && !df->txn_plain &&
-        !dsq_locks_any_write(&df->locks))
+        !dsq_locks_any_write(&df->locks) && !journal_hot(df))
         discard_txn(df, &iv,
-                    "closed while holding a write lock (the process ended "
-                    "mid-transaction)");
+                    "closed while holding a write lock, with no hot journal "
+                    "(the process ended mid-transaction)");
     if (dsq__df_buffered(df) && df->txn_plain &&
         !dsq_locks_any_write(&df->locks))
         r = commit_locked(df, "close", &iv);
@@ -1227,7 +1246,7 @@ int dsq_dbfile_getlk(struct dsq_dbfile *df, uint64_t owner, struct flock *lk)
     uint64_t start = (uint64_t)lk->l_start;
     uint64_t end =
         lk->l_len == 0 ? UINT64_MAX : start + (uint64_t)lk->l_len - 1;
-    pthread_mutex_lock(&df->mu);
+    dsq__df_lock(df);
     const struct dsq_lock *c =
         dsq_locks_conflict(&df->locks, owner, start, end, lk->l_type);
     if (c) {
@@ -1256,7 +1275,7 @@ int dsq_dbfile_setlk(struct dsq_dbfile *df, uint64_t owner,
             " len %lld sleep %d",
             df->name, owner, (int)lk->l_pid, type, start, (long long)lk->l_len,
             sleep);
-    pthread_mutex_lock(&df->mu);
+    dsq__df_lock(df);
     for (;;) {
         dsq__df_wait_inval(df);
         if (type == F_UNLCK ||
@@ -1270,7 +1289,7 @@ int dsq_dbfile_setlk(struct dsq_dbfile *df, uint64_t owner,
         pthread_mutex_unlock(&df->mu);
         dsq_loop_may_block();
         usleep(5000);
-        pthread_mutex_lock(&df->mu);
+        dsq__df_lock(df);
     }
     int had_excl =
         dsq_locks_type_at(&df->locks, owner, DSQ_SHARED_FIRST) == F_WRLCK;
@@ -1347,7 +1366,7 @@ int dsq_dbfile_flock(struct dsq_dbfile *df, uint64_t owner, int op,
 {
     int type = (op & LOCK_UN) ? F_UNLCK : (op & LOCK_EX) ? F_WRLCK : F_RDLCK;
     int nb = (op & LOCK_NB) != 0;
-    pthread_mutex_lock(&df->mu);
+    dsq__df_lock(df);
     while (type != F_UNLCK &&
            dsq_locks_conflict(&df->flocks, owner, 0, 0, type)) {
         if (nb || fuse_req_interrupted(req) ||
@@ -1358,7 +1377,7 @@ int dsq_dbfile_flock(struct dsq_dbfile *df, uint64_t owner, int op,
         pthread_mutex_unlock(&df->mu);
         dsq_loop_may_block();
         usleep(5000);
-        pthread_mutex_lock(&df->mu);
+        dsq__df_lock(df);
     }
     int r = dsq_locks_apply(&df->flocks, owner, 0, 0, type, 0);
     pthread_mutex_unlock(&df->mu);
@@ -1367,7 +1386,7 @@ int dsq_dbfile_flock(struct dsq_dbfile *df, uint64_t owner, int op,
 
 void dsq_dbfile_flock_release(struct dsq_dbfile *df, uint64_t owner)
 {
-    pthread_mutex_lock(&df->mu);
+    dsq__df_lock(df);
     dsq_locks_release_owner(&df->flocks, owner);
     pthread_mutex_unlock(&df->mu);
 }
@@ -1377,14 +1396,14 @@ void dsq_dbfile_flock_release(struct dsq_dbfile *df, uint64_t owner)
 void dsq_dbfile_wal_end(struct dsq_dbfile *df, int64_t size)
 {
     struct inval iv = {0};
-    pthread_mutex_lock(&df->mu);
+    dsq__df_lock(df);
     dsq_wal_end(df, size, &iv);
     dsq__df_unlock_inval(df, &iv);
 }
 
 void dsq_dbfile_wal_seen(struct dsq_dbfile *df, uint64_t ino)
 {
-    pthread_mutex_lock(&df->mu);
+    dsq__df_lock(df);
     df->wal.wal_ino = ino;
     pthread_mutex_unlock(&df->mu);
 }
@@ -1395,7 +1414,7 @@ void dsq_dbfile_status(struct dsq_dbfile *df, struct dsq_buf *b, int prom)
 {
     struct dsq_db_stats s;
     dsq_db_get_stats(df->db, &s);
-    pthread_mutex_lock(&df->mu);
+    dsq__df_lock(df);
     uint64_t v = df->snap ? dsq_snap_version(df->snap) : 0;
     uint64_t head = df->head > v ? df->head : v;
     struct dsq_dbstat d = df->st;

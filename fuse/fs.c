@@ -317,9 +317,7 @@ static void fill_attr(struct dsq_fs *fs, struct dsq_inode *in, struct stat *st)
     case DSQ_I_DB: {
         uint64_t size = 0;
         dsq_dbfile_attr(in->df, &size, &mt);
-        pthread_mutex_lock(&in->df->mu);
-        uint32_t mode = in->df->mode;
-        pthread_mutex_unlock(&in->df->mu);
+        uint32_t mode = atomic_load(&in->df->mode);
         st->st_mode = S_IFREG | (fs->cfg->read_only ? (mode & ~0222u) : mode);
         st->st_size = (off_t)size;
         break;
@@ -655,9 +653,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
         if (in->kind == DSQ_I_DB) {
             /* kept by this mount for the life of the mount (SQLite gives
                its journals the database's mode) */
-            pthread_mutex_lock(&in->df->mu);
-            in->df->mode = (uint32_t)attr->st_mode & 07777;
-            pthread_mutex_unlock(&in->df->mu);
+            atomic_store(&in->df->mode, (uint32_t)attr->st_mode & 07777);
         } else if (in->kind == DSQ_I_SIDE) {
             if (chmod(in->path, attr->st_mode & 07777) != 0)
                 r = -errno;
@@ -1282,9 +1278,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
         return;
     }
     if (fresh) {
-        pthread_mutex_lock(&in->df->mu);
-        in->df->mode = (uint32_t)mode & 07777;
-        pthread_mutex_unlock(&in->df->mu);
+        atomic_store(&in->df->mode, (uint32_t)mode & 07777);
     }
     if (fi->flags & O_EXCL) {
         int exists = !fresh;
