@@ -56,7 +56,8 @@ struct dsq_dbstat {     /* counters of the daemon for one database */
     uint64_t snapshot_moves;
     uint64_t local_commits;
     uint64_t commit_failures;
-    uint64_t busy_refusals; /* EXCLUSIVE/RESERVED refused (EAGAIN) */
+    uint64_t busy_refusals; /* EXCLUSIVE/RESERVED refused (EAGAIN,
+                               EDEADLK) */
     uint64_t noop_commits;
     uint64_t wal_refusals;
     uint64_t inval_ranges;
@@ -82,6 +83,8 @@ struct dsq_dbfile {
     int inval_busy;
     int refused;              /* EXCLUSIVE refused for snapshot ... */
     uint64_t refused_version; /* ... of this version */
+    int refused_held;         /* ... and refused_owner still holds the */
+    uint64_t refused_owner;   /* RESERVED of the refused attempt */
     unsigned open_count;
     int exists; /* the store has the database */
     /* 0 once the local journal was found not hot, until it is next
