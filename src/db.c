@@ -19,6 +19,7 @@
  * atomic.
  */
 #include "db_int.h"
+#include "sqlitefmt.h"
 
 /* Full store key of a key relative to the database prefix. */
 void dsq__full_key(const struct dsq_db *db, const char *rel, char *out,
@@ -778,6 +779,52 @@ out:
     return rc;
 }
 
+/* SQLite never writes the page holding its lock bytes (offset 2^30). */
+#define SQLITE_PENDING_BYTE 0x40000000u
+
+dsq_rc dsq__manifest_check_image(struct dsq_db *db,
+                                 const struct dsq_manifest *m,
+                                 uint64_t *image_bytes, struct dsq_err *e)
+{
+    if (image_bytes)
+        *image_bytes = 0;
+    if (m->page_count == 0)
+        return DSQ_OK;
+    uint8_t *p1 = malloc(m->page_size);
+    if (!p1)
+        return DSQ_ENOMEM;
+    dsq_rc rc = dsq__manifest_read_page(db, m, 1, p1, e);
+    if (rc != DSQ_OK) {
+        free(p1);
+        return rc;
+    }
+    /* SQLite's page size may differ from the store's page size (PRAGMA
+       page_size then VACUUM through the mount): compare bytes */
+    uint32_t hps = dsq_sqlite_page_size(p1, m->page_size);
+    uint32_t hpages = dsq_sqlite_header_pages(p1, m->page_size);
+    free(p1);
+    if (!hps || !hpages)
+        return DSQ_OK; /* not a SQLite image, or no valid size: nothing */
+    uint64_t need = (uint64_t)hpages * hps;
+    /* a database ending at the lock-byte page does not store that page */
+    if ((uint64_t)(hpages - 1) * hps == SQLITE_PENDING_BYTE / hps * hps &&
+        need > hps)
+        need -= hps;
+    uint64_t have = (uint64_t)m->page_count * m->page_size;
+    if (image_bytes)
+        *image_bytes = need;
+    if (have < need)
+        return DSQ_CORRUPT(e,
+                           "%s version %llu is inconsistent: page 1 says the "
+                           "database has %u pages of %u bytes (%llu bytes), "
+                           "the manifest's page_count %u of %u bytes holds "
+                           "only %llu",
+                           db->prefix, (unsigned long long)m->version, hpages,
+                           hps, (unsigned long long)need, m->page_count,
+                           m->page_size, (unsigned long long)have);
+    return DSQ_OK;
+}
+
 struct dsq_snap *dsq_snap_ref(struct dsq_snap *s)
 {
     atomic_fetch_add(&s->refs, 1);
@@ -850,8 +897,15 @@ dsq_rc dsq_db_snapshot(struct dsq_db *db, uint64_t version,
     struct dsq_manifest *m = NULL;
     if (version > 0) {
         rc = dsq__load_manifest(db, version, &m, e);
-        if (rc != DSQ_OK)
+        /* its page 1 is read now rather than by the first reader: no
+           extra request, and a version that cannot be served whole is
+           refused before anything of it is */
+        if (rc == DSQ_OK)
+            rc = dsq__manifest_check_image(db, m, NULL, e);
+        if (rc != DSQ_OK) {
+            dsq_manifest_free(m);
             return rc;
+        }
     }
     s = calloc(1, sizeof(*s));
     if (!s) {

@@ -224,7 +224,9 @@ struct dsq_verify_report {
 };
 /*
  * Check that versions are contiguous, every manifest decodes, every object
- * a manifest references exists, decodes and matches its checksums.
+ * a manifest references exists, decodes and matches its checksums, and
+ * every manifest agrees with its page 1, its parent and the segments it
+ * created (docs/format.md, "Cross-checks").
  * Problems are counted and described through report_fn (may be NULL);
  * returns DSQ_ECORRUPT if any were found.
  */
