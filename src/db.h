@@ -246,6 +246,17 @@ dsq_rc dsq_db_recovery_scan(struct dsq_db *db, uint64_t grace_ms, int do_delete,
                             dsq_orphan_fn fn, void *arg, uint64_t *n_orphans,
                             struct dsq_err *e);
 
+/*
+ * The temporary files writers that were killed left in the database's
+ * directories (the prefix, manifests/, segments/, pagetables/; only
+ * stores that make them, file://) older than grace_ms: fn per file (its
+ * name relative to the database, like an orphan's key), with do_delete
+ * removed first.  *n_found gets their number.
+ */
+dsq_rc dsq_db_debris_scan(struct dsq_db *db, uint64_t grace_ms, int do_delete,
+                          dsq_orphan_fn fn, void *arg, uint64_t *n_found,
+                          struct dsq_err *e);
+
 struct dsq_gc_report {
     uint64_t head;  /* newest version */
     uint64_t floor; /* oldest version kept */

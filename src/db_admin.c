@@ -724,6 +724,48 @@ dsq_rc dsq_db_recovery_scan(struct dsq_db *db, uint64_t grace_ms, int do_delete,
     return rc;
 }
 
+struct debris_count {
+    dsq_orphan_fn fn;
+    void *arg;
+    size_t skip; /* the database prefix and '/': names are relative */
+    uint64_t n;
+};
+
+static void debris_fn(const char *name, uint64_t size, uint64_t mtime_ms,
+                      int deleted, void *arg)
+{
+    struct debris_count *c = arg;
+    c->n++;
+    if (c->fn)
+        c->fn(strlen(name) >= c->skip ? name + c->skip : name, size, mtime_ms,
+              deleted, c->arg);
+}
+
+dsq_rc dsq_db_debris_scan(struct dsq_db *db, uint64_t grace_ms, int do_delete,
+                          dsq_orphan_fn fn, void *arg, uint64_t *n_found,
+                          struct dsq_err *e)
+{
+    static const char *const dirs[] = {"", "manifests/", "segments/",
+                                       "pagetables/"};
+    struct debris_count c = {fn, arg,
+                             db->prefix[0] ? strlen(db->prefix) + 1 : 0, 0};
+    uint64_t now = dsq_now_ms();
+    uint64_t before = now > grace_ms ? now - grace_ms : 0;
+    dsq_rc rc = DSQ_OK;
+    for (size_t i = 0; rc == DSQ_OK && i < sizeof(dirs) / sizeof(dirs[0]);
+         i++) {
+        char dir[DSQ_KEY_MAX];
+        if (db->prefix[0])
+            snprintf(dir, sizeof(dir), "%s/%s", db->prefix, dirs[i]);
+        else
+            snprintf(dir, sizeof(dir), "%s", dirs[i]);
+        rc = dsq_store_debris(db->st, dir, before, do_delete, debris_fn, &c, e);
+    }
+    if (rc == DSQ_OK && n_found)
+        *n_found = c.n;
+    return rc;
+}
+
 void dsq_fault_point(const char *name)
 {
     const char *want = getenv("DSQLFS_FAULT");

@@ -186,6 +186,28 @@ dsq_rc dsq_store_del(struct dsq_store *st, const char *key, struct dsq_err *e)
     return st->ops->del(st, key, e);
 }
 
+dsq_rc dsq_store_debris(struct dsq_store *st, const char *dir,
+                        uint64_t before_ms, int do_delete, dsq_debris_fn fn,
+                        void *arg, struct dsq_err *e)
+{
+    /* "" or a valid key followed by '/': never outside the store */
+    size_t n = strlen(dir);
+    if (n) {
+        char k[DSQ_KEY_MAX];
+        if (dir[n - 1] != '/' || n >= DSQ_KEY_MAX)
+            return bad_key(e, dir);
+        memcpy(k, dir, n - 1);
+        k[n - 1] = 0;
+        if (!dsq_store_key_valid(k))
+            return bad_key(e, dir);
+    }
+    if (!st->ops->debris)
+        return DSQ_OK;
+    if (do_delete)
+        may_wait(st, 1);
+    return st->ops->debris(st, dir, before_ms, do_delete, fn, arg, e);
+}
+
 void dsq_store_free(struct dsq_store *st)
 {
     if (st)

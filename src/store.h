@@ -84,6 +84,10 @@ struct dsq_list_req {
 
 struct dsq_store;
 
+/* One leftover temporary file (see dsq_store_ops.debris). */
+typedef void (*dsq_debris_fn)(const char *name, uint64_t size,
+                              uint64_t mtime_ms, int deleted, void *arg);
+
 struct dsq_store_ops {
     const char *name; /* "file", "s3", "fault" ... */
     /*
@@ -104,6 +108,17 @@ struct dsq_store_ops {
                    struct dsq_list_page *out, struct dsq_err *e);
     /* Deleting a missing key is DSQ_OK (S3 semantics). */
     dsq_rc (*del)(struct dsq_store *st, const char *key, struct dsq_err *e);
+    /*
+     * Optional; NULL where puts leave nothing behind (S3 publishes an
+     * object whole or not at all).  The temporary files of puts that never
+     * finished (the writer was killed) directly in the directory of keys
+     * dir ("P/segments/"; "" is the root) whose mtime is before before_ms:
+     * fn gets each one's name (dir + file name: not a valid key), size
+     * and mtime; with do_delete they are removed first (deleted = 1).
+     */
+    dsq_rc (*debris)(struct dsq_store *st, const char *dir, uint64_t before_ms,
+                     int do_delete, dsq_debris_fn fn, void *arg,
+                     struct dsq_err *e);
     void (*destroy)(struct dsq_store *st);
 };
 
@@ -133,6 +148,10 @@ dsq_rc dsq_store_list(struct dsq_store *st, const struct dsq_list_req *req,
 void dsq_store_set_wait_hook(void (*hook)(void));
 
 dsq_rc dsq_store_del(struct dsq_store *st, const char *key, struct dsq_err *e);
+/* ops->debris, or DSQ_OK with nothing found when the backend has none. */
+dsq_rc dsq_store_debris(struct dsq_store *st, const char *dir,
+                        uint64_t before_ms, int do_delete, dsq_debris_fn fn,
+                        void *arg, struct dsq_err *e);
 void dsq_store_free(struct dsq_store *st);
 
 /*

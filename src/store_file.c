@@ -26,8 +26,10 @@
  *    strictly increasing within the process; rename/link do not touch
  *    mtime.  So an unchanged object keeps its etag, and a replacement that
  *    reuses a freed inode number still gets a different etag.
- *  - Names starting with ".dsqtmp" are never objects: list hides them and
- *    removes temporary files older than an hour (debris of crashed writers).
+ *  - Names starting with ".dsqtmp" are never objects: list hides them (a
+ *    listing never deletes anything); debris reports, and on request
+ *    removes, the temporary files killed writers left in one directory
+ *    (recovery-scan).
  *
  * Thread-safety: the store holds only immutable fields and one atomic flag;
  * every operation opens its own descriptors, and uses *at() calls relative
@@ -53,7 +55,6 @@
 
 #define TMP_PREFIX ".dsqtmp"         /* reserved: never an object */
 #define TMP_FILE_PREFIX ".dsqtmp."   /* temporary files of writers */
-#define STALE_TMP_MS (3600u * 1000u) /* older temp files are debris */
 #define LIST_DEFAULT_MAX 1000
 #define WRITE_CHUNK (1u << 30)
 
@@ -567,6 +568,68 @@ out:
     return rc;
 }
 
+/* --------------------------------------------------------------- debris */
+
+/* Temporary files of puts that never finished, directly in dir. */
+static dsq_rc file_debris(struct dsq_store *st, const char *dir,
+                          uint64_t before_ms, int do_delete, dsq_debris_fn fn,
+                          void *arg, struct dsq_err *e)
+{
+    struct dsq_store_file *fs = (struct dsq_store_file *)st;
+    char name[DSQ_KEY_MAX + 256];
+    int dfd = openat(fs->root_fd, dir[0] ? dir : ".",
+                     O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return DSQ_OK;
+        return sys_err(e, errno, "debris", dir, "open directory");
+    }
+    DIR *d = fdopendir(dfd);
+    if (!d) {
+        dsq_rc rc = sys_err(e, errno, "debris", dir, "opendir");
+        close(dfd);
+        return rc;
+    }
+    dsq_rc rc = DSQ_OK;
+    for (;;) {
+        errno = 0;
+        struct dirent *de = readdir(d);
+        if (!de) {
+            if (errno != 0)
+                rc = sys_err(e, errno, "debris", dir, "readdir");
+            break;
+        }
+        if (strncmp(de->d_name, TMP_FILE_PREFIX, sizeof(TMP_FILE_PREFIX) - 1))
+            continue;
+        struct stat sb;
+        if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0 ||
+            !S_ISREG(sb.st_mode))
+            continue;
+        uint64_t mtime_ms = (uint64_t)sb.st_mtim.tv_sec * 1000u +
+                            (uint64_t)sb.st_mtim.tv_nsec / 1000000u;
+        if (mtime_ms >= before_ms)
+            continue; /* may be a put in progress */
+        int deleted = 0;
+        if (do_delete) {
+            if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+                deleted = 1;
+            else if (errno != ENOENT) {
+                rc = sys_err(e, errno, "debris", de->d_name, "unlink");
+                break;
+            } else {
+                continue; /* removed by someone else meanwhile */
+            }
+        }
+        snprintf(name, sizeof(name), "%s%s", dir, de->d_name);
+        if (fn)
+            fn(name, (uint64_t)sb.st_size, mtime_ms, deleted, arg);
+    }
+    if (rc == DSQ_OK && do_delete && fsync(dirfd(d)) != 0)
+        rc = sys_fail(e, DSQ_EIO, errno, "debris", dir, "fsync directory");
+    closedir(d);
+    return rc;
+}
+
 /* ------------------------------------------------------------------ del */
 
 static dsq_rc file_del(struct dsq_store *st, const char *key, struct dsq_err *e)
@@ -628,7 +691,6 @@ struct walk {
     const char *skip;  /* keys starting with skip are rolled up already */
     size_t skiplen;
     size_t max;
-    uint64_t now_ms;
     /* the page being built (moved to the caller on success) */
     struct dsq_list_entry *ents;
     size_t n_ents, cap_ents;
@@ -644,23 +706,6 @@ static int ent_cmp(const void *a, const void *b)
 {
     const struct walk_ent *x = a, *y = b;
     return strcmp(x->key, y->key);
-}
-
-/* Remove a writer's temporary file left for more than an hour. */
-static void clean_stale(struct walk *w, int dfd, const char *name)
-{
-    struct stat sb;
-    if (strncmp(name, TMP_FILE_PREFIX, sizeof(TMP_FILE_PREFIX) - 1) != 0)
-        return;
-    if (fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW) != 0 ||
-        !S_ISREG(sb.st_mode))
-        return;
-    uint64_t mtime_ms = (uint64_t)sb.st_mtim.tv_sec * 1000u +
-                        (uint64_t)sb.st_mtim.tv_nsec / 1000000u;
-    if (mtime_ms + STALE_TMP_MS < w->now_ms && unlinkat(dfd, name, 0) == 0)
-        dsq_log(DSQ_LOG_NOTICE, "store",
-                "file store %s: removed stale temporary file %s", w->fs->dir,
-                name);
 }
 
 static dsq_rc oom(struct walk *w)
@@ -806,10 +851,8 @@ static dsq_rc walk_dir(struct walk *w, int dfd, const char *dkey)
         const char *name = de->d_name;
         if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
             continue;
-        if (strncmp(name, TMP_PREFIX, sizeof(TMP_PREFIX) - 1) == 0) {
-            clean_stale(w, dirfd(d), name);
-            continue;
-        }
+        if (strncmp(name, TMP_PREFIX, sizeof(TMP_PREFIX) - 1) == 0)
+            continue; /* never an object (debris: file_debris) */
         /* names that cannot be keys (bad UTF-8, too long) are not objects */
         size_t nlen = strlen(name);
         if (dklen + nlen >= DSQ_KEY_MAX || !dsq_store_key_valid(name))
@@ -903,7 +946,6 @@ static dsq_rc file_list(struct dsq_store *st, const struct dsq_list_req *req,
     if (w.max > LIST_DEFAULT_MAX)
         w.max = LIST_DEFAULT_MAX; /* S3's cap, so callers meet pages here */
     w.start = req->start_after && req->start_after[0] ? req->start_after : NULL;
-    w.now_ms = dsq_now_ms();
 
     if (req->token) {
         if ((strncmp(req->token, "k:", 2) != 0 &&
@@ -1002,6 +1044,7 @@ static const struct dsq_store_ops file_ops = {
     .head = file_head,
     .list = file_list,
     .del = file_del,
+    .debris = file_debris,
     .destroy = file_destroy,
 };
 
