@@ -160,6 +160,33 @@ static dsq_rc probe_store(struct dsq_store *st, int read_only,
     return rc;
 }
 
+/*
+ * A file:// store's directory open to users the store_mode does not let in
+ * (an older store, or a directory made by hand) exposes every database in
+ * it, although the mount and the cache are private: say so.
+ */
+static void warn_store_access(const char *source, const struct dsq_config *cfg)
+{
+    if (strncmp(source, "file://", 7) != 0)
+        return;
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", source + 7);
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/')
+        dir[--n] = 0;
+    struct stat sb;
+    if (stat(dir, &sb) != 0)
+        return;
+    mode_t extra = sb.st_mode & 077 & ~dsq_store_dir_mode(cfg->store_mode);
+    if (extra)
+        dsq_log(DSQ_LOG_WARNING, "mount",
+                "the store directory %s is open to %s (mode %04o): they can "
+                "read every database in it; chmod go-rwx %s (or widen "
+                "store_mode to share it on purpose)",
+                dir, (extra & 07) ? "other users" : "its group",
+                (unsigned)(sb.st_mode & 07777), dir);
+}
+
 static void rm_sidedir(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -300,6 +327,7 @@ int dsq_mount_main(int argc, char **argv)
         dsq_store_free(st);
         goto out_cfg;
     }
+    warn_store_access(m.source, &cfg);
     const char *tmpdir = getenv("TMPDIR");
     char sidedir[4096];
     snprintf(sidedir, sizeof(sidedir), "%s/dsqlfs-side.XXXXXX",

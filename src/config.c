@@ -22,7 +22,8 @@ enum opt_kind {
     K_PATH, /* a string; a relative path is made absolute at parse time */
     K_SIZE,
     K_ISOLATION,
-    K_TRISTATE
+    K_TRISTATE,
+    K_MODE /* octal file mode: read/write bits, the owner's both */
 };
 
 struct opt {
@@ -56,6 +57,7 @@ static const struct opt opts[] = {
     {"page_cache_bytes", NULL, NULL, K_SIZE, OFF(page_cache_bytes), 0, 1e15},
     {"txn_mem_bytes", NULL, NULL, K_SIZE, OFF(txn_mem_bytes), 65536, 1e15},
     {"disk_cache", NULL, NULL, K_TRISTATE, OFF(disk_cache), 0, 0},
+    {"store_mode", NULL, NULL, K_MODE, OFF(store_mode), 0, 0},
     {"disk_cache_bytes", NULL, NULL, K_SIZE, OFF(disk_cache_bytes), 0, 1e15},
     {"endpoint", "AWS_ENDPOINT_URL", NULL, K_STR, OFF(endpoint), 0, 0},
     {"region", "AWS_REGION", "AWS_DEFAULT_REGION", K_STR, OFF(region), 0, 0},
@@ -90,6 +92,7 @@ void dsq_config_init(struct dsq_config *c)
     c->page_cache_bytes = 64u << 20;
     c->txn_mem_bytes = 64u << 20;
     c->disk_cache = -1;
+    c->store_mode = 0600;
     c->disk_cache_bytes = 1u << 30;
     c->path_style = -1;
     c->connect_timeout_s = 10;
@@ -293,6 +296,19 @@ static dsq_rc apply(struct dsq_config *c, const struct opt *o,
         char **slot = (char **)(base + o->off);
         free(*slot);
         *slot = abs;
+        return DSQ_OK;
+    }
+    case K_MODE: {
+        errno = 0;
+        unsigned long m = strtoul(value, &end, 8);
+        if (end == value || *end || errno || (m & ~0666ul) ||
+            (m & 0600ul) != 0600ul)
+            return dsq_err_set(e, DSQ_EINVAL,
+                               "option %s (%s): '%s' is not a file mode of "
+                               "read and write bits with the owner's both "
+                               "(octal: 0600, 0640, 0644)",
+                               o->name, source, value);
+        *(unsigned *)(base + o->off) = (unsigned)m;
         return DSQ_OK;
     }
     case K_ISOLATION:

@@ -38,6 +38,7 @@ struct dsq_config {
     uint64_t page_cache_bytes; /* in-memory page cache (64 MiB) */
     uint64_t txn_mem_bytes;    /* txn buffer before spilling (64 MiB) */
     int disk_cache;            /* -1 auto (not for file://), 0, 1 */
+    unsigned store_mode;       /* file:// objects' mode (0600) */
     uint64_t disk_cache_bytes; /* bound on the disk cache (1 GiB) */
 
     /* S3 */

@@ -36,6 +36,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define DSQ_ETAG_MAX 128
 #define DSQ_KEY_MAX 1024
@@ -193,7 +194,16 @@ dsq_rc dsq_url_split(const char *url, char **store_url, char **prefix,
                      struct dsq_err *e);
 
 /* Backend constructors (used by dsq_store_open and tests). */
+#define DSQ_STORE_MODE_DEFAULT 0600u /* file store objects: owner only */
 dsq_rc dsq_store_file_open(const char *dir, struct dsq_store **out,
                            struct dsq_err *e);
+/*
+ * The same with the mode of the objects it creates (read/write bits,
+ * owner's both: 0600, 0640, 0644...); directories it creates get the
+ * matching search bits (dsq_store_dir_mode: 0700, 0750, 0755...).
+ */
+dsq_rc dsq_store_file_open_mode(const char *dir, unsigned mode,
+                                struct dsq_store **out, struct dsq_err *e);
+mode_t dsq_store_dir_mode(unsigned mode);
 
 #endif

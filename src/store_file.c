@@ -21,6 +21,9 @@
  *    and processes.  (CREATE needs no lock: it only turns "absent" into
  *    "present", and the locked operations never make a key absent while
  *    another holder is looking at it.)
+ *  - Objects and directories it creates get exactly the store's mode
+ *    (store_mode: 0600 and 0700 by default, whatever the umask): the
+ *    databases are as private as the mount.
  *  - The etag is hex(inode, size, mtime in ns).  Before publishing, the
  *    temporary file's mtime is set to a fresh nanosecond timestamp that is
  *    strictly increasing within the process; rename/link do not touch
@@ -53,8 +56,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TMP_PREFIX ".dsqtmp"         /* reserved: never an object */
-#define TMP_FILE_PREFIX ".dsqtmp."   /* temporary files of writers */
+#define TMP_PREFIX ".dsqtmp"       /* reserved: never an object */
+#define TMP_FILE_PREFIX ".dsqtmp." /* temporary files of writers */
 #define LIST_DEFAULT_MAX 1000
 #define WRITE_CHUNK (1u << 30)
 
@@ -64,6 +67,8 @@ struct dsq_store_file {
     int root_fd;           /* immutable: O_DIRECTORY descriptor of dir */
     atomic_int noreplace;  /* atomic: 1 while renameat2(RENAME_NOREPLACE)
                               works here, 0 once it reported EINVAL */
+    mode_t mode;           /* immutable: of the objects it creates */
+    mode_t dmode;          /* immutable: of the directories it creates */
 };
 
 /* --------------------------------------------------------------- errors */
@@ -223,7 +228,13 @@ static dsq_rc make_dirs(struct dsq_store_file *fs, const char *rel,
             continue;
         char saved = path[i];
         path[i] = 0;
-        if (mkdirat(fs->root_fd, path, 0777) != 0 && errno != EEXIST) {
+        int made = mkdirat(fs->root_fd, path, fs->dmode) == 0;
+        if (made && fchmodat(fs->root_fd, path, fs->dmode, 0) != 0) {
+            int err = errno;
+            path[i] = saved;
+            return put_err(e, err, key, "chmod directory");
+        }
+        if (!made && errno != EEXIST) {
             int err = errno;
             path[i] = saved;
             if (err == ENOTDIR)
@@ -457,7 +468,8 @@ static dsq_rc file_put(struct dsq_store *st, const char *key, const void *data,
            random source deterministic */
         snprintf(tmp, sizeof(tmp), "%s%ld.%" PRIu64 ".%s", TMP_FILE_PREFIX,
                  (long)getpid(), atomic_fetch_add(&tmp_seq, 1), hex);
-        fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        fd =
+            openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, fs->mode);
         if (fd >= 0)
             break;
         if (errno != EEXIST || tries >= 3) {
@@ -466,6 +478,11 @@ static dsq_rc file_put(struct dsq_store *st, const char *key, const void *data,
         }
     }
     tmp_made = 1;
+    /* exactly the store's mode, whatever the umask (it may widen it) */
+    if (fchmod(fd, fs->mode) != 0) {
+        rc = put_err(e, errno, key, "chmod");
+        goto out;
+    }
     if (write_all(fd, data, len) != 0) {
         rc = put_err(e, errno, key, "write");
         goto out;
@@ -1054,8 +1071,9 @@ void dsq__store_file_force_link(struct dsq_store *st)
     atomic_store(&((struct dsq_store_file *)st)->noreplace, 0);
 }
 
-/* mkdir -p of an absolute path, fsync'ing the parent of each new one. */
-static dsq_rc make_root(const char *dir, struct dsq_err *e)
+/* mkdir -p of an absolute path, fsync'ing the parent of each new one;
+   new directories get dmode. */
+static dsq_rc make_root(const char *dir, mode_t dmode, struct dsq_err *e)
 {
     char *path = strdup(dir);
     char b[128];
@@ -1068,7 +1086,14 @@ static dsq_rc make_root(const char *dir, struct dsq_err *e)
             continue;
         char saved = path[i];
         path[i] = 0;
-        if (mkdir(path, 0777) == 0) {
+        if (mkdir(path, dmode) == 0) {
+            if (chmod(path, dmode) != 0) {
+                int err = errno;
+                rc =
+                    dsq_err_set(e, errno_rc(err), "file store %s: chmod %s: %s",
+                                dir, path, errstr(err, b, sizeof(b)));
+                goto out;
+            }
             /* new: make its entry durable */
             char *slash = strrchr(path, '/');
             *slash = 0;
@@ -1102,6 +1127,18 @@ out:
 dsq_rc dsq_store_file_open(const char *dir, struct dsq_store **out,
                            struct dsq_err *e)
 {
+    return dsq_store_file_open_mode(dir, DSQ_STORE_MODE_DEFAULT, out, e);
+}
+
+mode_t dsq_store_dir_mode(unsigned mode)
+{
+    /* a directory is searchable by whoever may read its objects */
+    return (mode_t)(mode | ((mode & 0444) >> 2) | 0700);
+}
+
+dsq_rc dsq_store_file_open_mode(const char *dir, unsigned mode,
+                                struct dsq_store **out, struct dsq_err *e)
+{
     char b[128];
     dsq_rc rc;
     if (!dir || dir[0] != '/')
@@ -1109,7 +1146,12 @@ dsq_rc dsq_store_file_open(const char *dir, struct dsq_store **out,
                            "file store '%s': directory must be an absolute "
                            "path",
                            dir ? dir : "(null)");
-    rc = make_root(dir, e);
+    if ((mode & ~0666u) || (mode & 0600u) != 0600u)
+        return dsq_err_set(e, DSQ_EINVAL,
+                           "file store %s: object mode %04o: only read and "
+                           "write bits, with the owner's both",
+                           dir, mode);
+    rc = make_root(dir, dsq_store_dir_mode(mode), e);
     if (rc != DSQ_OK)
         return rc;
     struct dsq_store_file *fs = calloc(1, sizeof(*fs));
@@ -1117,6 +1159,8 @@ dsq_rc dsq_store_file_open(const char *dir, struct dsq_store **out,
         return dsq_err_set(e, DSQ_ENOMEM, "file store %s: out of memory", dir);
     fs->root_fd = -1;
     fs->base.ops = &file_ops;
+    fs->mode = (mode_t)mode;
+    fs->dmode = dsq_store_dir_mode(mode);
     atomic_init(&fs->noreplace, 1);
     fs->dir = strdup(dir);
     size_t ulen = strlen(dir) + sizeof("file://");

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Relative paths given to the daemon are resolved against the directory it
-# was started in, not against "/" (where it runs once it has detached):
-# a relative mount point is unmounted cleanly at SIGTERM, and a relative
-# cache_dir (and TMPDIR, where journals live) holds the cache and spill
-# files below the starting directory.
+# Paths: relative paths given to the daemon are resolved against the
+# directory it was started in, not against "/" (where it runs once it has
+# detached): a relative mount point is unmounted cleanly at SIGTERM, and a
+# relative cache_dir (and TMPDIR, where journals live) holds the cache and
+# spill files below the starting directory.  On a file:// store, the
+# objects and directories the daemon makes are private (store_mode), and
+# a store directory open to others is named at mount.
 source "$(dirname "$0")/lib.sh"
 need_fuse
 tag=dsqlfs-relpath-$$-$RANDOM
@@ -61,5 +63,43 @@ mount_store "$T/mnt"
 eq "$(sq "$T/mnt/p.db" 'SELECT count(*) FROM t')" 400 "rows after remount"
 unmount "$T/mnt"
 wait_daemons
+
+if [ "$IT_S3" = 0 ]; then
+    # a file:// store is as private as the mount: every object and
+    # directory the daemon made has no group/other access, whatever the
+    # umask; a store directory open to others is named at mount
+    S=${STORE#file://}
+    leaky=$(find "$S" \( -type f -perm /077 \) -o \( -type d -perm /077 \) | head -3)
+    [ -z "$leaky" ] || fail "store objects open to others: $leaky ($(stat -c %a $leaky | head -1))"
+    [ "$(stat -c %a "$S")" = 700 ] || fail "store directory mode $(stat -c %a "$S")"
+    chmod 755 "$S"
+    log=$T/mnt.log
+    : > "$log"
+    mount_store "$T/mnt"
+    grep -q "store directory $S is open to other users (mode 0755)" "$log" ||
+        fail "no warning for a store directory open to others: $(cat "$log")"
+    unmount "$T/mnt"
+    wait_daemons
+    chmod 700 "$S"
+    : > "$log"
+    mount_store "$T/mnt"
+    grep -q "is open to" "$log" && fail "warning for a private store directory"
+    # store_mode widens it on purpose: no warning for the group then
+    chmod 750 "$S"
+    unmount "$T/mnt"
+    wait_daemons
+    : > "$log"
+    um=$(umask)
+    umask 077
+    mount_store "$T/mnt" -o store_mode=0640
+    umask "$um"
+    grep -q "is open to" "$log" && fail "warning despite store_mode=0640"
+    sq "$T/mnt/g.db" "CREATE TABLE g(x); INSERT INTO g VALUES (1);"
+    [ "$(stat -c %a "$S/g/manifests/v00000000000000000001.json")" = 640 ] ||
+        fail "store_mode=0640 gave $(stat -c %a "$S/g/manifests/v00000000000000000001.json")"
+    [ "$(stat -c %a "$S/g/manifests")" = 750 ] || fail "store_mode=0640 directory $(stat -c %a "$S/g/manifests")"
+    unmount "$T/mnt"
+    wait_daemons
+fi
 cleanup_root
 echo "test_mount_paths: ok"

@@ -113,6 +113,19 @@ START_TEST(test_config_paths_absolute)
     unsetenv("DISTRIBUTED_SQLITE_CACHE_DIR");
     snprintf(want, sizeof(want), "%s/envcache", cwd);
     ck_assert_str_eq(c.cache_dir, want);
+    /* store_mode is octal, read/write bits with the owner's both */
+    ck_assert_uint_eq(c.store_mode, 0600);
+    ck_assert_int_eq(dsq_config_set(&c, "store_mode", "0640", &e), DSQ_OK);
+    ck_assert_uint_eq(c.store_mode, 0640);
+    ck_assert_int_eq(dsq_config_set(&c, "store_mode", "644", &e), DSQ_OK);
+    ck_assert_uint_eq(c.store_mode, 0644);
+    const char *bad[] = {"0700", "0400", "0666x", "9", "", "01600"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        dsq_err_clear(&e);
+        ck_assert_int_eq(dsq_config_set(&c, "store_mode", bad[i], &e),
+                         DSQ_EINVAL);
+        ck_assert_ptr_nonnull(strstr(e.msg, "store_mode"));
+    }
     char *p = dsq_path_absolute(".");
     ck_assert_str_eq(p, cwd);
     free(p);

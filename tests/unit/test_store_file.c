@@ -1393,6 +1393,66 @@ START_TEST(test_torn_write_sigkill)
 }
 END_TEST
 
+static unsigned mode_of(const char *path)
+{
+    struct stat sb;
+    ck_assert_msg(stat(path, &sb) == 0, "stat %s", path);
+    return (unsigned)(sb.st_mode & 07777);
+}
+
+/* Objects and directories a store creates are private (0600, 0700)
+   whatever the umask; store_mode widens that on purpose. */
+START_TEST(test_store_mode)
+{
+    char p[4096 + 64], root[4096 + 64];
+    mode_t old = umask(022);
+    snprintf(root, sizeof(root), "%s/new/root", g_dir);
+    struct dsq_store *st = NULL;
+    ck_assert_int_eq(dsq_store_file_open(root, &st, NULL), DSQ_OK);
+    ck_assert_int_eq(dsq_store_put(st, "db/segments/a.seg", "x", 1, DSQ_PUT_ANY,
+                                   NULL, NULL, NULL),
+                     DSQ_OK);
+    ck_assert_int_eq(dsq_store_put(st, "db/manifests/v1", "x", 1,
+                                   DSQ_PUT_CREATE, NULL, NULL, NULL),
+                     DSQ_OK);
+    ck_assert_uint_eq(mode_of(root), 0700);
+    snprintf(p, sizeof(p), "%s/new", g_dir);
+    ck_assert_uint_eq(mode_of(p), 0700);
+    snprintf(p, sizeof(p), "%s/db", root);
+    ck_assert_uint_eq(mode_of(p), 0700);
+    snprintf(p, sizeof(p), "%s/db/segments", root);
+    ck_assert_uint_eq(mode_of(p), 0700);
+    snprintf(p, sizeof(p), "%s/db/segments/a.seg", root);
+    ck_assert_uint_eq(mode_of(p), 0600);
+    snprintf(p, sizeof(p), "%s/db/manifests/v1", root);
+    ck_assert_uint_eq(mode_of(p), 0600);
+    dsq_store_free(st);
+    /* widened: the group may read; exact despite a strict umask */
+    umask(077);
+    snprintf(root, sizeof(root), "%s/shared", g_dir);
+    ck_assert_int_eq(dsq_store_file_open_mode(root, 0640, &st, NULL), DSQ_OK);
+    ck_assert_int_eq(
+        dsq_store_put(st, "db/k", "x", 1, DSQ_PUT_ANY, NULL, NULL, NULL),
+        DSQ_OK);
+    ck_assert_uint_eq(mode_of(root), 0750);
+    snprintf(p, sizeof(p), "%s/db", root);
+    ck_assert_uint_eq(mode_of(p), 0750);
+    snprintf(p, sizeof(p), "%s/db/k", root);
+    ck_assert_uint_eq(mode_of(p), 0640);
+    dsq_store_free(st);
+    umask(old);
+    /* modes that make no sense for objects are refused, naming them */
+    struct dsq_err e;
+    unsigned bad[] = {0700, 0400, 0200, 01600, 0644 | 0111};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        dsq_err_clear(&e);
+        ck_assert_int_eq(dsq_store_file_open_mode(root, bad[i], &st, &e),
+                         DSQ_EINVAL);
+        ck_assert_ptr_nonnull(strstr(e.msg, "mode"));
+    }
+}
+END_TEST
+
 /* debris: only temporary files, only older than the bound, only one
    directory; never a path outside the store */
 START_TEST(test_debris_old_tmpfiles_only)
@@ -1746,6 +1806,7 @@ static Suite *store_file_suite(void)
     tcase_add_test(tc, test_list_byte_order);
     tcase_add_test(tc, test_list_odd_requests);
     tcase_add_test(tc, test_list_hides_temps_deletes_nothing);
+    tcase_add_test(tc, test_store_mode);
     tcase_add_test(tc, test_list_pagination);
     suite_add_tcase(s, tc);
 
