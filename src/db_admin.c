@@ -405,7 +405,7 @@ dsq_rc dsq_db_verify(struct dsq_db *db, struct dsq_verify_report *rep,
         uint64_t image = 0;
         dsq_err_clear(&me);
         mrc = dsq__manifest_check_image(db, m, &image, &me);
-        if (mrc == DSQ_ECORRUPT) {
+        if (mrc == DSQ_ECORRUPT || mrc == DSQ_EMISSING) {
             problem(rep, report_fn, arg, "%s", dsq_err_text(&me, mrc));
         } else if (mrc != DSQ_OK) {
             dsq_manifest_free(m);
@@ -487,7 +487,7 @@ dsq_rc dsq_db_verify(struct dsq_db *db, struct dsq_verify_report *rep,
         dsq_err_clear(&ce);
         dsq_rc crc = dsq__chunk_fetch(db, &crs[i].ref, crs[i].page_size,
                                       crs[i].chunk_pages, &crs[i].chunk, &ce);
-        if (crc == DSQ_ECORRUPT) {
+        if (crc == DSQ_ECORRUPT || crc == DSQ_EMISSING) {
             problem(rep, report_fn, arg, "%s", dsq_err_text(&ce, crc));
             continue;
         }

@@ -175,8 +175,9 @@ dsq_rc dsq__manifest_read_page(struct dsq_db *db, const struct dsq_manifest *m,
 /*
  * Cross-check manifest m against its own page 1: when page 1 is a SQLite
  * header whose in-header size is valid, the stored image must hold every
- * page of it (docs/format.md, "Reading").  Reads page 1 (checked as any
- * page); DSQ_ECORRUPT naming the version when they disagree.  When
+ * page of it (docs/format.md, "Cross-checks").  Reads page 1 (checked as
+ * any page; a page 1 that cannot be read is left to whoever reads it);
+ * DSQ_ECORRUPT naming the version when they disagree.  When
  * image_bytes is not NULL it receives the size page 1 gives the image in
  * bytes (0 if page 1 gives none).
  */
