@@ -32,6 +32,7 @@ need_fuse
 W=$DSQ_BUILD/tests/chaos_writer
 PROXY=$DSQ_BUILD/tests/chaosproxy
 [ -x "$W" ] && [ -x "$PROXY" ] || fail "build chaos_writer and chaosproxy first ($DSQ_BUILD/tests)"
+"$PY" "$HERE/check.py" --selftest || fail "the verdict cannot tell a lost commit from a kept one"
 RANDOM=$SEED
 mkdir -p "$T/logs"
 OPTS="max_retries=8,retry_base_seconds=0.01,retry_max_seconds=0.3"

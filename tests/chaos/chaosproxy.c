@@ -11,7 +11,8 @@
  *   requests N faults N status N reset N delay N drop_reply N
  * Faults: 503/500 answers, connection resets (nothing forwarded), delays,
  * and replies dropped after the server applied the request.  --down
- * answers every request 503 (a store that is down).
+ * answers every request 503 (a store that is down); SIGUSR1 takes the
+ * store down that way, SIGUSR2 brings it back.
  * Single-threaded main; the proxy's threads do the work.
  */
 #include "faultproxy.h"
@@ -23,12 +24,16 @@
 #include <string.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t stop;
+static volatile sig_atomic_t stop, down_req = -1;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    stop = 1;
+    if (sig == SIGUSR1)
+        down_req = 1;
+    else if (sig == SIGUSR2)
+        down_req = 0;
+    else
+        stop = 1;
 }
 
 int main(int argc, char **argv)
@@ -60,6 +65,8 @@ int main(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGUSR2, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     struct dsq_faultproxy *p = dsq_faultproxy_start(argv[1], atoi(argv[2]));
     if (down)
@@ -78,8 +85,14 @@ int main(int argc, char **argv)
         perror("chaosproxy: port file");
         return 1;
     }
-    while (!stop)
-        usleep(100000);
+    while (!stop) {
+        if (down_req >= 0) {
+            dsq_faultproxy_set(p, DSQ_FAULT_STATUS, 503,
+                               down_req ? UINT_MAX : 0, NULL);
+            down_req = -1;
+        }
+        usleep(20000);
+    }
     printf("requests %u faults %u status %u reset %u delay %u drop_reply %u\n",
            dsq_faultproxy_requests(p), dsq_faultproxy_faults(p),
            dsq_faultproxy_faults_of(p, DSQ_FAULT_STATUS),

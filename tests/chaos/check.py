@@ -97,5 +97,46 @@ def main():
     return 1 if lost or phantom or partial else 0
 
 
+def selftest():
+    """The verdict must be able to fail: one lost, one phantom and one
+    partial transaction among legitimate ones are each found."""
+    import tempfile
+    d = tempfile.mkdtemp(prefix="chaos-check-")
+    db = os.path.join(d, "final.db")
+    con = sqlite3.connect(db)
+    con.executescript("""
+        CREATE TABLE a(w TEXT, seq INT, pad BLOB, PRIMARY KEY(w, seq));
+        CREATE TABLE m(w TEXT, txn INT, k INT, n INT, pad BLOB,
+                       PRIMARY KEY(w, txn, k));
+        INSERT INTO a VALUES ('x', 1, NULL), ('x', 3, NULL), ('x', 4, NULL);
+        INSERT INTO m VALUES ('y', 1, 1, 3, NULL), ('y', 1, 2, 3, NULL),
+                             ('y', 2, 1, 2, NULL), ('y', 2, 2, 2, NULL);""")
+    con.commit()
+    con.close()
+    logs = {"x": "try 1 1\nok 1\ntry 2 1\nok 2\ntry 3 1\nfail 3 778 5\n"
+                 "try 4 1\nretry 4 3850 35\ntry 4 1\nok 4\n",
+            "y": "try 1 3\nok 1\ntry 2 2\nfail 2 2570 121\ntry 3 2\n"}
+    paths = []
+    for name, text in logs.items():
+        paths.append(os.path.join(d, name + ".log"))
+        with open(paths[-1], "w") as f:
+            f.write(text)
+    sys.argv = ["check.py", db] + paths
+    import io
+    out, err = io.StringIO(), io.StringIO()
+    so, se = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = out, err
+    try:
+        rc = main()
+    finally:
+        sys.stdout, sys.stderr = so, se
+    want = "lost 1 phantom 1 partial 1"
+    ok = rc == 1 and want in out.getvalue() and "unknown_landed 1" in out.getvalue()
+    ok = ok and "('x', 2)" in err.getvalue() and "('x', 3)" in err.getvalue()
+    print("check.py selftest:", "ok" if ok else "FAILED: " + out.getvalue() +
+          err.getvalue())
+    return 0 if ok else 1
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(selftest() if sys.argv[1:] == ["--selftest"] else main())

@@ -53,6 +53,30 @@ if [ "$IT_S3" = 0 ]; then
     mv "$T/seg.away" "$seg"
 fi
 
+if [ "$IT_S3" = 1 ]; then
+    # a store that is down: the mount talks to it through the fault proxy,
+    # which answers 503 to everything once told (SIGUSR1); the pages the
+    # next reader wants are in no cache (disk cache off, a fresh daemon)
+    PROXY=$DSQ_BUILD/tests/chaosproxy
+    "$PROXY" 127.0.0.1 "$DSQ_S3_PORT" "$T/proxy.port" > "$T/proxy.out" 2>&1 &
+    PIDS+=("$!")
+    proxy=$!
+    for _ in $(seq 1 100); do [ -s "$T/proxy.port" ] && break; sleep 0.05; done
+    [ -s "$T/proxy.port" ] || fail "the fault proxy did not start"
+    : > "$T/mnt.log"
+    # staleness: the read transaction does not ask for the head, so what
+    # fails is the page read itself
+    mount_store "$M" -o "endpoint=http://127.0.0.1:$(cat "$T/proxy.port"),disk_cache=0,staleness=3600,max_retries=2,retry_base_seconds=0.01,retry_max_seconds=0.05"
+    sq "$M/e.db" "SELECT count(*) FROM sqlite_master" >/dev/null
+    kill -USR1 "$proxy"
+    sleep 0.2
+    out=$(timeout 60 sqlite3 "$M/e.db" "SELECT sum(length(b)) FROM t" 2>&1 >/dev/null || true)
+    kill -USR2 "$proxy"
+    unmount "$M"
+    wait_daemons
+    expect_ioerr "a store that is down" "$out" "transient\|503\|SlowDown"
+fi
+
 # the disk cache: filled by one mount, damaged, the next mount repairs it
 C=$T/dcache
 mount_store "$M" -o "disk_cache=1,cache_dir=$C"
