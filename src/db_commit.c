@@ -1049,13 +1049,13 @@ dsq_rc dsq__read_gc_floor(struct dsq_db *db, uint64_t *floor,
  * recently (with a margin for clock skew) needs no check; an older one
  * costs one GET of gc.json.  *withdraw = 1 if version is below the floor.
  */
-#define FLOOR_CHECK_AGE_MS (DSQ_GC_MIN_RETENTION_MS / 2)
 static dsq_rc check_gc_floor(struct dsq_db *db, const struct dsq_snap *base,
                              uint64_t version, int *withdraw, struct dsq_err *e)
 {
     *withdraw = 0;
     uint64_t now = dsq_now_ms();
-    if (base->m && base->m->time_ms + FLOOR_CHECK_AGE_MS > now)
+    uint64_t check_age_ms = dsq_db_gc_min_retention_ms() / 2;
+    if (base->m && base->m->time_ms + check_age_ms > now)
         return DSQ_OK;
     uint64_t floor = 0;
     dsq_rc rc = dsq__read_gc_floor(db, &floor, NULL, e);
@@ -1368,15 +1368,19 @@ dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
                 dsq__strlist_free(&objs);
             }
             uint32_t witness = 0;
-            if (db->isolation == DSQ_ISOLATION_SERIALIZABLE ||
-                overlaps(&ef, x->m, &witness)) {
-                if (db->isolation == DSQ_ISOLATION_SERIALIZABLE)
+            int any = db->isolation == DSQ_ISOLATION_SERIALIZABLE ||
+                      (t->flags & DSQ_TXN_NO_REBASE);
+            if (any || overlaps(&ef, x->m, &witness)) {
+                if (any)
                     rc = dsq_err_set(e, DSQ_ECONFLICT,
                                      "%s: version %llu was committed since "
                                      "this transaction's snapshot (version "
-                                     "%llu; serializable isolation)",
+                                     "%llu; %s)",
                                      db->prefix, (unsigned long long)v,
-                                     (unsigned long long)t->snap->version);
+                                     (unsigned long long)t->snap->version,
+                                     (t->flags & DSQ_TXN_NO_REBASE)
+                                         ? "this transaction cannot rebase"
+                                         : "serializable isolation");
                 else
                     rc = dsq_err_set(e, DSQ_ECONFLICT,
                                      "%s: page %u was also changed by version "
