@@ -677,12 +677,7 @@ static int cmd_recovery_scan(struct args *a)
                            "usage: recovery-scan URL [--delete] [--grace "
                            "SECONDS]");
     dsq_rc rc = open_db(a, a->pos[0], &st, &db, &e);
-    if (rc == DSQ_OK)
-        rc = dsq_db_recovery_scan(db, (uint64_t)(a->grace_s * 1000),
-                                  a->do_delete, print_orphan, NULL, &n, &e);
-    if (rc == DSQ_OK)
-        printf("%llu orphan(s) older than %.0f s%s\n", (unsigned long long)n,
-               a->grace_s, a->do_delete && n ? ", deleted" : "");
+    /* temporary files first: the orphans' count stays the last line */
     uint64_t nt = 0;
     if (rc == DSQ_OK)
         rc = dsq_db_debris_scan(db, (uint64_t)(a->grace_s * 1000), a->do_delete,
@@ -692,6 +687,12 @@ static int cmd_recovery_scan(struct args *a)
                "s%s\n",
                (unsigned long long)nt, a->grace_s,
                a->do_delete && nt ? ", deleted" : "");
+    if (rc == DSQ_OK)
+        rc = dsq_db_recovery_scan(db, (uint64_t)(a->grace_s * 1000),
+                                  a->do_delete, print_orphan, NULL, &n, &e);
+    if (rc == DSQ_OK)
+        printf("%llu orphan(s) older than %.0f s%s\n", (unsigned long long)n,
+               a->grace_s, a->do_delete && n ? ", deleted" : "");
     dsq_db_close(db);
     dsq_store_free(st);
     return rc == DSQ_OK ? 0 : fail(a->cmd, &e, rc);
