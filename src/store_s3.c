@@ -1060,13 +1060,43 @@ void dsq_store_s3_stats(struct dsq_store *st, struct dsq_s3_stats *out)
 
 /* ----------------------------------------------------------- self-test */
 
-static dsq_rc probe_put(struct s3 *s, const char *fk, const char *body,
-                        const struct dsq_sigv4_pair *h, size_t nh,
-                        struct dsq_http_resp *resp, struct dsq_err *e)
+static dsq_rc probe_put_once(struct s3 *s, const char *fk, const char *body,
+                             const struct dsq_sigv4_pair *h, size_t nh,
+                             struct dsq_http_resp *resp, struct dsq_err *e)
 {
     struct s3_op op = {"PUT", "PUT", fk,           NULL, 0,     h,
                        nh,    body,  strlen(body), NULL, nh > 1};
     return s3_request(s, &op, resp, e);
+}
+
+static int probe_landed(struct s3 *s, const char *hex, const char *body,
+                        char *etag, size_t etag_sz);
+
+/*
+ * A probe PUT, sent again while its outcome is unknown (a conditional PUT
+ * answered 503 is not retried by s3_request): the probe key is fresh, so
+ * whether it landed can be read, and sending it again is harmless.  Its
+ * body landed is reported as HTTP 200.
+ */
+static dsq_rc probe_put(struct s3 *s, const char *fk, const char *hex,
+                        const char *body, const struct dsq_sigv4_pair *h,
+                        size_t nh, struct dsq_http_resp *resp,
+                        struct dsq_err *e)
+{
+    for (unsigned attempt = 0;; attempt++) {
+        dsq_rc rc = probe_put_once(s, fk, body, h, nh, resp, e);
+        if (rc != DSQ_ETRANSIENT || attempt >= s->max_retries)
+            return rc;
+        char etag[sizeof(resp->etag)];
+        if (probe_landed(s, hex, body, etag, sizeof(etag))) {
+            memset(resp, 0, sizeof(*resp));
+            resp->status = 200;
+            snprintf(resp->etag, sizeof(resp->etag), "%s", etag);
+            dsq_err_clear(e);
+            return DSQ_OK;
+        }
+        backoff(s, attempt + 1);
+    }
 }
 
 /*
@@ -1114,7 +1144,7 @@ dsq_rc dsq_store_s3_selftest(struct dsq_store *st, struct dsq_err *e)
     struct dsq_sigv4_pair create[] = {
         {"content-type", "application/octet-stream"}, {"if-none-match", "*"}};
 
-    rc = probe_put(s, fk, "dsqlfs probe 1", create, 2, &resp, e);
+    rc = probe_put(s, fk, hex, "dsqlfs probe 1", create, 2, &resp, e);
     if (rc != DSQ_OK)
         return rc;
     if ((resp.status == 412 || resp.status == 409) &&
@@ -1149,7 +1179,7 @@ dsq_rc dsq_store_s3_selftest(struct dsq_store *st, struct dsq_err *e)
 
 second:
     /* a second create-only PUT must lose */
-    rc = probe_put(s, fk, "dsqlfs probe 2", create, 2, &resp, e);
+    rc = probe_put(s, fk, hex, "dsqlfs probe 2", create, 2, &resp, e);
     if (rc != DSQ_OK)
         goto out;
     int st2 = resp.status;
@@ -1176,7 +1206,7 @@ second:
     struct dsq_sigv4_pair wrong[] = {
         {"content-type", "application/octet-stream"},
         {"if-match", "00000000000000000000000000000000"}};
-    rc = probe_put(s, fk, "dsqlfs probe 3", wrong, 2, &resp, e);
+    rc = probe_put(s, fk, hex, "dsqlfs probe 3", wrong, 2, &resp, e);
     if (rc != DSQ_OK)
         goto out;
     st2 = resp.status;
@@ -1192,7 +1222,7 @@ second:
     if (etag[0]) {
         struct dsq_sigv4_pair right[] = {
             {"content-type", "application/octet-stream"}, {"if-match", etag}};
-        rc = probe_put(s, fk, "dsqlfs probe 4", right, 2, &resp, e);
+        rc = probe_put(s, fk, hex, "dsqlfs probe 4", right, 2, &resp, e);
         if (rc != DSQ_OK)
             goto out;
         st2 = resp.status;
