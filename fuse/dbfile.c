@@ -19,7 +19,11 @@
  *  (L4) A failed commit discards the buffer and fails the call; the kernel
  *       cache of the file is dropped so no uncommitted page stays visible.
  *  (L5) An EXCLUSIVE refused for a snapshot stays refused until the
- *       snapshot moves.
+ *       snapshot moves.  The first refusal of an attempt is EAGAIN
+ *       (SQLITE_BUSY); the busy handler's retries of that attempt (the
+ *       owner kept its RESERVED) are EDEADLK, which SQLite does not retry
+ *       (SQLITE_IOERR_LOCK): the conflict is certain, waiting out
+ *       busy_timeout would change nothing.
  *  (L6) The snapshot does not move while the local journal is hot: the
  *       rollback SQLite plays from it restores pages of that snapshot,
  *       so it writes nothing new and commits nothing (pages rewritten
@@ -51,6 +55,9 @@
 #include <unistd.h>
 
 #define INVAL_MAX_VERSIONS 256 /* farther apart: drop the whole cache */
+/* A RESERVED asked this soon after the head check that started its read
+   transaction (an autocommit write, BEGIN IMMEDIATE) uses that check. */
+#define HEAD_FRESH_NS 2000000u
 #define JOURNAL_MAX_RECORDS 50000000u
 
 static const uint8_t journal_magic[8] = {0xd9, 0xd5, 0x05, 0xf9,
@@ -348,6 +355,7 @@ int dsq__df_refresh(struct dsq_dbfile *df, struct inval *iv,
     dsq_snap_release(df->snap);
     df->snap = ns;
     df->refused = 0;
+    df->refused_held = 0;
     df->st.snapshot_moves++;
     /* a WAL cycle's checkpoints are part of the newer version */
     dsq_txn_free(df->wal.ckpt);
@@ -480,13 +488,14 @@ static int ranges_contain(const struct dsq_page_range *r, size_t n, uint32_t p)
 }
 
 /*
- * Early conflict (DESIGN 3): at EXCLUSIVE, 1 if what was committed since
- * the snapshot meets the pages the journal names (or, in serializable
+ * Early conflict: at EXCLUSIVE, 1 if what was committed since the
+ * snapshot meets the pages the journal names (or, in serializable
  * isolation or with no journal, if anything was committed at all).
+ * fresh: the head known is recent enough, do not ask the store.
  */
-static int early_conflict(struct dsq_dbfile *df, int any_commit)
+static int early_conflict(struct dsq_dbfile *df, int any_commit, int fresh)
 {
-    if (dsq__df_check_head(df, 1) != 0)
+    if (!fresh && dsq__df_check_head(df, 1) != 0)
         return 0; /* the commit will tell */
     uint64_t sv = dsq_snap_version(df->snap);
     if (df->head <= sv)
@@ -765,6 +774,7 @@ static int commit_locked(struct dsq_dbfile *df, const char *why,
     if (ci.version > df->head)
         df->head = ci.version;
     df->refused = 0;
+    df->refused_held = 0;
     return 0;
 }
 
@@ -1224,6 +1234,8 @@ int dsq_dbfile_flush(struct dsq_dbfile *df, uint64_t owner)
         if (df->locks.v[i].owner == owner && df->locks.v[i].type == F_WRLCK)
             had_write = 1;
     dsq_locks_release_owner(&df->locks, owner);
+    if (df->refused_owner == owner)
+        df->refused_held = 0;
     /* closing any descriptor drops its process's locks (POSIX), also
        one the process opened itself while SQLite writes: with a hot
        journal the transaction stays buffered (its journal unlink commits
@@ -1314,13 +1326,31 @@ int dsq_dbfile_setlk(struct dsq_dbfile *df, uint64_t owner,
              df->fs->cfg->isolation == DSQ_ISOLATION_SERIALIZABLE)) {
             if (df->refused && df->refused_version == sv) {
                 df->st.busy_refusals++;
-                r = -EAGAIN;
+                /* (L5) SQLite's pager retries a refused EXCLUSIVE through
+                   the busy handler until busy_timeout, and nothing can
+                   change while the owner keeps its RESERVED (the snapshot
+                   cannot move): its retries get EDEADLK, which SQLite
+                   does not retry (SQLITE_IOERR_LOCK), so the application
+                   learns the conflict at its first retry, not 30 s on. */
+                r = exclusive && df->refused_held && df->refused_owner == owner
+                        ? -EDEADLK
+                        : -EAGAIN;
+                if (exclusive) {
+                    df->refused_held = 1;
+                    df->refused_owner = owner;
+                }
                 goto out;
             }
             int any = !exclusive; /* RESERVED: serializable, any commit */
-            if (early_conflict(df, any)) {
+            /* a RESERVED right after its read transaction's own head check
+               (autocommit, BEGIN IMMEDIATE) costs no second store call */
+            int fresh = !exclusive &&
+                        dsq__mono_ns() - df->head_checked_ns < HEAD_FRESH_NS;
+            if (early_conflict(df, any, fresh)) {
                 df->refused = 1;
                 df->refused_version = sv;
+                df->refused_held = exclusive;
+                df->refused_owner = owner;
                 df->st.busy_refusals++;
                 dsq_log(DSQ_LOG_INFO, "fs",
                         "%s: %s lock refused (EAGAIN -> SQLITE_BUSY): "
@@ -1338,6 +1368,9 @@ int dsq_dbfile_setlk(struct dsq_dbfile *df, uint64_t owner,
     r = dsq_locks_apply(&df->locks, owner, start, end, type, lk->l_pid);
     if (r)
         goto out;
+    if (df->refused_held && df->refused_owner == owner &&
+        dsq_locks_type_at(&df->locks, owner, DSQ_RESERVED_BYTE) != F_WRLCK)
+        df->refused_held = 0; /* the refused attempt is over (L5) */
     if (had_excl && !had_reserved && !dsq__df_buffered(df) &&
         dsq_locks_type_at(&df->locks, owner, DSQ_SHARED_FIRST) != F_WRLCK) {
         /* a hot-journal rollback just ended (EXCLUSIVE straight from

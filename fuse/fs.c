@@ -61,14 +61,24 @@ int dsq_rc_errno(dsq_rc rc)
         return ENOENT;
     case DSQ_EPRECOND:
         return EIO;
+    /* What SQLite makes of each (os_unix.c, docs/errors.md): on a read,
+       EIO (also ERANGE, ENXIO) is SQLITE_IOERR_CORRUPTFS, reported as
+       "database disk image is malformed", any other errno
+       SQLITE_IOERR_READ "disk I/O error"; on a lock EAGAIN, EACCES,
+       EBUSY, EINTR, ETIMEDOUT, ENOLCK are SQLITE_BUSY, EPERM SQLITE_PERM,
+       any other SQLITE_IOERR_LOCK.  A store that is down, an object that
+       fails its checksum or is missing is none of "malformed" or
+       "locked": each has its own errno, each an I/O error to SQLite. */
     case DSQ_ETRANSIENT:
-        return EIO;
+        return EREMOTEIO; /* the store is down or overloaded */
     case DSQ_ECORRUPT:
-        return EIO;
+        return EBADMSG; /* stored data failed its checksum or checks */
+    case DSQ_EMISSING:
+        return ENODATA; /* a referenced object is not in the store */
     case DSQ_ECONFLICT:
         return EIO; /* at a lock: EAGAIN, see dbfile.c */
     case DSQ_EAUTH:
-        return EACCES;
+        return EPERM; /* EACCES would be SQLITE_BUSY at a lock */
     case DSQ_EBUSY:
         return EBUSY;
     case DSQ_ERANGE:

@@ -19,6 +19,7 @@
  * atomic.
  */
 #include "db_int.h"
+#include "sqlitefmt.h"
 
 /* Full store key of a key relative to the database prefix. */
 void dsq__full_key(const struct dsq_db *db, const char *rel, char *out,
@@ -476,8 +477,8 @@ dsq_rc dsq__chunk_fetch(struct dsq_db *db, const struct dsq_chunk_ref *ref,
         rc = dsq__obj_get(db, ref->key, 0, 0, &buf, NULL, e);
     }
     if (rc == DSQ_ENOTFOUND) {
-        rc = DSQ_CORRUPT(e, "page-table chunk %s/%s is missing", db->prefix,
-                         ref->key);
+        rc = dsq__missing(e, "page-table chunk %s/%s is missing", db->prefix,
+                          ref->key);
         goto out;
     }
     if (rc != DSQ_OK)
@@ -806,6 +807,56 @@ out:
     return rc;
 }
 
+/* SQLite never writes the page holding its lock bytes (offset 2^30). */
+#define SQLITE_PENDING_BYTE 0x40000000u
+
+dsq_rc dsq__manifest_check_image(struct dsq_db *db,
+                                 const struct dsq_manifest *m,
+                                 uint64_t *image_bytes, struct dsq_err *e)
+{
+    if (image_bytes)
+        *image_bytes = 0;
+    if (m->page_count == 0)
+        return DSQ_OK;
+    uint8_t *p1 = malloc(m->page_size);
+    if (!p1)
+        return DSQ_ENOMEM;
+    struct dsq_err re;
+    dsq_err_clear(&re);
+    dsq_rc rc = dsq__manifest_read_page(db, m, 1, p1, &re);
+    if (rc != DSQ_OK) {
+        /* nothing to compare: whoever reads page 1 meets (and reports)
+           the same failure; ENOMEM is ours */
+        free(p1);
+        return rc == DSQ_ENOMEM ? dsq_err_set(e, rc, "%s", re.msg) : DSQ_OK;
+    }
+    /* SQLite's page size may differ from the store's page size (PRAGMA
+       page_size then VACUUM through the mount): compare bytes */
+    uint32_t hps = dsq_sqlite_page_size(p1, m->page_size);
+    uint32_t hpages = dsq_sqlite_header_pages(p1, m->page_size);
+    free(p1);
+    if (!hps || !hpages)
+        return DSQ_OK; /* not a SQLite image, or no valid size: nothing */
+    uint64_t need = (uint64_t)hpages * hps;
+    /* a database ending at the lock-byte page does not store that page */
+    if ((uint64_t)(hpages - 1) * hps == SQLITE_PENDING_BYTE / hps * hps &&
+        need > hps)
+        need -= hps;
+    uint64_t have = (uint64_t)m->page_count * m->page_size;
+    if (image_bytes)
+        *image_bytes = need;
+    if (have < need)
+        return DSQ_CORRUPT(e,
+                           "%s version %llu is inconsistent: page 1 says the "
+                           "database has %u pages of %u bytes (%llu bytes), "
+                           "the manifest's page_count %u of %u bytes holds "
+                           "only %llu",
+                           db->prefix, (unsigned long long)m->version, hpages,
+                           hps, (unsigned long long)need, m->page_count,
+                           m->page_size, (unsigned long long)have);
+    return DSQ_OK;
+}
+
 struct dsq_snap *dsq_snap_ref(struct dsq_snap *s)
 {
     atomic_fetch_add(&s->refs, 1);
@@ -878,8 +929,15 @@ dsq_rc dsq_db_snapshot(struct dsq_db *db, uint64_t version,
     struct dsq_manifest *m = NULL;
     if (version > 0) {
         rc = dsq__load_manifest(db, version, &m, e);
-        if (rc != DSQ_OK)
+        /* its page 1 is read now rather than by the first reader: no
+           extra request, and a version that cannot be served whole is
+           refused before anything of it is */
+        if (rc == DSQ_OK)
+            rc = dsq__manifest_check_image(db, m, NULL, e);
+        if (rc != DSQ_OK) {
+            dsq_manifest_free(m);
             return rc;
+        }
     }
     s = calloc(1, sizeof(*s));
     if (!s) {
@@ -968,7 +1026,10 @@ static dsq_rc locate(struct dsq_db *db, const struct dsq_manifest *m,
 
 /*
  * Try the disk cache for one page: 1 if it held the stored bytes and they
- * decoded and matched the checksum (out filled).  buf is scratch.
+ * decoded and matched the checksum (out filled); 0 if it did not hold them;
+ * -1 if its copy is damaged (not the store's fault: the caller fetches the
+ * page again, which rewrites the copy, and logs the repair).  buf is
+ * scratch.
  */
 static int disk_cached_page(struct dsq_db *db, const char *segkey,
                             const struct dsq_page_loc *loc, uint32_t page_size,
@@ -990,11 +1051,25 @@ static int disk_cached_page(struct dsq_db *db, const char *segkey,
         return 0;
     }
     struct dsq_err ignore;
-    if (dsq_page_decode(buf->data, loc->length, loc, page_size, out, full,
-                        &ignore) == DSQ_OK)
+    if (dsq_page_decode_quiet(buf->data, loc->length, loc, page_size, out, full,
+                              &ignore) == DSQ_OK)
         return 1;
     dsq_cache_note_bad(db->dcache);
-    return 0;
+    return -1;
+}
+
+static void log_cache_repair(const char *full, uint32_t pgno, size_t n)
+{
+    if (n == 1)
+        dsq_log(DSQ_LOG_NOTICE, "cache",
+                "the disk cache's copy of page %u of %s was damaged: "
+                "fetched from the store again, served and repaired",
+                pgno, full);
+    else
+        dsq_log(DSQ_LOG_NOTICE, "cache",
+                "the disk cache's copies of %zu pages of %s were damaged: "
+                "fetched from the store again, served and repaired",
+                n, full);
 }
 
 /* Read one page at a known location (caches, then a ranged GET). */
@@ -1011,7 +1086,8 @@ static dsq_rc fetch_page(struct dsq_db *db, const char *segkey,
     char full[DSQ_KEY_MAX];
     dsq__full_key(db, segkey, full, sizeof(full));
     dsq_buf_init(&buf, DSQ_STORED_PAGE_MAX);
-    if (disk_cached_page(db, segkey, loc, page_size, out, full, &buf)) {
+    int cached = disk_cached_page(db, segkey, loc, page_size, out, full, &buf);
+    if (cached > 0) {
         count_reads(db, 1, 0);
         if (use_cache)
             dsq__pc_insert(db, segkey, loc->offset, loc->pgno, out, page_size);
@@ -1022,7 +1098,8 @@ static dsq_rc fetch_page(struct dsq_db *db, const char *segkey,
     dsq_rc rc =
         dsq__obj_get(db, segkey, loc->offset, loc->length, &buf, NULL, e);
     if (rc == DSQ_ENOTFOUND) {
-        rc = DSQ_CORRUPT(e, "segment %s is missing (page %u)", full, loc->pgno);
+        rc =
+            dsq__missing(e, "segment %s is missing (page %u)", full, loc->pgno);
         goto out;
     }
     if (rc != DSQ_OK)
@@ -1037,6 +1114,8 @@ static dsq_rc fetch_page(struct dsq_db *db, const char *segkey,
     rc = dsq_page_decode(buf.data, buf.len, loc, page_size, out, full, e);
     if (rc == DSQ_OK)
         dsq_cache_write(db->dcache, segkey, loc->offset, buf.data, buf.len);
+    if (rc == DSQ_OK && cached < 0)
+        log_cache_repair(full, loc->pgno, 1);
     if (rc == DSQ_OK && use_cache)
         dsq__pc_insert(db, segkey, loc->offset, loc->pgno, out, page_size);
 out:
@@ -1074,6 +1153,7 @@ struct want {
     uint32_t idx; /* page index within the request */
     struct dsq_page_loc loc;
     char *segkey;
+    int repair; /* the disk cache's copy was damaged */
 };
 
 static int want_cmp(const void *a, const void *b)
@@ -1117,7 +1197,7 @@ static dsq_rc fetch_run(struct dsq_db *db, struct want *w, size_t a, size_t b,
     dsq_buf_reset(rb);
     dsq_rc rc = dsq__obj_get(db, w[a].segkey, start, end - start, rb, NULL, e);
     if (rc == DSQ_ENOTFOUND)
-        return DSQ_CORRUPT(e, "segment %s is missing", full);
+        return dsq__missing(e, "segment %s is missing", full);
     if (rc != DSQ_OK)
         return rc;
     if (rb->len != end - start)
@@ -1126,17 +1206,21 @@ static dsq_rc fetch_run(struct dsq_db *db, struct want *w, size_t a, size_t b,
                            "%llu..%llu)",
                            full, (unsigned long long)start,
                            (unsigned long long)end);
+    size_t repaired = 0;
     for (size_t k = a; k < b; k++) {
         rc = dsq_page_decode(rb->data + (w[k].loc.offset - start),
                              w[k].loc.length, &w[k].loc, ps,
                              out + (size_t)w[k].idx * ps, full, e);
         if (rc != DSQ_OK)
             return rc;
+        repaired += w[k].repair != 0;
         if (keep)
             dsq__pc_insert(db, w[k].segkey, w[k].loc.offset, w[k].loc.pgno,
                            out + (size_t)w[k].idx * ps, ps);
     }
     dsq_cache_write(db->dcache, w[a].segkey, start, rb->data, rb->len);
+    if (repaired)
+        log_cache_repair(full, w[a].loc.pgno, repaired);
     return DSQ_OK;
 }
 
@@ -1204,6 +1288,7 @@ dsq_rc dsq_snap_read_pages(struct dsq_snap *s, uint32_t first, uint32_t count,
             memset(out + (size_t)i * ps, 0, ps);
             continue;
         }
+        w[nw].repair = 0;
         if (pc_lookup(db, segkey, w[nw].loc.offset, w[nw].loc.pgno,
                       out + (size_t)i * ps, ps)) {
             hits++;
@@ -1213,14 +1298,16 @@ dsq_rc dsq_snap_read_pages(struct dsq_snap *s, uint32_t first, uint32_t count,
             char full[DSQ_KEY_MAX];
             dsq__full_key(db, segkey, full, sizeof(full));
             dsq_buf_reset(&rb);
-            if (disk_cached_page(db, segkey, &w[nw].loc, ps,
-                                 out + (size_t)i * ps, full, &rb)) {
+            int cached = disk_cached_page(db, segkey, &w[nw].loc, ps,
+                                          out + (size_t)i * ps, full, &rb);
+            if (cached > 0) {
                 hits++;
                 if (keep)
                     dsq__pc_insert(db, segkey, w[nw].loc.offset, w[nw].loc.pgno,
                                    out + (size_t)i * ps, ps);
                 continue;
             }
+            w[nw].repair = cached < 0;
         }
         w[nw].idx = i;
         w[nw].segkey = strdup(segkey);

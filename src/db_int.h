@@ -175,6 +175,18 @@ dsq_rc dsq__load_manifest(struct dsq_db *db, uint64_t version,
                           struct dsq_manifest **out, struct dsq_err *e);
 dsq_rc dsq__manifest_read_page(struct dsq_db *db, const struct dsq_manifest *m,
                                uint32_t pgno, void *buf, struct dsq_err *e);
+/*
+ * Cross-check manifest m against its own page 1: when page 1 is a SQLite
+ * header whose in-header size is valid, the stored image must hold every
+ * page of it (docs/format.md, "Cross-checks").  Reads page 1 (checked as
+ * any page; a page 1 that cannot be read is left to whoever reads it);
+ * DSQ_ECORRUPT naming the version when they disagree.  When
+ * image_bytes is not NULL it receives the size page 1 gives the image in
+ * bytes (0 if page 1 gives none).
+ */
+dsq_rc dsq__manifest_check_image(struct dsq_db *db,
+                                 const struct dsq_manifest *m,
+                                 uint64_t *image_bytes, struct dsq_err *e);
 void dsq__note_latest(struct dsq_db *db, uint64_t v);
 void dsq__pc_insert(struct dsq_db *db, const char *segkey, uint64_t offset,
                     uint32_t pgno, const void *page, uint32_t page_size);
