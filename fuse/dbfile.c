@@ -964,8 +964,6 @@ ssize_t dsq_dbfile_read(struct dsq_dbfile *df, char *buf, size_t size,
     return done;
 }
 
-static dsq_rc txn_write_bytes(struct dsq_txn *t, const char *buf, size_t size,
-                              uint64_t off, struct dsq_err *ep);
 
 /* (W2) The checkpoint buffer of a WAL cycle, over the db file's version. */
 static int ckpt_txn(struct dsq_dbfile *df, struct dsq_txn **out)
@@ -1065,7 +1063,7 @@ ssize_t dsq_dbfile_write(struct dsq_dbfile *df, const char *buf, size_t size,
         pthread_mutex_unlock(&df->mu);
         return r;
     }
-    dsq_rc rc = txn_write_bytes(t, buf, size, (uint64_t)off, &e);
+    dsq_rc rc = dsq__txn_write_bytes(t, buf, size, (uint64_t)off, &e);
     pthread_mutex_unlock(&df->mu);
     if (rc != DSQ_OK) {
         dsq__df_log_rc(df, "write", &e, rc);
@@ -1075,7 +1073,7 @@ ssize_t dsq_dbfile_write(struct dsq_dbfile *df, const char *buf, size_t size,
 }
 
 /* Write bytes into a transaction's pages (partial pages read first). */
-static dsq_rc txn_write_bytes(struct dsq_txn *t, const char *buf, size_t size,
+dsq_rc dsq__txn_write_bytes(struct dsq_txn *t, const char *buf, size_t size,
                               uint64_t off, struct dsq_err *ep)
 {
     struct dsq_err e;

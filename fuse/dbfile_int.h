@@ -39,5 +39,9 @@ int dsq__df_refresh(struct dsq_dbfile *df, struct inval *iv,
 void dsq__df_inval_between(struct dsq_dbfile *df, uint64_t from, uint64_t to,
                            uint32_t ps, struct inval *iv);
 ssize_t dsq__full_pread(int fd, void *buf, size_t n, uint64_t off);
+/* Write bytes at a byte offset into a transaction's pages (the pages a
+   write covers in part are read first); any thread owning t. */
+dsq_rc dsq__txn_write_bytes(struct dsq_txn *t, const char *buf, size_t size,
+                            uint64_t off, struct dsq_err *ep);
 
 #endif

@@ -195,6 +195,16 @@ static int move_db(struct dsq_dbfile *df, uint64_t v, struct inval *iv)
 
 /* ---- commit points: frames written to NAME-wal ---- */
 
+/* The transaction's page count for a database of n pages of ps bytes. */
+static uint32_t bytes_to_pages(struct dsq_txn *t, uint32_t n, uint32_t ps)
+{
+    uint32_t tps = dsq_txn_page_size(t);
+    if (!tps || tps == ps)
+        return n;
+    uint64_t bytes = (uint64_t)n * ps;
+    return (uint32_t)((bytes + tps - 1) / tps);
+}
+
 static ssize_t full_pwrite(int fd, const void *buf, size_t n, uint64_t off)
 {
     size_t done = 0;
@@ -254,10 +264,6 @@ static int publish(struct dsq_dbfile *df, int fd, uint32_t frame)
         rc = dsq_txn_begin(s, flags, &t, &e);
     if (rc == DSQ_OK && dsq_snap_page_count(s) == 0)
         rc = dsq_txn_set_page_size(t, ps, &e);
-    else if (rc == DSQ_OK && dsq_snap_page_size(s) != ps)
-        rc = dsq_err_set(&e, DSQ_EINVAL,
-                         "the WAL's page size %u is not the database's %u", ps,
-                         dsq_snap_page_size(s));
     for (uint32_t f = w->mx + 1; rc == DSQ_OK && f <= frame; f++) {
         ssize_t k = dsq__full_pread(fd, buf, DSQ_WAL_FRAME_HDR + (size_t)ps,
                                     dsq_wal_frame_off(f, ps));
@@ -277,11 +283,15 @@ static int publish(struct dsq_dbfile *df, int fd, uint32_t frame)
                              f);
             break;
         }
-        rc = dsq_txn_write_page(t, fr.pgno, buf + DSQ_WAL_FRAME_HDR, &e);
+        /* pages of the WAL's size at their byte offset: the store's page
+           size is the file's chunking, SQLite's may differ (VACUUM with
+           a new page_size) */
+        rc = dsq__txn_write_bytes(t, (const char *)buf + DSQ_WAL_FRAME_HDR,
+                                  ps, (uint64_t)(fr.pgno - 1) * ps, &e);
         db_size = fr.db_size;
     }
     if (rc == DSQ_OK)
-        rc = dsq_txn_set_page_count(t, db_size, &e);
+        rc = dsq_txn_set_page_count(t, bytes_to_pages(t, db_size, ps), &e);
     /* pages written back unchanged are not written (padding frames) */
     if (rc == DSQ_OK)
         rc = dsq_txn_drop_unchanged(t, NULL, &e);
@@ -349,6 +359,29 @@ static int64_t shm_mx_frame(struct dsq_dbfile *df)
     return mx;
 }
 
+/* 1 if frame n repeats commit frame n - 1 (header fields and page). */
+static int is_padding(struct dsq_dbfile *df, int fd, uint32_t n)
+{
+    struct dsq_wal *w = &df->wal;
+    if (n < 2 || version_at(w, n - 1) == UINT64_MAX)
+        return 0;
+    size_t fsz = DSQ_WAL_FRAME_HDR + (size_t)w->hdr.page_size;
+    uint8_t *a = malloc(fsz), *b = malloc(fsz);
+    int same = a && b &&
+               dsq__full_pread(fd, a, fsz, dsq_wal_frame_off(n - 1,
+                                                            w->hdr.page_size)) ==
+                   (ssize_t)fsz &&
+               dsq__full_pread(fd, b, fsz,
+                               dsq_wal_frame_off(n, w->hdr.page_size)) ==
+                   (ssize_t)fsz &&
+               memcmp(a, b, 8) == 0 &&
+               memcmp(a + DSQ_WAL_FRAME_HDR, b + DSQ_WAL_FRAME_HDR,
+                      w->hdr.page_size) == 0;
+    free(a);
+    free(b);
+    return same;
+}
+
 /*
  * (W1) The kernel hands the daemon SQLite's writes cut at page-cache
  * boundaries, so a frame is read back from the -wal, never taken from
@@ -384,11 +417,14 @@ ssize_t dsq_wal_write(struct dsq_dbfile *df, int fd, const char *buf,
             w->have_hdr = 1;
             w->hdr = h;
         } else {
+            char hex[2 * DSQ_WAL_HDR_SIZE + 1];
+            for (int i = 0; i < DSQ_WAL_HDR_SIZE; i++)
+                snprintf(hex + 2 * i, 3, "%02x", hb[i]);
             w->have_hdr = 0;
             dsq_log(DSQ_LOG_WARNING, "wal",
-                    "%s: a WAL header that is not valid was written; its "
-                    "frames will not commit",
-                    df->name);
+                    "%s: a WAL header that is not valid was written (%s); "
+                    "its frames will not commit",
+                    df->name, hex);
         }
     }
     if (!w->have_hdr || end <= DSQ_WAL_HDR_SIZE)
@@ -409,15 +445,16 @@ ssize_t dsq_wal_write(struct dsq_dbfile *df, int fd, const char *buf,
     if (memcmp(f.salt, w->hdr.salt, 8) != 0 &&
         memcmp(f.salt, "\0\0\0\0\0\0\0\0", 8) != 0)
         goto out; /* not of this WAL: never a commit */
-    /* a commit frame: the transaction is frames base+1 .. n, base being
-       what the -shm indexed when this writer began (W3) */
-    int64_t smx = shm_mx_frame(df);
-    if (smx >= 0 && (uint64_t)smx < w->mx)
-        forget_after(w, (uint32_t)smx);
-    if (n <= w->mx) {
-        if (n == w->mx && smx >= 0 && (uint64_t)smx == w->mx)
-            goto out; /* the same frame again (SQLite's padding) */
+    /* a commit frame: the transaction is frames mx+1 .. n (mx was set
+       from the -shm when this writer took the write lock, W3) */
+    if (n <= w->mx)
         forget_after(w, n - 1);
+    if (n == w->mx + 1 && is_padding(df, fd, n)) {
+        /* SQLite pads a commit to a sector boundary with copies of its
+           commit frame: no new transaction */
+        add_commit(w, n, version_at(w, w->mx));
+        w->mx = n;
+        goto out;
     }
     if (!writer_present(df)) {
         dsq_log(DSQ_LOG_DEBUG, "wal",
@@ -814,17 +851,139 @@ static int read_start(struct dsq_dbfile *df, uint64_t owner, int *mfd,
     return 0;
 }
 
-/* (W7) The first opener of the -shm: a new cycle. */
-static void first_open(struct dsq_dbfile *df, uint64_t owner, struct inval *iv)
+/*
+ * (W8) A -wal this daemon did not see written (restored from a copy,
+ * written by a tool): SQLite's recovery will apply its valid committed
+ * frames to the db file, so they are published first, as one
+ * transaction on the db file's version.  If that version is still the
+ * newest, the -wal stays for SQLite to recover (*kept = 1: the local WAL
+ * then holds exactly the new version); else the caller empties it.
+ * 0, or -errno if the publish failed (the open then fails, the -wal
+ * stays).
+ */
+static int recover_foreign(struct dsq_dbfile *df, int *kept)
 {
     struct dsq_wal *w = &df->wal;
-    int db_others = dsq_locks_any(&df->locks, owner);
-    if (db_others) {
+    *kept = 0;
+    int fd = open(w->wal_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    uint8_t hb[DSQ_WAL_HDR_SIZE];
+    struct dsq_walhdr h;
+    if (dsq__full_pread(fd, hb, sizeof(hb), 0) != (ssize_t)sizeof(hb) ||
+        dsq_wal_hdr_decode(hb, &h) != 0) {
+        close(fd); /* nothing SQLite would recover */
+        return 0;
+    }
+    /* frames up to mx of this daemon's own cycle are published already */
+    uint32_t from = 0;
+    uint64_t from_version = dsq_snap_version(df->snap);
+    if (w->have_hdr && memcmp(h.salt, w->hdr.salt, 8) == 0 && w->mx > 0 &&
+        version_at(w, w->mx) != UINT64_MAX) {
+        from = w->mx;
+        from_version = version_at(w, w->mx);
+    }
+    uint32_t ps = h.page_size, last = 0, size_after = 0;
+    size_t fsz = DSQ_WAL_FRAME_HDR + (size_t)ps;
+    uint8_t *fb = malloc(fsz);
+    uint32_t ck[2] = {h.cksum[0], h.cksum[1]};
+    for (uint32_t f = 1; fb; f++) {
+        if (dsq__full_pread(fd, fb, fsz, dsq_wal_frame_off(f, ps)) !=
+                (ssize_t)fsz ||
+            !dsq_wal_frame_check(&h, fb, fb + DSQ_WAL_FRAME_HDR, ck))
+            break;
+        struct dsq_walframe fr;
+        dsq_wal_frame_decode(fb, &fr);
+        if (fr.db_size) {
+            last = f;
+            size_after = fr.db_size;
+        }
+    }
+    int r = 0;
+    struct dsq_err e;
+    dsq_err_clear(&e);
+    struct dsq_snap *bs = NULL;
+    struct dsq_txn *t = NULL;
+    if (!fb || last <= from)
+        goto out;
+    dsq_rc rc = dsq_db_snapshot(df->db, from_version, &bs, &e);
+    if (rc == DSQ_OK)
+        rc = dsq_txn_begin(bs, 0, &t, &e);
+    if (rc == DSQ_OK && dsq_snap_page_count(bs) == 0)
+        rc = dsq_txn_set_page_size(t, ps, &e);
+    for (uint32_t f = from + 1; rc == DSQ_OK && f <= last; f++) {
+        if (dsq__full_pread(fd, fb, fsz, dsq_wal_frame_off(f, ps)) !=
+            (ssize_t)fsz) {
+            rc = dsq_err_set(&e, DSQ_EIO, "reading frame %u", f);
+            break;
+        }
+        struct dsq_walframe fr;
+        dsq_wal_frame_decode(fb, &fr);
+        rc = dsq__txn_write_bytes(t, (const char *)fb + DSQ_WAL_FRAME_HDR, ps,
+                                  (uint64_t)(fr.pgno - 1) * ps, &e);
+    }
+    if (rc == DSQ_OK)
+        rc = dsq_txn_set_page_count(t, bytes_to_pages(t, size_after, ps), &e);
+    if (rc == DSQ_OK)
+        rc = dsq_txn_drop_unchanged(t, NULL, &e);
+    struct dsq_commit_info ci;
+    if (rc == DSQ_OK)
+        rc = dsq_txn_commit(t, &ci, &e);
+    dsq_txn_free(t);
+    t = NULL;
+    if (rc != DSQ_OK) {
+        dsq_log(DSQ_LOG_ERR, "wal",
+                "%s: the -wal found at open holds %u frame(s) SQLite would "
+                "recover; publishing them failed, the open fails: %s",
+                df->name, last, dsq_err_text(&e, rc));
+        r = -EIO;
+        goto out;
+    }
+    uint64_t base = from_version;
+    uint64_t v = ci.noop ? base : ci.version;
+    atomic_store(&df->exists, 1);
+    if (v > df->head)
+        df->head = v;
+    dsq_log(DSQ_LOG_INFO, "wal",
+            "%s: the -wal found at open (%u frame(s)) committed as version "
+            "%" PRIu64,
+            df->name, last, v);
+    if (ci.noop || (ci.version == base + 1 && ci.rebases == 0)) {
+        /* SQLite's recovery makes exactly that version */
+        if (from == 0)
+            cycle_begin(df);
+        w->have_hdr = 1;
+        w->hdr = h;
+        add_commit(w, last, v);
+        w->mx = last;
+        w->view_version = v;
+        *kept = 1;
+    }
+out:
+    dsq_txn_free(t);
+    dsq_snap_release(bs);
+    free(fb);
+    close(fd);
+    return r;
+}
+
+/* (W7) The first opener of the -shm: a new cycle. */
+static int first_open(struct dsq_dbfile *df, uint64_t owner, struct inval *iv)
+{
+    struct dsq_wal *w = &df->wal;
+    if (dsq_locks_any(&df->locks, owner)) {
         /* processes in rollback mode hold the db file: keep the WAL as
            it is (SQLite's recovery rebuilds its index) */
         w->active = 1;
-        return;
+        return 0;
     }
+    int kept = 0;
+    int r = recover_foreign(df, &kept);
+    if (r)
+        return r;
+    w->active = 1;
+    if (kept)
+        return 0;
     dsq__df_check_head(df, 0);
     uint64_t target = df->head > w->view_version ? df->head : w->view_version;
     if (w->view_exact || target > w->view_version)
@@ -835,6 +994,7 @@ static void first_open(struct dsq_dbfile *df, uint64_t owner, struct inval *iv)
     inval_wal_file(df, 0, 0);
     cycle_begin(df);
     w->active = 1;
+    return 0;
 }
 
 int dsq_wal_shm_setlk(struct dsq_dbfile *df, uint64_t owner,
@@ -871,7 +1031,7 @@ int dsq_wal_shm_setlk(struct dsq_dbfile *df, uint64_t owner,
     int had_write = dsq_locks_type_at(&w->shm, owner, wb) == F_WRLCK;
     if (type == F_WRLCK && start <= DSQ_SHM_DMS && DSQ_SHM_DMS <= end &&
         !dsq_locks_any(&w->shm, owner)) {
-        first_open(df, owner, &iv);
+        r = first_open(df, owner, &iv);
     } else if (type == F_RDLCK && start >= rb0 && end <= rb4) {
         int reading = 0;
         for (uint64_t b = rb0; b <= rb4; b++)
@@ -887,6 +1047,13 @@ int dsq_wal_shm_setlk(struct dsq_dbfile *df, uint64_t owner,
         if (rr && !w->view_exact)
             r = -EIO;
     }
+    if (r == 0 && type == F_WRLCK && start <= wb && wb <= end && !had_write) {
+        /* the writer's base is what the -shm indexes now: a writer that
+           died between its commit frame and its index left less (W3) */
+        int64_t smx = shm_mx_frame(df);
+        if (smx >= 0 && (uint64_t)smx < w->mx)
+            forget_after(w, (uint32_t)smx);
+    }
     if (r == 0)
         r = dsq_locks_apply(&w->shm, owner, start, end, type, lk->l_pid);
     if (r == 0 && had_write && type == F_UNLCK && start <= wb && wb <= end &&
@@ -894,9 +1061,13 @@ int dsq_wal_shm_setlk(struct dsq_dbfile *df, uint64_t owner,
         /* (W3) a rebased commit: its others' pages come in now */
         inject(df, df->head, &mfd);
     }
+    int cfd = w->close_fd;
+    w->close_fd = -1;
     dsq__df_unlock_inval(df, &iv);
     if (mfd >= 0)
         close(mfd);
+    if (cfd >= 0)
+        close(cfd);
     return r;
 }
 

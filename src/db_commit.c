@@ -534,6 +534,16 @@ static dsq_rc compute_effects(struct dsq_txn *t, struct effects *ef,
     }
     if (ef->count_changed)
         ef->page1 = DSQ_PAGE1_CHANGED;
+    /* SQLite's page size other than the store's chunking (a VACUUM that
+       changed page_size): the freelist cannot be read in store pages, so
+       the change counts as a change of page 1 beyond its counters, which
+       meets any concurrent commit that changed page 1 */
+    int sqlite_ps_ok = !newp1 || !dsq_sqlite_is_db(newp1, ps) ||
+                       (dsq_sqlite_page_size(newp1, ps) == ps &&
+                        (!oldp1 || !dsq_sqlite_is_db(oldp1, ps) ||
+                         dsq_sqlite_page_size(oldp1, ps) == ps));
+    if (!sqlite_ps_ok && ef->page1 != DSQ_PAGE1_NONE)
+        ef->page1 = DSQ_PAGE1_CHANGED;
 
     /* freed pages: truncated away, or newly on the freelist (SQLite) */
     uint32_t ntrunc = 0;
@@ -542,7 +552,8 @@ static dsq_rc compute_effects(struct dsq_txn *t, struct effects *ef,
     size_t fl_cap = ntrunc;
     /* any written page may be a trunk page, so walk whenever page 1 moved */
     if (!stream && ef->page1 != DSQ_PAGE1_NONE && newp1 && t->base_count >= 1 &&
-        dsq_sqlite_is_db(newp1, ps) && dsq_sqlite_is_db(oldp1, ps)) {
+        sqlite_ps_ok && dsq_sqlite_is_db(newp1, ps) &&
+        dsq_sqlite_is_db(oldp1, ps)) {
         rc = dsq_sqlite_freelist(newp1, ps, t->page_count, txn_reader, t,
                                  &fl_new, &n_fl_new, e);
         if (rc == DSQ_OK)
