@@ -617,6 +617,15 @@ START_TEST(test_order)
 }
 END_TEST
 
+/* The chain's current access key is ak. */
+static void get_is(struct dsq_creds_chain *c, const char *ak)
+{
+    struct dsq_creds cr;
+    ck_assert_int_eq(dsq_creds_get(c, &cr, NULL), DSQ_OK);
+    ck_assert_str_eq(cr.access_key, ak);
+    dsq_creds_cleanup(&cr);
+}
+
 /* ---- the shared files' dialect ---- */
 
 START_TEST(test_awsconf_dialect)
@@ -764,9 +773,7 @@ START_TEST(test_credential_process)
 
     /* 4 minutes on: more than 5 left, not run again */
     frozen_ms += 4 * 60 * 1000;
-    ck_assert_int_eq(dsq_creds_get(c, &cr, NULL), DSQ_OK);
-    ck_assert_str_eq(cr.access_key, "ASIAPROC1");
-    dsq_creds_cleanup(&cr);
+    get_is(c, "ASIAPROC1");
     /* 6 minutes on: run again before Expiration */
     frozen_ms += 2 * 60 * 1000;
     ck_assert_int_eq(dsq_creds_get(c, &cr, NULL), DSQ_OK);
@@ -775,21 +782,15 @@ START_TEST(test_credential_process)
     dsq_creds_cleanup(&cr);
     /* it prints the same fixed Expiration, now 4 minutes away: no run at
        every request, the next one only after 30 s */
-    ck_assert_int_eq(dsq_creds_get(c, &cr, NULL), DSQ_OK);
-    ck_assert_str_eq(cr.access_key, "ASIAPROC2");
-    dsq_creds_cleanup(&cr);
+    get_is(c, "ASIAPROC2");
     frozen_ms += 31 * 1000;
-    ck_assert_int_eq(dsq_creds_get(c, &cr, NULL), DSQ_OK);
-    ck_assert_str_eq(cr.access_key, "ASIAPROC3");
-    dsq_creds_cleanup(&cr);
+    get_is(c, "ASIAPROC3");
 
     /* the helper fails while the credentials are still valid: keep them */
     snprintf(cmd, sizeof(cmd), "%s/with space/fail", tmp);
     dsq_test_write_file(cmd, "", 0);
     frozen_ms += 31 * 1000;
-    ck_assert_int_eq(dsq_creds_get(c, &cr, NULL), DSQ_OK);
-    ck_assert_str_eq(cr.access_key, "ASIAPROC3");
-    dsq_creds_cleanup(&cr);
+    get_is(c, "ASIAPROC3");
     /* expired and still failing: the profile, the cause */
     frozen_ms = FROZEN + 11 * 60 * 1000;
     ck_assert_int_eq(dsq_creds_get(c, &cr, &e), DSQ_EAUTH);
@@ -811,13 +812,9 @@ START_TEST(test_credential_process)
     ck_assert_uint_eq(cr.expires_ms, 0);
     dsq_creds_cleanup(&cr);
     frozen_ms += 365ull * 86400 * 1000;
-    ck_assert_int_eq(dsq_creds_get(c, &cr, NULL), DSQ_OK);
-    ck_assert_str_eq(cr.access_key, "ASIAPROC4");
-    dsq_creds_cleanup(&cr);
+    get_is(c, "ASIAPROC4");
     ck_assert_int_eq(dsq_creds_invalidate(c), 1);
-    ck_assert_int_eq(dsq_creds_get(c, &cr, NULL), DSQ_OK);
-    ck_assert_str_eq(cr.access_key, "ASIAPROC5");
-    dsq_creds_cleanup(&cr);
+    get_is(c, "ASIAPROC5");
     dsq_creds_chain_free(c);
 
     /* keys in the profile beat its credential_process */
@@ -1162,9 +1159,7 @@ START_TEST(test_assume_role)
 
     /* refreshed before expiry: 24 min on, no; 26 min on, yes */
     frozen_ms += 24 * 60 * 1000;
-    ck_assert_int_eq(dsq_creds_get(c, &cr, NULL), DSQ_OK);
-    ck_assert_str_eq(cr.access_key, "ASIAROLE1");
-    dsq_creds_cleanup(&cr);
+    get_is(c, "ASIAROLE1");
     frozen_ms += 2 * 60 * 1000;
     ck_assert_int_eq(dsq_creds_get(c, &cr, NULL), DSQ_OK);
     ck_assert_str_eq(cr.access_key, "ASIAROLE2");
@@ -1172,9 +1167,7 @@ START_TEST(test_assume_role)
     dsq_creds_cleanup(&cr);
     /* ExpiredToken from the server: again at once */
     ck_assert_int_eq(dsq_creds_invalidate(c), 1);
-    ck_assert_int_eq(dsq_creds_get(c, &cr, NULL), DSQ_OK);
-    ck_assert_str_eq(cr.access_key, "ASIAROLE3");
-    dsq_creds_cleanup(&cr);
+    get_is(c, "ASIAROLE3");
     ck_assert_uint_eq(st.served, 3);
     dsq_creds_chain_free(c);
 
@@ -1246,9 +1239,7 @@ START_TEST(test_assume_role_chains)
                   e.msg, st.refused);
     ck_assert_uint_eq(st.served, 2);
     ck_assert_str_eq(st.last_key, "ASIAROLE1");
-    ck_assert_int_eq(dsq_creds_get(c, &cr, NULL), DSQ_OK);
-    ck_assert_str_eq(cr.access_key, "ASIAROLE2");
-    dsq_creds_cleanup(&cr);
+    get_is(c, "ASIAROLE2");
     /* a refresh takes both hops again, with fresh source credentials */
     ck_assert_int_eq(dsq_creds_invalidate(c), 1);
     ck_assert_int_eq(dsq_creds_get(c, &cr, NULL), DSQ_OK);
