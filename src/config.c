@@ -59,7 +59,8 @@ static const struct opt opts[] = {
     {"disk_cache", NULL, NULL, K_TRISTATE, OFF(disk_cache), 0, 0},
     {"store_mode", NULL, NULL, K_MODE, OFF(store_mode), 0, 0},
     {"disk_cache_bytes", NULL, NULL, K_SIZE, OFF(disk_cache_bytes), 0, 1e15},
-    {"endpoint", "AWS_ENDPOINT_URL", NULL, K_STR, OFF(endpoint), 0, 0},
+    {"endpoint", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", K_STR,
+     OFF(endpoint), 0, 0},
     {"region", "AWS_REGION", "AWS_DEFAULT_REGION", K_STR, OFF(region), 0, 0},
     {"access_key", "AWS_ACCESS_KEY_ID", NULL, K_STR, OFF(access_key), 0, 0},
     {"secret_key", "AWS_SECRET_ACCESS_KEY", NULL, K_STR, OFF(secret_key), 0, 0},
@@ -293,6 +294,8 @@ static dsq_rc apply(struct dsq_config *c, const struct opt *o,
         else
             free(*slot);
         *slot = dup;
+        if (o->off == OFF(endpoint))
+            c->endpoint_src = source;
         return DSQ_OK;
     }
     case K_PATH: {

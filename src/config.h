@@ -42,9 +42,11 @@ struct dsq_config {
     uint64_t disk_cache_bytes; /* bound on the disk cache (1 GiB) */
 
     /* S3 */
-    char *endpoint;      /* owned; AWS_ENDPOINT_URL */
-    char *region;        /* owned; AWS_REGION / AWS_DEFAULT_REGION */
-    char *access_key;    /* owned; secret-adjacent, never logged */
+    char *endpoint;           /* owned; AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL */
+    const char *endpoint_src; /* static: "-o" or the variable endpoint came
+                                 from; NULL if set by the program */
+    char *region;             /* owned; AWS_REGION / AWS_DEFAULT_REGION */
+    char *access_key;         /* owned; secret-adjacent, never logged */
     char *secret_key;    /* owned; SECRET: zeroed on cleanup, never logged */
     char *session_token; /* owned; SECRET */
     char *profile;       /* owned; AWS_PROFILE */

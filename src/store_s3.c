@@ -933,28 +933,30 @@ static dsq_rc parse_url(struct s3 *s, const char *url, struct dsq_err *e)
     return DSQ_OK;
 }
 
-static dsq_rc parse_endpoint(struct s3 *s, const char *ep, struct dsq_err *e)
+static dsq_rc parse_endpoint(struct s3 *s, const char *ep, const char *where,
+                             struct dsq_err *e)
 {
     const char *sep = strstr(ep, "://");
     if (!sep)
         return dsq_err_set(e, DSQ_EINVAL,
-                           "endpoint '%s': expected http://host[:port] or "
-                           "https://host[:port]",
-                           ep);
+                           "endpoint '%s' (from %s): expected "
+                           "http://host[:port] or https://host[:port]",
+                           ep, where);
     size_t sl = (size_t)(sep - ep);
     if (!((sl == 4 && !strncasecmp(ep, "http", 4)) ||
           (sl == 5 && !strncasecmp(ep, "https", 5))))
         return dsq_err_set(e, DSQ_EINVAL,
-                           "endpoint '%s': the scheme must be http or https",
-                           ep);
+                           "endpoint '%s' (from %s): the scheme must be "
+                           "http or https",
+                           ep, where);
     const char *h = sep + 3;
     size_t hl = strcspn(h, "/?#");
     const char *rest = h + hl;
     if (hl == 0 || memchr(h, '@', hl) || (*rest && strcmp(rest, "/") != 0))
         return dsq_err_set(e, DSQ_EINVAL,
-                           "endpoint '%s': expected scheme://host[:port] "
-                           "without user, path or query",
-                           ep);
+                           "endpoint '%s' (from %s): expected "
+                           "scheme://host[:port] without user, path or query",
+                           ep, where);
     s->scheme = strndup(ep, sl);
     s->hostport = strndup(h, hl);
     if (!s->scheme || !s->hostport)
@@ -962,6 +964,31 @@ static dsq_rc parse_endpoint(struct s3 *s, const char *ep, struct dsq_err *e)
     for (char *c = s->scheme; *c; c++)
         *c = (char)tolower((unsigned char)*c);
     return DSQ_OK;
+}
+
+/*
+ * The endpoint, by the SDKs' precedence: -o endpoint (or one the program
+ * set), AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL (config.c read both, the
+ * first winning), the profile's (creds.h), else AWS for the region.  The
+ * environment and the profile do not count when configured endpoints are
+ * ignored.  *where names the source for messages.
+ */
+static const char *choose_endpoint(const struct s3 *s,
+                                   const struct dsq_config *cfg, char *dflt,
+                                   size_t cap, const char **where)
+{
+    int from_env = cfg->endpoint_src && strcmp(cfg->endpoint_src, "-o") != 0;
+    int ignore = dsq_creds_ignore_configured_endpoints(s->creds);
+    if (cfg->endpoint && *cfg->endpoint && !(from_env && ignore)) {
+        *where = from_env ? cfg->endpoint_src : "-o endpoint";
+        return cfg->endpoint;
+    }
+    const char *ep = dsq_creds_profile_endpoint(s->creds, where);
+    if (ep)
+        return ep;
+    snprintf(dflt, cap, "https://s3.%s.amazonaws.com", s->region);
+    *where = "the region's AWS default";
+    return dflt;
 }
 
 dsq_rc dsq_store_s3_open(const char *url, const struct dsq_config *cfg,
@@ -1006,13 +1033,10 @@ dsq_rc dsq_store_s3_open(const char *url, const struct dsq_config *cfg,
         rc = DSQ_ENOMEM;
         goto fail;
     }
-    if (cfg->endpoint && *cfg->endpoint) {
-        rc = parse_endpoint(s, cfg->endpoint, e);
-    } else {
-        char ep[256];
-        snprintf(ep, sizeof(ep), "https://s3.%s.amazonaws.com", s->region);
-        rc = parse_endpoint(s, ep, e);
-    }
+    char dflt[256];
+    const char *ep_where = NULL;
+    const char *ep = choose_endpoint(s, cfg, dflt, sizeof(dflt), &ep_where);
+    rc = parse_endpoint(s, ep, ep_where, e);
     if (rc != DSQ_OK)
         goto fail;
     if (cfg->path_style >= 0)
@@ -1031,9 +1055,9 @@ dsq_rc dsq_store_s3_open(const char *url, const struct dsq_config *cfg,
     s->retry_base_s = cfg->retry_base_s;
     s->retry_max_s = cfg->retry_max_s;
     dsq_log(DSQ_LOG_INFO, "s3",
-            "s3://%s/%s via %s://%s (%s style, region %s, credentials from "
-            "%s)",
-            s->bucket, s->root, s->scheme, s->hostport,
+            "s3://%s/%s via %s://%s (endpoint from %s, %s style, region %s, "
+            "credentials from %s)",
+            s->bucket, s->root, s->scheme, s->hostport, ep_where,
             s->path_style ? "path" : "virtual-hosted", s->region,
             dsq_creds_source(s->creds));
     *out = &s->base;
