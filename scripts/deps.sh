@@ -2,7 +2,9 @@
 # Install what dsqlfs needs to build and test on Debian 12, if missing.
 #   scripts/deps.sh          build and runtime packages
 #   scripts/deps.sh --test   also what the tests use (clang for fuzzing,
-#                            Python's SQLAlchemy/Alembic, the Ceph S3 server)
+#                            Python's SQLAlchemy/Alembic, the Ceph S3 server,
+#                            what tests/sqlite/build.sh builds SQLite's and
+#                            libfuse's test programs with)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,7 +13,8 @@ BUILD_PKGS=(build-essential cmake pkg-config libfuse3-dev fuse3
             libsqlite3-dev sqlite3 check libexpat1-dev libzstd-dev
             libxxhash-dev openssl)
 TEST_PKGS=(clang libclang-rt-14-dev iproute2 python3 python3-sqlalchemy
-           python3-alembic procps psmisc util-linux)
+           python3-alembic procps psmisc util-linux
+           dpkg-dev tcl-dev) # SQLite's TCL tests: apt-get source, testfixture
 
 pkgs=("${BUILD_PKGS[@]}")
 [ "${1:-}" = "--test" ] && pkgs+=("${TEST_PKGS[@]}")
