@@ -90,7 +90,7 @@ for t in "${tlist[@]}"; do
     esac
 done
 
-# shellcheck source=../integration/lib.sh
+# shellcheck source-path=SCRIPTDIR source=../integration/lib.sh
 . "$SRC/tests/integration/lib.sh"
 need_fuse
 [ -x "$DSQLFS" ] || fail "no dsqlfs binary at $DSQLFS (build first, or set DSQLFS)"
@@ -130,6 +130,7 @@ start_job() { # start_job TARGET FILE
     local) wd="$T/local/$file"; mkdir -p "$wd" ;;
     *)
         wd="$T/m/$key"
+        # shellcheck disable=SC2034 # STORE: what lib.sh's mount_store mounts
         if [ "$target" = s3 ]; then STORE="$S3BASE/$file"; else STORE="file://$T/stores/$file"; fi
         mount_store "$wd" -o "allow_delete,cache_dir=$T/cache/$key"
         MNT_OF[$key]=$wd
