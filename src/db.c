@@ -365,13 +365,20 @@ static int pc_lookup(struct dsq_db *db, const char *segkey, uint64_t offset,
         memcpy(out, p->page, page_size);
         pc_unlink_lru(db, p);
         pc_push_front(db, p);
-        db->stats.cache_hits++;
         hit = 1;
-    } else {
-        db->stats.cache_misses++;
     }
     pthread_mutex_unlock(&db->mu);
     return hit;
+}
+
+/* Page reads served without a store request (memory or disk cache) and
+   with one; page cache lookups themselves are not counted. */
+static void count_reads(struct dsq_db *db, uint64_t hits, uint64_t misses)
+{
+    pthread_mutex_lock(&db->mu);
+    db->stats.cache_hits += hits;
+    db->stats.cache_misses += misses;
+    pthread_mutex_unlock(&db->mu);
 }
 
 void dsq__pc_insert(struct dsq_db *db, const char *segkey, uint64_t offset,
@@ -694,7 +701,23 @@ void dsq__note_latest(struct dsq_db *db, uint64_t v)
     pthread_mutex_unlock(&db->mu);
 }
 
+static dsq_rc latest_listed(struct dsq_db *db, uint64_t *version,
+                            struct dsq_err *e);
+
 dsq_rc dsq_db_latest(struct dsq_db *db, uint64_t *version, struct dsq_err *e)
+{
+    uint64_t t = dsq_now_ms();
+    dsq_rc rc = latest_listed(db, version, e);
+    if (rc == DSQ_OK) {
+        pthread_mutex_lock(&db->mu);
+        db->listed_ms = t;
+        pthread_mutex_unlock(&db->mu);
+    }
+    return rc;
+}
+
+static dsq_rc latest_listed(struct dsq_db *db, uint64_t *version,
+                            struct dsq_err *e)
 {
     struct scan_state s = {0};
     dsq_rc rc;
@@ -980,18 +1003,22 @@ static dsq_rc fetch_page(struct dsq_db *db, const char *segkey,
                          void *out, int use_cache, struct dsq_err *e)
 {
     if (use_cache &&
-        pc_lookup(db, segkey, loc->offset, loc->pgno, out, page_size))
+        pc_lookup(db, segkey, loc->offset, loc->pgno, out, page_size)) {
+        count_reads(db, 1, 0);
         return DSQ_OK;
+    }
     struct dsq_buf buf;
     char full[DSQ_KEY_MAX];
     dsq__full_key(db, segkey, full, sizeof(full));
     dsq_buf_init(&buf, DSQ_STORED_PAGE_MAX);
     if (disk_cached_page(db, segkey, loc, page_size, out, full, &buf)) {
+        count_reads(db, 1, 0);
         if (use_cache)
             dsq__pc_insert(db, segkey, loc->offset, loc->pgno, out, page_size);
         dsq_buf_cleanup(&buf);
         return DSQ_OK;
     }
+    count_reads(db, 0, 1);
     dsq_rc rc =
         dsq__obj_get(db, segkey, loc->offset, loc->length, &buf, NULL, e);
     if (rc == DSQ_ENOTFOUND) {
@@ -1061,8 +1088,13 @@ static int want_cmp(const void *a, const void *b)
 /* Parallel fetching of the runs of one dsq_snap_read_pages call. */
 #define READ_THREADS 4
 
+/* Bulk reads of at most this many pages keep what they fetch in the page
+   cache (FUSE reads); bigger ones (export) would only churn it. */
+#define READ_PAGES_CACHE_MAX 256u
+
 struct run_job {
     struct dsq_db *db;
+    int keep; /* insert fetched pages into the page cache */
     struct want *w;
     const size_t *runs; /* run i is w[runs[i] .. runs[i+1]) */
     size_t nruns;
@@ -1075,7 +1107,7 @@ struct run_job {
 };
 
 static dsq_rc fetch_run(struct dsq_db *db, struct want *w, size_t a, size_t b,
-                        uint32_t ps, uint8_t *out, struct dsq_buf *rb,
+                        uint32_t ps, uint8_t *out, int keep, struct dsq_buf *rb,
                         struct dsq_err *e)
 {
     uint64_t start = w[a].loc.offset;
@@ -1100,6 +1132,9 @@ static dsq_rc fetch_run(struct dsq_db *db, struct want *w, size_t a, size_t b,
                              out + (size_t)w[k].idx * ps, full, e);
         if (rc != DSQ_OK)
             return rc;
+        if (keep)
+            dsq__pc_insert(db, w[k].segkey, w[k].loc.offset, w[k].loc.pgno,
+                           out + (size_t)w[k].idx * ps, ps);
     }
     dsq_cache_write(db->dcache, w[a].segkey, start, rb->data, rb->len);
     return DSQ_OK;
@@ -1120,7 +1155,7 @@ static void *run_worker(void *arg)
         struct dsq_err e;
         dsq_err_clear(&e);
         dsq_rc rc = fetch_run(j->db, j->w, j->runs[i], j->runs[i + 1], j->ps,
-                              j->out, &rb, &e);
+                              j->out, j->keep, &rb, &e);
         if (rc != DSQ_OK) {
             pthread_mutex_lock(&j->mu);
             if (j->rc == DSQ_OK) {
@@ -1153,6 +1188,8 @@ dsq_rc dsq_snap_read_pages(struct dsq_snap *s, uint32_t first, uint32_t count,
     size_t nw = 0;
     dsq_rc rc = DSQ_OK;
     struct dsq_buf rb;
+    uint64_t hits = 0;
+    const int keep = count <= READ_PAGES_CACHE_MAX;
     dsq_buf_init(&rb, COALESCE_MAX + DSQ_STORED_PAGE_MAX);
     if (!w)
         return DSQ_ENOMEM;
@@ -1167,13 +1204,23 @@ dsq_rc dsq_snap_read_pages(struct dsq_snap *s, uint32_t first, uint32_t count,
             memset(out + (size_t)i * ps, 0, ps);
             continue;
         }
+        if (pc_lookup(db, segkey, w[nw].loc.offset, w[nw].loc.pgno,
+                      out + (size_t)i * ps, ps)) {
+            hits++;
+            continue;
+        }
         if (db->dcache) {
             char full[DSQ_KEY_MAX];
             dsq__full_key(db, segkey, full, sizeof(full));
             dsq_buf_reset(&rb);
             if (disk_cached_page(db, segkey, &w[nw].loc, ps,
-                                 out + (size_t)i * ps, full, &rb))
+                                 out + (size_t)i * ps, full, &rb)) {
+                hits++;
+                if (keep)
+                    dsq__pc_insert(db, segkey, w[nw].loc.offset, w[nw].loc.pgno,
+                                   out + (size_t)i * ps, ps);
                 continue;
+            }
         }
         w[nw].idx = i;
         w[nw].segkey = strdup(segkey);
@@ -1205,7 +1252,10 @@ dsq_rc dsq_snap_read_pages(struct dsq_snap *s, uint32_t first, uint32_t count,
         a = b;
     }
     runs[nruns] = nw;
+    count_reads(db, hits, nw);
+    hits = 0;
     struct run_job job = {.db = db,
+                          .keep = keep,
                           .w = w,
                           .runs = runs,
                           .nruns = nruns,
@@ -1228,6 +1278,8 @@ dsq_rc dsq_snap_read_pages(struct dsq_snap *s, uint32_t first, uint32_t count,
     if (rc != DSQ_OK && e)
         *e = job.err;
 out:
+    if (hits)
+        count_reads(db, hits, 0);
     for (size_t i = 0; i < nw; i++)
         free(w[i].segkey);
     free(w);

@@ -83,6 +83,9 @@ struct dsq_db {
     uint64_t known_latest;    /* newest version seen to exist; guarded
                                  by mu */
     uint64_t root_written_ms; /* last root.json update; guarded by mu */
+    uint64_t listed_ms;       /* when a listing last found the newest
+                                 version (dsq_db_head_after); guarded by
+                                 mu */
 
     pthread_mutex_t mu;
     struct dsq_db_stats stats; /* guarded by mu */
