@@ -33,7 +33,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SRC=$(cd "$HERE/../.." && pwd)
 
-# The sets (docs/testing.md).  walchildren and names are not in CI.
+# The sets (docs/testing.md).  names is not in CI.
 declare -A SETS=(
     [rollback]="backup select1 insert journal2 journal3 exclusive exclusive2 pager2 pager3 mmap2 mmap3 fallocate nolock lock7 sync sync2 symlink2 io filectrl"
     [children]="savepoint trans lock2 lock4 lock6"
@@ -48,17 +48,6 @@ TOLERATED=(
     # As root, these chmod a file to 0400 and expect the open to fail:
     # root opens it anyway, on every file system.
     pager1.4.7.2 pager1.4.8.1
-    # WAL mode is not supported on the mount yet: each case below switches
-    # a database to WAL (the mount vetoes that commit: "disk I/O error")
-    # or runs on one that should be in WAL mode.  Found by running the
-    # rollback set on both stores.  This list goes when WAL lands.
-    journal2-2.4
-    exclusive-7.1
-    pager2-1.6.0
-    fallocate-2.1 fallocate-2.2 fallocate-2.3 fallocate-2.4
-    fallocate-2.5 fallocate-2.6 fallocate-2.7 fallocate-2.8
-    nolock-4.2 nolock-4.3
-    sync2-1.5 sync2-1.6 sync2-1.7 sync2-1.8.3 sync2-1.9
 )
 
 usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
