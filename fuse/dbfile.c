@@ -144,6 +144,21 @@ void dsq__df_unlock_inval(struct dsq_dbfile *df, struct inval *iv)
     pthread_mutex_unlock(&df->mu);
 }
 
+void dsq__df_inval_now(struct dsq_dbfile *df, struct inval *iv)
+{
+    if (!iv->whole && !iv->n && !iv->ps)
+        return;
+    df->inval_busy = 1;
+    pthread_mutex_unlock(&df->mu);
+    dsq_loop_may_block();
+    struct inval local = *iv;
+    memset(iv, 0, sizeof(*iv));
+    inval_send(df, &local);
+    dsq__df_lock(df);
+    df->inval_busy = 0;
+    pthread_cond_broadcast(&df->cv);
+}
+
 void dsq__df_wait_inval(struct dsq_dbfile *df)
 {
     if (df->inval_busy)

@@ -29,6 +29,9 @@ void dsq__inval_take(struct inval *iv, struct dsq_changes *c, uint32_t ps);
 /* Unlock df->mu, then send iv (inval_busy protocol). */
 void dsq__df_unlock_inval(struct dsq_dbfile *df, struct inval *iv);
 void dsq__df_wait_inval(struct dsq_dbfile *df);
+/* Send iv now: df->mu is released meanwhile (inval_busy set), held
+   again on return. */
+void dsq__df_inval_now(struct dsq_dbfile *df, struct inval *iv);
 void dsq__df_log_rc(struct dsq_dbfile *df, const char *what,
                     const struct dsq_err *e, dsq_rc rc);
 int dsq__df_buffered(const struct dsq_dbfile *df);

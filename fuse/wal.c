@@ -915,6 +915,9 @@ static int reset(struct dsq_dbfile *df, struct inval *iv)
     int r = move_db(df, target, iv);
     if (r)
         return r;
+    /* the kernel drops the db file's changed pages before the -shm says
+       the WAL is empty: no reader may find old pages then */
+    dsq__df_inval_now(df, iv);
     char *wp = strdup(w->wal_path);
     if (!wp)
         return -ENOMEM;
@@ -1099,6 +1102,7 @@ static int first_open(struct dsq_dbfile *df, uint64_t owner, struct inval *iv)
     uint64_t target = df->head > w->view_version ? df->head : w->view_version;
     if (w->view_exact || target > w->view_version)
         move_db(df, target, iv);
+    dsq__df_inval_now(df, iv);
     char *wp = strdup(w->wal_path);
     uint64_t ino = w->wal_ino;
     if (wp) {
