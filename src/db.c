@@ -348,15 +348,20 @@ static void pc_push_front(struct dsq_db *db, struct pc_entry *p)
         db->pc_tail = p;
 }
 
-/* Copy a cached page out; 1 on hit. */
-static int pc_lookup(struct dsq_db *db, const char *segkey, uint64_t offset,
-                     uint32_t pgno, void *out, uint32_t page_size)
+/*
+ * Copy a cached page out; 1 on hit.  The page number and checksum must
+ * match too: a manifest key names different bytes in a database deleted
+ * and created again.
+ */
+static int pc_lookup(struct dsq_db *db, const char *segkey,
+                     const struct dsq_page_loc *loc, void *out,
+                     uint32_t page_size)
 {
     size_t b;
     int hit = 0;
     pthread_mutex_lock(&db->mu);
-    struct pc_entry *p = pc_find(db, segkey, offset, &b);
-    if (p && p->pgno == pgno) {
+    struct pc_entry *p = pc_find(db, segkey, loc->offset, &b);
+    if (p && p->pgno == loc->pgno && p->checksum == loc->checksum) {
         memcpy(out, p->page, page_size);
         pc_unlink_lru(db, p);
         pc_push_front(db, p);
@@ -369,9 +374,11 @@ static int pc_lookup(struct dsq_db *db, const char *segkey, uint64_t offset,
     return hit;
 }
 
-void dsq__pc_insert(struct dsq_db *db, const char *segkey, uint64_t offset,
-                    uint32_t pgno, const void *page, uint32_t page_size)
+void dsq__pc_insert(struct dsq_db *db, const char *segkey,
+                    const struct dsq_page_loc *loc, const void *page,
+                    uint32_t page_size)
 {
+    uint64_t offset = loc->offset;
     struct pc_entry *n = calloc(1, sizeof(*n));
     if (!n)
         return;
@@ -384,11 +391,19 @@ void dsq__pc_insert(struct dsq_db *db, const char *segkey, uint64_t offset,
         return;
     }
     n->offset = offset;
-    n->pgno = pgno;
+    n->pgno = loc->pgno;
+    n->checksum = loc->checksum;
     memcpy(n->page, page, page_size);
     size_t b;
     pthread_mutex_lock(&db->mu);
-    if (pc_find(db, segkey, offset, &b)) {
+    struct pc_entry *old = pc_find(db, segkey, offset, &b);
+    if (old && (old->pgno != n->pgno || old->checksum != n->checksum)) {
+        /* stale (another incarnation's manifest): replace it */
+        memcpy(old->page, page, page_size);
+        old->pgno = n->pgno;
+        old->checksum = n->checksum;
+    }
+    if (old) {
         pthread_mutex_unlock(&db->mu);
         free(n->segkey);
         free(n->page);
@@ -969,47 +984,113 @@ static int disk_cached_page(struct dsq_db *db, const char *segkey,
     return 0;
 }
 
-/* Read one page at a known location (caches, then a ranged GET). */
+/*
+ * Decode a page carried inline by a manifest from the bytes of that
+ * manifest object at [loc->offset, + dsq_b64_len(loc->length)).
+ */
+static dsq_rc inline_decode(const char *text, size_t len,
+                            const struct dsq_page_loc *loc, uint32_t page_size,
+                            void *out, const char *full, struct dsq_err *e)
+{
+    uint8_t stored[DSQ_STORED_PAGE_MAX];
+    if (loc->length > sizeof(stored) || len != dsq_b64_len(loc->length) ||
+        dsq_b64_decode(text, len, stored, loc->length) != 0)
+        return DSQ_CORRUPT(e,
+                           "%s: page %u at offset %llu is not base64 of %u "
+                           "bytes",
+                           full, loc->pgno, (unsigned long long)loc->offset,
+                           loc->length);
+    return dsq_page_decode(stored, loc->length, loc, page_size, out, full, e);
+}
+
+/*
+ * A page carried inline by manifest `segkey` whose decoded manifest is in
+ * the snapshot cache (of the same incarnation): 1 with out filled.
+ */
+static int inline_cached(struct dsq_db *db, const char *segkey,
+                         const struct dsq_page_loc *loc, uint32_t page_size,
+                         const char *inc, void *out)
+{
+    uint64_t v;
+    if (!dsq_key_is_manifest(segkey, &v))
+        return 0;
+    struct dsq_snap *s = snap_cache_get(db, v);
+    int ok = 0;
+    if (s && s->m && s->m->inline_text && inc &&
+        strcmp(s->m->incarnation, inc) == 0 &&
+        loc->offset >= DSQ_MANIFEST_INLINE_OFFSET &&
+        loc->offset - DSQ_MANIFEST_INLINE_OFFSET <= s->m->inline_len &&
+        dsq_b64_len(loc->length) <=
+            s->m->inline_len - (loc->offset - DSQ_MANIFEST_INLINE_OFFSET)) {
+        struct dsq_err ignore;
+        ok = inline_decode(s->m->inline_text +
+                               (loc->offset - DSQ_MANIFEST_INLINE_OFFSET),
+                           dsq_b64_len(loc->length), loc, page_size, out,
+                           segkey, &ignore) == DSQ_OK;
+    }
+    dsq_snap_release(s);
+    return ok;
+}
+
+/*
+ * Read one page at a known location: the page cache, then the manifest
+ * (inline pages) or disk cache (segments), then a ranged GET.  inc is the
+ * incarnation of the manifest that named the location ("" for format 1).
+ */
 static dsq_rc fetch_page(struct dsq_db *db, const char *segkey,
                          const struct dsq_page_loc *loc, uint32_t page_size,
-                         void *out, int use_cache, struct dsq_err *e)
+                         void *out, int use_cache, const char *inc,
+                         struct dsq_err *e)
 {
-    if (use_cache &&
-        pc_lookup(db, segkey, loc->offset, loc->pgno, out, page_size))
+    if (use_cache && pc_lookup(db, segkey, loc, out, page_size))
         return DSQ_OK;
+    const int inl = dsq__is_inline_key(segkey);
     struct dsq_buf buf;
     char full[DSQ_KEY_MAX];
     dsq__full_key(db, segkey, full, sizeof(full));
-    dsq_buf_init(&buf, DSQ_STORED_PAGE_MAX);
-    if (disk_cached_page(db, segkey, loc, page_size, out, full, &buf)) {
+    dsq_buf_init(&buf, dsq_b64_len(DSQ_STORED_PAGE_MAX));
+    if (inl ? inline_cached(db, segkey, loc, page_size, inc, out)
+            : disk_cached_page(db, segkey, loc, page_size, out, full, &buf)) {
         if (use_cache)
-            dsq__pc_insert(db, segkey, loc->offset, loc->pgno, out, page_size);
+            dsq__pc_insert(db, segkey, loc, out, page_size);
         dsq_buf_cleanup(&buf);
         return DSQ_OK;
     }
-    dsq_rc rc =
-        dsq__obj_get(db, segkey, loc->offset, loc->length, &buf, NULL, e);
+    uint64_t span = inl ? dsq_b64_len(loc->length) : loc->length;
+    dsq_rc rc = dsq__obj_get(db, segkey, loc->offset, span, &buf, NULL, e);
     if (rc == DSQ_ENOTFOUND) {
-        rc = DSQ_CORRUPT(e, "segment %s is missing (page %u)", full, loc->pgno);
+        rc = DSQ_CORRUPT(e, "%s %s is missing (page %u)",
+                         inl ? "manifest" : "segment", full, loc->pgno);
         goto out;
     }
     if (rc != DSQ_OK)
         goto out;
-    if (buf.len != loc->length) {
+    if (buf.len != span) {
         rc = DSQ_CORRUPT(e,
-                         "segment %s is truncated (page %u at offset "
+                         "%s is truncated (page %u at offset "
                          "%llu)",
                          full, loc->pgno, (unsigned long long)loc->offset);
         goto out;
     }
-    rc = dsq_page_decode(buf.data, buf.len, loc, page_size, out, full, e);
-    if (rc == DSQ_OK)
+    if (inl)
+        rc = inline_decode((const char *)buf.data, buf.len, loc, page_size, out,
+                           full, e);
+    else
+        rc = dsq_page_decode(buf.data, buf.len, loc, page_size, out, full, e);
+    if (rc == DSQ_OK && !inl)
         dsq_cache_write(db->dcache, segkey, loc->offset, buf.data, buf.len);
     if (rc == DSQ_OK && use_cache)
-        dsq__pc_insert(db, segkey, loc->offset, loc->pgno, out, page_size);
+        dsq__pc_insert(db, segkey, loc, out, page_size);
 out:
     dsq_buf_cleanup(&buf);
     return rc;
+}
+
+dsq_rc dsq__read_loc(struct dsq_db *db, const char *segkey,
+                     const struct dsq_page_loc *loc, uint32_t page_size,
+                     const char *inc, void *out, struct dsq_err *e)
+{
+    return fetch_page(db, segkey, loc, page_size, out, 1, inc, e);
 }
 
 dsq_rc dsq__manifest_read_page(struct dsq_db *db, const struct dsq_manifest *m,
@@ -1025,7 +1106,8 @@ dsq_rc dsq__manifest_read_page(struct dsq_db *db, const struct dsq_manifest *m,
         memset(buf, 0, m->page_size);
         return DSQ_OK;
     }
-    return fetch_page(db, segkey, &loc, m->page_size, buf, 1, e);
+    return fetch_page(db, segkey, &loc, m->page_size, buf, 1, m->incarnation,
+                      e);
 }
 
 dsq_rc dsq_snap_read_page(struct dsq_snap *s, uint32_t pgno, void *buf,
@@ -1042,6 +1124,8 @@ struct want {
     uint32_t idx; /* page index within the request */
     struct dsq_page_loc loc;
     char *segkey;
+    uint64_t span; /* bytes of the object holding the page */
+    int inl;       /* carried inline by a manifest (base64) */
 };
 
 static int want_cmp(const void *a, const void *b)
@@ -1053,7 +1137,7 @@ static int want_cmp(const void *a, const void *b)
     return x->loc.offset < y->loc.offset ? -1 : x->loc.offset > y->loc.offset;
 }
 
-/* Parallel fetching of the runs of one dsq_snap_read_pages call. */
+/* Parallel fetching of the runs of one bulk read. */
 #define READ_THREADS 4
 
 struct run_job {
@@ -1063,40 +1147,52 @@ struct run_job {
     size_t nruns;
     uint32_t ps;
     uint8_t *out;
+    int warm;           /* insert what is fetched into the page cache */
     pthread_mutex_t mu; /* guards next, rc, err */
     size_t next;
     dsq_rc rc;
     struct dsq_err err;
 };
 
-static dsq_rc fetch_run(struct dsq_db *db, struct want *w, size_t a, size_t b,
-                        uint32_t ps, uint8_t *out, struct dsq_buf *rb,
-                        struct dsq_err *e)
+static dsq_rc fetch_run(const struct run_job *j, size_t a, size_t b,
+                        struct dsq_buf *rb, struct dsq_err *e)
 {
+    struct dsq_db *db = j->db;
+    struct want *w = j->w;
+    const uint32_t ps = j->ps;
     uint64_t start = w[a].loc.offset;
-    uint64_t end = w[b - 1].loc.offset + w[b - 1].loc.length;
+    uint64_t end = w[b - 1].loc.offset + w[b - 1].span;
     char full[DSQ_KEY_MAX];
     dsq__full_key(db, w[a].segkey, full, sizeof(full));
     dsq_buf_reset(rb);
     dsq_rc rc = dsq__obj_get(db, w[a].segkey, start, end - start, rb, NULL, e);
     if (rc == DSQ_ENOTFOUND)
-        return DSQ_CORRUPT(e, "segment %s is missing", full);
+        return DSQ_CORRUPT(e, "%s %s is missing",
+                           w[a].inl ? "manifest" : "segment", full);
     if (rc != DSQ_OK)
         return rc;
     if (rb->len != end - start)
         return DSQ_CORRUPT(e,
-                           "segment %s is truncated (wanted bytes "
+                           "%s is truncated (wanted bytes "
                            "%llu..%llu)",
                            full, (unsigned long long)start,
                            (unsigned long long)end);
     for (size_t k = a; k < b; k++) {
-        rc = dsq_page_decode(rb->data + (w[k].loc.offset - start),
-                             w[k].loc.length, &w[k].loc, ps,
-                             out + (size_t)w[k].idx * ps, full, e);
+        uint8_t *dst = j->out + (size_t)w[k].idx * ps;
+        const uint8_t *src = rb->data + (w[k].loc.offset - start);
+        if (w[k].inl)
+            rc = inline_decode((const char *)src, w[k].span, &w[k].loc, ps, dst,
+                               full, e);
+        else
+            rc = dsq_page_decode(src, w[k].loc.length, &w[k].loc, ps, dst, full,
+                                 e);
         if (rc != DSQ_OK)
             return rc;
+        if (j->warm)
+            dsq__pc_insert(db, w[k].segkey, &w[k].loc, dst, ps);
     }
-    dsq_cache_write(db->dcache, w[a].segkey, start, rb->data, rb->len);
+    if (!w[a].inl)
+        dsq_cache_write(db->dcache, w[a].segkey, start, rb->data, rb->len);
     return DSQ_OK;
 }
 
@@ -1104,7 +1200,7 @@ static void *run_worker(void *arg)
 {
     struct run_job *j = arg;
     struct dsq_buf rb;
-    dsq_buf_init(&rb, COALESCE_MAX + DSQ_STORED_PAGE_MAX);
+    dsq_buf_init(&rb, COALESCE_MAX + dsq_b64_len(DSQ_STORED_PAGE_MAX));
     for (;;) {
         pthread_mutex_lock(&j->mu);
         size_t i = j->next++;
@@ -1114,8 +1210,7 @@ static void *run_worker(void *arg)
             break;
         struct dsq_err e;
         dsq_err_clear(&e);
-        dsq_rc rc = fetch_run(j->db, j->w, j->runs[i], j->runs[i + 1], j->ps,
-                              j->out, &rb, &e);
+        dsq_rc rc = fetch_run(j, j->runs[i], j->runs[i + 1], &rb, &e);
         if (rc != DSQ_OK) {
             pthread_mutex_lock(&j->mu);
             if (j->rc == DSQ_OK) {
@@ -1127,6 +1222,120 @@ static void *run_worker(void *arg)
     }
     dsq_buf_cleanup(&rb);
     return NULL;
+}
+
+/*
+ * Fetch the wanted pages from the store: sorted by object and offset,
+ * neighbours coalesced into ranged GETs of up to COALESCE_MAX, the runs
+ * fetched by up to READ_THREADS threads at once.
+ */
+static dsq_rc fetch_wants(struct dsq_db *db, struct want *w, size_t nw,
+                          uint32_t ps, uint8_t *out, int warm,
+                          struct dsq_err *e)
+{
+    if (nw == 0)
+        return DSQ_OK;
+    qsort(w, nw, sizeof(*w), want_cmp);
+    /* runs: same object, close offsets, bounded size */
+    size_t *runs = malloc((nw + 1) * sizeof(*runs)), nruns = 0;
+    if (!runs)
+        return DSQ_ENOMEM;
+    for (size_t a = 0; a < nw;) {
+        size_t b = a + 1;
+        uint64_t start = w[a].loc.offset;
+        uint64_t end = start + w[a].span;
+        while (b < nw && strcmp(w[b].segkey, w[a].segkey) == 0 &&
+               w[b].loc.offset >= end &&
+               w[b].loc.offset - end <= COALESCE_GAP &&
+               w[b].loc.offset + w[b].span - start <= COALESCE_MAX) {
+            end = w[b].loc.offset + w[b].span;
+            b++;
+        }
+        runs[nruns++] = a;
+        a = b;
+    }
+    runs[nruns] = nw;
+    struct run_job job = {.db = db,
+                          .w = w,
+                          .runs = runs,
+                          .nruns = nruns,
+                          .ps = ps,
+                          .out = out,
+                          .warm = warm,
+                          .rc = DSQ_OK};
+    pthread_mutex_init(&job.mu, NULL);
+    size_t nthreads = nruns < READ_THREADS ? nruns : READ_THREADS;
+    pthread_t th[READ_THREADS];
+    size_t started = 0;
+    for (size_t i = 1; i < nthreads; i++)
+        if (pthread_create(&th[started], NULL, run_worker, &job) == 0)
+            started++;
+    run_worker(&job); /* this thread works too */
+    for (size_t i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    pthread_mutex_destroy(&job.mu);
+    free(runs);
+    if (job.rc != DSQ_OK && e)
+        *e = job.err;
+    return job.rc;
+}
+
+/*
+ * Add one wanted page unless a local copy serves it (the page cache with
+ * use_pc, a manifest in the snapshot cache, the disk cache).  1 if it was
+ * served, 0 if added, -1 on allocation failure.
+ */
+static int want_add(struct dsq_db *db, struct want *w, size_t *nw, uint32_t idx,
+                    const char *segkey, const struct dsq_page_loc *loc,
+                    uint32_t ps, const char *inc, uint8_t *dst, int use_pc,
+                    struct dsq_buf *scratch)
+{
+    const int inl = dsq__is_inline_key(segkey);
+    if (use_pc && pc_lookup(db, segkey, loc, dst, ps))
+        return 1;
+    if (inl && inline_cached(db, segkey, loc, ps, inc, dst))
+        return 1;
+    if (!inl && db->dcache) {
+        char full[DSQ_KEY_MAX];
+        dsq__full_key(db, segkey, full, sizeof(full));
+        dsq_buf_reset(scratch);
+        if (disk_cached_page(db, segkey, loc, ps, dst, full, scratch))
+            return 1;
+    }
+    struct want *x = &w[*nw];
+    x->idx = idx;
+    x->loc = *loc;
+    x->inl = inl;
+    x->span = inl ? dsq_b64_len(loc->length) : loc->length;
+    x->segkey = strdup(segkey);
+    if (!x->segkey)
+        return -1;
+    (*nw)++;
+    return 0;
+}
+
+dsq_rc dsq__read_locs(struct dsq_db *db, size_t n, char *const *keys,
+                      const struct dsq_page_loc *locs, uint32_t ps,
+                      const char *inc, uint8_t *out, struct dsq_err *e)
+{
+    struct want *w = calloc(n ? n : 1, sizeof(*w));
+    size_t nw = 0;
+    dsq_rc rc = DSQ_OK;
+    struct dsq_buf scratch;
+    dsq_buf_init(&scratch, DSQ_STORED_PAGE_MAX);
+    if (!w)
+        return DSQ_ENOMEM;
+    for (size_t i = 0; i < n && rc == DSQ_OK; i++)
+        if (want_add(db, w, &nw, (uint32_t)i, keys[i], &locs[i], ps, inc,
+                     out + i * ps, 1, &scratch) < 0)
+            rc = DSQ_ENOMEM;
+    if (rc == DSQ_OK)
+        rc = fetch_wants(db, w, nw, ps, out, 1, e);
+    for (size_t i = 0; i < nw; i++)
+        free(w[i].segkey);
+    free(w);
+    dsq_buf_cleanup(&scratch);
+    return rc;
 }
 
 dsq_rc dsq_snap_read_pages(struct dsq_snap *s, uint32_t first, uint32_t count,
@@ -1148,80 +1357,28 @@ dsq_rc dsq_snap_read_pages(struct dsq_snap *s, uint32_t first, uint32_t count,
     size_t nw = 0;
     dsq_rc rc = DSQ_OK;
     struct dsq_buf rb;
-    dsq_buf_init(&rb, COALESCE_MAX + DSQ_STORED_PAGE_MAX);
+    dsq_buf_init(&rb, DSQ_STORED_PAGE_MAX);
     if (!w)
         return DSQ_ENOMEM;
     for (uint32_t i = 0; i < count; i++) {
         char segkey[DSQ_KEY_MAX];
+        struct dsq_page_loc loc;
         int found;
-        rc = locate(db, s->m, first + i, &w[nw].loc, segkey, sizeof(segkey),
-                    &found, e);
+        rc = locate(db, s->m, first + i, &loc, segkey, sizeof(segkey), &found,
+                    e);
         if (rc != DSQ_OK)
             goto out;
         if (!found) {
             memset(out + (size_t)i * ps, 0, ps);
             continue;
         }
-        if (db->dcache) {
-            char full[DSQ_KEY_MAX];
-            dsq__full_key(db, segkey, full, sizeof(full));
-            dsq_buf_reset(&rb);
-            if (disk_cached_page(db, segkey, &w[nw].loc, ps,
-                                 out + (size_t)i * ps, full, &rb))
-                continue;
-        }
-        w[nw].idx = i;
-        w[nw].segkey = strdup(segkey);
-        if (!w[nw].segkey) {
+        if (want_add(db, w, &nw, i, segkey, &loc, ps, s->m->incarnation,
+                     out + (size_t)i * ps, 0, &rb) < 0) {
             rc = DSQ_ENOMEM;
             goto out;
         }
-        nw++;
     }
-    qsort(w, nw, sizeof(*w), want_cmp);
-    /* runs: same object, close offsets, bounded size */
-    size_t *runs = malloc((nw + 1) * sizeof(*runs)), nruns = 0;
-    if (!runs) {
-        rc = DSQ_ENOMEM;
-        goto out;
-    }
-    for (size_t a = 0; a < nw;) {
-        size_t b = a + 1;
-        uint64_t start = w[a].loc.offset;
-        uint64_t end = start + w[a].loc.length;
-        while (b < nw && strcmp(w[b].segkey, w[a].segkey) == 0 &&
-               w[b].loc.offset >= end &&
-               w[b].loc.offset - end <= COALESCE_GAP &&
-               w[b].loc.offset + w[b].loc.length - start <= COALESCE_MAX) {
-            end = w[b].loc.offset + w[b].loc.length;
-            b++;
-        }
-        runs[nruns++] = a;
-        a = b;
-    }
-    runs[nruns] = nw;
-    struct run_job job = {.db = db,
-                          .w = w,
-                          .runs = runs,
-                          .nruns = nruns,
-                          .ps = ps,
-                          .out = out,
-                          .rc = DSQ_OK};
-    pthread_mutex_init(&job.mu, NULL);
-    size_t nthreads = nruns < READ_THREADS ? nruns : READ_THREADS;
-    pthread_t th[READ_THREADS];
-    size_t started = 0;
-    for (size_t i = 1; i < nthreads; i++)
-        if (pthread_create(&th[started], NULL, run_worker, &job) == 0)
-            started++;
-    run_worker(&job); /* this thread works too */
-    for (size_t i = 0; i < started; i++)
-        pthread_join(th[i], NULL);
-    pthread_mutex_destroy(&job.mu);
-    free(runs);
-    rc = job.rc;
-    if (rc != DSQ_OK && e)
-        *e = job.err;
+    rc = fetch_wants(db, w, nw, ps, out, 0, e);
 out:
     for (size_t i = 0; i < nw; i++)
         free(w[i].segkey);

@@ -101,6 +101,13 @@ static int strlist_has(const struct strlist *l, const char *s)
     return bsearch(&s, l->v, l->n, sizeof(*l->v), str_cmp) != NULL;
 }
 
+static int loc_pgno_cmp(const void *k, const void *el)
+{
+    uint32_t p = *(const uint32_t *)k;
+    const struct dsq_page_loc *x = el;
+    return p < x->pgno ? -1 : p > x->pgno;
+}
+
 /* Decoded segment page tables, by key (for verify). */
 struct segidx {
     char *key;
@@ -169,11 +176,65 @@ static int chunkrec_cmp(const void *a, const void *b)
                   ((const struct chunkrec *)b)->ref.key);
 }
 
+/* The pages one manifest carries inline (verify). */
+struct selfrec {
+    struct dsq_page_loc *locs; /* owned; sorted by pgno */
+    size_t n;
+};
+
+/*
+ * Check the pages manifest m carries inline (each decodes and matches its
+ * checksum) and remember their locations in *sr.
+ */
+static dsq_rc verify_inline(struct dsq_db *db, const struct dsq_manifest *m,
+                            struct selfrec *sr, struct dsq_verify_report *rep,
+                            dsq_problem_fn fn, void *arg)
+{
+    char own[64], full[DSQ_KEY_MAX];
+    uint8_t *page = malloc(m->page_size ? m->page_size : 1);
+    uint8_t stored[DSQ_STORED_PAGE_MAX];
+    memset(sr, 0, sizeof(*sr));
+    dsq_manifest_key(m->version, own);
+    dsq__full_key(db, own, full, sizeof(full));
+    sr->locs = malloc((m->n_overlay ? m->n_overlay : 1) * sizeof(*sr->locs));
+    if (!page || !sr->locs) {
+        free(page);
+        return DSQ_ENOMEM;
+    }
+    for (size_t k = 0; k < m->n_overlay; k++) {
+        const struct dsq_page_loc *l = &m->overlay[k];
+        if (strcmp(m->segments[l->seg], own) != 0)
+            continue;
+        struct dsq_err pe;
+        size_t at = l->offset - DSQ_MANIFEST_INLINE_OFFSET;
+        /* the codec checked the base64 and the tiling */
+        if (dsq_b64_decode(m->inline_text + at, dsq_b64_len(l->length), stored,
+                           l->length) != 0 ||
+            dsq_page_decode(stored, l->length, l, m->page_size, page, full,
+                            &pe) != DSQ_OK) {
+            problem(rep, fn, arg, "%s: inline page %u does not decode", full,
+                    l->pgno);
+            continue;
+        }
+        rep->pages_checked++;
+        sr->locs[sr->n++] = *l;
+    }
+    free(page);
+    return DSQ_OK;
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 dsq_rc dsq_db_verify(struct dsq_db *db, struct dsq_verify_report *rep,
                      dsq_problem_fn report_fn, dsq_progress_fn progress,
                      void *arg, struct dsq_err *e)
 {
     struct vlist l;
+    struct selfrec *selfs = NULL;
     struct strlist segkeys = {0};
     struct chunkrec *crs = NULL;
     size_t n_crs = 0, cap_crs = 0;
@@ -193,6 +254,11 @@ dsq_rc dsq_db_verify(struct dsq_db *db, struct dsq_verify_report *rep,
     rep->first_version = l.v[0];
     rep->last_version = l.v[l.n - 1];
     uint64_t total = l.n * 2, done = 0;
+    selfs = calloc(l.n, sizeof(*selfs));
+    if (!selfs) {
+        rc = DSQ_ENOMEM;
+        goto out;
+    }
 
     /* pass 1: manifests decode, chain is contiguous; collect objects */
     for (size_t i = 0; i < l.n; i++) {
@@ -218,7 +284,10 @@ dsq_rc dsq_db_verify(struct dsq_db *db, struct dsq_verify_report *rep,
             goto out;
         }
         for (size_t k = 0; rc == DSQ_OK && k < m->n_segments; k++)
-            rc = dsq__strlist_add(&segkeys, m->segments[k]);
+            if (!dsq__is_inline_key(m->segments[k]))
+                rc = dsq__strlist_add(&segkeys, m->segments[k]);
+        if (rc == DSQ_OK && m->inline_text)
+            rc = verify_inline(db, m, &selfs[i], rep, report_fn, arg);
         for (size_t k = 0; rc == DSQ_OK && k < m->n_chunks; k++) {
             if (n_crs == cap_crs) {
                 size_t nc = cap_crs ? cap_crs * 2 : 64;
@@ -345,8 +414,36 @@ dsq_rc dsq_db_verify(struct dsq_db *db, struct dsq_verify_report *rep,
         if (dsq__load_manifest(db, l.v[i], &m, &me) != DSQ_OK)
             continue; /* reported in pass 1 */
         for (size_t k = 0; k < m->n_overlay; k++) {
-            const struct segidx *si =
-                segidx_find(segs, n_segs, m->segments[m->overlay[k].seg]);
+            const char *key = m->segments[m->overlay[k].seg];
+            uint64_t mv;
+            if (dsq_key_is_manifest(key, &mv)) {
+                /* carried inline by version mv: it must be there */
+                const uint64_t *at =
+                    bsearch(&mv, l.v, l.n, sizeof(*l.v), u64_cmp);
+                const struct selfrec *sr = at ? &selfs[at - l.v] : NULL;
+                const struct dsq_page_loc *p =
+                    sr ? bsearch(&m->overlay[k].pgno, sr->locs, sr->n,
+                                 sizeof(*sr->locs), loc_pgno_cmp)
+                       : NULL;
+                if (!at)
+                    problem(rep, report_fn, arg,
+                            "version %llu: page %u is carried by version "
+                            "%llu, which is missing",
+                            (unsigned long long)m->version, m->overlay[k].pgno,
+                            (unsigned long long)mv);
+                else if (mv != m->version &&
+                         (!p || p->offset != m->overlay[k].offset ||
+                          p->length != m->overlay[k].length ||
+                          p->codec != m->overlay[k].codec ||
+                          p->checksum != m->overlay[k].checksum))
+                    problem(rep, report_fn, arg,
+                            "version %llu: page %u is not where it says in "
+                            "version %llu",
+                            (unsigned long long)m->version, m->overlay[k].pgno,
+                            (unsigned long long)mv);
+                continue;
+            }
+            const struct segidx *si = segidx_find(segs, n_segs, key);
             if (!si || !si->seg)
                 continue;
             if (!loc_in_segment(si->seg, &m->overlay[k], m->page_size)) {
@@ -366,6 +463,9 @@ out:
     for (size_t i = 0; i < n_segs; i++)
         dsq_seg_free(segs[i].seg);
     free(segs);
+    for (size_t i = 0; selfs && i < l.n; i++)
+        free(selfs[i].locs);
+    free(selfs);
     dsq__strlist_free(&segkeys);
     for (size_t i = 0; i < n_crs; i++) {
         free(crs[i].ref.key);
@@ -539,6 +639,28 @@ dsq_rc dsq_db_gc(struct dsq_db *db, uint64_t keep_versions, uint64_t keep_ms,
             floor = l.v[i];
             break;
         }
+    }
+    /* a kept version may read pages that an older manifest carries
+       inline (until a checkpoint moves them): keep that one too, and
+       what it reads in turn */
+    for (uint64_t upto = head + 1; floor < upto;) {
+        uint64_t lowest = floor;
+        for (size_t i = 0; i < l.n && l.v[i] < upto; i++) {
+            if (l.v[i] < floor)
+                continue;
+            struct dsq_manifest *m = NULL;
+            rc = dsq__load_manifest(db, l.v[i], &m, e);
+            if (rc != DSQ_OK)
+                goto out;
+            for (size_t k = 0; k < m->n_segments; k++) {
+                uint64_t mv;
+                if (dsq_key_is_manifest(m->segments[k], &mv) && mv < lowest)
+                    lowest = mv;
+            }
+            dsq_manifest_free(m);
+        }
+        upto = floor;
+        floor = lowest;
     }
     if (floor < floor_old)
         floor = floor_old;

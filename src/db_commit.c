@@ -646,13 +646,24 @@ static dsq_rc keytab_idx(struct keytab *kt, const char *key, uint32_t *idx)
     return rc;
 }
 
-/* Our pages (normal mode), with the segment key of each. */
+/*
+ * Our pages (normal mode), with the segment key of each.  A small
+ * transaction's pages travel inside its manifest (inline mode): they are
+ * encoded once as a segment that is kept in memory, and each attempt's
+ * manifest carries their stored bytes; only a checkpoint attempt uploads
+ * that segment (materialize) since chunks name segments only.
+ */
 struct ours {
     uint8_t *warm;             /* scratch page: insert what we upload into
                                   the page cache (small transactions) */
-    struct loclist locs;       /* sorted by pgno; seg indexes t->segs */
+    struct loclist locs;       /* sorted by pgno; seg indexes t->segs, or
+                                  offsets into inl in inline mode */
     struct strlist p1segs;     /* page-1 merge segments, newest last */
     struct dsq_page_loc p1loc; /* override for page 1 when p1segs.n > 0 */
+    int inline_mode;           /* the pages are in inl, not uploaded */
+    struct dsq_buf inl;        /* inline mode: our pages as one segment */
+    int inl_stale;             /* inl must be rebuilt (page 1 merged) */
+    uint8_t *p1img;            /* merged page 1 (page-1 rule), or NULL */
 };
 
 static const char *ours_key(const struct dsq_txn *t, const struct ours *o,
@@ -681,14 +692,108 @@ static dsq_rc normal_sink(struct dsq_txn *t, void *arg,
     struct dsq_err ig;
     if (rc == DSQ_OK && o->warm &&
         dsq_pgbuf_get(t->buf, loc->pgno, o->warm, &ig) == DSQ_OK)
-        dsq__pc_insert(t->db, segkey, loc->offset, loc->pgno, o->warm,
-                       t->page_size);
+        dsq__pc_insert(t->db, segkey, loc, o->warm, t->page_size);
     return rc;
+}
+
+/* Our page pgno as it is committed (page 1 may have been merged). */
+static dsq_rc our_page(struct dsq_txn *t, const struct ours *o, uint32_t pgno,
+                       uint8_t *page, struct dsq_err *e)
+{
+    if (pgno == 1 && o->p1img) {
+        memcpy(page, o->p1img, t->page_size);
+        return DSQ_OK;
+    }
+    return dsq_pgbuf_get(t->buf, pgno, page, e);
+}
+
+/*
+ * Stored bytes a transaction may carry inside its manifest: a commit of up
+ * to this much costs one store request.  Transactions of up to
+ * INLINE_TRY_MAX bytes of page images are encoded to see if they fit.
+ */
+#define INLINE_MAX (64u * 1024u)
+#define INLINE_TRY_MAX (256u * 1024u)
+
+/* Encode our pages as one segment in o->inl (not uploaded). */
+static dsq_rc build_inline(struct dsq_txn *t, const struct effects *ef,
+                           struct ours *o, struct dsq_err *e)
+{
+    struct dsq_seg_builder *sb = NULL;
+    struct dsq_page_loc *locs = NULL;
+    size_t n = 0;
+    uint8_t *page = malloc(t->page_size);
+    dsq_rc rc = page ? dsq_seg_builder_new(t->page_size, t->db->compress,
+                                           t->txn_id, &sb)
+                     : DSQ_ENOMEM;
+    for (size_t i = 0; rc == DSQ_OK && i < ef->n_pgnos; i++) {
+        rc = our_page(t, o, ef->pgnos[i], page, e);
+        if (rc == DSQ_OK)
+            rc = dsq_seg_builder_add(sb, ef->pgnos[i], page);
+    }
+    dsq_buf_reset(&o->inl);
+    if (rc == DSQ_OK)
+        rc = dsq_seg_builder_finish(sb, &o->inl, &locs, &n);
+    o->locs.n = 0;
+    for (size_t i = 0; rc == DSQ_OK && i < n; i++)
+        rc = loclist_add(&o->locs, &locs[i]);
+    if (rc == DSQ_OK)
+        o->inl_stale = 0;
+    free(locs);
+    free(page);
+    dsq_seg_builder_free(sb);
+    return rc;
+}
+
+static uint64_t inline_stored(const struct ours *o)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < o->locs.n; i++)
+        n += o->locs.v[i].length;
+    return n;
+}
+
+/* Leave inline mode: upload o->inl as our segment (a checkpoint needs it). */
+static dsq_rc materialize(struct dsq_txn *t, struct ours *o, struct dsq_err *e)
+{
+    char key[96];
+    dsq_rc rc = DSQ_OK;
+    o->inline_mode = 0;
+    if (o->locs.n == 0)
+        return DSQ_OK;
+    rc = upload_new(t, "segments", "seg", &o->inl, &t->segs, key, e);
+    if (rc != DSQ_OK)
+        return rc;
+    uint8_t *page = malloc(t->page_size);
+    for (size_t i = 0; i < o->locs.n; i++) {
+        struct dsq_err ig;
+        o->locs.v[i].seg = (uint32_t)(t->segs.n - 1);
+        if (page && our_page(t, o, o->locs.v[i].pgno, page, &ig) == DSQ_OK)
+            dsq__pc_insert(t->db, key, &o->locs.v[i], page, t->page_size);
+    }
+    free(page);
+    return DSQ_OK;
 }
 
 static dsq_rc upload_pages(struct dsq_txn *t, const struct effects *ef,
                            struct ours *o, struct dsq_err *e)
 {
+    if (ef->n_pgnos > 0 &&
+        (uint64_t)ef->n_pgnos * t->page_size <= INLINE_TRY_MAX) {
+        /* small: try carrying the pages in the manifest; if they do not
+           fit, the segment encoded for it is uploaded as it is */
+        dsq_rc rc = build_inline(t, ef, o, e);
+        if (rc != DSQ_OK)
+            return rc;
+        o->inline_mode = 1;
+        if (inline_stored(o) <= INLINE_MAX)
+            return DSQ_OK;
+        return materialize(t, o, e);
+    }
+    if (ef->n_pgnos == 0) {
+        o->inline_mode = 1; /* nothing to carry: the manifest alone */
+        return DSQ_OK;
+    }
     struct dsq_seg_builder *sb = NULL;
     uint8_t *page = malloc(t->page_size);
     dsq_rc rc = page ? dsq_seg_builder_new(t->page_size, t->db->compress,
@@ -721,6 +826,74 @@ static int chunk_index_of(uint32_t pgno, uint32_t cp)
 }
 
 /*
+ * Before a checkpoint: chunks name segments only, so the overlay pages
+ * that earlier manifests carry inline move into one new segment (listed
+ * in objs), and their overlay entries point there.
+ */
+static dsq_rc move_inline(struct dsq_txn *t, struct dsq_manifest *nm,
+                          struct strlist *objs, struct dsq_err *e)
+{
+    const uint32_t ps = nm->page_size;
+    size_t n = 0;
+    for (size_t i = 0; i < nm->n_overlay; i++)
+        n += dsq__is_inline_key(nm->segments[nm->overlay[i].seg]);
+    if (n == 0)
+        return DSQ_OK;
+    size_t *ix = malloc(n * sizeof(*ix));
+    char **keys = malloc(n * sizeof(*keys));
+    struct dsq_page_loc *locs = malloc(n * sizeof(*locs)), *nl = NULL;
+    uint8_t *img = malloc((size_t)n * ps);
+    char **segs = realloc(nm->segments, (nm->n_segments + 1) * sizeof(char *));
+    struct dsq_seg_builder *sb = NULL;
+    struct dsq_buf buf;
+    size_t k = 0, nn = 0;
+    char key[96];
+    dsq_rc rc = DSQ_OK;
+    dsq_buf_init(&buf, SIZE_MAX);
+    if (segs)
+        nm->segments = segs;
+    if (!ix || !keys || !locs || !img || !segs) {
+        rc = DSQ_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < nm->n_overlay; i++)
+        if (dsq__is_inline_key(nm->segments[nm->overlay[i].seg])) {
+            ix[k] = i;
+            keys[k] = nm->segments[nm->overlay[i].seg];
+            locs[k++] = nm->overlay[i];
+        }
+    rc = dsq__read_locs(t->db, n, keys, locs, ps, nm->incarnation, img, e);
+    if (rc == DSQ_OK)
+        rc = dsq_seg_builder_new(ps, t->db->compress, t->txn_id, &sb);
+    for (k = 0; rc == DSQ_OK && k < n; k++)
+        rc = dsq_seg_builder_add(sb, locs[k].pgno, img + k * ps);
+    if (rc == DSQ_OK)
+        rc = dsq_seg_builder_finish(sb, &buf, &nl, &nn);
+    if (rc == DSQ_OK)
+        rc = upload_new(t, "segments", "seg", &buf, objs, key, e);
+    if (rc == DSQ_OK && !(nm->segments[nm->n_segments] = strdup(key)))
+        rc = DSQ_ENOMEM;
+    if (rc != DSQ_OK)
+        goto out;
+    for (k = 0; k < n; k++) {
+        nm->overlay[ix[k]] = nl[k];
+        nm->overlay[ix[k]].seg = (uint32_t)nm->n_segments;
+    }
+    nm->n_segments++;
+out:
+    if (rc != DSQ_OK)
+        dsq_err_prefix(e, "moving inline pages into a segment");
+    free(ix);
+    free(keys);
+    free(locs);
+    free(nl);
+    free(img);
+    dsq_seg_builder_free(sb);
+    dsq_buf_cleanup(&buf);
+    return rc;
+}
+
+/*
  * Checkpoint nm: rewrite the chunks the overlay touches (or truncation
  * cuts), keep the others, empty the overlay.  bm is the base manifest whose
  * chunks nm inherited.  New chunk objects are listed in objs.
@@ -729,6 +902,9 @@ static dsq_rc checkpoint(struct dsq_txn *t, const struct dsq_manifest *bm,
                          struct dsq_manifest *nm, struct strlist *objs,
                          struct dsq_err *e)
 {
+    dsq_rc mrc = move_inline(t, nm, objs, e);
+    if (mrc != DSQ_OK)
+        return mrc;
     const uint32_t cp = nm->chunk_pages;
     const uint32_t pc = nm->page_count;
     const uint32_t eff = nm->ckpt_page_limit; /* old entries valid below */
@@ -858,23 +1034,37 @@ static dsq_rc dup_ranges(const struct dsq_range *r, size_t n,
     return DSQ_OK;
 }
 
-/* Build manifest base+1 for our transaction.  New objects go to objs. */
+/*
+ * Build manifest base+1 for our transaction.  New objects go to objs.  In
+ * inline mode our pages go into the manifest's inline text; if this
+ * version must be a checkpoint, *need_segment is set instead (and *out
+ * left alone): upload the pages (materialize) and build again.
+ */
 static dsq_rc build_manifest(struct dsq_txn *t, const struct dsq_snap *base,
                              const struct effects *ef, const struct ours *o,
                              struct strlist *objs, struct dsq_manifest **out,
-                             struct dsq_err *e)
+                             int *need_segment, struct dsq_err *e)
 {
     const struct dsq_manifest *bm = base->m;
     const int stream = (t->flags & DSQ_TXN_STREAM) != 0;
     struct dsq_manifest *nm = calloc(1, sizeof(*nm));
     struct keytab kt = {0};
     struct strlist created = {0};
+    char own[64];
     dsq_rc rc = DSQ_OK;
+    *need_segment = 0;
     if (!nm)
         return DSQ_ENOMEM;
 
+    nm->format_version = DSQ_MANIFEST_FORMAT;
+    /* the incarnation is born with the first format-2 version */
+    if (bm && bm->format_version == 2)
+        memcpy(nm->incarnation, bm->incarnation, 33);
+    else
+        dsq_random_hex32(nm->incarnation);
     nm->version = base->version + 1;
     nm->parent = base->version;
+    dsq_manifest_key(nm->version, own);
     nm->page_size = t->page_size;
     if (stream || ef->count_changed || !bm)
         nm->page_count = t->page_count;
@@ -950,12 +1140,24 @@ static dsq_rc build_manifest(struct dsq_txn *t, const struct dsq_snap *base,
             const struct dsq_page_loc *lo = j < no ? ours_loc(o, j) : NULL;
             const struct dsq_page_loc *pick;
             const char *key;
+            struct dsq_page_loc carried;
             if (lo && (!lb || lo->pgno <= lb->pgno)) {
                 if (lb && lb->pgno == lo->pgno)
                     i++;
                 pick = lo;
-                key = ours_key(t, o, &o->locs.v[j]);
+                key = o->inline_mode ? own : ours_key(t, o, &o->locs.v[j]);
                 j++;
+                if (o->inline_mode && pick->pgno <= nm->page_count) {
+                    /* carried by this manifest: offsets into its text */
+                    carried = *pick;
+                    rc = dsq_manifest_inline_append(
+                        nm, o->inl.data + pick->offset, pick->length,
+                        &carried.offset);
+                    if (rc != DSQ_OK)
+                        break;
+                    pick = &carried;
+                    key = own;
+                }
             } else {
                 i++;
                 if (lb->pgno > trunc)
@@ -976,6 +1178,10 @@ static dsq_rc build_manifest(struct dsq_txn *t, const struct dsq_snap *base,
         memset(&kt, 0, sizeof(kt));
         if (nm->version - nm->ckpt_version >= t->db->checkpoint_interval ||
             nm->n_overlay > t->db->overlay_max) {
+            if (o->inline_mode && o->locs.n > 0) {
+                *need_segment = 1;
+                goto out;
+            }
             rc = checkpoint(t, bm, nm, objs, e);
             if (rc != DSQ_OK)
                 goto out;
@@ -1141,7 +1347,10 @@ static enum put_outcome publish(struct dsq_txn *t, uint64_t version,
     }
 }
 
-/* Rewrite our page 1 onto head's, counters past both (page-1 rule). */
+/*
+ * Rewrite our page 1 onto head's, counters past both (page-1 rule); in
+ * segment mode the result is uploaded as a one-page segment.
+ */
 static dsq_rc merge_page1(struct dsq_txn *t, const struct dsq_snap *head,
                           struct ours *o, struct dsq_err *e)
 {
@@ -1165,6 +1374,15 @@ static dsq_rc merge_page1(struct dsq_txn *t, const struct dsq_snap *head,
         goto out;
     uint32_t a = dsq_sqlite_counter(mine), b = dsq_sqlite_counter(theirs);
     dsq_sqlite_set_counter(theirs, (a > b ? a : b) + 1);
+    if (!o->p1img && !(o->p1img = malloc(ps))) {
+        rc = DSQ_ENOMEM;
+        goto out;
+    }
+    memcpy(o->p1img, theirs, ps);
+    if (o->inline_mode) {
+        o->inl_stale = 1; /* carried by the next attempt's manifest */
+        goto out;
+    }
     rc = dsq_seg_builder_new(ps, t->db->compress, t->txn_id, &sb);
     if (rc == DSQ_OK)
         rc = dsq_seg_builder_add(sb, 1, theirs);
@@ -1181,6 +1399,23 @@ out:
     free(mine);
     free(theirs);
     return rc;
+}
+
+/* The pages our manifest carries go into the page cache. */
+static void warm_inline(struct dsq_txn *t, const struct ours *o,
+                        const struct dsq_manifest *nm)
+{
+    char own[64];
+    uint8_t *page = malloc(t->page_size);
+    dsq_manifest_key(nm->version, own);
+    for (size_t i = 0; page && i < nm->n_overlay; i++) {
+        const struct dsq_page_loc *l = &nm->overlay[i];
+        struct dsq_err ig;
+        if (strcmp(nm->segments[l->seg], own) == 0 &&
+            our_page(t, o, l->pgno, page, &ig) == DSQ_OK)
+            dsq__pc_insert(t->db, own, l, page, t->page_size);
+    }
+    free(page);
 }
 
 /* Our own published manifest is a snapshot readers will want next. */
@@ -1252,6 +1487,7 @@ dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
     dsq_rc rc = DSQ_OK;
 
     dsq_buf_init(&body, DSQ_MANIFEST_MAX_BYTES);
+    dsq_buf_init(&o.inl, SIZE_MAX);
     if (t->finished)
         return dsq_err_set(e, DSQ_EINVAL, "transaction already finished");
     t->finished = 1;
@@ -1289,7 +1525,19 @@ dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
     base = dsq_snap_ref(t->snap);
     for (unsigned attempt = 0;; attempt++) {
         ci.attempts++;
-        rc = build_manifest(t, base, &ef, &o, &objs, &nm, e);
+        int need_segment = 0;
+        if (o.inline_mode && o.inl_stale)
+            rc = build_inline(t, &ef, &o, e);
+        if (rc == DSQ_OK)
+            rc = build_manifest(t, base, &ef, &o, &objs, &nm, &need_segment, e);
+        if (rc == DSQ_OK && need_segment) {
+            /* this version is a checkpoint: our pages must be in a
+               segment the chunks can name */
+            rc = materialize(t, &o, e);
+            if (rc == DSQ_OK)
+                rc = build_manifest(t, base, &ef, &o, &objs, &nm, &need_segment,
+                                    e);
+        }
         if (rc == DSQ_OK)
             rc = dsq_manifest_encode(nm, &body, e);
         if (rc != DSQ_OK)
@@ -1329,6 +1577,8 @@ dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
             DSQ_FAULT_POINT("commit.after_manifest");
             ci.version = nm->version;
             dsq__note_latest(db, nm->version);
+            if (o.inline_mode)
+                warm_inline(t, &o, nm);
             cache_published(db, &nm);
             update_root(db, ci.version);
             DSQ_FAULT_POINT("commit.after_root");
@@ -1435,6 +1685,8 @@ out:
     dsq__strlist_free(&objs);
     dsq__strlist_free(&o.p1segs);
     free(o.locs.v);
+    free(o.p1img);
+    dsq_buf_cleanup(&o.inl);
     effects_free(&ef);
     dsq_buf_cleanup(&body);
     return rc;

@@ -46,6 +46,7 @@ struct pc_entry { /* one cached page image */
     char *segkey; /* full object key */
     uint64_t offset;
     uint32_t pgno;
+    uint64_t checksum;
     uint8_t *page;
     struct pc_entry *hnext;       /* hash chain */
     struct pc_entry *prev, *next; /* LRU list, most recent first */
@@ -173,8 +174,23 @@ dsq_rc dsq__load_manifest(struct dsq_db *db, uint64_t version,
 dsq_rc dsq__manifest_read_page(struct dsq_db *db, const struct dsq_manifest *m,
                                uint32_t pgno, void *buf, struct dsq_err *e);
 void dsq__note_latest(struct dsq_db *db, uint64_t v);
-void dsq__pc_insert(struct dsq_db *db, const char *segkey, uint64_t offset,
-                    uint32_t pgno, const void *page, uint32_t page_size);
+void dsq__pc_insert(struct dsq_db *db, const char *segkey,
+                    const struct dsq_page_loc *loc, const void *page,
+                    uint32_t page_size);
+/* Read the page at a location (caches first); inc: the incarnation of the
+   manifest naming it. */
+dsq_rc dsq__read_loc(struct dsq_db *db, const char *segkey,
+                     const struct dsq_page_loc *loc, uint32_t page_size,
+                     const char *inc, void *out, struct dsq_err *e);
+/* Bulk form: n locations (keys[i], locs[i]) into out (n pages). */
+dsq_rc dsq__read_locs(struct dsq_db *db, size_t n, char *const *keys,
+                      const struct dsq_page_loc *locs, uint32_t ps,
+                      const char *inc, uint8_t *out, struct dsq_err *e);
+/* A page location's key names a manifest carrying the page inline. */
+static inline int dsq__is_inline_key(const char *key)
+{
+    return strncmp(key, "manifests/", 10) == 0;
+}
 void dsq__snap_cache_put(struct dsq_db *db, struct dsq_snap *s);
 dsq_rc dsq__strlist_add(struct strlist *l, const char *s);
 void dsq__strlist_free(struct strlist *l);
