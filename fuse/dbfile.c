@@ -218,27 +218,35 @@ static int ensure_snap(struct dsq_dbfile *df)
     return 0;
 }
 
-/* Ask the store for the head unless the staleness bound allows not to. */
+/*
+ * Ask the store for the head unless the staleness bound allows not to.
+ * force: unless the last answer is younger than EARLY_CHECK_MS (the
+ * early-conflict check at EXCLUSIVE: within that window the commit's own
+ * create-only PUT finds a race just as well, without a request of its
+ * own).  0, 1 if the database was deleted or created again since the
+ * snapshot (drop everything cached), or -errno.
+ */
+#define EARLY_CHECK_MS 1000
 static int check_head(struct dsq_dbfile *df, int force)
 {
     uint64_t now = mono_ns();
     double stale = df->fs->cfg->staleness_s;
-    if (!force && stale > 0 &&
-        (double)(now - df->head_checked_ns) < stale * 1e9)
+    if (force && stale * 1e3 < EARLY_CHECK_MS)
+        stale = EARLY_CHECK_MS / 1e3;
+    if (stale > 0 && (double)(now - df->head_checked_ns) < stale * 1e9)
         return 0;
     struct dsq_err e;
     dsq_err_clear(&e);
-    uint64_t known = df->head, v = 0;
-    if (df->snap && dsq_snap_version(df->snap) > known)
-        known = dsq_snap_version(df->snap);
-    dsq_rc rc = dsq_db_head_after(df->db, known, &v, &e);
+    struct dsq_fresh f;
+    /* a read transaction starts now: a check sent from now on answers */
+    dsq_rc rc = dsq_db_fresh(df->db, df->snap, now, &f, &e);
     if (rc != DSQ_OK) {
         log_rc(df, "checking for new versions", &e, rc);
         return -dsq_rc_errno(rc);
     }
-    df->head = v;
+    df->head = f.version;
     df->head_checked_ns = now;
-    return 0;
+    return f.replaced;
 }
 
 /*
@@ -257,10 +265,11 @@ static int refresh(struct dsq_dbfile *df, struct inval *iv,
         return 0;
     }
     r = check_head(df, 0);
-    if (r)
+    if (r < 0)
         return r;
+    const int replaced = r;
     uint64_t cur = dsq_snap_version(df->snap);
-    if (df->head <= cur)
+    if (df->head <= cur && !replaced)
         return 0;
     struct dsq_err e;
     dsq_err_clear(&e);
@@ -271,7 +280,7 @@ static int refresh(struct dsq_dbfile *df, struct inval *iv,
         return -dsq_rc_errno(rc);
     }
     uint32_t ops = dsq_snap_page_size(df->snap);
-    if (df->head - cur > INVAL_MAX_VERSIONS || ops == 0 ||
+    if (replaced || df->head - cur > INVAL_MAX_VERSIONS || ops == 0 ||
         ops != dsq_snap_page_size(ns)) {
         inval_add_whole(iv);
     } else {
@@ -423,8 +432,11 @@ static int ranges_contain(const struct dsq_page_range *r, size_t n, uint32_t p)
  */
 static int early_conflict(struct dsq_dbfile *df, int any_commit)
 {
-    if (check_head(df, 1) != 0)
+    int fr = check_head(df, 1);
+    if (fr < 0)
         return 0; /* the commit will tell */
+    if (fr > 0)
+        return 1; /* deleted or created again: BUSY, then a new snapshot */
     uint64_t sv = dsq_snap_version(df->snap);
     if (df->head <= sv)
         return 0;

@@ -107,6 +107,7 @@ dsq_rc dsq_db_open(struct dsq_store *st, const char *prefix,
         db->pc_nbuckets *= 2;
     db->pc_hash = calloc(db->pc_nbuckets, sizeof(*db->pc_hash));
     pthread_mutex_init(&db->mu, NULL);
+    pthread_cond_init(&db->fresh_cv, NULL);
     if (!db->prefix || !db->pc_hash || (cfg->cache_dir && !db->spill_dir)) {
         dsq_db_close(db);
         return DSQ_ENOMEM;
@@ -141,6 +142,7 @@ void dsq_db_close(struct dsq_db *db)
         if (db->snaps[i])
             dsq_snap_release(db->snaps[i]);
     pthread_mutex_destroy(&db->mu);
+    pthread_cond_destroy(&db->fresh_cv);
     dsq_cache_close(db->dcache);
     free(db->spill_dir);
     free(db->prefix);
@@ -679,19 +681,21 @@ static uint64_t read_hint(struct dsq_db *db, dsq_rc *hard, struct dsq_err *e)
 
 struct scan_state {
     uint64_t first, max, count;
+    char max_etag[DSQ_ETAG_MAX];
 };
 
 static int scan_fn(const char *rel, const struct dsq_objinfo *info, void *arg)
 {
     struct scan_state *s = arg;
     uint64_t v;
-    (void)info;
     if (dsq_manifest_key_parse(rel, &v) != 0)
         return 0; /* not a manifest key: ignore */
     if (s->count == 0)
         s->first = v;
-    if (v > s->max)
+    if (s->count == 0 || v > s->max) {
         s->max = v;
+        memcpy(s->max_etag, info->etag, sizeof(s->max_etag));
+    }
     s->count++;
     return 0;
 }
@@ -706,8 +710,16 @@ void dsq__note_latest(struct dsq_db *db, uint64_t v)
 
 dsq_rc dsq_db_latest(struct dsq_db *db, uint64_t *version, struct dsq_err *e)
 {
+    return dsq__latest(db, version, NULL, e);
+}
+
+dsq_rc dsq__latest(struct dsq_db *db, uint64_t *version,
+                   char etag[DSQ_ETAG_MAX], struct dsq_err *e)
+{
     struct scan_state s = {0};
     dsq_rc rc;
+    if (etag)
+        etag[0] = 0;
     /* a version this handle saw is as good a start as root.json's hint,
        and saves reading it: one LIST */
     pthread_mutex_lock(&db->mu);
@@ -722,6 +734,8 @@ dsq_rc dsq_db_latest(struct dsq_db *db, uint64_t *version, struct dsq_err *e)
         if (s.count > 0 && s.first == known) {
             dsq__note_latest(db, s.max);
             *version = s.max;
+            if (etag)
+                memcpy(etag, s.max_etag, DSQ_ETAG_MAX);
             return DSQ_OK;
         }
         memset(&s, 0, sizeof(s)); /* gone (gc): start from the hint */
@@ -739,6 +753,8 @@ dsq_rc dsq_db_latest(struct dsq_db *db, uint64_t *version, struct dsq_err *e)
         if (s.count > 0 && s.first == hint) {
             dsq__note_latest(db, s.max);
             *version = s.max;
+            if (etag)
+                memcpy(etag, s.max_etag, DSQ_ETAG_MAX);
             return DSQ_OK;
         }
         dsq_log(DSQ_LOG_WARNING, "db",
@@ -752,17 +768,26 @@ dsq_rc dsq_db_latest(struct dsq_db *db, uint64_t *version, struct dsq_err *e)
         return rc;
     dsq__note_latest(db, s.max);
     *version = s.max;
+    if (etag)
+        memcpy(etag, s.max_etag, DSQ_ETAG_MAX);
     return DSQ_OK;
 }
 
 dsq_rc dsq__load_manifest(struct dsq_db *db, uint64_t version,
                           struct dsq_manifest **out, struct dsq_err *e)
 {
+    return dsq__load_manifest_info(db, version, out, NULL, e);
+}
+
+dsq_rc dsq__load_manifest_info(struct dsq_db *db, uint64_t version,
+                               struct dsq_manifest **out,
+                               struct dsq_objinfo *info, struct dsq_err *e)
+{
     char rel[64];
     struct dsq_buf buf;
     dsq_manifest_key(version, rel);
     dsq_buf_init(&buf, DSQ_MANIFEST_MAX_BYTES);
-    dsq_rc rc = dsq__obj_get(db, rel, 0, 0, &buf, NULL, e);
+    dsq_rc rc = dsq__obj_get(db, rel, 0, 0, &buf, info, e);
     if (rc == DSQ_ENOTFOUND) {
         dsq_err_set(e, rc, "version %llu of %s does not exist",
                     (unsigned long long)version, db->prefix);
@@ -819,10 +844,26 @@ static struct dsq_snap *snap_cache_get(struct dsq_db *db, uint64_t version)
     return s;
 }
 
+void dsq__snap_cache_flush(struct dsq_db *db)
+{
+    struct dsq_snap *old[SNAP_CACHE_MAX];
+    pthread_mutex_lock(&db->mu);
+    memcpy(old, db->snaps, sizeof(old));
+    memset(db->snaps, 0, sizeof(db->snaps));
+    pthread_mutex_unlock(&db->mu);
+    for (int i = 0; i < SNAP_CACHE_MAX; i++)
+        dsq_snap_release(old[i]);
+}
+
 void dsq__snap_cache_put(struct dsq_db *db, struct dsq_snap *s)
 {
     struct dsq_snap *evict = NULL;
     pthread_mutex_lock(&db->mu);
+    if (s->epoch != db->epoch) {
+        /* read before the database was found replaced */
+        pthread_mutex_unlock(&db->mu);
+        return;
+    }
     int victim = 0;
     for (int i = 0; i < SNAP_CACHE_MAX; i++) {
         if (db->snaps[i] && db->snaps[i]->version == s->version) {
@@ -863,8 +904,12 @@ dsq_rc dsq_db_snapshot(struct dsq_db *db, uint64_t version,
         return DSQ_OK;
     }
     struct dsq_manifest *m = NULL;
+    struct dsq_objinfo info = {0};
+    pthread_mutex_lock(&db->mu);
+    uint64_t epoch = db->epoch;
+    pthread_mutex_unlock(&db->mu);
     if (version > 0) {
-        rc = dsq__load_manifest(db, version, &m, e);
+        rc = dsq__load_manifest_info(db, version, &m, &info, e);
         if (rc != DSQ_OK)
             return rc;
     }
@@ -877,6 +922,8 @@ dsq_rc dsq_db_snapshot(struct dsq_db *db, uint64_t version,
     atomic_init(&s->refs, 1);
     s->version = version;
     s->m = m;
+    s->epoch = epoch;
+    memcpy(s->etag, info.etag, sizeof(s->etag));
     dsq__snap_cache_put(db, s);
     *out = s;
     return DSQ_OK;
@@ -900,6 +947,11 @@ uint32_t dsq_snap_page_count(const struct dsq_snap *s)
 uint64_t dsq_snap_time_ms(const struct dsq_snap *s)
 {
     return s->m ? s->m->time_ms : 0;
+}
+
+const char *dsq_snap_incarnation(const struct dsq_snap *s)
+{
+    return s->m ? s->m->incarnation : "";
 }
 
 /* ------------------------------------------------------------------ */

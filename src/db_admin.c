@@ -738,29 +738,6 @@ out:
 /* 9. for the FUSE daemon: freshness, changes, rollbacks                */
 /* ------------------------------------------------------------------ */
 
-dsq_rc dsq_db_head_after(struct dsq_db *db, uint64_t known, uint64_t *latest,
-                         struct dsq_err *e)
-{
-    char rel[64], key[DSQ_KEY_MAX];
-    struct dsq_objinfo info;
-    dsq_manifest_key(known + 1, rel);
-    dsq__full_key(db, rel, key, sizeof(key));
-    dsq_rc rc = dsq_store_head(db->st, key, &info, e);
-    STAT_ADD(db, store_heads, 1);
-    if (rc == DSQ_ENOTFOUND) {
-        *latest = known;
-        return DSQ_OK;
-    }
-    if (rc != DSQ_OK)
-        return rc;
-    uint64_t v = 0;
-    rc = dsq_db_latest(db, &v, e);
-    if (rc != DSQ_OK)
-        return rc;
-    *latest = v > known ? v : known + 1; /* the listing may lag the HEAD */
-    return DSQ_OK;
-}
-
 static int prange_cmp(const void *a, const void *b)
 {
     const struct dsq_page_range *x = a, *y = b;

@@ -1279,15 +1279,20 @@ enum put_outcome { PUT_WON, PUT_LOST, PUT_FAILED };
  */
 static enum put_outcome publish(struct dsq_txn *t, uint64_t version,
                                 const struct dsq_buf *body, int *ambiguous,
+                                uint64_t *sent_ns, struct dsq_objinfo *info,
                                 dsq_rc *rc_out, struct dsq_err *e)
 {
     struct dsq_db *db = t->db;
     char rel[64], key[DSQ_KEY_MAX];
     dsq_manifest_key(version, rel);
     dsq__full_key(db, rel, key, sizeof(key));
+    memset(info, 0, sizeof(*info));
+    /* if it lands, version was free when the first attempt was sent: the
+       head was version - 1 then (freshness, db_fresh.c) */
+    *sent_ns = dsq_mono_ns();
     for (unsigned attempt = 0;; attempt++) {
         dsq_rc rc = dsq_store_put(db->st, key, body->data, body->len,
-                                  DSQ_PUT_CREATE, NULL, NULL, e);
+                                  DSQ_PUT_CREATE, NULL, info, e);
         STAT_ADD(db, store_puts, 1);
         if (rc == DSQ_OK) {
             STAT_ADD(db, bytes_written, body->len);
@@ -1308,7 +1313,7 @@ static enum put_outcome publish(struct dsq_txn *t, uint64_t version,
         for (unsigned r = 0;; r++) {
             struct dsq_buf buf;
             dsq_buf_init(&buf, DSQ_MANIFEST_MAX_BYTES);
-            rc = dsq_store_get(db->st, key, 0, 0, &buf, NULL, e);
+            rc = dsq_store_get(db->st, key, 0, 0, &buf, info, e);
             STAT_ADD(db, store_gets, 1);
             if (rc == DSQ_OK) {
                 struct dsq_manifest *m = NULL;
@@ -1419,7 +1424,8 @@ static void warm_inline(struct dsq_txn *t, const struct ours *o,
 }
 
 /* Our own published manifest is a snapshot readers will want next. */
-static void cache_published(struct dsq_db *db, struct dsq_manifest **nm)
+static void cache_published(struct dsq_db *db, struct dsq_manifest **nm,
+                            const char *etag, uint64_t epoch)
 {
     struct dsq_snap *s = calloc(1, sizeof(*s));
     if (!s)
@@ -1428,6 +1434,8 @@ static void cache_published(struct dsq_db *db, struct dsq_manifest **nm)
     atomic_init(&s->refs, 1);
     s->version = (*nm)->version;
     s->m = *nm;
+    s->epoch = epoch;
+    snprintf(s->etag, sizeof(s->etag), "%s", etag);
     *nm = NULL;
     dsq__snap_cache_put(db, s);
     dsq_snap_release(s);
@@ -1507,6 +1515,18 @@ dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
         ci.noop = 1;
         goto done;
     }
+    pthread_mutex_lock(&db->mu);
+    int replaced = t->snap->epoch != db->epoch;
+    pthread_mutex_unlock(&db->mu);
+    if (replaced) {
+        /* its versions' slots may now hold another database's */
+        rc = dsq_err_set(e, DSQ_ECONFLICT,
+                         "%s: the database was deleted or created again "
+                         "since this transaction's snapshot (version %llu)",
+                         db->prefix, (unsigned long long)t->snap->version);
+        STAT_ADD(db, conflicts, 1);
+        goto out;
+    }
     rc = compute_effects(t, &ef, e);
     if (rc != DSQ_OK)
         goto out;
@@ -1544,8 +1564,13 @@ dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
             goto out;
         DSQ_FAULT_POINT("commit.before_manifest");
         dsq_rc prc = DSQ_OK;
-        enum put_outcome po =
-            publish(t, nm->version, &body, &ambiguous, &prc, e);
+        pthread_mutex_lock(&db->mu);
+        uint64_t epoch = db->epoch;
+        pthread_mutex_unlock(&db->mu);
+        uint64_t sent_ns = 0;
+        struct dsq_objinfo pinfo;
+        enum put_outcome po = publish(t, nm->version, &body, &ambiguous,
+                                      &sent_ns, &pinfo, &prc, e);
         if (po == PUT_FAILED) {
             rc = prc;
             goto out;
@@ -1579,7 +1604,8 @@ dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
             dsq__note_latest(db, nm->version);
             if (o.inline_mode)
                 warm_inline(t, &o, nm);
-            cache_published(db, &nm);
+            dsq__note_published(db, nm, pinfo.etag, sent_ns);
+            cache_published(db, &nm, pinfo.etag, epoch);
             update_root(db, ci.version);
             DSQ_FAULT_POINT("commit.after_root");
             goto done;

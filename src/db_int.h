@@ -62,7 +62,24 @@ struct dsq_snap {
     struct dsq_db *db;
     atomic_int refs;
     uint64_t version;
-    struct dsq_manifest *m; /* NULL for version 0 (empty) */
+    struct dsq_manifest *m;  /* NULL for version 0 (empty) */
+    uint64_t epoch;          /* db->epoch when its manifest was read */
+    char etag[DSQ_ETAG_MAX]; /* of manifests/v{version}; "" unknown */
+};
+
+/*
+ * What the handle knows of the newest version (db_fresh.c): version N
+ * was the newest when the request that told us was sent, at sent_ns on
+ * the monotonic clock.  The identity of manifest N (etag, transaction,
+ * incarnation) is what a later check compares to tell a database deleted
+ * and created again from the one we know.
+ */
+struct dsq_head {
+    uint64_t version;        /* 0: no version */
+    char etag[DSQ_ETAG_MAX]; /* of manifests/v{version}; "" unknown */
+    char txn_id[33];         /* "" unknown */
+    char incarnation[33];    /* "" format 1 or unknown */
+    uint64_t sent_ns;        /* 0: nothing confirmed yet */
 };
 
 struct dsq_db {
@@ -84,6 +101,13 @@ struct dsq_db {
     uint64_t known_latest;    /* newest version seen to exist; guarded
                                  by mu */
     uint64_t root_written_ms; /* last root.json update; guarded by mu */
+    /* freshness (db_fresh.c), guarded by mu */
+    struct dsq_head head;      /* newest confirmed version */
+    uint64_t epoch;            /* bumped when the database was found
+                                  deleted or replaced */
+    unsigned checks_inflight;  /* freshness checks being sent */
+    uint64_t inflight_sent_ns; /* the newest one's send time */
+    pthread_cond_t fresh_cv;   /* a check finished */
 
     pthread_mutex_t mu;
     struct dsq_db_stats stats; /* guarded by mu */
@@ -171,6 +195,19 @@ dsq_rc dsq__chunk_fetch(struct dsq_db *db, const struct dsq_chunk_ref *ref,
                         struct dsq_chunk **out, struct dsq_err *e);
 dsq_rc dsq__load_manifest(struct dsq_db *db, uint64_t version,
                           struct dsq_manifest **out, struct dsq_err *e);
+/* The same, with the object's metadata (etag) in *info. */
+dsq_rc dsq__load_manifest_info(struct dsq_db *db, uint64_t version,
+                               struct dsq_manifest **out,
+                               struct dsq_objinfo *info, struct dsq_err *e);
+/* A version this handle published (C3 included): head state, db_fresh.c. */
+void dsq__note_published(struct dsq_db *db, const struct dsq_manifest *m,
+                         const char *etag, uint64_t sent_ns);
+/* dsq_db_latest, with the newest manifest's etag ("" unknown; may be
+   NULL). */
+dsq_rc dsq__latest(struct dsq_db *db, uint64_t *version,
+                   char etag[DSQ_ETAG_MAX], struct dsq_err *e);
+/* Drop every cached snapshot (the database was replaced). */
+void dsq__snap_cache_flush(struct dsq_db *db);
 dsq_rc dsq__manifest_read_page(struct dsq_db *db, const struct dsq_manifest *m,
                                uint32_t pgno, void *buf, struct dsq_err *e);
 void dsq__note_latest(struct dsq_db *db, uint64_t v);

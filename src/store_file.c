@@ -1074,6 +1074,7 @@ dsq_rc dsq_store_file_open(const char *dir, struct dsq_store **out,
         return dsq_err_set(e, DSQ_ENOMEM, "file store %s: out of memory", dir);
     fs->root_fd = -1;
     fs->base.ops = &file_ops;
+    fs->base.flags = DSQ_STORE_LOCAL;
     atomic_init(&fs->noreplace, 1);
     fs->dir = strdup(dir);
     size_t ulen = strlen(dir) + sizeof("file://");
