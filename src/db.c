@@ -1333,17 +1333,17 @@ static dsq_rc fetch_wants(struct dsq_db *db, struct want *w, size_t nw,
 }
 
 /*
- * Add one wanted page unless a local copy serves it (the page cache with
- * use_pc, a manifest in the snapshot cache, the disk cache).  1 if it was
- * served, 0 if added, -1 on allocation failure.
+ * Add one wanted page unless a local copy serves it (the page cache, a
+ * manifest in the snapshot cache, the disk cache).  1 if it was served,
+ * 0 if added, -1 on allocation failure.
  */
 static int want_add(struct dsq_db *db, struct want *w, size_t *nw, uint32_t idx,
                     const char *segkey, const struct dsq_page_loc *loc,
-                    uint32_t ps, const char *inc, uint8_t *dst, int use_pc,
+                    uint32_t ps, const char *inc, uint8_t *dst,
                     struct dsq_buf *scratch)
 {
     const int inl = dsq__is_inline_key(segkey);
-    if (use_pc && pc_lookup(db, segkey, loc, dst, ps))
+    if (pc_lookup(db, segkey, loc, dst, ps))
         return 1;
     if (inl && inline_cached(db, segkey, loc, ps, inc, dst))
         return 1;
@@ -1379,7 +1379,7 @@ dsq_rc dsq__read_locs(struct dsq_db *db, size_t n, char *const *keys,
         return DSQ_ENOMEM;
     for (size_t i = 0; i < n && rc == DSQ_OK; i++)
         if (want_add(db, w, &nw, (uint32_t)i, keys[i], &locs[i], ps, inc,
-                     out + i * ps, 1, &scratch) < 0)
+                     out + i * ps, &scratch) < 0)
             rc = DSQ_ENOMEM;
     if (rc == DSQ_OK)
         rc = fetch_wants(db, w, nw, ps, out, 1, e);
@@ -1425,7 +1425,7 @@ dsq_rc dsq_snap_read_pages(struct dsq_snap *s, uint32_t first, uint32_t count,
             continue;
         }
         if (want_add(db, w, &nw, i, segkey, &loc, ps, s->m->incarnation,
-                     out + (size_t)i * ps, 0, &rb) < 0) {
+                     out + (size_t)i * ps, &rb) < 0) {
             rc = DSQ_ENOMEM;
             goto out;
         }

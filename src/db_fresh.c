@@ -212,8 +212,8 @@ static dsq_rc check_local(struct dsq_db *db, const struct known *k,
     rc = head_of(db, k->version, &cur, e);
     if (rc != DSQ_OK && rc != DSQ_ENOTFOUND)
         return rc;
-    int same = 0;
-    if (rc == DSQ_OK) {
+    int same = 0, present = rc == DSQ_OK;
+    if (present) {
         rc = same_manifest(db, k, cur.etag, &same, e);
         if (rc != DSQ_OK)
             return rc;
@@ -224,8 +224,16 @@ static dsq_rc check_local(struct dsq_db *db, const struct known *k,
             memcpy(f->head.etag, cur.etag, sizeof(f->head.etag));
             return DSQ_OK;
         }
-        f->replaced = 1;
-        return from_scratch(db, f, e);
+        rc = from_scratch(db, f, e);
+        if (rc != DSQ_OK)
+            return rc;
+        if (!present && f->head.version > k->version)
+            /* both gone: gc, after newer versions came (or another
+               database) */
+            return judge_by_incarnation(db, k, f->head.version, &f->replaced,
+                                        e);
+        f->replaced = 1; /* another manifest, or nothing newer left */
+        return DSQ_OK;
     }
     /* moved on: probe forward, list if it moved far */
     uint64_t v = k->version + 1;
