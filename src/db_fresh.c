@@ -101,9 +101,15 @@ static dsq_rc head_of(struct dsq_db *db, uint64_t v, struct dsq_objinfo *info,
     char rel[64], key[DSQ_KEY_MAX];
     dsq_manifest_key(v, rel);
     dsq__full_key(db, rel, key, sizeof(key));
-    dsq_rc rc = dsq_store_head(db->st, key, info, e);
-    STAT_ADD(db, store_heads, 1);
-    return rc;
+    dsq_rc rc;
+    for (unsigned attempt = 0;; attempt++) {
+        rc = dsq_store_head(db->st, key, info, e);
+        STAT_ADD(db, store_heads, 1);
+        if (rc != DSQ_ETRANSIENT || attempt >= db->max_retries)
+            return rc;
+        STAT_ADD(db, retries, 1);
+        dsq__backoff(db, attempt);
+    }
 }
 
 /*

@@ -51,7 +51,7 @@ static uint8_t byte_for(int k, uint32_t p)
 /*
  * Every other commit uses a fresh handle (as a new process would: root.json
  * hint, listing, manifest fetch); the others reuse one (its known version,
- * its cached manifest).
+ * its cached manifest) and check freshness first, as the mount does.
  */
 static void run_workload(struct dsq_store *st, const struct dsq_config *cfg,
                          struct ack *acks)
@@ -72,6 +72,12 @@ static void run_workload(struct dsq_store *st, const struct dsq_config *cfg,
         uint32_t pages[8];
         int n;
         acks[k].ok = 0;
+        if (!fresh) {
+            /* the reused handle checks freshness as a mount would */
+            struct dsq_fresh f;
+            if (dsq_db_fresh(db, NULL, 0, &f, &e) != DSQ_OK)
+                goto next;
+        }
         if (dsq_db_snapshot(db, DSQ_VERSION_LATEST, &s, &e) != DSQ_OK)
             goto next;
         if (dsq_txn_begin(s, 0, &t, &e) != DSQ_OK)
