@@ -220,26 +220,24 @@ static int ensure_snap(struct dsq_dbfile *df)
 
 /*
  * Ask the store for the head unless the staleness bound allows not to.
- * force: unless the last answer is younger than EARLY_CHECK_MS (the
- * early-conflict check at EXCLUSIVE: within that window the commit's own
- * create-only PUT finds a race just as well, without a request of its
- * own).  0, 1 if the database was deleted or created again since the
- * snapshot (drop everything cached), or -errno.
+ * force (the early-conflict check at EXCLUSIVE): unless the last answer is
+ * a few round trips young (dsq_db_fresh_recent): within that window the
+ * commit's own create-only PUT finds a race just as well, without a
+ * request of its own.  0, 1 if the database was deleted or created again
+ * since the snapshot (drop everything cached), or -errno.
  */
-#define EARLY_CHECK_MS 1000
 static int check_head(struct dsq_dbfile *df, int force)
 {
     uint64_t now = mono_ns();
     double stale = df->fs->cfg->staleness_s;
-    if (force && stale * 1e3 < EARLY_CHECK_MS)
-        stale = EARLY_CHECK_MS / 1e3;
     if (stale > 0 && (double)(now - df->head_checked_ns) < stale * 1e9)
         return 0;
     struct dsq_err e;
     dsq_err_clear(&e);
     struct dsq_fresh f;
     /* a read transaction starts now: a check sent from now on answers */
-    dsq_rc rc = dsq_db_fresh(df->db, df->snap, now, &f, &e);
+    dsq_rc rc = force ? dsq_db_fresh_recent(df->db, df->snap, &f, &e)
+                      : dsq_db_fresh(df->db, df->snap, 0, &f, &e);
     if (rc != DSQ_OK) {
         log_rc(df, "checking for new versions", &e, rc);
         return -dsq_rc_errno(rc);

@@ -189,6 +189,16 @@ dsq_rc dsq_db_fresh(struct dsq_db *db, const struct dsq_snap *s,
                     uint64_t started_ns, struct dsq_fresh *out,
                     struct dsq_err *e);
 
+/*
+ * The same, but an answer confirmed less than DSQ_FRESH_RECENT_RTTS times
+ * the last check's round trip ago is good enough (the early-conflict check
+ * at a write lock: a commit landing that close is found by the commit's
+ * create-only PUT anyway, as a conflict instead of a refused lock).
+ */
+#define DSQ_FRESH_RECENT_RTTS 8
+dsq_rc dsq_db_fresh_recent(struct dsq_db *db, const struct dsq_snap *s,
+                           struct dsq_fresh *out, struct dsq_err *e);
+
 struct dsq_page_range {
     uint32_t first; /* >= 1 */
     uint32_t count; /* >= 1 */

@@ -364,6 +364,8 @@ dsq_rc dsq_db_fresh(struct dsq_db *db, const struct dsq_snap *s,
     pthread_mutex_lock(&db->mu);
     if (--db->checks_inflight == 0)
         db->inflight_sent_ns = 0;
+    if (rc == DSQ_OK)
+        db->fresh_rtt_ns = dsq_mono_ns() - sent;
     if (rc == DSQ_OK && sent >= db->head.sent_ns) {
         if (f.replaced) {
             db->epoch++;
@@ -388,4 +390,23 @@ dsq_rc dsq_db_fresh(struct dsq_db *db, const struct dsq_snap *s,
     if (flush)
         dsq__snap_cache_flush(db);
     return rc;
+}
+
+dsq_rc dsq_db_fresh_recent(struct dsq_db *db, const struct dsq_snap *s,
+                           struct dsq_fresh *out, struct dsq_err *e)
+{
+    uint64_t now = dsq_mono_ns();
+    pthread_mutex_lock(&db->mu);
+    uint64_t window = DSQ_FRESH_RECENT_RTTS * db->fresh_rtt_ns;
+    if (db->head.sent_ns && db->fresh_rtt_ns &&
+        now - db->head.sent_ns < window) {
+        memset(out, 0, sizeof(*out));
+        answer(db, s, out);
+        out->shared = 1;
+        db->stats.fresh_shared++;
+        pthread_mutex_unlock(&db->mu);
+        return DSQ_OK;
+    }
+    pthread_mutex_unlock(&db->mu);
+    return dsq_db_fresh(db, s, now, out, e);
 }

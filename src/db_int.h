@@ -108,6 +108,7 @@ struct dsq_db {
     unsigned checks_inflight;  /* freshness checks being sent */
     uint64_t inflight_sent_ns; /* the newest one's send time */
     pthread_cond_t fresh_cv;   /* a check finished */
+    uint64_t fresh_rtt_ns;     /* how long the last check took */
 
     pthread_mutex_t mu;
     struct dsq_db_stats stats; /* guarded by mu */

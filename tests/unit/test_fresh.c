@@ -279,6 +279,40 @@ START_TEST(test_readers_share_a_check_sent_after_they_started)
 }
 END_TEST
 
+/* A fake monotonic clock: each reading advances it by 1 us. */
+static uint64_t fake_ns = 1000000000ull;
+static uint64_t fake_mono(void)
+{
+    return fake_ns += 1000;
+}
+
+/* The early-conflict form: an answer a few round trips young is enough. */
+START_TEST(test_recent_answer_is_enough_at_a_write_lock)
+{
+    struct fx x;
+    fx_open(&x, "recent", 1);
+    commit_elsewhere("recent", 1, 2, 1);
+    dsq_env.mono_ns = fake_mono;
+    struct dsq_fresh f = fresh(&x, NULL, 0);
+    ck_assert_uint_eq(f.version, 1);
+    struct dsq_db_stats st;
+    dsq_db_get_stats(x.db, &st);
+    uint64_t c0 = calls(&x);
+    /* right after: shared, no request */
+    ck_assert_int_eq(dsq_db_fresh_recent(x.db, NULL, &f, NULL), DSQ_OK);
+    ck_assert_int_eq(f.shared, 1);
+    ck_assert_uint_eq(calls(&x), c0);
+    /* a second later (far more than 8 round trips of a few us): asked */
+    fake_ns += 1000000000ull;
+    commit_elsewhere("recent", 1, 1, 2);
+    ck_assert_int_eq(dsq_db_fresh_recent(x.db, NULL, &f, NULL), DSQ_OK);
+    ck_assert_int_eq(f.shared, 0);
+    ck_assert_uint_eq(f.version, 2);
+    ck_assert_uint_eq(calls(&x) - c0, 1);
+    fx_close(&x);
+}
+END_TEST
+
 /* ---- gc while idle ---- */
 
 static uint64_t clock_offset_ms;
@@ -436,6 +470,7 @@ int main(void)
     tcase_add_test(tc, test_cost_when_nothing_moved_remote);
     tcase_add_test(tc, test_own_commit_answers_earlier_readers);
     tcase_add_test(tc, test_readers_share_a_check_sent_after_they_started);
+    tcase_add_test(tc, test_recent_answer_is_enough_at_a_write_lock);
     tcase_add_test(tc, test_gc_while_idle_local);
     tcase_add_test(tc, test_gc_while_idle_remote);
     tcase_add_test(tc, test_replaced_same_count_local);
