@@ -79,7 +79,7 @@ void dsq_config_init(struct dsq_config *c)
     c->max_retries = 10;
     c->retry_base_s = 0.05;
     c->retry_max_s = 30.0;
-    c->segment_max_bytes = 64u << 20;
+    c->segment_max_bytes = 16u << 20;
     c->isolation = DSQ_ISOLATION_SNAPSHOT;
     c->compress = 1;
     c->page_cache_bytes = 64u << 20;

@@ -30,7 +30,7 @@ struct dsq_config {
     unsigned max_retries;         /* commit rebase / request retries (10) */
     double retry_base_s;          /* backoff base (0.05) */
     double retry_max_s;           /* backoff cap (30.0) */
-    uint64_t segment_max_bytes;   /* bound on one segment (64 MiB) */
+    uint64_t segment_max_bytes;   /* bound on one segment (16 MiB) */
     enum dsq_isolation isolation;
     int compress;              /* zstd page compression (1) */
     char *cache_dir;           /* owned; ~/.distributed_sqlite/cache */

@@ -1,11 +1,11 @@
 /*
  * db_admin.c - the engine's maintenance and inspection: the version list,
  * verify, recovery scan, gc with its floor (C9), fault points, and the
- * calls the FUSE daemon uses to stay coherent (freshness checks, changes
- * between versions, dropping unchanged pages).
+ * calls the FUSE daemon uses to stay coherent (changes between versions,
+ * dropping unchanged pages; freshness checks are in db_fresh.c).
  *
- * Layer: services (the engine; shares db_int.h with db.c and
- * db_commit.c).  Thread-safety as db.h states for struct dsq_db.
+ * Layer: services (the engine; shares db_int.h with db.c, db_commit.c and
+ * db_fresh.c).  Thread-safety as db.h states for struct dsq_db.
  */
 #include "db_int.h"
 
@@ -735,7 +735,7 @@ out:
 }
 
 /* ------------------------------------------------------------------ */
-/* 9. for the FUSE daemon: freshness, changes, rollbacks                */
+/* 9. for the FUSE daemon: changes, rollbacks                           */
 /* ------------------------------------------------------------------ */
 
 static int prange_cmp(const void *a, const void *b)

@@ -228,10 +228,13 @@ dsq_rc dsq_txn_set_page_count(struct dsq_txn *t, uint32_t n, struct dsq_err *e)
     return DSQ_OK;
 }
 
+static dsq_rc uploads_wait(struct dsq_txn *t, struct dsq_err *e);
+
 void dsq_txn_free(struct dsq_txn *t)
 {
     if (!t)
         return;
+    uploads_wait(t, NULL); /* abandoned: recovery-scan finds them */
     dsq_pgbuf_free(t->buf);
     dsq_seg_builder_free(t->sb);
     free(t->page1);
@@ -278,8 +281,156 @@ static dsq_rc upload_new(struct dsq_txn *t, const char *dir, const char *ext,
 }
 
 /*
- * Finish the builder, upload it as a segment, and report each page's
- * location (seg = index of the segment in t->segs) through fn.
+ * Segments of a big transaction are uploaded by up to UPLOAD_THREADS
+ * threads while the next ones are encoded; at most UPLOAD_INFLIGHT are
+ * queued or in flight (memory: that many segments).  The manifest waits
+ * for all of them (C1): uploads_wait().
+ */
+#define UPLOAD_THREADS 4
+#define UPLOAD_INFLIGHT 4
+
+struct upjob {
+    char key[96];
+    struct dsq_buf buf;
+    struct upjob *next;
+};
+
+struct uploader {
+    struct dsq_db *db;
+    pthread_mutex_t mu; /* guards everything below */
+    pthread_cond_t cv;
+    struct upjob *head, *tail;
+    unsigned pending; /* queued + being uploaded */
+    unsigned nthreads, idle;
+    int stop;
+    pthread_t th[UPLOAD_THREADS];
+    dsq_rc rc; /* first failure */
+    struct dsq_err err;
+    uint64_t objects, bytes;
+};
+
+static void *upload_worker(void *arg)
+{
+    struct uploader *u = arg;
+    pthread_mutex_lock(&u->mu);
+    for (;;) {
+        while (!u->head && !u->stop) {
+            u->idle++;
+            pthread_cond_wait(&u->cv, &u->mu);
+            u->idle--;
+        }
+        if (!u->head)
+            break;
+        struct upjob *j = u->head;
+        u->head = j->next;
+        if (!u->head)
+            u->tail = NULL;
+        int skip = u->rc != DSQ_OK; /* the commit fails anyway */
+        pthread_mutex_unlock(&u->mu);
+        struct dsq_err e;
+        dsq_err_clear(&e);
+        dsq_rc rc =
+            skip ? DSQ_OK
+                 : dsq__obj_put(u->db, j->key, j->buf.data, j->buf.len, &e);
+        if (rc == DSQ_OK && !skip && j->buf.len <= WRITE_THROUGH_MAX)
+            dsq_cache_write(u->db->dcache, j->key, 0, j->buf.data, j->buf.len);
+        pthread_mutex_lock(&u->mu);
+        if (rc != DSQ_OK && u->rc == DSQ_OK) {
+            u->rc = rc;
+            u->err = e;
+            dsq_err_prefix(&u->err, "uploading %s/%s", u->db->prefix, j->key);
+        } else if (rc == DSQ_OK && !skip) {
+            u->objects++;
+            u->bytes += j->buf.len;
+        }
+        u->pending--;
+        pthread_cond_broadcast(&u->cv);
+        dsq_buf_cleanup(&j->buf);
+        free(j);
+    }
+    pthread_mutex_unlock(&u->mu);
+    return NULL;
+}
+
+/* Queue job for upload (ownership passes); waits while too many are. */
+static dsq_rc upload_submit(struct dsq_txn *t, struct upjob *j)
+{
+    struct uploader *u = t->up;
+    if (!u) {
+        u = calloc(1, sizeof(*u));
+        if (!u)
+            return DSQ_ENOMEM;
+        u->db = t->db;
+        pthread_mutex_init(&u->mu, NULL);
+        pthread_cond_init(&u->cv, NULL);
+        t->up = u;
+    }
+    pthread_mutex_lock(&u->mu);
+    if (u->pending >= UPLOAD_INFLIGHT) {
+        pthread_mutex_unlock(&u->mu);
+        dsq_store_will_wait(t->db->st);
+        pthread_mutex_lock(&u->mu);
+        while (u->pending >= UPLOAD_INFLIGHT)
+            pthread_cond_wait(&u->cv, &u->mu);
+    }
+    j->next = NULL;
+    if (u->tail)
+        u->tail->next = j;
+    else
+        u->head = j;
+    u->tail = j;
+    u->pending++;
+    if (u->idle == 0 && u->nthreads < UPLOAD_THREADS &&
+        pthread_create(&u->th[u->nthreads], NULL, upload_worker, u) == 0)
+        u->nthreads++;
+    pthread_cond_signal(&u->cv);
+    int none = u->nthreads == 0;
+    pthread_mutex_unlock(&u->mu);
+    if (none) {
+        /* no thread could be started: upload it here */
+        pthread_mutex_lock(&u->mu);
+        u->stop = 1;
+        pthread_mutex_unlock(&u->mu);
+        upload_worker(u);
+        pthread_mutex_lock(&u->mu);
+        u->stop = 0;
+        pthread_mutex_unlock(&u->mu);
+    }
+    return DSQ_OK;
+}
+
+/* Wait for every queued upload; the first failure, if any. */
+static dsq_rc uploads_wait(struct dsq_txn *t, struct dsq_err *e)
+{
+    struct uploader *u = t->up;
+    if (!u)
+        return DSQ_OK;
+    pthread_mutex_lock(&u->mu);
+    int busy = u->pending > 0;
+    pthread_mutex_unlock(&u->mu);
+    if (busy)
+        dsq_store_will_wait(t->db->st);
+    pthread_mutex_lock(&u->mu);
+    u->stop = 1;
+    pthread_cond_broadcast(&u->cv);
+    pthread_mutex_unlock(&u->mu);
+    for (unsigned i = 0; i < u->nthreads; i++)
+        pthread_join(u->th[i], NULL);
+    dsq_rc rc = u->rc;
+    if (rc != DSQ_OK && e)
+        *e = u->err;
+    t->objects_written += u->objects;
+    t->bytes_written += u->bytes;
+    pthread_mutex_destroy(&u->mu);
+    pthread_cond_destroy(&u->cv);
+    free(u);
+    t->up = NULL;
+    return rc;
+}
+
+/*
+ * Finish the builder, queue it for upload as a segment, and report each
+ * page's location (seg = index of the segment in t->segs) through fn.
  */
 typedef dsq_rc (*loc_sink)(struct dsq_txn *t, void *arg,
                            const struct dsq_page_loc *loc, const char *segkey,
@@ -288,25 +439,33 @@ typedef dsq_rc (*loc_sink)(struct dsq_txn *t, void *arg,
 static dsq_rc upload_segment(struct dsq_txn *t, struct dsq_seg_builder *sb,
                              loc_sink sink, void *arg, struct dsq_err *e)
 {
-    struct dsq_buf buf;
+    struct upjob *j = calloc(1, sizeof(*j));
     struct dsq_page_loc *locs = NULL;
     size_t n = 0;
-    char key[96];
-    dsq_buf_init(&buf, SIZE_MAX);
-    dsq_rc rc = dsq_seg_builder_finish(sb, &buf, &locs, &n);
-    if (rc != DSQ_OK)
-        goto out;
-    rc = upload_new(t, "segments", "seg", &buf, &t->segs, key, e);
-    if (rc != DSQ_OK)
-        goto out;
+    if (!j)
+        return DSQ_ENOMEM;
+    dsq_buf_init(&j->buf, SIZE_MAX);
+    dsq_rc rc = dsq_seg_builder_finish(sb, &j->buf, &locs, &n);
+    if (rc == DSQ_OK) {
+        new_object_key("segments", "seg", j->key);
+        /* listed now (indexes are fixed); if its upload fails, so does
+           the commit, and deleting a key never written is harmless */
+        rc = dsq__strlist_add(&t->segs, j->key);
+    }
     for (size_t i = 0; i < n && rc == DSQ_OK; i++) {
         locs[i].seg = (uint32_t)(t->segs.n - 1);
-        rc = sink(t, arg, &locs[i], key, e);
+        rc = sink(t, arg, &locs[i], j->key, e);
+    }
+    if (rc == DSQ_OK) {
+        rc = upload_submit(t, j);
+        j = rc == DSQ_OK ? NULL : j;
+    }
+    if (j) {
+        dsq_buf_cleanup(&j->buf);
+        free(j);
     }
     dsq_seg_builder_reset(sb);
-out:
     free(locs);
-    dsq_buf_cleanup(&buf);
     return rc;
 }
 
@@ -779,7 +938,8 @@ static dsq_rc upload_pages(struct dsq_txn *t, const struct effects *ef,
                            struct ours *o, struct dsq_err *e)
 {
     if (ef->n_pgnos > 0 &&
-        (uint64_t)ef->n_pgnos * t->page_size <= INLINE_TRY_MAX) {
+        (uint64_t)ef->n_pgnos * t->page_size <= INLINE_TRY_MAX &&
+        (uint64_t)ef->n_pgnos * t->page_size <= t->db->segment_max) {
         /* small: try carrying the pages in the manifest; if they do not
            fit, the segment encoded for it is uploaded as it is */
         dsq_rc rc = build_inline(t, ef, o, e);
@@ -1504,6 +1664,8 @@ dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
         rc = stream_flush_segment(t, e);
         if (rc == DSQ_OK)
             rc = stream_finish_chunk(t, e);
+        if (rc == DSQ_OK)
+            rc = uploads_wait(t, e); /* C1: every segment is stored */
         if (rc != DSQ_OK)
             goto out;
         if (t->page_size == 0) {
@@ -1537,6 +1699,8 @@ dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
     }
     if (!stream) {
         rc = upload_pages(t, &ef, &o, e);
+        if (rc == DSQ_OK)
+            rc = uploads_wait(t, e); /* C1: every segment is stored */
         if (rc != DSQ_OK)
             goto out;
     }

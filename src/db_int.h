@@ -3,9 +3,9 @@
  * structures, constants, and the helpers one file defines for the others.
  *
  * Layer: services, private to db.c (handle, store calls, caches,
- * snapshots, reads), db_commit.c (transactions and the commit protocol)
- * and db_admin.c (versions, verify, recovery scan, gc, FUSE helpers).
- * Nothing outside those three includes it.
+ * snapshots, reads), db_commit.c (transactions and the commit protocol),
+ * db_admin.c (versions, verify, recovery scan, gc, FUSE helpers) and
+ * db_fresh.c (freshness checks).  Nothing outside those four includes it.
  */
 #ifndef DSQ_DB_INT_H
 #define DSQ_DB_INT_H
@@ -170,6 +170,7 @@ struct dsq_txn {
     size_t n_chunks, cap_chunks;
 
     /* objects this transaction uploaded (relative keys) */
+    struct uploader *up;  /* segment uploads in flight (db_commit.c) */
     struct strlist segs;  /* segments holding our pages */
     struct strlist extra; /* per-attempt objects (chunks, page-1) */
     uint64_t objects_written;
