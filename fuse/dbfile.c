@@ -25,6 +25,12 @@
  *       rollback SQLite plays from it restores pages of that snapshot,
  *       so it writes nothing new and commits nothing (pages rewritten
  *       unchanged are dropped).
+ *  (L7) A database with no pages stages its first content in a local
+ *       file, byte for byte, until its commit point.
+ *  (L8) Emptying or shrinking a database with data with no write lock
+ *       held is refused (EPERM) unless the mount allows deleting.
+ *  (L9) A write that proves the content is not SQLite is refused
+ *       (EINVAL); a database created here and never committed is gone.
  * Threads: every function takes df->mu (fs.h); invalidations are sent
  * with it released, under inval_busy.
  */
@@ -32,6 +38,7 @@
 
 #include "log.h"
 #include "loop.h"
+#include "sqlitefmt.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -150,16 +157,20 @@ static void wait_inval(struct dsq_dbfile *df)
 /* ---- life cycle ---- */
 
 struct dsq_dbfile *dsq_dbfile_new(struct dsq_fs *fs, const char *prefix,
-                                  uint64_t ino, struct dsq_err *e)
+                                  const char *name, uint64_t ino,
+                                  struct dsq_err *e)
 {
     struct dsq_dbfile *df = calloc(1, sizeof(*df));
     if (!df)
         return NULL;
     df->fs = fs;
     df->ino = ino;
+    df->stage_fd = -1;
+    df->mode = 0644;
     df->prefix = strdup(prefix);
-    df->journal_path = dsq_fs_side_path(fs, prefix, ".db-journal");
-    if (!df->prefix || !df->journal_path)
+    df->name = strdup(name);
+    df->journal_path = dsq_fs_side_path(fs, name, "-journal");
+    if (!df->prefix || !df->name || !df->journal_path)
         goto fail;
     pthread_mutex_init(&df->mu, NULL);
     pthread_cond_init(&df->cv, NULL);
@@ -169,6 +180,7 @@ struct dsq_dbfile *dsq_dbfile_new(struct dsq_fs *fs, const char *prefix,
     return df;
 fail:
     free(df->prefix);
+    free(df->name);
     free(df->journal_path);
     free(df);
     return NULL;
@@ -179,6 +191,8 @@ void dsq_dbfile_free(struct dsq_dbfile *df)
     if (!df)
         return;
     dsq_txn_free(df->txn);
+    if (df->stage_fd >= 0)
+        close(df->stage_fd);
     dsq_snap_release(df->snap);
     dsq_db_close(df->db);
     dsq_locks_free(&df->locks);
@@ -186,6 +200,7 @@ void dsq_dbfile_free(struct dsq_dbfile *df)
     pthread_mutex_destroy(&df->mu);
     pthread_cond_destroy(&df->cv);
     free(df->prefix);
+    free(df->name);
     free(df->journal_path);
     free(df);
 }
@@ -193,8 +208,15 @@ void dsq_dbfile_free(struct dsq_dbfile *df)
 static void log_rc(struct dsq_dbfile *df, const char *what,
                    const struct dsq_err *e, dsq_rc rc)
 {
-    dsq_log(DSQ_LOG_ERR, "fs", "%s.db: %s: %s", df->prefix, what,
+    dsq_log(DSQ_LOG_ERR, "fs", "%s: %s: %s", df->name, what,
             dsq_err_text(e, rc));
+}
+
+/* Something is buffered: a transaction, or an empty database's staged
+   first content. */
+static int buffered(const struct dsq_dbfile *df)
+{
+    return df->txn != NULL || df->stage_fd >= 0;
 }
 
 /* ---- snapshots ---- */
@@ -255,7 +277,7 @@ static int refresh(struct dsq_dbfile *df, struct inval *iv,
                    uint64_t owner_except)
 {
     int r = ensure_snap(df);
-    if (r || df->txn || dsq_locks_any(&df->locks, owner_except))
+    if (r || buffered(df) || dsq_locks_any(&df->locks, owner_except))
         return r;
     if (journal_hot(df)) {
         /* (L6) a hot journal holds the pages of this snapshot: SQLite
@@ -460,9 +482,9 @@ static int early_conflict(struct dsq_dbfile *df, int any_commit)
         }
     }
     dsq_log(DSQ_LOG_DEBUG, "lock",
-            "%s.db: early check: snapshot %" PRIu64 ", head %" PRIu64
+            "%s: early check: snapshot %" PRIu64 ", head %" PRIu64
             ", %zu changed range(s), page 1 %s, %zu journaled page(s): %s",
-            df->prefix, sv, df->head, c.n_ranges,
+            df->name, sv, df->head, c.n_ranges,
             c.page1_changed ? "changed" : "counters only", n,
             conflict ? "conflict" : "no conflict");
     free(pg);
@@ -475,21 +497,169 @@ static int early_conflict(struct dsq_dbfile *df, int any_commit)
 static void discard_txn(struct dsq_dbfile *df, struct inval *iv,
                         const char *why)
 {
-    if (!df->txn)
+    if (!buffered(df))
         return;
-    size_t n = dsq_txn_dirty_pages(df->txn);
-    dsq_txn_free(df->txn);
-    df->txn = NULL;
+    if (df->stage_fd >= 0) {
+        dsq_log(DSQ_LOG_NOTICE, "fs",
+                "%s: %" PRIu64 " staged byte(s) of a new database "
+                "discarded: %s",
+                df->name, df->stage_size, why);
+        close(df->stage_fd);
+        df->stage_fd = -1;
+        df->stage_size = 0;
+    } else {
+        size_t n = dsq_txn_dirty_pages(df->txn);
+        dsq_txn_free(df->txn);
+        df->txn = NULL;
+        dsq_log(DSQ_LOG_NOTICE, "fs", "%s: %zu buffered page(s) discarded: %s",
+                df->name, n, why);
+    }
     df->txn_plain = 0;
     inval_add_whole(iv);
-    dsq_log(DSQ_LOG_NOTICE, "fs", "%s.db: %zu buffered page(s) discarded: %s",
-            df->prefix, n, why);
+}
+
+/* ---- staging: an empty database's first content ---- */
+
+/*
+ * (L7) A database with no pages takes its first content into a local
+ * file, byte for byte, whatever the order of the writes (SQLite spills
+ * pages before page 1, extends files by one-byte writes, truncates up to
+ * a chunk size): it reads and sizes exactly as on a local disk.  At the
+ * commit point the header must be SQLite's; the pages then stream into
+ * a whole-image transaction.
+ */
+static int stage_begin(struct dsq_dbfile *df)
+{
+    if (df->stage_fd >= 0)
+        return 0;
+    struct dsq_err e;
+    dsq_err_clear(&e);
+    dsq_rc rc = dsq_db_spill_file(df->db, &df->stage_fd, &e);
+    if (rc != DSQ_OK) {
+        log_rc(df, "staging a new database", &e, rc);
+        return -dsq_rc_errno(rc);
+    }
+    df->stage_size = 0;
+    df->txn_plain = !dsq_locks_any_write(&df->locks);
+    return 0;
+}
+
+/* 1 if writes to this database go to the staging file. */
+static int stages(struct dsq_dbfile *df)
+{
+    return df->stage_fd >= 0 ||
+           (!df->txn && df->snap && dsq_snap_page_count(df->snap) == 0);
+}
+
+static ssize_t full_pread(int fd, void *buf, size_t n, uint64_t off)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t k =
+            pread(fd, (char *)buf + done, n - done, (off_t)(off + done));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return -errno;
+        if (k == 0)
+            break;
+        done += (size_t)k;
+    }
+    return (ssize_t)done;
+}
+
+/*
+ * Turn the staged bytes into a whole-image transaction in df->txn (the
+ * stage is closed).  -EINVAL if they are not a SQLite database (the
+ * caller refuses the content).
+ */
+static int stage_to_txn(struct dsq_dbfile *df)
+{
+    uint8_t hdr[100];
+    memset(hdr, 0, sizeof(hdr));
+    ssize_t n = full_pread(df->stage_fd, hdr, sizeof(hdr), 0);
+    if (n < 0) {
+        dsq_log(DSQ_LOG_ERR, "fs", "%s: reading the staged content: %s",
+                df->name, strerror((int)-n));
+        return (int)n;
+    }
+    uint32_t ps = dsq_sqlite_page_size(hdr, sizeof(hdr));
+    if (ps == 0 || !dsq_sqlite_header_write_ok(hdr, sizeof(hdr), 0)) {
+        dsq_log(DSQ_LOG_ERR, "fs",
+                "%s: refused (EINVAL): the content is not a SQLite "
+                "database (no valid SQLite header at offset 0)",
+                df->name);
+        return -EINVAL;
+    }
+    if (dsq_sqlite_is_wal(hdr, sizeof(hdr))) {
+        df->st.wal_refusals++;
+        dsq_log(DSQ_LOG_WARNING, "fs",
+                "%s: PRAGMA journal_mode=WAL refused: dsqlfs supports "
+                "rollback journal modes only (DELETE, TRUNCATE, PERSIST, "
+                "MEMORY, OFF)",
+                df->name);
+        return -EPERM;
+    }
+    uint64_t count = (df->stage_size + ps - 1) / ps;
+    if (count > 0xfffffffeu)
+        return -EFBIG;
+    struct dsq_err e;
+    dsq_err_clear(&e);
+    struct dsq_txn *t = NULL;
+    uint8_t *page = malloc(ps);
+    dsq_rc rc =
+        page ? dsq_txn_begin(df->snap, DSQ_TXN_STREAM, &t, &e) : DSQ_ENOMEM;
+    if (rc == DSQ_OK)
+        rc = dsq_txn_set_page_size(t, ps, &e);
+    for (uint64_t p = 1; rc == DSQ_OK && p <= count; p++) {
+        memset(page, 0, ps);
+        ssize_t k = full_pread(df->stage_fd, page, ps, (p - 1) * ps);
+        if (k < 0) {
+            rc = dsq_err_set(&e, DSQ_EIO, "reading the staged content: %s",
+                             strerror((int)-k));
+            break;
+        }
+        rc = dsq_txn_write_page(t, (uint32_t)p, page, &e);
+    }
+    free(page);
+    if (rc != DSQ_OK) {
+        log_rc(df, "preparing the first commit", &e, rc);
+        dsq_txn_free(t);
+        return -dsq_rc_errno(rc);
+    }
+    close(df->stage_fd);
+    df->stage_fd = -1;
+    df->stage_size = 0;
+    df->txn = t;
+    return 0;
 }
 
 /* (L2)(L3)(L4) Commit the buffered transaction; 0 or -errno. */
 static int commit_locked(struct dsq_dbfile *df, const char *why,
                          struct inval *iv)
 {
+    int staged = 0;
+    if (df->stage_fd >= 0) {
+        if (df->stage_size == 0) {
+            /* nothing but an empty file: nothing to commit */
+            close(df->stage_fd);
+            df->stage_fd = -1;
+            df->txn_plain = 0;
+            df->st.noop_commits++;
+            return 0;
+        }
+        int plain = df->txn_plain;
+        int r = stage_to_txn(df);
+        staged = 1;
+        if (r) {
+            if (r == -EINVAL)
+                df->content_refused = 1;
+            discard_txn(df, iv, "the first commit failed");
+            df->st.commit_failures++;
+            return r;
+        }
+        df->txn_plain = plain;
+    }
     if (!df->txn)
         return 0;
     struct dsq_err e;
@@ -505,7 +675,7 @@ static int commit_locked(struct dsq_dbfile *df, const char *why,
         df->st.noop_commits++;
         return 0;
     }
-    if (rc == DSQ_OK && dsq_txn_page_count(df->txn) >= 1) {
+    if (rc == DSQ_OK && !staged && dsq_txn_page_count(df->txn) >= 1) {
         uint8_t *p1 = malloc(ps);
         if (!p1)
             rc = DSQ_ENOMEM;
@@ -516,10 +686,10 @@ static int commit_locked(struct dsq_dbfile *df, const char *why,
             df->st.wal_refusals++;
             discard_txn(df, iv, "WAL mode refused");
             dsq_log(DSQ_LOG_WARNING, "fs",
-                    "%s.db: PRAGMA journal_mode=WAL refused: dsqlfs "
+                    "%s: PRAGMA journal_mode=WAL refused: dsqlfs "
                     "supports rollback journal modes only (DELETE, "
                     "TRUNCATE, PERSIST, MEMORY, OFF)",
-                    df->prefix);
+                    df->name);
             return -EPERM;
         }
         free(p1);
@@ -541,16 +711,17 @@ static int commit_locked(struct dsq_dbfile *df, const char *why,
         df->st.commit_failures++;
         inval_add_whole(iv);
         dsq_log(rc == DSQ_ECONFLICT ? DSQ_LOG_NOTICE : DSQ_LOG_ERR, "fs",
-                "%s.db: commit at %s failed, the transaction is rolled "
+                "%s: commit at %s failed, the transaction is rolled "
                 "back: %s",
-                df->prefix, why, dsq_err_text(&e, rc));
+                df->name, why, dsq_err_text(&e, rc));
         return rc == DSQ_ECONFLICT ? -EIO : -dsq_rc_errno(rc);
     }
     df->st.local_commits++;
+    atomic_store(&df->exists, 1);
     dsq_log(DSQ_LOG_INFO, "fs",
-            "%s.db: committed version %" PRIu64 " at %s (%u rebase(s), "
+            "%s: committed version %" PRIu64 " at %s (%u rebase(s), "
             "%.1f ms)",
-            df->prefix, ci.version, why, ci.rebases,
+            df->name, ci.version, why, ci.rebases,
             (double)(mono_ns() - t0) / 1e6);
     if (ci.noop)
         return 0;
@@ -615,16 +786,60 @@ static int begin_txn(struct dsq_dbfile *df)
 
 /* ---- file operations ---- */
 
+/* Size of the file as served (with df->mu held). */
+static uint64_t file_size(struct dsq_dbfile *df)
+{
+    if (df->stage_fd >= 0)
+        return df->stage_size;
+    if (df->txn)
+        return (uint64_t)dsq_txn_page_count(df->txn) *
+               dsq_txn_page_size(df->txn);
+    if (df->snap)
+        return (uint64_t)dsq_snap_page_count(df->snap) *
+               dsq_snap_page_size(df->snap);
+    return 0;
+}
+
+/*
+ * (L8) Emptying or shrinking a database with data, with no write lock
+ * held (truncate -s, ": > NAME", an O_TRUNC open), is refused unless the
+ * mount allows deleting databases: a shell redirect must not do what rm
+ * may not.  SQLite truncates only under its EXCLUSIVE lock.
+ */
+static int plain_shrink_refused(struct dsq_dbfile *df, uint64_t size)
+{
+    if (df->fs->cfg->allow_delete || dsq_locks_any_write(&df->locks))
+        return 0;
+    uint64_t cur = file_size(df);
+    if (size >= cur || cur == 0 || df->stage_fd >= 0)
+        return 0;
+    dsq_log(DSQ_LOG_NOTICE, "fs",
+            "%s: truncation to %" PRIu64 " bytes refused (EPERM): the "
+            "database has data and no SQLite lock is held; mount with -o "
+            "allow_delete to replace databases",
+            df->name, size);
+    return 1;
+}
+
 int dsq_dbfile_on_open(struct dsq_dbfile *df, int trunc)
 {
     struct inval iv = {0};
     pthread_mutex_lock(&df->mu);
     wait_inval(df);
     int r = refresh(df, &iv, 0);
-    df->open_count++;
+    if (r == 0 && trunc && plain_shrink_refused(df, 0))
+        r = -EPERM;
+    if (r == 0)
+        df->open_count++;
     unlock_and_inval(df, &iv);
-    if (r == 0 && trunc)
+    if (r == 0 && trunc) {
         r = dsq_dbfile_truncate(df, 0);
+        if (r) {
+            pthread_mutex_lock(&df->mu);
+            df->open_count--;
+            pthread_mutex_unlock(&df->mu);
+        }
+    }
     return r;
 }
 
@@ -634,7 +849,7 @@ void dsq_dbfile_on_release(struct dsq_dbfile *df)
     pthread_mutex_lock(&df->mu);
     if (df->open_count)
         df->open_count--;
-    if (df->open_count == 0 && df->txn && df->txn_plain &&
+    if (df->open_count == 0 && buffered(df) && df->txn_plain &&
         !dsq_locks_any_write(&df->locks))
         commit_locked(df, "the last close", &iv);
     unlock_and_inval(df, &iv);
@@ -644,21 +859,23 @@ void dsq_dbfile_attr(struct dsq_dbfile *df, uint64_t *size, uint64_t *mtime_ms)
 {
     pthread_mutex_lock(&df->mu);
     ensure_snap(df);
-    if (df->txn) {
-        *size =
-            (uint64_t)dsq_txn_page_count(df->txn) * dsq_txn_page_size(df->txn);
+    *size = file_size(df);
+    if (buffered(df)) {
         *mtime_ms = wall_ms();
-    } else if (df->snap) {
-        *size = (uint64_t)dsq_snap_page_count(df->snap) *
-                dsq_snap_page_size(df->snap);
+    } else if (df->snap && dsq_snap_time_ms(df->snap)) {
         *mtime_ms = dsq_snap_time_ms(df->snap);
-        if (!*mtime_ms)
-            *mtime_ms = df->fs->start_ms;
     } else {
-        *size = 0;
         *mtime_ms = df->fs->start_ms;
     }
     pthread_mutex_unlock(&df->mu);
+}
+
+int dsq_dbfile_content_refused(struct dsq_dbfile *df)
+{
+    pthread_mutex_lock(&df->mu);
+    int r = df->content_refused;
+    pthread_mutex_unlock(&df->mu);
+    return r;
 }
 
 ssize_t dsq_dbfile_read(struct dsq_dbfile *df, char *buf, size_t size,
@@ -674,7 +891,23 @@ ssize_t dsq_dbfile_read(struct dsq_dbfile *df, char *buf, size_t size,
     }
     dsq_rc rc = DSQ_OK;
     ssize_t done = 0;
-    if (df->txn) {
+    if (df->stage_fd >= 0) {
+        uint64_t fsize = df->stage_size;
+        if ((uint64_t)off >= fsize) {
+            pthread_mutex_unlock(&df->mu);
+            return 0;
+        }
+        if ((uint64_t)off + size > fsize)
+            size = (size_t)(fsize - (uint64_t)off);
+        ssize_t n = full_pread(df->stage_fd, buf, size, (uint64_t)off);
+        pthread_mutex_unlock(&df->mu);
+        if (n < 0)
+            return n;
+        /* a hole past what the file holds reads as zeros */
+        if ((size_t)n < size)
+            memset(buf + n, 0, size - (size_t)n);
+        return (ssize_t)size;
+    } else if (df->txn) {
         uint32_t ps = dsq_txn_page_size(df->txn);
         uint64_t fsize = (uint64_t)dsq_txn_page_count(df->txn) * ps;
         if ((uint64_t)off >= fsize || ps == 0) {
@@ -738,42 +971,76 @@ ssize_t dsq_dbfile_read(struct dsq_dbfile *df, char *buf, size_t size,
     return done;
 }
 
+/* (L9) Content decides: a write that makes the first bytes of the file
+   anything but a SQLite header is refused. */
+static int refuse_content(struct dsq_dbfile *df, struct inval *iv, uint64_t off)
+{
+    dsq_log(DSQ_LOG_ERR, "fs",
+            "%s: write at offset %" PRIu64 " refused (EINVAL): the content "
+            "is not a SQLite database (its first bytes must be a SQLite "
+            "header)",
+            df->name, off);
+    if (!atomic_load(&df->exists)) {
+        /* a file created here and never committed: it goes away */
+        df->content_refused = 1;
+        discard_txn(df, iv, "not a SQLite database");
+    }
+    return -EINVAL;
+}
+
 ssize_t dsq_dbfile_write(struct dsq_dbfile *df, const char *buf, size_t size,
                          off_t off)
 {
     struct dsq_err e;
     dsq_err_clear(&e);
+    struct inval iv = {0};
     if (df->fs->cfg->read_only)
         return -EROFS;
     pthread_mutex_lock(&df->mu);
-    int r = begin_txn(df);
+    if (df->content_refused) {
+        pthread_mutex_unlock(&df->mu);
+        return -EINVAL;
+    }
+    int r = ensure_snap(df);
+    if (r == 0 && !dsq_sqlite_header_write_ok(buf, size, (uint64_t)off)) {
+        r = refuse_content(df, &iv, (uint64_t)off);
+        unlock_and_inval(df, &iv);
+        return r;
+    }
+    if (r == 0 && stages(df)) {
+        r = stage_begin(df);
+        if (r == 0) {
+            size_t done = 0;
+            while (done < size) {
+                ssize_t k = pwrite(df->stage_fd, buf + done, size - done,
+                                   off + (off_t)done);
+                if (k < 0 && errno == EINTR)
+                    continue;
+                if (k <= 0) {
+                    r = k < 0 ? -errno : -EIO;
+                    break;
+                }
+                done += (size_t)k;
+            }
+            if (r == 0 && (uint64_t)off + size > df->stage_size)
+                df->stage_size = (uint64_t)off + size;
+        }
+        pthread_mutex_unlock(&df->mu);
+        if (r)
+            dsq_log(DSQ_LOG_ERR, "fs", "%s: staging a write: %s", df->name,
+                    strerror(-r));
+        return r ? r : (ssize_t)size;
+    }
+    if (r == 0)
+        r = begin_txn(df);
     if (r) {
         pthread_mutex_unlock(&df->mu);
         return r;
     }
     dsq_rc rc = DSQ_OK;
     uint32_t ps = dsq_txn_page_size(df->txn);
-    if (ps == 0) {
-        uint32_t hps = 0;
-        if (off == 0 && size >= 100 &&
-            memcmp(buf, "SQLite format 3", 16) == 0) {
-            hps = ((uint32_t)(uint8_t)buf[16] << 8) | (uint8_t)buf[17];
-            if (hps == 1)
-                hps = 65536;
-        }
-        if (hps == 0) {
-            pthread_mutex_unlock(&df->mu);
-            dsq_log(DSQ_LOG_ERR, "fs",
-                    "%s.db: the first write to an empty database must "
-                    "start with a SQLite header at offset 0",
-                    df->prefix);
-            return -EINVAL;
-        }
-        rc = dsq_txn_set_page_size(df->txn, hps, &e);
-        ps = hps;
-    }
-    uint8_t *page = rc == DSQ_OK ? malloc(ps) : NULL;
-    if (rc == DSQ_OK && !page)
+    uint8_t *page = malloc(ps);
+    if (!page)
         rc = DSQ_ENOMEM;
     size_t done = 0;
     while (rc == DSQ_OK && done < size) {
@@ -820,25 +1087,32 @@ int dsq_dbfile_truncate(struct dsq_dbfile *df, uint64_t size)
         return -EROFS;
     pthread_mutex_lock(&df->mu);
     int r = ensure_snap(df);
-    if (r == 0 && !df->txn && size == 0 && dsq_snap_page_count(df->snap) == 0) {
+    if (r == 0 && plain_shrink_refused(df, size))
+        r = -EPERM;
+    if (r == 0 && !buffered(df) && size == file_size(df)) {
         pthread_mutex_unlock(&df->mu);
         return 0;
+    }
+    if (r == 0 && stages(df)) {
+        r = stage_begin(df);
+        if (r == 0 && ftruncate(df->stage_fd, (off_t)size) != 0)
+            r = -errno;
+        if (r == 0)
+            df->stage_size = size;
+        pthread_mutex_unlock(&df->mu);
+        return r;
     }
     if (r == 0)
         r = begin_txn(df);
     if (r == 0) {
         uint32_t ps = dsq_txn_page_size(df->txn);
-        if (ps == 0) {
-            r = size == 0 ? 0 : -EINVAL;
-        } else {
-            uint64_t n = (size + ps - 1) / ps;
-            dsq_rc rc = n > 0xfffffffeu
-                            ? DSQ_ERANGE
-                            : dsq_txn_set_page_count(df->txn, (uint32_t)n, &e);
-            if (rc != DSQ_OK) {
-                log_rc(df, "truncate", &e, rc);
-                r = rc == DSQ_ERANGE ? -EFBIG : -dsq_rc_errno(rc);
-            }
+        uint64_t n = (size + ps - 1) / ps;
+        dsq_rc rc = n > 0xfffffffeu
+                        ? DSQ_ERANGE
+                        : dsq_txn_set_page_count(df->txn, (uint32_t)n, &e);
+        if (rc != DSQ_OK) {
+            log_rc(df, "truncate", &e, rc);
+            r = rc == DSQ_ERANGE ? -EFBIG : -dsq_rc_errno(rc);
         }
     }
     pthread_mutex_unlock(&df->mu);
@@ -850,7 +1124,7 @@ int dsq_dbfile_fsync(struct dsq_dbfile *df)
     struct inval iv = {0};
     int r = 0;
     pthread_mutex_lock(&df->mu);
-    if (df->txn && df->txn_plain && !dsq_locks_any_write(&df->locks))
+    if (buffered(df) && df->txn_plain && !dsq_locks_any_write(&df->locks))
         r = commit_locked(df, "fsync", &iv);
     unlock_and_inval(df, &iv);
     return r;
@@ -862,7 +1136,7 @@ int dsq_dbfile_journal_commit(struct dsq_dbfile *df, const char *why)
     pthread_mutex_lock(&df->mu);
     wait_inval(df);
     int r = 0;
-    if (df->txn && !df->txn_plain)
+    if (buffered(df) && !df->txn_plain)
         r = commit_locked(df, why, &iv);
     unlock_and_inval(df, &iv);
     return r;
@@ -874,8 +1148,7 @@ int dsq_dbfile_flush(struct dsq_dbfile *df, uint64_t owner)
 {
     struct inval iv = {0};
     int r = 0;
-    dsq_log(DSQ_LOG_DEBUG, "lock", "%s.db: flush owner %" PRIx64, df->prefix,
-            owner);
+    dsq_log(DSQ_LOG_DEBUG, "lock", "%s: flush owner %" PRIx64, df->name, owner);
     pthread_mutex_lock(&df->mu);
     wait_inval(df);
     int had_write = 0;
@@ -883,12 +1156,12 @@ int dsq_dbfile_flush(struct dsq_dbfile *df, uint64_t owner)
         if (df->locks.v[i].owner == owner && df->locks.v[i].type == F_WRLCK)
             had_write = 1;
     dsq_locks_release_owner(&df->locks, owner);
-    if (had_write && df->txn && !df->txn_plain &&
+    if (had_write && buffered(df) && !df->txn_plain &&
         !dsq_locks_any_write(&df->locks))
         discard_txn(df, &iv,
                     "closed while holding a write lock (the process ended "
                     "mid-transaction)");
-    if (df->txn && df->txn_plain && !dsq_locks_any_write(&df->locks))
+    if (buffered(df) && df->txn_plain && !dsq_locks_any_write(&df->locks))
         r = commit_locked(df, "close", &iv);
     unlock_and_inval(df, &iv);
     return r;
@@ -924,10 +1197,10 @@ int dsq_dbfile_setlk(struct dsq_dbfile *df, uint64_t owner,
     int type = lk->l_type;
     int r = 0;
     dsq_log(DSQ_LOG_DEBUG, "lock",
-            "%s.db: setlk owner %" PRIx64 " pid %d type %d start %" PRIx64
+            "%s: setlk owner %" PRIx64 " pid %d type %d start %" PRIx64
             " len %lld sleep %d",
-            df->prefix, owner, (int)lk->l_pid, type, start,
-            (long long)lk->l_len, sleep);
+            df->name, owner, (int)lk->l_pid, type, start, (long long)lk->l_len,
+            sleep);
     pthread_mutex_lock(&df->mu);
     for (;;) {
         wait_inval(df);
@@ -976,10 +1249,10 @@ int dsq_dbfile_setlk(struct dsq_dbfile *df, uint64_t owner,
                 df->refused_version = sv;
                 df->st.busy_refusals++;
                 dsq_log(DSQ_LOG_INFO, "fs",
-                        "%s.db: %s lock refused (EAGAIN -> SQLITE_BUSY): "
+                        "%s: %s lock refused (EAGAIN -> SQLITE_BUSY): "
                         "version %" PRIu64 " committed since snapshot %" PRIu64
                         " meets this transaction",
-                        df->prefix, exclusive ? "EXCLUSIVE" : "RESERVED",
+                        df->name, exclusive ? "EXCLUSIVE" : "RESERVED",
                         df->head, sv);
                 r = -EAGAIN;
                 goto out;
@@ -991,7 +1264,7 @@ int dsq_dbfile_setlk(struct dsq_dbfile *df, uint64_t owner,
     r = dsq_locks_apply(&df->locks, owner, start, end, type, lk->l_pid);
     if (r)
         goto out;
-    if (had_excl && !had_reserved && !df->txn &&
+    if (had_excl && !had_reserved && !buffered(df) &&
         dsq_locks_type_at(&df->locks, owner, DSQ_SHARED_FIRST) != F_WRLCK) {
         /* a hot-journal rollback just ended (EXCLUSIVE straight from
            SHARED): SQLite re-reads the change counter before using its
@@ -1001,7 +1274,7 @@ int dsq_dbfile_setlk(struct dsq_dbfile *df, uint64_t owner,
     }
     if (had_excl &&
         dsq_locks_type_at(&df->locks, owner, DSQ_SHARED_FIRST) != F_WRLCK &&
-        df->txn && !df->txn_plain) {
+        buffered(df) && !df->txn_plain) {
         /* EXCLUSIVE released with writes buffered: MEMORY or OFF mode */
         if (journal_hot(df))
             discard_txn(df, &iv, "EXCLUSIVE released with a hot journal");

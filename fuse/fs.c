@@ -7,10 +7,15 @@
  * Layer: FUSE front end.  Threads and locks: see fs.h.
  *
  * Invariants:
- *  (N1) Only NAME.db and SQLite's side files (NAME.db-journal, -wal, -shm,
- *       -mj...) can be created; any other name is refused with EPERM.
+ *  (N1) Any regular-file name is a database (names.c maps it to a store
+ *       prefix), except SQLite's side files (NAME-journal, -wal, -shm,
+ *       -mj...); names that cannot be store keys are refused with one log
+ *       line.  A database created here exists in the store from its first
+ *       commit; until then it shows only on this mount, and a write that
+ *       proves it is not a SQLite file removes it (dbfile.c, L9).
  *  (N2) Side files live only in fs->sidedir on this host, at a path that
- *       is a pure function of their name (dbfile.c finds journals there).
+ *       is a pure function of their path on the mount (dbfile.c finds
+ *       journals there).
  *  (N3) A missing name is answered with a cacheable negative entry.
  *  (N4) Inodes of databases and directories live as long as the mount;
  *       side-file and status inodes are freed when the kernel forgets
@@ -20,6 +25,7 @@
 
 #include "log.h"
 #include "loop.h"
+#include "names.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -92,51 +98,14 @@ static uint64_t wall_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* ---- names ---- */
+/* ---- names (the rules: names.c) ---- */
 
-/* 1 if name is NAME.db-journal, -wal, -shm or -mjXXXX (a side file). */
 static int is_side_name(const char *name, int *is_journal)
 {
-    const char *p = strstr(name, ".db-");
+    enum dsq_side_kind k = dsq_name_side(name, NULL);
     if (is_journal)
-        *is_journal = 0;
-    while (p) {
-        const char *s = p + 4;
-        if (p > name) {
-            if (!strcmp(s, "journal")) {
-                if (is_journal)
-                    *is_journal = 1;
-                return 1;
-            }
-            if (!strcmp(s, "wal") || !strcmp(s, "shm"))
-                return 1;
-            if (!strncmp(s, "mj", 2) && s[2]) {
-                const char *q = s + 2;
-                while (*q && strchr("0123456789ABCDEFabcdef", *q))
-                    q++;
-                if (!*q)
-                    return 1;
-            }
-        }
-        p = strstr(p + 1, ".db-");
-    }
-    return 0;
-}
-
-/* "NAME.db" -> 1 with the database name length in *baselen. */
-static int is_db_name(const char *name, size_t *baselen)
-{
-    size_t n = strlen(name);
-    if (n <= 3 || strcmp(name + n - 3, ".db") != 0)
-        return 0;
-    *baselen = n - 3;
-    return 1;
-}
-
-/* Store prefixes that must never show (reserved, probes). */
-static int hidden_name(const char *name)
-{
-    return name[0] == '.' || !strncmp(name, "_dsqlfs", 7);
+        *is_journal = k == DSQ_SIDE_JOURNAL;
+    return k != DSQ_SIDE_NONE;
 }
 
 static char *join(const char *dir, const char *name, size_t namelen)
@@ -284,51 +253,45 @@ void dsq_fs_each_db(struct dsq_fs *fs,
 
 /* ---- store probes ---- */
 
-/* 1 if prefix holds a database (root.json or manifests/), 0 if not,
-   -errno on a store error. */
-static int store_db_exists(struct dsq_fs *fs, const char *prefix)
-{
-    char key[DSQ_KEY_MAX];
-    struct dsq_err e;
-    struct dsq_objinfo info;
-    dsq_err_clear(&e);
-    snprintf(key, sizeof(key), "%s/root.json", prefix);
-    dsq_rc rc = dsq_store_head(fs->st, key, &info, &e);
-    if (rc == DSQ_OK)
-        return 1;
-    if (rc != DSQ_ENOTFOUND)
-        goto fail;
-    snprintf(key, sizeof(key), "%s/manifests/", prefix);
-    struct dsq_list_req req = {.prefix = key, .max_keys = 1};
-    struct dsq_list_page pg = {0};
-    rc = dsq_store_list(fs->st, &req, &pg, &e);
-    if (rc != DSQ_OK)
-        goto fail;
-    int any = pg.n_entries > 0;
-    dsq_list_page_cleanup(&pg);
-    return any;
-fail:
-    dsq_log(DSQ_LOG_ERR, "fs", "store: %s", dsq_err_text(&e, rc));
-    return -dsq_rc_errno(rc);
-}
-
-/* 1 if prefix/ holds anything (a directory of databases). */
-static int store_dir_exists(struct dsq_fs *fs, const char *prefix)
+/*
+ * What the store holds under prefix/: *is_db when it is a database
+ * (root.json or manifests/), else *is_dir when it holds anything.  One
+ * listing request.  0, or -errno on a store error (logged).
+ */
+static int store_probe(struct dsq_fs *fs, const char *prefix, int *is_db,
+                       int *is_dir)
 {
     char key[DSQ_KEY_MAX];
     struct dsq_err e;
     dsq_err_clear(&e);
-    snprintf(key, sizeof(key), "%s/", prefix);
-    struct dsq_list_req req = {.prefix = key, .delimiter = "/", .max_keys = 2};
+    *is_db = *is_dir = 0;
+    int n = snprintf(key, sizeof(key), "%s/", prefix);
+    if (n < 0 || (size_t)n >= sizeof(key))
+        return 0; /* no key can have it: nothing there */
+    struct dsq_list_req req = {.prefix = key, .delimiter = "/"};
     struct dsq_list_page pg = {0};
     dsq_rc rc = dsq_store_list(fs->st, &req, &pg, &e);
     if (rc != DSQ_OK) {
         dsq_log(DSQ_LOG_ERR, "fs", "store: %s", dsq_err_text(&e, rc));
         return -dsq_rc_errno(rc);
     }
-    int any = pg.n_entries > 0 || pg.n_prefixes > 0;
+    size_t kl = (size_t)n;
+    for (size_t i = 0; i < pg.n_entries; i++)
+        if (!strcmp(pg.entries[i].key + kl, "root.json"))
+            *is_db = 1;
+    for (size_t i = 0; i < pg.n_prefixes; i++)
+        if (!strcmp(pg.common_prefixes[i] + kl, "manifests/"))
+            *is_db = 1;
+    *is_dir = !*is_db && (pg.n_entries > 0 || pg.n_prefixes > 0);
     dsq_list_page_cleanup(&pg);
-    return any;
+    return 0;
+}
+
+static int store_db_exists(struct dsq_fs *fs, const char *prefix)
+{
+    int db, dir;
+    int r = store_probe(fs, prefix, &db, &dir);
+    return r < 0 ? r : db;
 }
 
 /* ---- attributes ---- */
@@ -354,7 +317,10 @@ static void fill_attr(struct dsq_fs *fs, struct dsq_inode *in, struct stat *st)
     case DSQ_I_DB: {
         uint64_t size = 0;
         dsq_dbfile_attr(in->df, &size, &mt);
-        st->st_mode = S_IFREG | (fs->cfg->read_only ? 0444 : 0644);
+        pthread_mutex_lock(&in->df->mu);
+        uint32_t mode = in->df->mode;
+        pthread_mutex_unlock(&in->df->mu);
+        st->st_mode = S_IFREG | (fs->cfg->read_only ? (mode & ~0222u) : mode);
         st->st_size = (off_t)size;
         break;
     }
@@ -362,6 +328,7 @@ static void fill_attr(struct dsq_fs *fs, struct dsq_inode *in, struct stat *st)
         struct stat ls;
         st->st_mode = S_IFREG | 0644;
         if (!in->unlinked && stat(in->path, &ls) == 0) {
+            st->st_mode = S_IFREG | (ls.st_mode & 07777);
             st->st_size = ls.st_size;
             mt = (uint64_t)ls.st_mtim.tv_sec * 1000 +
                  (uint64_t)ls.st_mtim.tv_nsec / 1000000;
@@ -430,21 +397,68 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 
 /* ---- lookup, forget, getattr ---- */
 
+/* fs->mu held.  mpath: the database's path on the mount. */
 static struct dsq_inode *add_db_inode(struct dsq_fs *fs, fuse_ino_t parent,
-                                      const char *name, const char *prefix)
+                                      const char *name, const char *prefix,
+                                      const char *mpath)
 {
     struct dsq_inode *in = ino_add(fs, DSQ_I_DB, parent, name, prefix);
     if (!in)
         return NULL;
     struct dsq_err e;
     dsq_err_clear(&e);
-    in->df = dsq_dbfile_new(fs, prefix, in->ino, &e);
+    in->df = dsq_dbfile_new(fs, prefix, mpath, in->ino, &e);
     if (!in->df) {
-        dsq_log(DSQ_LOG_ERR, "fs", "%s: %s", name, dsq_err_text(&e, e.rc));
+        dsq_log(DSQ_LOG_ERR, "fs", "%s: %s", mpath, dsq_err_text(&e, e.rc));
         ino_free(fs, in);
         return NULL;
     }
     return in;
+}
+
+/*
+ * What name (in the directory whose store prefix and mount path is
+ * dir) stands for in the store: a database (its prefix in *path), a
+ * directory, or nothing (*kind 0).  0 or -errno.
+ */
+static int resolve_name(struct dsq_fs *fs, const char *dir, int at_root,
+                        const char *name, enum dsq_ikind *kind, char **path)
+{
+    char comp[DSQ_KEY_MAX];
+    const char *why;
+    int db, isdir, r;
+    *kind = 0;
+    *path = NULL;
+    size_t n = strlen(name);
+    if (dsq_name_db_component(name, at_root, comp, sizeof(comp), &why) == 0) {
+        char *p = join(dir, comp, strlen(comp));
+        if (!p)
+            return -ENOMEM;
+        r = store_probe(fs, p, &db, &isdir);
+        if (r == 0 && db) {
+            *kind = DSQ_I_DB;
+            *path = p;
+            return 0;
+        }
+        free(p);
+        if (r < 0)
+            return r;
+    }
+    /* a directory: never NAME.db, and not a database's own prefix */
+    if ((n > 3 && !strcmp(name + n - 3, ".db")) ||
+        dsq_name_dir_check(name, at_root, &why) != 0)
+        return 0;
+    char *p = join(dir, name, n);
+    if (!p)
+        return -ENOMEM;
+    r = store_probe(fs, p, &db, &isdir);
+    if (r == 0 && isdir) {
+        *kind = DSQ_I_DIR;
+        *path = p;
+        return 0;
+    }
+    free(p);
+    return r < 0 ? r : 0;
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -475,7 +489,6 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     char *path = NULL;
     double neg = fs->db_neg_timeout;
     int r = 0;
-    size_t bl;
     if (pk == DSQ_I_STATDIR) {
         char sn[DSQ_KEY_MAX];
         neg = 0;
@@ -508,51 +521,38 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         struct stat ls;
         if (path && stat(path, &ls) == 0)
             kind = DSQ_I_SIDE;
-    } else if (is_db_name(name, &bl)) {
-        path = join(ppath, name, bl);
-        if (path) {
-            r = store_db_exists(fs, path);
-            if (r > 0)
-                kind = DSQ_I_DB;
-            r = r < 0 ? r : 0;
-        }
-    } else if (!hidden_name(name)) {
-        path = join(ppath, name, strlen(name));
-        if (path) {
-            r = store_db_exists(fs, path);
-            if (r == 0) {
-                r = store_dir_exists(fs, path);
-                if (r > 0)
-                    kind = DSQ_I_DIR;
-            }
-            r = r < 0 ? r : 0;
-        }
+    } else {
+        r = resolve_name(fs, ppath, parent == FUSE_ROOT_ID, name, &kind, &path);
     }
-    free(ppath);
     if (r < 0 || (!path && kind)) {
+        free(ppath);
         free(path);
         fuse_reply_err(req, r < 0 ? -r : ENOMEM);
         return;
     }
     if (!kind) {
+        free(ppath);
         free(path);
         reply_negative(req, neg);
         return;
     }
+    char *mpath = kind == DSQ_I_DB ? join(ppath, name, strlen(name)) : NULL;
+    free(ppath);
     pthread_mutex_lock(&fs->mu);
     in = ino_child(fs, parent, name); /* raced with another lookup? */
-    if (!in) {
+    if (!in && (kind != DSQ_I_DB || mpath)) {
         if (kind == DSQ_I_DB)
-            in = add_db_inode(fs, parent, name, path);
+            in = add_db_inode(fs, parent, name, path, mpath);
         else
             in = ino_add(fs, kind, parent, name, path);
         if (in && kind == DSQ_I_DB)
-            in->df->exists = 1;
+            atomic_store(&in->df->exists, 1);
     }
     if (in)
         in->nlookup++;
     pthread_mutex_unlock(&fs->mu);
     free(path);
+    free(mpath);
     if (!in) {
         fuse_reply_err(req, ENOMEM);
         return;
@@ -606,6 +606,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 }
 
 static struct dsq_dbfile *journal_db(struct dsq_fs *fs, struct dsq_inode *side);
+static void gone_if_refused(struct dsq_fs *fs, struct dsq_dbfile *df);
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
                        int to_set, struct fuse_file_info *fi)
@@ -624,8 +625,10 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
             struct dsq_dbfile *df = isj ? journal_db(fs, in) : NULL;
             if (df)
                 dsq_dbfile_journal_touched(df);
-            if (df && attr->st_size == 0)
+            if (df && attr->st_size == 0) {
                 r = dsq_dbfile_journal_commit(df, "journal truncation");
+                gone_if_refused(fs, df);
+            }
             if (r == 0) {
                 int rr = fi ? ftruncate((int)fi->fh, attr->st_size)
                             : truncate(in->path, attr->st_size);
@@ -637,7 +640,21 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
                                                                    : -EACCES;
         }
     }
-    /* mode, owner and times are fixed: accepted and ignored (cp -p) */
+    if (r == 0 && (to_set & FUSE_SET_ATTR_MODE)) {
+        if (in->kind == DSQ_I_DB) {
+            /* kept by this mount for the life of the mount (SQLite gives
+               its journals the database's mode) */
+            pthread_mutex_lock(&in->df->mu);
+            in->df->mode = (uint32_t)attr->st_mode & 07777;
+            pthread_mutex_unlock(&in->df->mu);
+        } else if (in->kind == DSQ_I_SIDE) {
+            if (chmod(in->path, attr->st_mode & 07777) != 0)
+                r = -errno;
+        } else if (in->kind != DSQ_I_DIR) {
+            r = -EACCES;
+        }
+    }
+    /* owner and times are fixed: accepted and ignored (cp -p) */
     if (r) {
         fuse_reply_err(req, -r);
         return;
@@ -647,15 +664,16 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
     fuse_reply_attr(req, &st, attr_timeout(in));
 }
 
-/* The database a journal belongs to (NAME.db-journal -> NAME.db). */
+/* The database a journal belongs to (NAME-journal -> NAME). */
 static struct dsq_dbfile *journal_db(struct dsq_fs *fs, struct dsq_inode *side)
 {
     char name[1024];
-    size_t n = strlen(side->name);
-    if (n < 8 || n - 8 >= sizeof(name))
+    size_t bl = 0;
+    if (dsq_name_side(side->name, &bl) != DSQ_SIDE_JOURNAL ||
+        bl >= sizeof(name))
         return NULL;
-    memcpy(name, side->name, n - 8); /* strip "-journal" */
-    name[n - 8] = 0;
+    memcpy(name, side->name, bl);
+    name[bl] = 0;
     pthread_mutex_lock(&fs->mu);
     struct dsq_inode *db = ino_child(fs, side->parent, name);
     struct dsq_dbfile *df = db && db->kind == DSQ_I_DB ? db->df : NULL;
@@ -744,19 +762,29 @@ static int list_store_dir(struct dsq_fs *fs, const char *dir,
             size_t l = strlen(cp);
             if (l < 2)
                 continue;
-            char name[1024];
-            snprintf(name, sizeof(name), "%.*s", (int)(l - 1), cp);
-            if (hidden_name(name))
+            char comp[1024], name[1100];
+            int at_root = dir[0] == 0;
+            snprintf(comp, sizeof(comp), "%.*s", (int)(l - 1), cp);
+            if (dsq_name_component_marked(comp)) {
+                /* a database by its name alone: no request */
+                if (dsq_name_db_from_component(comp, at_root, name,
+                                               sizeof(name)) == 0)
+                    names_add(dbs, name);
                 continue;
-            char *child = join(dir, name, strlen(name));
+            }
+            char *child = join(dir, comp, strlen(comp));
             if (!child)
                 continue;
-            int d = store_db_exists(fs, child);
+            int db = 0, isdir = 0;
+            int d = store_probe(fs, child, &db, &isdir);
             free(child);
-            if (d > 0)
+            if (d < 0)
+                continue;
+            if (db && dsq_name_db_from_component(comp, at_root, name,
+                                                 sizeof(name)) == 0)
                 names_add(dbs, name);
-            else if (d == 0)
-                names_add(dirs, name);
+            else if (isdir && dsq_name_dir_shown(comp, at_root))
+                names_add(dirs, comp);
         }
         if (pg.next_token)
             token = strdup(pg.next_token);
@@ -832,9 +860,13 @@ static int fill_dir(fuse_req_t req, struct dsq_fs *fs, struct dsq_inode *in,
     pthread_mutex_lock(&fs->mu);
     for (size_t i = 0; i < fs->n_inodes; i++) {
         struct dsq_inode *d = fs->inodes[i];
-        if (d && d->parent == ino && !d->unlinked && d->kind == DSQ_I_DIR &&
-            d->local_dir)
+        if (!d || d->parent != ino || d->unlinked)
+            continue;
+        if (d->kind == DSQ_I_DIR && d->local_dir)
             names_add(&dirs, d->name);
+        /* databases created here, nothing committed yet */
+        if (d->kind == DSQ_I_DB && !atomic_load(&d->df->exists))
+            names_add(&dbs, d->name);
     }
     pthread_mutex_unlock(&fs->mu);
     free(dir);
@@ -842,11 +874,8 @@ static int fill_dir(fuse_req_t req, struct dsq_fs *fs, struct dsq_inode *in,
         dirbuf_add(req, b, ".dsqlfs", 0, S_IFDIR);
     for (size_t i = 0; i < dirs.n; i++)
         dirbuf_add(req, b, dirs.v[i], 0, S_IFDIR);
-    for (size_t i = 0; i < dbs.n; i++) {
-        char n[1100];
-        snprintf(n, sizeof(n), "%s.db", dbs.v[i]);
-        dirbuf_add(req, b, n, 0, S_IFREG);
-    }
+    for (size_t i = 0; i < dbs.n; i++)
+        dirbuf_add(req, b, dbs.v[i], 0, S_IFREG);
     for (size_t i = 0; i < files.n; i++)
         dirbuf_add(req, b, files.v[i], 0, S_IFREG);
 done:
@@ -922,16 +951,48 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
         fuse_reply_err(req, EROFS);
         return;
     }
-    size_t bl;
-    if (is_db_name(name, &bl) || is_side_name(name, NULL) ||
-        hidden_name(name)) {
-        fuse_reply_err(req, EPERM);
+    const char *why = NULL;
+    size_t nl = strlen(name);
+    int r = dsq_name_dir_check(name, parent == FUSE_ROOT_ID, &why);
+    if (r == 0 && ((nl > 3 && !strcmp(name + nl - 3, ".db")) ||
+                   is_side_name(name, NULL))) {
+        why = "NAME.db and SQLite's side-file names are files, not "
+              "directories";
+        r = -EPERM;
+    }
+    if (r) {
+        dsq_log(DSQ_LOG_INFO, "fs", "mkdir %s refused (%s): %s", name,
+                strerror(-r), why);
+        fuse_reply_err(req, -r);
         return;
     }
+    /* the prefix of a database shown as NAME.db is not a directory */
     pthread_mutex_lock(&fs->mu);
     struct dsq_inode *p = ino_get(fs, parent), *in = NULL;
+    char *ppath = p && p->kind == DSQ_I_DIR ? strdup(p->path) : NULL;
+    pthread_mutex_unlock(&fs->mu);
     int err = 0;
-    if (!p || p->kind != DSQ_I_DIR)
+    if (ppath) {
+        char *path = join(ppath, name, nl);
+        int db = 0, isdir = 0;
+        int pr = path ? store_probe(fs, path, &db, &isdir) : -ENOMEM;
+        free(path);
+        if (pr < 0)
+            err = -pr;
+        else if (db) {
+            dsq_log(DSQ_LOG_INFO, "fs",
+                    "mkdir %s refused (EEXIST): its store prefix holds the "
+                    "database %s.db",
+                    name, name);
+            err = EEXIST;
+        }
+        free(ppath);
+    }
+    pthread_mutex_lock(&fs->mu);
+    p = ino_get(fs, parent);
+    if (err)
+        ;
+    else if (!p || p->kind != DSQ_I_DIR)
         err = p ? ENOTDIR : ENOENT;
     else if (ino_child(fs, parent, name))
         err = EEXIST;
@@ -984,8 +1045,9 @@ struct statbuf {
     size_t len;
 };
 
-static void open_common(fuse_req_t req, struct dsq_inode *in,
-                        struct fuse_file_info *fi, int created)
+/* Opens and replies; returns the error replied (0 or -errno). */
+static int open_common(fuse_req_t req, struct dsq_inode *in,
+                       struct fuse_file_info *fi, int created)
 {
     struct dsq_fs *fs = fs_of(req);
     int r = 0;
@@ -1032,7 +1094,7 @@ static void open_common(fuse_req_t req, struct dsq_inode *in,
     }
     if (r) {
         fuse_reply_err(req, -r);
-        return;
+        return r;
     }
     if (created) {
         struct fuse_entry_param ep;
@@ -1049,6 +1111,7 @@ static void open_common(fuse_req_t req, struct dsq_inode *in,
     } else {
         fuse_reply_open(req, fi);
     }
+    return 0;
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -1058,13 +1121,78 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         open_common(req, in, fi, 0);
 }
 
+/* A side file (journal, -wal, -shm, -mj): a local file in fs->sidedir. */
+static void create_side(fuse_req_t req, fuse_ino_t parent, const char *ppath,
+                        const char *name, mode_t mode,
+                        struct fuse_file_info *fi)
+{
+    struct dsq_fs *fs = fs_of(req);
+    struct dsq_inode *in = NULL;
+    int err = 0;
+    size_t bl = 0;
+    if (dsq_name_side(name, &bl) == DSQ_SIDE_JOURNAL) {
+        /* a journal appears (or is truncated): journal_hot() must look at
+           it again (dbfile.c) */
+        char dbname[1024];
+        if (bl < sizeof(dbname)) {
+            memcpy(dbname, name, bl);
+            dbname[bl] = 0;
+            pthread_mutex_lock(&fs->mu);
+            struct dsq_inode *db = ino_child(fs, parent, dbname);
+            if (db && db->kind == DSQ_I_DB)
+                dsq_dbfile_journal_touched(db->df);
+            pthread_mutex_unlock(&fs->mu);
+        }
+    }
+    char *path = side_path(fs, ppath, name);
+    int fd = path ? open(path,
+                         O_CREAT | O_RDWR | O_CLOEXEC |
+                             (fi->flags & (O_EXCL | O_TRUNC)),
+                         mode & 07777)
+                  : -1;
+    if (fd < 0) {
+        err = path ? errno : ENOMEM;
+    } else {
+        pthread_mutex_lock(&fs->mu);
+        in = ino_child(fs, parent, name);
+        if (!in)
+            in = ino_add(fs, DSQ_I_SIDE, parent, name, path);
+        if (in)
+            in->nlookup++;
+        pthread_mutex_unlock(&fs->mu);
+        if (!in) {
+            close(fd);
+            err = ENOMEM;
+        } else {
+            fi->fh = (uint64_t)fd;
+            fi->keep_cache = 1;
+        }
+    }
+    free(path);
+    if (err) {
+        fuse_reply_err(req, err);
+        return;
+    }
+    open_common(req, in, fi, 1);
+}
+
+/* Refuse a database name with errno r and one log line. */
+static void refuse_create(fuse_req_t req, const char *name, int r,
+                          const char *why)
+{
+    dsq_log(DSQ_LOG_INFO, "fs", "create %s refused (%s): %s", name,
+            strerror(-r), why);
+    fuse_reply_err(req, -r);
+}
+
+/*
+ * A database: an inode with no store object yet (N1).  The store has it
+ * from its first commit; a create that fails leaves nothing.
+ */
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
                       mode_t mode, struct fuse_file_info *fi)
 {
-    (void)mode;
     struct dsq_fs *fs = fs_of(req);
-    size_t bl = 0;
-    int isside = is_side_name(name, NULL), isdb = is_db_name(name, &bl);
     if (fs->cfg->read_only) {
         fuse_reply_err(req, EROFS);
         return;
@@ -1078,102 +1206,90 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
                               : ENOENT);
         return;
     }
-    if (!isside && !isdb) {
+    if (is_side_name(name, NULL)) {
+        create_side(req, parent, ppath, name, mode, fi);
         free(ppath);
-        dsq_log(DSQ_LOG_INFO, "fs",
-                "create %s refused (EPERM): only NAME.db and SQLite's side "
-                "files can be created",
-                name);
-        fuse_reply_err(req, EPERM);
         return;
     }
-    struct dsq_inode *in = NULL;
-    int err = 0;
-    if (isside) {
-        int isj = 0;
-        is_side_name(name, &isj);
-        if (isj) {
-            /* a journal appears (or is truncated): journal_hot() must
-               look at it again (dbfile.c) */
-            char dbname[1024];
-            size_t nl = strlen(name);
-            if (nl > 8 && nl - 8 < sizeof(dbname)) {
-                memcpy(dbname, name, nl - 8);
-                dbname[nl - 8] = 0;
-                pthread_mutex_lock(&fs->mu);
-                struct dsq_inode *db = ino_child(fs, parent, dbname);
-                if (db && db->kind == DSQ_I_DB)
-                    dsq_dbfile_journal_touched(db->df);
-                pthread_mutex_unlock(&fs->mu);
-            }
-        }
-        char *path = side_path(fs, ppath, name);
-        int fd = path ? open(path,
-                             O_CREAT | O_RDWR | O_CLOEXEC |
-                                 (fi->flags & (O_EXCL | O_TRUNC)),
-                             0644)
-                      : -1;
-        if (fd < 0) {
-            err = path ? errno : ENOMEM;
-        } else {
-            pthread_mutex_lock(&fs->mu);
-            in = ino_child(fs, parent, name);
-            if (!in)
-                in = ino_add(fs, DSQ_I_SIDE, parent, name, path);
-            if (in)
-                in->nlookup++;
-            pthread_mutex_unlock(&fs->mu);
-            if (!in) {
-                close(fd);
-                err = ENOMEM;
-            } else {
-                fi->fh = (uint64_t)fd;
-                fi->keep_cache = 1;
-            }
-        }
-        free(path);
-        free(ppath);
-        if (err) {
-            fuse_reply_err(req, err);
-            return;
-        }
-        open_common(req, in, fi, 1);
-        return;
-    }
-    char *prefix = join(ppath, name, bl);
+    char comp[DSQ_KEY_MAX];
+    const char *why = NULL;
+    int r = dsq_name_db_component(name, parent == FUSE_ROOT_ID, comp,
+                                  sizeof(comp), &why);
+    char *prefix = r == 0 ? join(ppath, comp, strlen(comp)) : NULL;
+    char *mpath = r == 0 ? join(ppath, name, strlen(name)) : NULL;
     free(ppath);
-    if (!prefix) {
-        fuse_reply_err(req, ENOMEM);
+    if (r == 0 && (!prefix || !mpath))
+        r = -ENOMEM, why = "out of memory";
+    /* its longest object key, segments/ or pagetables/ + 36, must fit */
+    if (r == 0 && strlen(prefix) + strlen(fs->source) + 48 >= DSQ_KEY_MAX)
+        r = -ENAMETOOLONG, why = "its store keys would pass 1024 bytes";
+    if (r == 0 && !dsq_name_component_marked(comp)) {
+        /* NAME.db and the directory NAME share a prefix: one or the
+           other */
+        int db = 0, isdir = 0;
+        pthread_mutex_lock(&fs->mu);
+        struct dsq_inode *d = ino_child(fs, parent, comp);
+        isdir = d && d->kind == DSQ_I_DIR;
+        pthread_mutex_unlock(&fs->mu);
+        if (!isdir) {
+            int pr = store_probe(fs, prefix, &db, &isdir);
+            if (pr < 0)
+                r = pr, why = "the store cannot be asked";
+        }
+        if (r == 0 && isdir)
+            r = -EEXIST, why = "its store prefix is the directory of the "
+                               "same name without .db";
+    }
+    if (r) {
+        refuse_create(req, name, r, why);
+        free(prefix);
+        free(mpath);
         return;
     }
     pthread_mutex_lock(&fs->mu);
-    in = ino_child(fs, parent, name);
+    struct dsq_inode *in = ino_child(fs, parent, name);
+    int fresh = in == NULL;
     if (!in)
-        in = add_db_inode(fs, parent, name, prefix);
+        in = add_db_inode(fs, parent, name, prefix, mpath);
     if (in)
         in->nlookup++;
     pthread_mutex_unlock(&fs->mu);
-    free(prefix);
+    free(mpath);
     if (!in) {
+        free(prefix);
         fuse_reply_err(req, ENOMEM);
         return;
     }
-    struct dsq_err e;
-    dsq_err_clear(&e);
-    int created = 0;
-    dsq_rc rc = dsq_db_init(in->df->db, &created, &e);
-    if (rc != DSQ_OK) {
-        dsq_log(DSQ_LOG_ERR, "fs", "creating %s: %s", name,
-                dsq_err_text(&e, rc));
-        fuse_reply_err(req, dsq_rc_errno(rc));
-        return;
+    if (fresh) {
+        pthread_mutex_lock(&in->df->mu);
+        in->df->mode = (uint32_t)mode & 07777;
+        pthread_mutex_unlock(&in->df->mu);
     }
-    in->df->exists = 1;
-    if ((fi->flags & O_EXCL) && !created) {
-        fuse_reply_err(req, EEXIST);
-        return;
+    if (fi->flags & O_EXCL) {
+        int exists = !fresh;
+        if (!exists) {
+            int pr = store_db_exists(fs, prefix);
+            if (pr < 0) {
+                r = pr;
+            } else if (pr > 0) {
+                atomic_store(&in->df->exists, 1);
+                exists = 1;
+            }
+        }
+        if (r == 0 && exists)
+            r = -EEXIST;
     }
-    open_common(req, in, fi, 1);
+    free(prefix);
+    if (r == 0)
+        r = open_common(req, in, fi, 1);
+    else
+        fuse_reply_err(req, -r);
+    if (r && fresh && !atomic_load(&in->df->exists)) {
+        /* nothing left behind */
+        pthread_mutex_lock(&fs->mu);
+        in->unlinked = 1;
+        pthread_mutex_unlock(&fs->mu);
+    }
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -1220,6 +1336,33 @@ static int all_zero(const char *p, size_t n)
     return 1;
 }
 
+/*
+ * (N1) A database created here whose content proved not to be SQLite
+ * leaves the namespace: the name is free again, nothing is in the store.
+ */
+static void gone_if_refused(struct dsq_fs *fs, struct dsq_dbfile *df)
+{
+    if (!df || !dsq_dbfile_content_refused(df))
+        return;
+    pthread_mutex_lock(&fs->mu);
+    struct dsq_inode *in = ino_get(fs, df->ino);
+    int was = 1;
+    uint64_t parent = 0;
+    char *name = NULL;
+    if (in && in->df == df) {
+        was = in->unlinked;
+        in->unlinked = 1;
+        parent = in->parent;
+        name = strdup(in->name);
+    }
+    pthread_mutex_unlock(&fs->mu);
+    if (!was && name && fs->se) {
+        dsq_loop_may_block();
+        fuse_lowlevel_notify_inval_entry(fs->se, parent, name, strlen(name));
+    }
+    free(name);
+}
+
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
                      size_t size, off_t off, struct fuse_file_info *fi)
 {
@@ -1230,6 +1373,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
     ssize_t n;
     if (in->kind == DSQ_I_DB) {
         n = dsq_dbfile_write(in->df, buf, size, off);
+        if (n < 0)
+            gone_if_refused(fs, in->df);
     } else if (in->kind == DSQ_I_SIDE) {
         int isj = 0;
         n = 0;
@@ -1241,6 +1386,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
             all_zero(buf, size < 28 ? size : 28)) {
             /* PERSIST: the journal header zeroed is the commit point */
             n = dsq_dbfile_journal_commit(df, "journal header zeroed");
+            gone_if_refused(fs, df);
         }
         if (n == 0) {
             n = pwrite((int)fi->fh, buf, size, off);
@@ -1265,6 +1411,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     int r = 0;
     if (in->kind == DSQ_I_DB) {
         r = dsq_dbfile_flush(in->df, fi->lock_owner);
+        gone_if_refused(fs, in->df);
     } else {
         pthread_mutex_lock(&fs->mu);
         dsq_locks_release_owner(&in->locks, fi->lock_owner);
@@ -1284,6 +1431,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
         if (fi->flock_release)
             dsq_dbfile_flock_release(in->df, fi->lock_owner);
         dsq_dbfile_on_release(in->df);
+        gone_if_refused(fs, in->df);
     } else if (in->kind == DSQ_I_SIDE) {
         close((int)fi->fh);
         if (fi->flock_release) {
@@ -1310,8 +1458,10 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
     if (!in)
         return;
     int r = 0;
-    if (in->kind == DSQ_I_DB)
+    if (in->kind == DSQ_I_DB) {
         r = dsq_dbfile_fsync(in->df);
+        gone_if_refused(fs_of(req), in->df);
+    }
     /* side files need no durability: a journal only matters while this
        daemon holds the transaction it protects (docs/locking.md) */
     fuse_reply_err(req, -r);
@@ -1336,8 +1486,10 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
         int isj = 0;
         is_side_name(name, &isj);
         struct dsq_dbfile *df = isj ? journal_db(fs, in) : NULL;
-        if (df)
+        if (df) {
             r = dsq_dbfile_journal_commit(df, "journal unlink");
+            gone_if_refused(fs, df);
+        }
         if (r == 0 && unlink(in->path) != 0 && errno != ENOENT)
             r = -errno;
     } else if (in->kind == DSQ_I_DB) {
@@ -1347,7 +1499,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
                     "to delete databases",
                     name);
             r = -EPERM;
-        } else {
+        } else if (atomic_load(&in->df->exists)) {
             struct dsq_err e;
             dsq_err_clear(&e);
             char pre[DSQ_KEY_MAX];
@@ -1406,6 +1558,26 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
     (void)newparent;
     (void)newname;
     (void)flags;
+    fuse_reply_err(req, EPERM);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+                       const char *name)
+{
+    (void)link;
+    (void)parent;
+    dsq_log(DSQ_LOG_INFO, "fs",
+            "symlink %s refused (EPERM): the mount holds databases only", name);
+    fuse_reply_err(req, EPERM);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+                    const char *newname)
+{
+    (void)ino;
+    (void)newparent;
+    dsq_log(DSQ_LOG_INFO, "fs",
+            "link %s refused (EPERM): a database has one name", newname);
     fuse_reply_err(req, EPERM);
 }
 
@@ -1528,6 +1700,8 @@ static const struct fuse_lowlevel_ops ops = {
     .unlink = op_unlink,
     .rmdir = op_rmdir,
     .rename = op_rename,
+    .symlink = op_symlink,
+    .link = op_link,
     .open = op_open,
     .read = op_read,
     .write = op_write,

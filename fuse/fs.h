@@ -65,25 +65,33 @@ struct dsq_dbstat {     /* counters of the daemon for one database */
 struct dsq_dbfile {
     struct dsq_fs *fs;
     char *prefix;       /* database prefix in the store; immutable */
-    char *journal_path; /* local path of NAME.db-journal; immutable */
+    char *name;         /* path on the mount ("team/db.sqlite3"); immutable */
+    char *journal_path; /* local path of NAME-journal; immutable */
     struct dsq_db *db;  /* immutable after open */
     uint64_t ino;       /* inode of NAME.db; immutable */
 
     pthread_mutex_t mu;
     pthread_cond_t cv; /* inval_busy cleared */
     /* guarded by mu: */
-    struct dsq_snap *snap;     /* the served, pinned snapshot */
-    uint64_t head;             /* newest version known */
-    uint64_t head_checked_ns;  /* when head was last asked of the store */
-    struct dsq_txn *txn;       /* buffered writes, NULL if none */
-    int txn_plain;             /* written with no write lock held (cp) */
-    struct dsq_locktab locks;  /* POSIX locks on NAME.db */
+    struct dsq_snap *snap;    /* the served, pinned snapshot */
+    uint64_t head;            /* newest version known */
+    uint64_t head_checked_ns; /* when head was last asked of the store */
+    struct dsq_txn *txn;      /* buffered writes, NULL if none */
+    int stage_fd;             /* an empty database's first content, byte for
+                                 byte, in a local file (-1: none; never with txn) */
+    uint64_t stage_size;      /* its size */
+    int txn_plain;            /* txn or stage written with no write lock held */
+    int content_refused;      /* a write proved it is not a SQLite file: the
+                                 file is gone from the namespace */
+    uint32_t mode;            /* permission bits shown (chmod) */
+    struct dsq_locktab locks; /* POSIX locks on NAME.db */
     struct dsq_locktab flocks; /* flock(2) locks (start = end = 0) */
     int inval_busy;
     int refused;              /* EXCLUSIVE refused for snapshot ... */
     uint64_t refused_version; /* ... of this version */
     unsigned open_count;
-    int exists; /* the store has the database */
+    atomic_int exists; /* the store has the database (0: created on this
+                          mount, nothing committed yet) */
     /* 0 once the local journal was found not hot, until it is next
        written (set by fs.c before each write; not guarded by mu) */
     atomic_int journal_maybe_hot;
@@ -150,10 +158,14 @@ void dsq_fs_each_db(struct dsq_fs *fs,
                     void (*fn)(struct dsq_dbfile *df, void *arg), void *arg);
 
 /* ---- dbfile.c ---- */
+/* prefix: the database in the store; name: its path on the mount */
 struct dsq_dbfile *dsq_dbfile_new(struct dsq_fs *fs, const char *prefix,
-                                  uint64_t ino, struct dsq_err *e);
+                                  const char *name, uint64_t ino,
+                                  struct dsq_err *e);
 void dsq_dbfile_free(struct dsq_dbfile *df);
-/* Refresh the snapshot if nobody holds a lock (open of the file). */
+/* Refresh the snapshot if nobody holds a lock (open of the file);
+   trunc: O_TRUNC (refused with EPERM on a database with data unless the
+   mount allows deleting). */
 int dsq_dbfile_on_open(struct dsq_dbfile *df, int trunc);
 void dsq_dbfile_on_release(struct dsq_dbfile *df);
 /* Size and mtime as served. */
@@ -163,7 +175,11 @@ ssize_t dsq_dbfile_read(struct dsq_dbfile *df, char *buf, size_t size,
                         off_t off);
 ssize_t dsq_dbfile_write(struct dsq_dbfile *df, const char *buf, size_t size,
                          off_t off);
+/* A shrinking truncate with no write lock held (truncate -s, ": >") of a
+   database with data is refused with EPERM unless allow_delete. */
 int dsq_dbfile_truncate(struct dsq_dbfile *df, uint64_t size);
+/* 1 if a write proved the content is not SQLite (see write). */
+int dsq_dbfile_content_refused(struct dsq_dbfile *df);
 int dsq_dbfile_fsync(struct dsq_dbfile *df);
 /* FLUSH: owner closes a descriptor (drops all its locks). */
 int dsq_dbfile_flush(struct dsq_dbfile *df, uint64_t owner);

@@ -154,6 +154,11 @@ const char *dsq_db_prefix(const struct dsq_db *db)
     return db->prefix;
 }
 
+dsq_rc dsq_db_spill_file(struct dsq_db *db, int *fd, struct dsq_err *e)
+{
+    return dsq_spill_file_open(db->spill_dir, fd, e);
+}
+
 const char *dsq_db_writer_id(const struct dsq_db *db)
 {
     return db->writer_id;

@@ -113,6 +113,13 @@ dsq_rc dsq_snap_read_page(struct dsq_snap *s, uint32_t pgno, void *buf,
 dsq_rc dsq_snap_read_pages(struct dsq_snap *s, uint32_t first, uint32_t count,
                            void *buf, struct dsq_err *e);
 
+/*
+ * An unlinked temporary file in the handle's spill directory (cache_dir),
+ * for data the caller stages locally before it becomes a transaction.
+ * *fd is the caller's to close.
+ */
+dsq_rc dsq_db_spill_file(struct dsq_db *db, int *fd, struct dsq_err *e);
+
 /* ---- write transactions ---- */
 
 enum dsq_txn_flags {

@@ -133,30 +133,34 @@ static void mkdirs(const char *dir)
     mkdir(p, 0700);
 }
 
-static dsq_rc open_spill(struct dsq_pgbuf *b, struct dsq_err *e)
+dsq_rc dsq_spill_file_open(const char *dir, int *fd, struct dsq_err *e)
 {
-    const char *dir = b->spill_dir;
     if (!dir)
         dir = getenv("TMPDIR");
     if (!dir || !*dir)
         dir = "/tmp";
-    b->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (b->fd < 0 && errno == ENOENT) {
+    int f = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (f < 0 && errno == ENOENT) {
         mkdirs(dir);
-        b->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        f = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     }
-    if (b->fd < 0) {
+    if (f < 0) {
         char path[4096];
         snprintf(path, sizeof(path), "%s/dsqlfs-txn-XXXXXX", dir);
-        b->fd = mkostemp(path, O_CLOEXEC);
-        if (b->fd >= 0)
+        f = mkostemp(path, O_CLOEXEC);
+        if (f >= 0)
             unlink(path);
     }
-    if (b->fd < 0)
-        return dsq_err_set(e, DSQ_EIO,
-                           "cannot create transaction spill file in %s: %s",
+    if (f < 0)
+        return dsq_err_set(e, DSQ_EIO, "cannot create a spill file in %s: %s",
                            dir, strerror(errno));
+    *fd = f;
     return DSQ_OK;
+}
+
+static dsq_rc open_spill(struct dsq_pgbuf *b, struct dsq_err *e)
+{
+    return dsq_spill_file_open(b->spill_dir, &b->fd, e);
 }
 
 static dsq_rc file_write(struct dsq_pgbuf *b, uint64_t off, const void *page,

@@ -21,6 +21,12 @@ dsq_rc dsq_pgbuf_new(uint32_t page_size, uint64_t mem_limit,
                      const char *spill_dir, struct dsq_pgbuf **out);
 void dsq_pgbuf_free(struct dsq_pgbuf *b);
 
+/*
+ * An unlinked temporary file for spilled data in dir (NULL: $TMPDIR or
+ * /tmp; created if missing), mode 0600.  *fd is the caller's to close.
+ */
+dsq_rc dsq_spill_file_open(const char *dir, int *fd, struct dsq_err *e);
+
 dsq_rc dsq_pgbuf_put(struct dsq_pgbuf *b, uint32_t pgno, const void *page,
                      struct dsq_err *e);
 /* DSQ_ENOTFOUND if the page is not in the buffer. */

@@ -38,6 +38,33 @@ uint32_t dsq_sqlite_page_size(const uint8_t *page1, size_t len)
     return v;
 }
 
+int dsq_sqlite_header_write_ok(const void *buf, size_t n, uint64_t off)
+{
+    static const uint8_t fixed[24] = {'S', 'Q', 'L', 'i', 't', 'e', ' ', 'f',
+                                      'o', 'r', 'm', 'a', 't', ' ', '3', 0,
+                                      0,   0,   0,   0,   0,   64,  32,  32};
+    const uint8_t *p = buf;
+    if (off >= 24)
+        return 1;
+    for (size_t i = 0; i < n && off + i < 24; i++) {
+        uint64_t at = off + i;
+        uint8_t c = p[i];
+        if (at < 16 || at >= 21) {
+            if (c != fixed[at])
+                return 0;
+        } else if (at == 18 || at == 19) {
+            if (c != 1 && c != 2)
+                return 0;
+        }
+    }
+    if (off <= 16 && off + n >= 18) {
+        uint32_t v = ((uint32_t)p[16 - off] << 8) | p[17 - off];
+        if (v != 1 && (v < 512 || v > 32768 || (v & (v - 1))))
+            return 0;
+    }
+    return 1;
+}
+
 int dsq_sqlite_is_wal(const uint8_t *page1, size_t len)
 {
     return dsq_sqlite_is_db(page1, len) && (page1[18] == 2 || page1[19] == 2);

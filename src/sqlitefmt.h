@@ -32,6 +32,15 @@ int dsq_sqlite_is_db(const uint8_t *page1, size_t len);
 /* Page size from the header (bytes 16-17; 1 means 65536); 0 if invalid. */
 uint32_t dsq_sqlite_page_size(const uint8_t *page1, size_t len);
 
+/*
+ * 1 if writing the n bytes of buf at offset off of a database file keeps
+ * its first bytes a possible SQLite header: bytes 0..15 must be
+ * "SQLite format 3\0", bytes 16..17 (when both are written) a valid page
+ * size, bytes 18..19 1 or 2, and bytes 21..23 64, 32, 32 (SQLite's
+ * payload fractions).  Bytes outside 0..23 are not looked at.
+ */
+int dsq_sqlite_header_write_ok(const void *buf, size_t n, uint64_t off);
+
 /* 1 if the header says WAL mode (write/read versions, bytes 18-19, == 2). */
 int dsq_sqlite_is_wal(const uint8_t *page1, size_t len);
 

@@ -73,9 +73,11 @@ eq "$(sq "$M/fresh.db" 'SELECT x FROM a')" 42 "fresh"
 "$DSQLFS" export "$STORE/fresh" "$T/fresh.db" -q
 eq "$(sqlite3 "$T/fresh.db" 'SELECT x FROM a')" 42 "fresh in store"
 
-log "refusals: other names, rm, WAL"
-err=$(touch "$M/notes.txt" 2>&1) && fail "other name created"
-echo "$err" | grep -q "Operation not permitted" || fail "touch: $err"
+log "refusals: content that is not SQLite, rm, WAL"
+err=$( (echo hello > "$M/notes.txt") 2>&1) && fail "a text file was written"
+echo "$err" | grep -q "Invalid argument" || fail "echo: $err"
+[ -e "$M/notes.txt" ] && fail "the refused file is still listed: $(ls -a "$M")"
+ls "$T/store" | grep -q notes && fail "the refused file left objects in the store: $(ls "$T/store" 2>/dev/null)"
 err=$(rm "$M/shop.db" 2>&1) && fail "rm allowed"
 echo "$err" | grep -q "Operation not permitted" || fail "rm: $err"
 [ -f "$M/shop.db" ] || fail "shop.db gone"
@@ -96,13 +98,20 @@ cmp "$T/big.db" "$T/out.db" || fail "cp out differs"
 "$DSQLFS" export "$STORE/copied" "$T/out2.db" -q
 cmp "$T/big.db" "$T/out2.db" || fail "the store's copy differs"
 eq "$(sq "$M/copied.db" 'SELECT count(*) FROM b')" 20000 "copied rows"
-# copy over an existing database (same page size)
+# copy over an existing database: it empties the database first, which
+# only a mount that allows deleting databases does
 sqlite3 "$T/big.db" "DELETE FROM b WHERE rowid % 2 = 0; VACUUM;"
+err=$(cp "$T/big.db" "$M/copied.db" 2>&1) && fail "cp over an existing database without allow_delete"
+echo "$err" | grep -q "Operation not permitted" || fail "cp over: $err"
+eq "$(sq "$M/copied.db" 'SELECT count(*) FROM b')" 20000 "untouched after the refused copy"
+unmount "$M"
+mount_store "$M" -o allow_delete
 cp "$T/big.db" "$M/copied.db"
 cmp "$T/big.db" "$M/copied.db" || fail "cp over an existing database"
 eq "$(sq "$M/copied.db" 'SELECT count(*) FROM b')" 10000 "copied-over rows"
 
 log "status directory"
+sq "$M/shop.db" 'SELECT count(*) FROM t' >/dev/null # known to this daemon
 ls "$M/.dsqlfs" | grep -q "shop.json" || fail "no status file: $(ls "$M/.dsqlfs")"
 grep -q '"version"' "$M/.dsqlfs/shop.json" || fail "status content"
 python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['version']>=10 and d['lag']==0, d" "$M/.dsqlfs/shop.json"
