@@ -934,6 +934,62 @@ dsq_rc dsq_db_snapshot(struct dsq_db *db, uint64_t version,
     return DSQ_OK;
 }
 
+/* Parallel loading of a range of manifests into the snapshot cache. */
+#define PREFETCH_THREADS 8
+
+struct prefetch {
+    struct dsq_db *db;
+    pthread_mutex_t mu; /* guards next */
+    uint64_t next, last;
+};
+
+static void *prefetch_worker(void *arg)
+{
+    struct prefetch *p = arg;
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        uint64_t v = p->next <= p->last ? p->next++ : 0;
+        pthread_mutex_unlock(&p->mu);
+        if (!v)
+            return NULL;
+        struct dsq_snap *s = NULL;
+        struct dsq_err ignore;
+        /* failures only mean the caller fetches it itself and sees why */
+        if (dsq_db_snapshot(p->db, v, &s, &ignore) == DSQ_OK)
+            dsq_snap_release(s);
+    }
+}
+
+void dsq__prefetch_versions(struct dsq_db *db, uint64_t first, uint64_t last)
+{
+    if (first == 0)
+        first = 1;
+    while (first <= last) { /* skip what is cached already */
+        struct dsq_snap *s = snap_cache_get(db, first);
+        if (!s)
+            break;
+        dsq_snap_release(s);
+        first++;
+    }
+    if (first >= last) /* nothing, or one: the caller's own fetch */
+        return;
+    if (last - first + 1 > SNAP_CACHE_MAX / 2)
+        last = first + SNAP_CACHE_MAX / 2 - 1;
+    struct prefetch p = {.db = db, .next = first, .last = last};
+    pthread_mutex_init(&p.mu, NULL);
+    pthread_t th[PREFETCH_THREADS];
+    size_t n = 0, want = last - first + 1;
+    if (want > PREFETCH_THREADS)
+        want = PREFETCH_THREADS;
+    for (size_t i = 1; i < want; i++)
+        if (pthread_create(&th[n], NULL, prefetch_worker, &p) == 0)
+            n++;
+    prefetch_worker(&p);
+    for (size_t i = 0; i < n; i++)
+        pthread_join(th[i], NULL);
+    pthread_mutex_destroy(&p.mu);
+}
+
 uint64_t dsq_snap_version(const struct dsq_snap *s)
 {
     return s->version;

@@ -1433,6 +1433,78 @@ static dsq_rc check_gc_floor(struct dsq_db *db, const struct dsq_snap *base,
 enum put_outcome { PUT_WON, PUT_LOST, PUT_FAILED };
 
 /*
+ * After a lost race that met nothing of ours (a race for the slot, not
+ * for the pages): the first SLOT_FREE_ROUNDS retry at once, later ones
+ * after a uniform time in [0, round * 2^k) (k = 0, 1, ... for the rounds
+ * after those; capped by retry_max_seconds), where "round" is how long
+ * our last attempt took (the PUT, then finding out what won).  The scale
+ * is the store's own speed, not retry_base_seconds: after a lost slot,
+ * sleeping 50 ms on a store that answers in 2 ms lets the other writer
+ * take 25 more slots, whose manifests must then be read.  The doubling
+ * keeps a writer that keeps losing (its rounds a little slower than the
+ * other's back-to-back commits) from spending its retries in a burst;
+ * the randomness breaks that lock-step.
+ */
+#define SLOT_FREE_ROUNDS 3
+#define SLOT_ROUNDS_PER_RETRY 4 /* lost slots allowed per max_retries */
+static void slot_backoff(const struct dsq_db *db, uint64_t round_ns,
+                         unsigned lost)
+{
+    if (lost <= SLOT_FREE_ROUNDS)
+        return;
+    double cap = (double)round_ns / 1e9 *
+                 pow(2.0, (double)(lost - SLOT_FREE_ROUNDS - 1));
+    if (cap > db->retry_max_s)
+        cap = db->retry_max_s;
+    uint64_t us = (uint64_t)(cap * 1e6);
+    if (us >= 1000)
+        dsq_env.sleep_ms(dsq_random_below(us / 1000 + 1));
+}
+
+struct latest_job {
+    struct dsq_db *db;
+    uint64_t v;
+    dsq_rc rc;
+    struct dsq_err e;
+};
+
+static void *latest_main(void *arg)
+{
+    struct latest_job *j = arg;
+    dsq_err_clear(&j->e);
+    j->rc = dsq_db_latest(j->db, &j->v, &j->e);
+    return NULL;
+}
+
+/*
+ * After losing version `lost`: the newest version (a LIST) and manifest
+ * `lost` (which the rebase reads first) at the same time, so the next
+ * attempt is one round trip away, not two.  *head gets the newest.
+ */
+static dsq_rc latest_and_fetch(struct dsq_db *db, uint64_t lost, uint64_t *head,
+                               struct dsq_err *e)
+{
+    struct latest_job j = {.db = db};
+    pthread_t th;
+    int threaded = pthread_create(&th, NULL, latest_main, &j) == 0;
+    if (!threaded)
+        latest_main(&j);
+    struct dsq_snap *s = NULL;
+    struct dsq_err ignore;
+    if (dsq_db_snapshot(db, lost, &s, &ignore) == DSQ_OK)
+        dsq_snap_release(s); /* now cached; failures are met again */
+    if (threaded)
+        pthread_join(th, NULL);
+    if (j.rc != DSQ_OK) {
+        if (e)
+            *e = j.e;
+        return j.rc;
+    }
+    *head = j.v;
+    return DSQ_OK;
+}
+
+/*
  * Create manifest key create-only and find out what happened (C3, C4):
  * a lost reply is resolved by reading the key back and comparing writer
  * and transaction ids.
@@ -1654,6 +1726,7 @@ dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
     const int stream = (t->flags & DSQ_TXN_STREAM) != 0;
     dsq_rc rc = DSQ_OK;
 
+    const uint64_t t0_ns = dsq_mono_ns();
     dsq_buf_init(&body, DSQ_MANIFEST_MAX_BYTES);
     dsq_buf_init(&o.inl, SIZE_MAX);
     if (t->finished)
@@ -1709,6 +1782,7 @@ dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
     base = dsq_snap_ref(t->snap);
     for (unsigned attempt = 0;; attempt++) {
         ci.attempts++;
+        const uint64_t round_ns = dsq_mono_ns();
         int need_segment = 0;
         if (o.inline_mode && o.inl_stale)
             rc = build_inline(t, &ef, &o, e);
@@ -1780,16 +1854,25 @@ dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
         nm = NULL;
         dsq_buf_reset(&body);
         uint64_t head_v;
-        rc = dsq_db_latest(db, &head_v, e);
+        rc = latest_and_fetch(db, lost_at, &head_v, e);
         if (rc != DSQ_OK)
             goto out;
         if (head_v < lost_at)
             head_v = lost_at; /* listing lags the create we lost */
+        dsq_log(DSQ_LOG_DEBUG, "commit",
+                "%s: version %llu was taken (attempt %u, %.1f ms into the "
+                "commit); newest %llu, snapshot %llu",
+                db->prefix, (unsigned long long)lost_at, attempt + 1,
+                (double)(dsq_mono_ns() - t0_ns) / 1e6,
+                (unsigned long long)head_v,
+                (unsigned long long)t->snap->version);
         int p1_touched = 0;
         struct dsq_snap *x = NULL;
         for (uint64_t v = base->version + 1; v <= head_v; v++) {
             dsq_snap_release(x);
             x = NULL;
+            if ((v - base->version - 1) % (SNAP_CACHE_MAX / 2) == 0)
+                dsq__prefetch_versions(db, v, head_v); /* in parallel */
             rc = dsq_db_snapshot(db, v, &x, e);
             if (rc != DSQ_OK)
                 goto out;
@@ -1843,7 +1926,10 @@ dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
         }
         dsq_snap_release(base);
         base = x;
-        if (attempt + 1 > db->max_retries) {
+        /* every lost slot is someone else's progress, and a conflict
+           ends the commit at once: what is bounded here is a writer
+           outpaced by others for long */
+        if (attempt + 1 > SLOT_ROUNDS_PER_RETRY * db->max_retries) {
             rc = dsq_err_set(e, DSQ_ERETRIES,
                              "%s: gave up after losing %u races for the "
                              "next version",
@@ -1859,7 +1945,8 @@ dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
         }
         ci.rebases++;
         STAT_ADD(db, rebases, 1);
-        dsq__backoff(db, attempt);
+        /* nothing met ours: lost the slot, not the pages */
+        slot_backoff(db, dsq_mono_ns() - round_ns, attempt + 1);
     }
 done:
     ci.objects_written = t->objects_written;

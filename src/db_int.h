@@ -208,6 +208,11 @@ void dsq__note_published(struct dsq_db *db, const struct dsq_manifest *m,
    NULL). */
 dsq_rc dsq__latest(struct dsq_db *db, uint64_t *version,
                    char etag[DSQ_ETAG_MAX], struct dsq_err *e);
+/*
+ * Load manifests first..last (at most half the snapshot cache) into the
+ * snapshot cache, several at once; best effort.
+ */
+void dsq__prefetch_versions(struct dsq_db *db, uint64_t first, uint64_t last);
 /* Drop every cached snapshot (the database was replaced). */
 void dsq__snap_cache_flush(struct dsq_db *db);
 dsq_rc dsq__manifest_read_page(struct dsq_db *db, const struct dsq_manifest *m,
