@@ -32,6 +32,8 @@ BENCH_RAW = os.environ["BENCH_RAW"]
 BUCKET = os.environ["DSQ_S3_BUCKET"]
 GB = float(os.environ.get("BENCH_GB", "1"))
 COMMITS = int(os.environ.get("BENCH_COMMITS", "300"))
+# BENCH_ONLY=commits,readers,two,cold: a subset (all by default)
+ONLY = set(os.environ.get("BENCH_ONLY", "commits,readers,two,cold").split(","))
 W = tempfile.mkdtemp(prefix="dsqlfs-s3bench.")
 STORE = "s3://%s/bench-%d" % (BUCKET, os.getpid())
 rows = []
@@ -321,11 +323,15 @@ def main():
             "p99 " + ms(r["put_p99_ms"] / 1e3), "")
         row("raw GET 4 KiB", ms(r["get_median_ms"] / 1e3),
             "p99 " + ms(r["get_p99_ms"] / 1e3), "")
-        for s in (0, 1):
-            commits(s, r["put_median_ms"])
-        readers()
-        two_mounts()
-        cold_and_bulk(r)
+        if "commits" in ONLY:
+            for s in (0, 1):
+                commits(s, r["put_median_ms"])
+        if "readers" in ONLY:
+            readers()
+        if "two" in ONLY:
+            two_mounts()
+        if "cold" in ONLY:
+            cold_and_bulk(r)
     finally:
         for p, m in daemons:
             if p.poll() is None:

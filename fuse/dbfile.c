@@ -36,6 +36,7 @@
  */
 #include "fs.h"
 
+#include "env.h"
 #include "log.h"
 #include "loop.h"
 #include "sqlitefmt.h"
@@ -245,10 +246,12 @@ static int ensure_snap(struct dsq_dbfile *df)
  * force (the early-conflict check at EXCLUSIVE): unless the last answer is
  * a few round trips young (dsq_db_fresh_recent): within that window the
  * commit's own create-only PUT finds a race just as well, without a
- * request of its own.  0, 1 if the database was deleted or created again
- * since the snapshot (drop everything cached), or -errno.
+ * request of its own.  started_ns (dsq_mono_ns) is when the read
+ * transaction started: any answer to a request sent since will do.  0, 1
+ * if the database was deleted or created again since the snapshot (drop
+ * everything cached), or -errno.
  */
-static int check_head(struct dsq_dbfile *df, int force)
+static int check_head(struct dsq_dbfile *df, int force, uint64_t started_ns)
 {
     uint64_t now = mono_ns();
     double stale = df->fs->cfg->staleness_s;
@@ -259,7 +262,7 @@ static int check_head(struct dsq_dbfile *df, int force)
     struct dsq_fresh f;
     /* a read transaction starts now: a check sent from now on answers */
     dsq_rc rc = force ? dsq_db_fresh_recent(df->db, df->snap, &f, &e)
-                      : dsq_db_fresh(df->db, df->snap, 0, &f, &e);
+                      : dsq_db_fresh(df->db, df->snap, started_ns, &f, &e);
     if (rc != DSQ_OK) {
         log_rc(df, "checking for new versions", &e, rc);
         return -dsq_rc_errno(rc);
@@ -276,6 +279,9 @@ static int check_head(struct dsq_dbfile *df, int force)
 static int refresh(struct dsq_dbfile *df, struct inval *iv,
                    uint64_t owner_except)
 {
+    /* the read transaction starts now: the newest version found by
+       ensure_snap's own listing answers it, if that comes first */
+    uint64_t started = dsq_mono_ns();
     int r = ensure_snap(df);
     if (r || buffered(df) || dsq_locks_any(&df->locks, owner_except))
         return r;
@@ -284,7 +290,7 @@ static int refresh(struct dsq_dbfile *df, struct inval *iv,
            rolls back against it first */
         return 0;
     }
-    r = check_head(df, 0);
+    r = check_head(df, 0, started);
     if (r < 0)
         return r;
     const int replaced = r;
@@ -452,7 +458,7 @@ static int ranges_contain(const struct dsq_page_range *r, size_t n, uint32_t p)
  */
 static int early_conflict(struct dsq_dbfile *df, int any_commit)
 {
-    int fr = check_head(df, 1);
+    int fr = check_head(df, 1, 0);
     if (fr < 0)
         return 0; /* the commit will tell */
     if (fr > 0)

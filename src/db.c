@@ -265,10 +265,26 @@ static dsq_rc obj_list(struct dsq_db *db, const struct dsq_list_req *req,
  * List every key under a relative prefix (e.g. "manifests/"), starting
  * after a relative key; fn gets the key relative to the db prefix.
  */
+static dsq_rc list_rel_pages(struct dsq_db *db, const char *relprefix,
+                             const char *start_after_rel, dsq__rel_list_fn fn,
+                             void *arg, int one_page, int *more,
+                             struct dsq_err *e);
+
 dsq_rc dsq__list_rel(struct dsq_db *db, const char *relprefix,
                      const char *start_after_rel, dsq__rel_list_fn fn,
                      void *arg, struct dsq_err *e)
 {
+    return list_rel_pages(db, relprefix, start_after_rel, fn, arg, 0, NULL, e);
+}
+
+/* The same; with one_page, only the first page (*more: others follow). */
+static dsq_rc list_rel_pages(struct dsq_db *db, const char *relprefix,
+                             const char *start_after_rel, dsq__rel_list_fn fn,
+                             void *arg, int one_page, int *more,
+                             struct dsq_err *e)
+{
+    if (more)
+        *more = 0;
     char prefix[DSQ_KEY_MAX], after[DSQ_KEY_MAX];
     dsq__full_key(db, relprefix, prefix, sizeof(prefix));
     if (start_after_rel)
@@ -299,6 +315,12 @@ dsq_rc dsq__list_rel(struct dsq_db *db, const char *relprefix,
             page.next_token = NULL;
         }
         dsq_list_page_cleanup(&page);
+        if (token && one_page) {
+            if (more)
+                *more = 1;
+            free(token);
+            return DSQ_OK;
+        }
         if (stop || !token)
             return DSQ_OK;
     }
@@ -595,6 +617,69 @@ static dsq_rc chunk_lookup(struct dsq_db *db, const struct dsq_chunk_ref *ref,
     return rc;
 }
 
+/*
+ * A cold handle's first manifest: fetch its page-table chunks several at
+ * once, so that the first query's page lookups do not each wait for
+ * their chunk in turn (a point query touches one chunk per b-tree level).
+ * Bounded: at most CHUNK_CACHE_MAX chunks and WARM_CHUNK_BYTES in all;
+ * best effort (a failure is met again by the lookup that needs it).
+ */
+#define WARM_THREADS 8
+#define WARM_CHUNK_BYTES (16u << 20)
+
+struct warm {
+    struct dsq_db *db;
+    const struct dsq_manifest *m;
+    pthread_mutex_t mu; /* guards next */
+    size_t next;
+};
+
+static void *warm_worker(void *arg)
+{
+    struct warm *w = arg;
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        size_t i = w->next++;
+        pthread_mutex_unlock(&w->mu);
+        if (i >= w->m->n_chunks)
+            return NULL;
+        const struct dsq_chunk_ref *ref = &w->m->chunks[i];
+        pthread_mutex_lock(&w->db->mu);
+        int have = chunk_cached(w->db, ref->key) != NULL;
+        pthread_mutex_unlock(&w->db->mu);
+        struct dsq_chunk *c = NULL;
+        struct dsq_err ignore;
+        if (have || dsq__chunk_fetch(w->db, ref, w->m->page_size,
+                                     w->m->chunk_pages, &c, &ignore) != DSQ_OK)
+            continue;
+        pthread_mutex_lock(&w->db->mu);
+        if (!chunk_store(w->db, ref->key, c))
+            dsq_chunk_free(c);
+        pthread_mutex_unlock(&w->db->mu);
+    }
+}
+
+static void warm_chunks(struct dsq_db *db, const struct dsq_manifest *m)
+{
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < m->n_chunks; i++)
+        bytes += m->chunks[i].size;
+    if (m->n_chunks < 2 || m->n_chunks > CHUNK_CACHE_MAX ||
+        bytes > WARM_CHUNK_BYTES)
+        return;
+    struct warm w = {.db = db, .m = m};
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_t th[WARM_THREADS];
+    size_t n = 0;
+    for (size_t i = 1; i < WARM_THREADS && i < m->n_chunks; i++)
+        if (pthread_create(&th[n], NULL, warm_worker, &w) == 0)
+            n++;
+    warm_worker(&w);
+    for (size_t i = 0; i < n; i++)
+        pthread_join(th[i], NULL);
+    pthread_mutex_destroy(&w.mu);
+}
+
 /* ------------------------------------------------------------------ */
 /* 4. versions and snapshots                                            */
 /* ------------------------------------------------------------------ */
@@ -718,11 +803,47 @@ dsq_rc dsq_db_latest(struct dsq_db *db, uint64_t *version, struct dsq_err *e)
     return dsq__latest(db, version, NULL, e);
 }
 
+/* Found: the newest is s->max, as of a LIST sent at sent_ns. */
+static void latest_found(struct dsq_db *db, const struct scan_state *s,
+                         uint64_t sent_ns, uint64_t *version,
+                         char etag[DSQ_ETAG_MAX])
+{
+    dsq__note_latest(db, s->max);
+    *version = s->max;
+    if (etag)
+        memcpy(etag, s->max_etag, DSQ_ETAG_MAX);
+    pthread_mutex_lock(&db->mu);
+    if (db->head.sent_ns == 0) {
+        /* the first thing this handle learns of the head: a freshness
+           check may share it (db_fresh.c) */
+        db->head.version = s->max;
+        memcpy(db->head.etag, s->max_etag, DSQ_ETAG_MAX);
+        db->head.sent_ns = sent_ns;
+    }
+    pthread_mutex_unlock(&db->mu);
+}
+
+struct hint_job {
+    struct dsq_db *db;
+    uint64_t hint;
+    dsq_rc hard;
+    struct dsq_err e;
+};
+
+static void *hint_main(void *arg)
+{
+    struct hint_job *h = arg;
+    dsq_err_clear(&h->e);
+    h->hint = read_hint(h->db, &h->hard, &h->e);
+    return NULL;
+}
+
 dsq_rc dsq__latest(struct dsq_db *db, uint64_t *version,
                    char etag[DSQ_ETAG_MAX], struct dsq_err *e)
 {
     struct scan_state s = {0};
     dsq_rc rc;
+    uint64_t sent;
     if (etag)
         etag[0] = 0;
     /* a version this handle saw is as good a start as root.json's hint,
@@ -733,33 +854,53 @@ dsq_rc dsq__latest(struct dsq_db *db, uint64_t *version,
     if (known > 0) {
         char after[64];
         dsq_manifest_key(known - 1, after);
+        sent = dsq_mono_ns();
         rc = dsq__list_rel(db, "manifests/", after, scan_fn, &s, e);
         if (rc != DSQ_OK)
             return rc;
         if (s.count > 0 && s.first == known) {
-            dsq__note_latest(db, s.max);
-            *version = s.max;
-            if (etag)
-                memcpy(etag, s.max_etag, DSQ_ETAG_MAX);
+            latest_found(db, &s, sent, version, etag);
             return DSQ_OK;
         }
         memset(&s, 0, sizeof(s)); /* gone (gc): start from the hint */
     }
-    dsq_rc hard;
-    uint64_t hint = read_hint(db, &hard, e);
-    if (hard != DSQ_OK)
-        return hard;
+    /* nothing known: the hint and the first page of a full listing at
+       the same time; a short history (gc keeps few versions) is all in
+       that page, and the hint is only needed for a long one */
+    struct hint_job hj = {.db = db};
+    pthread_t th;
+    int threaded = pthread_create(&th, NULL, hint_main, &hj) == 0;
+    int more = 0;
+    sent = dsq_mono_ns();
+    rc = threaded
+             ? list_rel_pages(db, "manifests/", NULL, scan_fn, &s, 1, &more, e)
+             : DSQ_OK;
+    if (threaded)
+        pthread_join(th, NULL);
+    else
+        more = 1, hint_main(&hj);
+    if (rc != DSQ_OK)
+        return rc;
+    if (!more) {
+        latest_found(db, &s, sent, version, etag);
+        return DSQ_OK;
+    }
+    memset(&s, 0, sizeof(s));
+    if (hj.hard != DSQ_OK) {
+        if (e)
+            *e = hj.e;
+        return hj.hard;
+    }
+    uint64_t hint = hj.hint;
     if (hint > 0) {
         char after[64];
         dsq_manifest_key(hint - 1, after);
+        sent = dsq_mono_ns();
         rc = dsq__list_rel(db, "manifests/", after, scan_fn, &s, e);
         if (rc != DSQ_OK)
             return rc;
         if (s.count > 0 && s.first == hint) {
-            dsq__note_latest(db, s.max);
-            *version = s.max;
-            if (etag)
-                memcpy(etag, s.max_etag, DSQ_ETAG_MAX);
+            latest_found(db, &s, sent, version, etag);
             return DSQ_OK;
         }
         dsq_log(DSQ_LOG_WARNING, "db",
@@ -768,13 +909,11 @@ dsq_rc dsq__latest(struct dsq_db *db, uint64_t *version,
                 db->prefix, (unsigned long long)hint);
         memset(&s, 0, sizeof(s));
     }
+    sent = dsq_mono_ns();
     rc = dsq__list_rel(db, "manifests/", NULL, scan_fn, &s, e);
     if (rc != DSQ_OK)
         return rc;
-    dsq__note_latest(db, s.max);
-    *version = s.max;
-    if (etag)
-        memcpy(etag, s.max_etag, DSQ_ETAG_MAX);
+    latest_found(db, &s, sent, version, etag);
     return DSQ_OK;
 }
 
@@ -929,6 +1068,14 @@ dsq_rc dsq_db_snapshot(struct dsq_db *db, uint64_t version,
     s->m = m;
     s->epoch = epoch;
     memcpy(s->etag, info.etag, sizeof(s->etag));
+    if (m) {
+        pthread_mutex_lock(&db->mu);
+        int cold = !db->chunks_warmed;
+        db->chunks_warmed = 1;
+        pthread_mutex_unlock(&db->mu);
+        if (cold)
+            warm_chunks(db, m);
+    }
     dsq__snap_cache_put(db, s);
     *out = s;
     return DSQ_OK;
@@ -1251,7 +1398,7 @@ static int want_cmp(const void *a, const void *b)
 }
 
 /* Parallel fetching of the runs of one bulk read. */
-#define READ_THREADS 4
+#define READ_THREADS 8
 
 struct run_job {
     struct dsq_db *db;

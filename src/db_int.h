@@ -30,11 +30,11 @@
 #include <unistd.h>
 
 #define CHUNK_PAGES_DEFAULT 4096u
-#define CHUNK_CACHE_MAX 64
+#define CHUNK_CACHE_MAX 128
 #define SNAP_CACHE_MAX 32
 #define OBJ_CAP (1024u * 1024u * 1024u) /* cap on one object read whole */
 #define COALESCE_GAP (64u * 1024u)      /* merge reads across small gaps */
-#define COALESCE_MAX (2u * 1024u * 1024u)
+#define COALESCE_MAX (4u * 1024u * 1024u)
 #define WRITE_THROUGH_MAX                                                      \
     (8u * 1024u * 1024u) /* uploads kept in the disk cache */
 
@@ -120,6 +120,7 @@ struct dsq_db {
     /* chunk cache: guarded by mu */
     struct chunk_entry chunks[CHUNK_CACHE_MAX];
     uint64_t chunk_clock;
+    int chunks_warmed; /* the first manifest's chunks were fetched */
     /* snapshot cache: guarded by mu (holds one ref each) */
     struct dsq_snap *snaps[SNAP_CACHE_MAX];
     uint64_t snap_stamp[SNAP_CACHE_MAX];
