@@ -51,6 +51,8 @@ struct dsq_config {
     int path_style;      /* -1 auto, 0 virtual-hosted, 1 path */
     unsigned connect_timeout_s; /* 10 */
     unsigned request_timeout_s; /* low-speed limit window (30) */
+    double store_timeout_s;     /* retrying a store call stops after this
+                                   (30; docs/options.md) */
 
     /* mount */
     int read_only;

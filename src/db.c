@@ -93,6 +93,7 @@ dsq_rc dsq_db_open(struct dsq_store *st, const char *prefix,
     db->max_retries = cfg->max_retries;
     db->retry_base_s = cfg->retry_base_s;
     db->retry_max_s = cfg->retry_max_s;
+    db->store_timeout_ns = (uint64_t)(cfg->store_timeout_s * 1e9);
     db->segment_max = cfg->segment_max_bytes;
     db->isolation = cfg->isolation;
     db->compress = cfg->compress;
@@ -175,15 +176,33 @@ void dsq_db_get_stats(struct dsq_db *db, struct dsq_db_stats *out)
 /* 2. store calls with retry and backoff                                */
 /* ------------------------------------------------------------------ */
 
-/* Full jitter: sleep a uniform time in [0, min(max, base * 2^attempt)). */
-void dsq__backoff(const struct dsq_db *db, unsigned attempt)
+/* Full jitter: sleep a uniform time in [0, min(max, base * 2^attempt)),
+   never past store_timeout. */
+int dsq__retry(struct dsq_db *db, unsigned attempt, uint64_t start_ns,
+               struct dsq_err *e)
 {
+    if (attempt >= db->max_retries)
+        return 0;
+    uint64_t now = dsq_mono_ns();
+    uint64_t spent = now - start_ns;
+    if (spent + 1000000u >= db->store_timeout_ns) { /* < 1 ms left */
+        dsq_err_prefix(e,
+                       "no answer from the store within %.1f s "
+                       "(store_timeout)",
+                       (double)db->store_timeout_ns / 1e9);
+        return 0;
+    }
+    STAT_ADD(db, retries, 1);
     double cap = db->retry_base_s * pow(2.0, (double)attempt);
     if (cap > db->retry_max_s)
         cap = db->retry_max_s;
+    double left = (double)(db->store_timeout_ns - spent) / 1e9;
+    if (cap > left)
+        cap = left;
     uint64_t ms = (uint64_t)(cap * 1000.0);
     if (ms > 0)
         dsq_env.sleep_ms(dsq_random_below(ms + 1));
+    return 1;
 }
 
 /* GET (whole or range) of a relative key, retrying transient failures. */
@@ -194,6 +213,7 @@ dsq_rc dsq__obj_get(struct dsq_db *db, const char *rel, uint64_t off,
     char key[DSQ_KEY_MAX];
     dsq__full_key(db, rel, key, sizeof(key));
     dsq_rc rc;
+    const uint64_t start = dsq_mono_ns();
     for (unsigned attempt = 0;; attempt++) {
         size_t before = out->len;
         rc = dsq_store_get(db->st, key, off, len, out, info, e);
@@ -203,10 +223,8 @@ dsq_rc dsq__obj_get(struct dsq_db *db, const char *rel, uint64_t off,
             return rc;
         }
         out->len = before;
-        if (rc != DSQ_ETRANSIENT || attempt >= db->max_retries)
+        if (rc != DSQ_ETRANSIENT || !dsq__retry(db, attempt, start, e))
             return rc;
-        STAT_ADD(db, retries, 1);
-        dsq__backoff(db, attempt);
     }
 }
 
@@ -217,6 +235,7 @@ dsq_rc dsq__obj_put(struct dsq_db *db, const char *rel, const void *data,
     char key[DSQ_KEY_MAX];
     dsq__full_key(db, rel, key, sizeof(key));
     dsq_rc rc;
+    const uint64_t start = dsq_mono_ns();
     for (unsigned attempt = 0;; attempt++) {
         rc = dsq_store_put(db->st, key, data, len, DSQ_PUT_ANY, NULL, NULL, e);
         STAT_ADD(db, store_puts, 1);
@@ -224,10 +243,8 @@ dsq_rc dsq__obj_put(struct dsq_db *db, const char *rel, const void *data,
             STAT_ADD(db, bytes_written, len);
             return rc;
         }
-        if (rc != DSQ_ETRANSIENT || attempt >= db->max_retries)
+        if (rc != DSQ_ETRANSIENT || !dsq__retry(db, attempt, start, e))
             return rc;
-        STAT_ADD(db, retries, 1);
-        dsq__backoff(db, attempt);
     }
 }
 
@@ -236,13 +253,12 @@ dsq_rc dsq__obj_del(struct dsq_db *db, const char *rel, struct dsq_err *e)
     char key[DSQ_KEY_MAX];
     dsq__full_key(db, rel, key, sizeof(key));
     dsq_rc rc;
+    const uint64_t start = dsq_mono_ns();
     for (unsigned attempt = 0;; attempt++) {
         rc = dsq_store_del(db->st, key, e);
         STAT_ADD(db, store_dels, 1);
-        if (rc != DSQ_ETRANSIENT || attempt >= db->max_retries)
+        if (rc != DSQ_ETRANSIENT || !dsq__retry(db, attempt, start, e))
             return rc;
-        STAT_ADD(db, retries, 1);
-        dsq__backoff(db, attempt);
     }
 }
 
@@ -250,14 +266,13 @@ static dsq_rc obj_list(struct dsq_db *db, const struct dsq_list_req *req,
                        struct dsq_list_page *out, struct dsq_err *e)
 {
     dsq_rc rc;
+    const uint64_t start = dsq_mono_ns();
     for (unsigned attempt = 0;; attempt++) {
         memset(out, 0, sizeof(*out));
         rc = dsq_store_list(db->st, req, out, e);
         STAT_ADD(db, store_lists, 1);
-        if (rc != DSQ_ETRANSIENT || attempt >= db->max_retries)
+        if (rc != DSQ_ETRANSIENT || !dsq__retry(db, attempt, start, e))
             return rc;
-        STAT_ADD(db, retries, 1);
-        dsq__backoff(db, attempt);
     }
 }
 
@@ -694,14 +709,14 @@ dsq_rc dsq_db_init(struct dsq_db *db, int *created, struct dsq_err *e)
     if (rc != DSQ_OK)
         goto out;
     dsq__full_key(db, "root.json", key, sizeof(key));
+    const uint64_t start = dsq_mono_ns();
     for (unsigned attempt = 0;; attempt++) {
         rc = dsq_store_put(db->st, key, buf.data, buf.len, DSQ_PUT_CREATE, NULL,
                            NULL, e);
         STAT_ADD(db, store_puts, 1);
-        if (rc != DSQ_ETRANSIENT || attempt >= db->max_retries)
-            break;
         /* outcome unknown: the next create-only attempt tells us */
-        dsq__backoff(db, attempt);
+        if (rc != DSQ_ETRANSIENT || !dsq__retry(db, attempt, start, e))
+            break;
     }
     if (rc == DSQ_EPRECOND) {
         if (created)

@@ -1522,6 +1522,7 @@ static enum put_outcome publish(struct dsq_txn *t, uint64_t version,
     /* if it lands, version was free when the first attempt was sent: the
        head was version - 1 then (freshness, db_fresh.c) */
     *sent_ns = dsq_mono_ns();
+    const uint64_t start = *sent_ns;
     for (unsigned attempt = 0;; attempt++) {
         dsq_rc rc = dsq_store_put(db->st, key, body->data, body->len,
                                   DSQ_PUT_CREATE, NULL, info, e);
@@ -1566,21 +1567,20 @@ static enum put_outcome publish(struct dsq_txn *t, uint64_t version,
             dsq_buf_cleanup(&buf);
             if (rc == DSQ_ENOTFOUND)
                 break; /* it did not land: try the create again */
-            if (rc != DSQ_ETRANSIENT || r >= db->max_retries) {
+            if (rc != DSQ_ETRANSIENT || !dsq__retry(db, r, start, e)) {
                 *rc_out = rc == DSQ_ETRANSIENT ? DSQ_ETRANSIENT : rc;
                 dsq_err_prefix(e, "outcome of publishing %s is unknown", key);
                 return PUT_FAILED;
             }
-            dsq__backoff(db, r);
         }
-        if (attempt >= db->max_retries) {
+        if (!dsq__retry(db, attempt, start, e)) {
             *rc_out = DSQ_ERETRIES;
-            dsq_err_set(e, DSQ_ERETRIES,
-                        "publishing %s failed %u times with transient errors",
-                        key, attempt + 1);
+            dsq_err_prefix(e,
+                           "publishing %s failed %u times with transient "
+                           "errors",
+                           key, attempt + 1);
             return PUT_FAILED;
         }
-        dsq__backoff(db, attempt);
     }
 }
 

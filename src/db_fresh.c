@@ -102,13 +102,12 @@ static dsq_rc head_of(struct dsq_db *db, uint64_t v, struct dsq_objinfo *info,
     dsq_manifest_key(v, rel);
     dsq__full_key(db, rel, key, sizeof(key));
     dsq_rc rc;
+    const uint64_t start = dsq_mono_ns();
     for (unsigned attempt = 0;; attempt++) {
         rc = dsq_store_head(db->st, key, info, e);
         STAT_ADD(db, store_heads, 1);
-        if (rc != DSQ_ETRANSIENT || attempt >= db->max_retries)
+        if (rc != DSQ_ETRANSIENT || !dsq__retry(db, attempt, start, e))
             return rc;
-        STAT_ADD(db, retries, 1);
-        dsq__backoff(db, attempt);
     }
 }
 

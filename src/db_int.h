@@ -91,6 +91,7 @@ struct dsq_db {
     unsigned overlay_max;
     unsigned max_retries;
     double retry_base_s, retry_max_s;
+    uint64_t store_timeout_ns; /* store_timeout: no retry after it */
     uint64_t segment_max;
     enum dsq_isolation isolation;
     int compress;
@@ -183,7 +184,14 @@ typedef int (*dsq__rel_list_fn)(const char *rel, const struct dsq_objinfo *info,
 
 void dsq__full_key(const struct dsq_db *db, const char *rel, char *out,
                    size_t outsz);
-void dsq__backoff(const struct dsq_db *db, unsigned attempt);
+/*
+ * After a transient store failure of attempt (0-based) of a call started
+ * at start_ns: 1 if another attempt may follow (the backoff was slept,
+ * never past the deadline), 0 if not (max_retries reached, or
+ * store_timeout passed: e says so).
+ */
+int dsq__retry(struct dsq_db *db, unsigned attempt, uint64_t start_ns,
+               struct dsq_err *e);
 dsq_rc dsq__obj_get(struct dsq_db *db, const char *rel, uint64_t off,
                     uint64_t len, struct dsq_buf *out, struct dsq_objinfo *info,
                     struct dsq_err *e);

@@ -313,6 +313,45 @@ START_TEST(test_recent_answer_is_enough_at_a_write_lock)
 }
 END_TEST
 
+/* store_timeout: a store that keeps failing ends the call, on a clock
+   that only the backoff sleeps move (no real time involved) */
+static void fake_sleep(uint64_t ms)
+{
+    fake_ns += ms * 1000000ull;
+}
+
+START_TEST(test_store_timeout_ends_retries)
+{
+    struct fx x;
+    fx_open(&x, "timeout", 1);
+    commit(x.db, 1, 2, 1);
+    dsq_db_close(x.db);
+    x.cfg.max_retries = 1000;
+    x.cfg.retry_base_s = 1.0;
+    x.cfg.retry_max_s = 2.0;
+    x.cfg.store_timeout_s = 20;
+    ck_assert_int_eq(dsq_db_open(x.fs, "db", &x.cfg, &x.db, NULL), DSQ_OK);
+    dsq_env.mono_ns = fake_mono;
+    dsq_env.sleep_ms = fake_sleep;
+    dsq_fault_store_reset_counts(x.fs);
+    dsq_fault_store_fail_from(x.fs, 1, DSQ_FAULT_ERROR);
+    uint64_t t0 = fake_ns;
+    struct dsq_snap *s = NULL;
+    struct dsq_err e;
+    dsq_err_clear(&e);
+    ck_assert_int_eq(dsq_db_snapshot(x.db, 1, &s, &e), DSQ_ETRANSIENT);
+    ck_assert_ptr_nonnull(strstr(e.msg, "store_timeout"));
+    /* stopped at 20 s of retrying (the sleeps never pass the deadline),
+       after far fewer than max_retries attempts */
+    ck_assert_uint_le(fake_ns - t0, 21000000000ull);
+    ck_assert_uint_ge(fake_ns - t0, 19000000000ull);
+    ck_assert_uint_lt(dsq_fault_store_calls(x.fs), 60);
+    ck_assert_uint_gt(dsq_fault_store_calls(x.fs), 5);
+    dsq_fault_store_clear(x.fs);
+    fx_close(&x);
+}
+END_TEST
+
 /* ---- gc while idle ---- */
 
 static uint64_t clock_offset_ms;
@@ -471,6 +510,7 @@ int main(void)
     tcase_add_test(tc, test_own_commit_answers_earlier_readers);
     tcase_add_test(tc, test_readers_share_a_check_sent_after_they_started);
     tcase_add_test(tc, test_recent_answer_is_enough_at_a_write_lock);
+    tcase_add_test(tc, test_store_timeout_ends_retries);
     tcase_add_test(tc, test_gc_while_idle_local);
     tcase_add_test(tc, test_gc_while_idle_remote);
     tcase_add_test(tc, test_replaced_same_count_local);
