@@ -7,10 +7,9 @@
  *
  * Invariants:
  *  (L1) The served snapshot moves only while no owner holds a lock on the
- *       file and no transaction is buffered: a local reader never sees it
- *       move under it.
- *  (L2) Writes made under a write lock belong to a SQLite transaction and
- *       commit only at a journal commit point (unlink, truncate to 0,
+ *       file and no transaction is dsq__df_buffered: a local reader never sees
+ * it move under it. (L2) Writes made under a write lock belong to a SQLite
+ * transaction and commit only at a journal commit point (unlink, truncate to 0,
  *       header zeroed) or, with no journal (MEMORY, OFF), at the explicit
  *       release of the EXCLUSIVE lock.  A close that drops a write lock
  *       (the process died) discards them: the journal, if any, is hot and
@@ -34,7 +33,7 @@
  * Threads: every function takes df->mu (fs.h); invalidations are sent
  * with it released, under inval_busy.
  */
-#include "fs.h"
+#include "dbfile_int.h"
 
 #include "env.h"
 #include "log.h"
@@ -58,7 +57,7 @@
 static const uint8_t journal_magic[8] = {0xd9, 0xd5, 0x05, 0xf9,
                                          0x20, 0xa1, 0x63, 0xd7};
 
-static uint64_t mono_ns(void)
+uint64_t dsq__mono_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -80,20 +79,12 @@ static uint32_t be32(const uint8_t *p)
 
 /* ---- kernel cache invalidation ---- */
 
-struct inval {
-    struct dsq_page_range *r; /* owned */
-    size_t n;
-    int whole;
-    uint32_t ps;
-};
-
-static void inval_add_whole(struct inval *iv)
+void dsq__inval_whole(struct inval *iv)
 {
     iv->whole = 1;
 }
 
-static void inval_take_changes(struct inval *iv, struct dsq_changes *c,
-                               uint32_t ps)
+void dsq__inval_take(struct inval *iv, struct dsq_changes *c, uint32_t ps)
 {
     free(iv->r);
     iv->r = c->ranges;
@@ -127,7 +118,7 @@ static void inval_send(struct dsq_dbfile *df, struct inval *iv)
 }
 
 /* Unlock df->mu after sending iv (if any) with inval_busy protocol. */
-static void unlock_and_inval(struct dsq_dbfile *df, struct inval *iv)
+void dsq__df_unlock_inval(struct dsq_dbfile *df, struct inval *iv)
 {
     if (!iv->whole && !iv->n && !iv->ps) {
         pthread_mutex_unlock(&df->mu);
@@ -147,12 +138,42 @@ static void unlock_and_inval(struct dsq_dbfile *df, struct inval *iv)
     pthread_mutex_unlock(&df->mu);
 }
 
-static void wait_inval(struct dsq_dbfile *df)
+void dsq__df_wait_inval(struct dsq_dbfile *df)
 {
     if (df->inval_busy)
         dsq_loop_may_block(); /* the kernel may wait for a READ of ours */
     while (df->inval_busy)
         pthread_cond_wait(&df->cv, &df->mu);
+}
+
+void dsq__df_inval_between(struct dsq_dbfile *df, uint64_t from, uint64_t to,
+                           uint32_t ps, struct inval *iv)
+{
+    struct dsq_err e;
+    dsq_err_clear(&e);
+    struct dsq_changes c;
+    if (to <= from)
+        return;
+    if (to - from > INVAL_MAX_VERSIONS || iv->whole ||
+        (iv->ps && iv->ps != ps) ||
+        dsq_db_changes(df->db, from, to, &c, &e) != DSQ_OK) {
+        dsq__inval_whole(iv);
+        return;
+    }
+    if (!iv->n) {
+        dsq__inval_take(iv, &c, ps);
+    } else {
+        struct dsq_page_range *nr =
+            realloc(iv->r, (iv->n + c.n_ranges) * sizeof(*nr));
+        if (!nr) {
+            dsq__inval_whole(iv);
+        } else {
+            memcpy(nr + iv->n, c.ranges, c.n_ranges * sizeof(*nr));
+            iv->r = nr;
+            iv->n += c.n_ranges;
+        }
+    }
+    dsq_changes_cleanup(&c);
 }
 
 /* ---- life cycle ---- */
@@ -176,6 +197,8 @@ struct dsq_dbfile *dsq_dbfile_new(struct dsq_fs *fs, const char *prefix,
     pthread_mutex_init(&df->mu, NULL);
     pthread_cond_init(&df->cv, NULL);
     atomic_init(&df->journal_maybe_hot, 1);
+    if (dsq_wal_init(df) != 0)
+        goto fail;
     if (dsq_db_open(fs->st, prefix, fs->cfg, &df->db, e) != DSQ_OK)
         goto fail;
     return df;
@@ -194,6 +217,7 @@ void dsq_dbfile_free(struct dsq_dbfile *df)
     dsq_txn_free(df->txn);
     if (df->stage_fd >= 0)
         close(df->stage_fd);
+    dsq_wal_cleanup(df);
     dsq_snap_release(df->snap);
     dsq_db_close(df->db);
     dsq_locks_free(&df->locks);
@@ -206,8 +230,8 @@ void dsq_dbfile_free(struct dsq_dbfile *df)
     free(df);
 }
 
-static void log_rc(struct dsq_dbfile *df, const char *what,
-                   const struct dsq_err *e, dsq_rc rc)
+void dsq__df_log_rc(struct dsq_dbfile *df, const char *what,
+                    const struct dsq_err *e, dsq_rc rc)
 {
     dsq_log(DSQ_LOG_ERR, "fs", "%s: %s: %s", df->name, what,
             dsq_err_text(e, rc));
@@ -215,7 +239,7 @@ static void log_rc(struct dsq_dbfile *df, const char *what,
 
 /* Something is buffered: a transaction, or an empty database's staged
    first content. */
-static int buffered(const struct dsq_dbfile *df)
+int dsq__df_buffered(const struct dsq_dbfile *df)
 {
     return df->txn != NULL || df->stage_fd >= 0;
 }
@@ -225,7 +249,7 @@ static int buffered(const struct dsq_dbfile *df)
 static int journal_hot(struct dsq_dbfile *df);
 
 /* The served snapshot, pinning the newest version at first use. */
-static int ensure_snap(struct dsq_dbfile *df)
+int dsq__df_ensure_snap(struct dsq_dbfile *df)
 {
     if (df->snap)
         return 0;
@@ -233,11 +257,11 @@ static int ensure_snap(struct dsq_dbfile *df)
     dsq_err_clear(&e);
     dsq_rc rc = dsq_db_snapshot(df->db, DSQ_VERSION_LATEST, &df->snap, &e);
     if (rc != DSQ_OK) {
-        log_rc(df, "reading the newest version", &e, rc);
+        dsq__df_log_rc(df, "reading the newest version", &e, rc);
         return -dsq_rc_errno(rc);
     }
     df->head = dsq_snap_version(df->snap);
-    df->head_checked_ns = mono_ns();
+    df->head_checked_ns = dsq__mono_ns();
     return 0;
 }
 
@@ -246,14 +270,15 @@ static int ensure_snap(struct dsq_dbfile *df)
  * force (the early-conflict check at EXCLUSIVE): unless the last answer is
  * a few round trips young (dsq_db_fresh_recent): within that window the
  * commit's own create-only PUT finds a race just as well, without a
- * request of its own.  started_ns (dsq_mono_ns) is when the read
+ * request of its own.  started_ns (dsq_mono_ns; 0 = now) is when the read
  * transaction started: any answer to a request sent since will do.  0, 1
  * if the database was deleted or created again since the snapshot (drop
  * everything cached), or -errno.
  */
-static int check_head(struct dsq_dbfile *df, int force, uint64_t started_ns)
+static int check_head_since(struct dsq_dbfile *df, int force,
+                            uint64_t started_ns)
 {
-    uint64_t now = mono_ns();
+    uint64_t now = dsq__mono_ns();
     double stale = df->fs->cfg->staleness_s;
     if (stale > 0 && (double)(now - df->head_checked_ns) < stale * 1e9)
         return 0;
@@ -264,7 +289,7 @@ static int check_head(struct dsq_dbfile *df, int force, uint64_t started_ns)
     dsq_rc rc = force ? dsq_db_fresh_recent(df->db, df->snap, &f, &e)
                       : dsq_db_fresh(df->db, df->snap, started_ns, &f, &e);
     if (rc != DSQ_OK) {
-        log_rc(df, "checking for new versions", &e, rc);
+        dsq__df_log_rc(df, "checking for new versions", &e, rc);
         return -dsq_rc_errno(rc);
     }
     df->head = f.version;
@@ -272,25 +297,30 @@ static int check_head(struct dsq_dbfile *df, int force, uint64_t started_ns)
     return f.replaced;
 }
 
+int dsq__df_check_head(struct dsq_dbfile *df, int force)
+{
+    return check_head_since(df, force, 0);
+}
+
 /*
  * (L1) Move the served snapshot to the newest version: only with no lock
- * held and nothing buffered.  Collects what the kernel must drop in iv.
+ * held and nothing dsq__df_buffered.  Collects what the kernel must drop in iv.
  */
-static int refresh(struct dsq_dbfile *df, struct inval *iv,
-                   uint64_t owner_except)
+int dsq__df_refresh(struct dsq_dbfile *df, struct inval *iv,
+                    uint64_t owner_except)
 {
     /* the read transaction starts now: the newest version found by
        ensure_snap's own listing answers it, if that comes first */
     uint64_t started = dsq_mono_ns();
-    int r = ensure_snap(df);
-    if (r || buffered(df) || dsq_locks_any(&df->locks, owner_except))
+    int r = dsq__df_ensure_snap(df);
+    if (r || dsq__df_buffered(df) || dsq_locks_any(&df->locks, owner_except))
         return r;
     if (journal_hot(df)) {
         /* (L6) a hot journal holds the pages of this snapshot: SQLite
            rolls back against it first */
         return 0;
     }
-    r = check_head(df, 0, started);
+    r = check_head_since(df, 0, started);
     if (r < 0)
         return r;
     const int replaced = r;
@@ -302,20 +332,20 @@ static int refresh(struct dsq_dbfile *df, struct inval *iv,
     struct dsq_snap *ns = NULL;
     dsq_rc rc = dsq_db_snapshot(df->db, df->head, &ns, &e);
     if (rc != DSQ_OK) {
-        log_rc(df, "reading a new version", &e, rc);
+        dsq__df_log_rc(df, "reading a new version", &e, rc);
         return -dsq_rc_errno(rc);
     }
     uint32_t ops = dsq_snap_page_size(df->snap);
     if (replaced || df->head - cur > INVAL_MAX_VERSIONS || ops == 0 ||
         ops != dsq_snap_page_size(ns)) {
-        inval_add_whole(iv);
+        dsq__inval_whole(iv);
     } else {
         struct dsq_changes c;
         rc = dsq_db_changes(df->db, cur, df->head, &c, &e);
         if (rc != DSQ_OK) {
-            inval_add_whole(iv);
+            dsq__inval_whole(iv);
         } else {
-            inval_take_changes(iv, &c, ops);
+            dsq__inval_take(iv, &c, ops);
             dsq_changes_cleanup(&c);
         }
     }
@@ -324,6 +354,9 @@ static int refresh(struct dsq_dbfile *df, struct inval *iv,
     df->snap = ns;
     df->refused = 0;
     df->st.snapshot_moves++;
+    /* a WAL cycle's checkpoints are part of the newer version */
+    dsq_txn_free(df->wal.ckpt);
+    df->wal.ckpt = NULL;
     return 0;
 }
 
@@ -458,7 +491,7 @@ static int ranges_contain(const struct dsq_page_range *r, size_t n, uint32_t p)
  */
 static int early_conflict(struct dsq_dbfile *df, int any_commit)
 {
-    int fr = check_head(df, 1, 0);
+    int fr = dsq__df_check_head(df, 1);
     if (fr < 0)
         return 0; /* the commit will tell */
     if (fr > 0)
@@ -503,7 +536,7 @@ static int early_conflict(struct dsq_dbfile *df, int any_commit)
 static void discard_txn(struct dsq_dbfile *df, struct inval *iv,
                         const char *why)
 {
-    if (!buffered(df))
+    if (!dsq__df_buffered(df))
         return;
     if (df->stage_fd >= 0) {
         dsq_log(DSQ_LOG_NOTICE, "fs",
@@ -517,11 +550,12 @@ static void discard_txn(struct dsq_dbfile *df, struct inval *iv,
         size_t n = dsq_txn_dirty_pages(df->txn);
         dsq_txn_free(df->txn);
         df->txn = NULL;
-        dsq_log(DSQ_LOG_NOTICE, "fs", "%s: %zu buffered page(s) discarded: %s",
-                df->name, n, why);
+        dsq_log(DSQ_LOG_NOTICE, "fs",
+                "%s: %zu dsq__df_buffered page(s) discarded: %s", df->name, n,
+                why);
     }
     df->txn_plain = 0;
-    inval_add_whole(iv);
+    dsq__inval_whole(iv);
 }
 
 /* ---- staging: an empty database's first content ---- */
@@ -542,7 +576,7 @@ static int stage_begin(struct dsq_dbfile *df)
     dsq_err_clear(&e);
     dsq_rc rc = dsq_db_spill_file(df->db, &df->stage_fd, &e);
     if (rc != DSQ_OK) {
-        log_rc(df, "staging a new database", &e, rc);
+        dsq__df_log_rc(df, "staging a new database", &e, rc);
         return -dsq_rc_errno(rc);
     }
     df->stage_size = 0;
@@ -557,7 +591,7 @@ static int stages(struct dsq_dbfile *df)
            (!df->txn && df->snap && dsq_snap_page_count(df->snap) == 0);
 }
 
-static ssize_t full_pread(int fd, void *buf, size_t n, uint64_t off)
+ssize_t dsq__full_pread(int fd, void *buf, size_t n, uint64_t off)
 {
     size_t done = 0;
     while (done < n) {
@@ -583,7 +617,7 @@ static int stage_to_txn(struct dsq_dbfile *df)
 {
     uint8_t hdr[100];
     memset(hdr, 0, sizeof(hdr));
-    ssize_t n = full_pread(df->stage_fd, hdr, sizeof(hdr), 0);
+    ssize_t n = dsq__full_pread(df->stage_fd, hdr, sizeof(hdr), 0);
     if (n < 0) {
         dsq_log(DSQ_LOG_ERR, "fs", "%s: reading the staged content: %s",
                 df->name, strerror((int)-n));
@@ -596,15 +630,6 @@ static int stage_to_txn(struct dsq_dbfile *df)
                 "database (no valid SQLite header at offset 0)",
                 df->name);
         return -EINVAL;
-    }
-    if (dsq_sqlite_is_wal(hdr, sizeof(hdr))) {
-        df->st.wal_refusals++;
-        dsq_log(DSQ_LOG_WARNING, "fs",
-                "%s: PRAGMA journal_mode=WAL refused: dsqlfs supports "
-                "rollback journal modes only (DELETE, TRUNCATE, PERSIST, "
-                "MEMORY, OFF)",
-                df->name);
-        return -EPERM;
     }
     uint64_t count = (df->stage_size + ps - 1) / ps;
     if (count > 0xfffffffeu)
@@ -619,7 +644,7 @@ static int stage_to_txn(struct dsq_dbfile *df)
         rc = dsq_txn_set_page_size(t, ps, &e);
     for (uint64_t p = 1; rc == DSQ_OK && p <= count; p++) {
         memset(page, 0, ps);
-        ssize_t k = full_pread(df->stage_fd, page, ps, (p - 1) * ps);
+        ssize_t k = dsq__full_pread(df->stage_fd, page, ps, (p - 1) * ps);
         if (k < 0) {
             rc = dsq_err_set(&e, DSQ_EIO, "reading the staged content: %s",
                              strerror((int)-k));
@@ -629,7 +654,7 @@ static int stage_to_txn(struct dsq_dbfile *df)
     }
     free(page);
     if (rc != DSQ_OK) {
-        log_rc(df, "preparing the first commit", &e, rc);
+        dsq__df_log_rc(df, "preparing the first commit", &e, rc);
         dsq_txn_free(t);
         return -dsq_rc_errno(rc);
     }
@@ -640,11 +665,10 @@ static int stage_to_txn(struct dsq_dbfile *df)
     return 0;
 }
 
-/* (L2)(L3)(L4) Commit the buffered transaction; 0 or -errno. */
+/* (L2)(L3)(L4) Commit the dsq__df_buffered transaction; 0 or -errno. */
 static int commit_locked(struct dsq_dbfile *df, const char *why,
                          struct inval *iv)
 {
-    int staged = 0;
     if (df->stage_fd >= 0) {
         if (df->stage_size == 0) {
             /* nothing but an empty file: nothing to commit */
@@ -656,7 +680,6 @@ static int commit_locked(struct dsq_dbfile *df, const char *why,
         }
         int plain = df->txn_plain;
         int r = stage_to_txn(df);
-        staged = 1;
         if (r) {
             if (r == -EINVAL)
                 df->content_refused = 1;
@@ -681,41 +704,22 @@ static int commit_locked(struct dsq_dbfile *df, const char *why,
         df->st.noop_commits++;
         return 0;
     }
-    if (rc == DSQ_OK && !staged && dsq_txn_page_count(df->txn) >= 1) {
-        uint8_t *p1 = malloc(ps);
-        if (!p1)
-            rc = DSQ_ENOMEM;
-        else
-            rc = dsq_txn_read_page(df->txn, 1, p1, &e);
-        if (rc == DSQ_OK && (p1[18] == 2 || p1[19] == 2)) {
-            free(p1);
-            df->st.wal_refusals++;
-            discard_txn(df, iv, "WAL mode refused");
-            dsq_log(DSQ_LOG_WARNING, "fs",
-                    "%s: PRAGMA journal_mode=WAL refused: dsqlfs "
-                    "supports rollback journal modes only (DELETE, "
-                    "TRUNCATE, PERSIST, MEMORY, OFF)",
-                    df->name);
-            return -EPERM;
-        }
-        free(p1);
-    }
     if (rc != DSQ_OK) {
-        log_rc(df, "preparing the commit", &e, rc);
+        dsq__df_log_rc(df, "preparing the commit", &e, rc);
         discard_txn(df, iv, "commit failed");
         df->st.commit_failures++;
         return -dsq_rc_errno(rc);
     }
     uint64_t from = dsq_snap_version(df->snap);
     struct dsq_commit_info ci;
-    uint64_t t0 = mono_ns();
+    uint64_t t0 = dsq__mono_ns();
     rc = dsq_txn_commit(df->txn, &ci, &e);
     dsq_txn_free(df->txn);
     df->txn = NULL;
     df->txn_plain = 0;
     if (rc != DSQ_OK) {
         df->st.commit_failures++;
-        inval_add_whole(iv);
+        dsq__inval_whole(iv);
         dsq_log(rc == DSQ_ECONFLICT ? DSQ_LOG_NOTICE : DSQ_LOG_ERR, "fs",
                 "%s: commit at %s failed, the transaction is rolled "
                 "back: %s",
@@ -728,16 +732,16 @@ static int commit_locked(struct dsq_dbfile *df, const char *why,
             "%s: committed version %" PRIu64 " at %s (%u rebase(s), "
             "%.1f ms)",
             df->name, ci.version, why, ci.rebases,
-            (double)(mono_ns() - t0) / 1e6);
+            (double)(dsq__mono_ns() - t0) / 1e6);
     if (ci.noop)
         return 0;
     struct dsq_snap *ns = NULL;
     rc = dsq_db_snapshot(df->db, ci.version, &ns, &e);
     if (rc != DSQ_OK) {
         /* committed, but the new version cannot be read back now: serve
-           it at the next refresh */
-        log_rc(df, "reading the version just committed", &e, rc);
-        inval_add_whole(iv);
+           it at the next dsq__df_refresh */
+        dsq__df_log_rc(df, "reading the version just committed", &e, rc);
+        dsq__inval_whole(iv);
         if (ci.version > df->head)
             df->head = ci.version;
         return 0;
@@ -747,7 +751,7 @@ static int commit_locked(struct dsq_dbfile *df, const char *why,
         struct dsq_changes c;
         if (ci.version - 1 > from &&
             dsq_db_changes(df->db, from, ci.version - 1, &c, &e) == DSQ_OK) {
-            inval_take_changes(iv, &c, ps);
+            dsq__inval_take(iv, &c, ps);
             dsq_changes_cleanup(&c);
             struct dsq_page_range *nr =
                 realloc(iv->r, (iv->n + 1) * sizeof(*nr));
@@ -757,10 +761,10 @@ static int commit_locked(struct dsq_dbfile *df, const char *why,
                 iv->r[0] = (struct dsq_page_range){1, 1};
                 iv->n++;
             } else {
-                inval_add_whole(iv);
+                dsq__inval_whole(iv);
             }
         } else {
-            inval_add_whole(iv);
+            dsq__inval_whole(iv);
         }
     }
     iv->ps = iv->ps ? iv->ps : ps;
@@ -776,14 +780,14 @@ static int begin_txn(struct dsq_dbfile *df)
 {
     if (df->txn)
         return 0;
-    int r = ensure_snap(df);
+    int r = dsq__df_ensure_snap(df);
     if (r)
         return r;
     struct dsq_err e;
     dsq_err_clear(&e);
     dsq_rc rc = dsq_txn_begin(df->snap, 0, &df->txn, &e);
     if (rc != DSQ_OK) {
-        log_rc(df, "starting a transaction", &e, rc);
+        dsq__df_log_rc(df, "starting a transaction", &e, rc);
         return -dsq_rc_errno(rc);
     }
     df->txn_plain = !dsq_locks_any_write(&df->locks);
@@ -800,6 +804,9 @@ static uint64_t file_size(struct dsq_dbfile *df)
     if (df->txn)
         return (uint64_t)dsq_txn_page_count(df->txn) *
                dsq_txn_page_size(df->txn);
+    if (df->wal.ckpt)
+        return (uint64_t)dsq_txn_page_count(df->wal.ckpt) *
+               dsq_txn_page_size(df->wal.ckpt);
     if (df->snap)
         return (uint64_t)dsq_snap_page_count(df->snap) *
                dsq_snap_page_size(df->snap);
@@ -814,7 +821,8 @@ static uint64_t file_size(struct dsq_dbfile *df)
  */
 static int plain_shrink_refused(struct dsq_dbfile *df, uint64_t size)
 {
-    if (df->fs->cfg->allow_delete || dsq_locks_any_write(&df->locks))
+    if (df->fs->cfg->allow_delete || dsq_locks_any_write(&df->locks) ||
+        dsq_wal_db_io(df))
         return 0;
     uint64_t cur = file_size(df);
     if (size >= cur || cur == 0 || df->stage_fd >= 0)
@@ -831,13 +839,13 @@ int dsq_dbfile_on_open(struct dsq_dbfile *df, int trunc)
 {
     struct inval iv = {0};
     pthread_mutex_lock(&df->mu);
-    wait_inval(df);
-    int r = refresh(df, &iv, 0);
+    dsq__df_wait_inval(df);
+    int r = dsq__df_refresh(df, &iv, 0);
     if (r == 0 && trunc && plain_shrink_refused(df, 0))
         r = -EPERM;
     if (r == 0)
         df->open_count++;
-    unlock_and_inval(df, &iv);
+    dsq__df_unlock_inval(df, &iv);
     if (r == 0 && trunc) {
         r = dsq_dbfile_truncate(df, 0);
         if (r) {
@@ -855,18 +863,18 @@ void dsq_dbfile_on_release(struct dsq_dbfile *df)
     pthread_mutex_lock(&df->mu);
     if (df->open_count)
         df->open_count--;
-    if (df->open_count == 0 && buffered(df) && df->txn_plain &&
+    if (df->open_count == 0 && dsq__df_buffered(df) && df->txn_plain &&
         !dsq_locks_any_write(&df->locks))
         commit_locked(df, "the last close", &iv);
-    unlock_and_inval(df, &iv);
+    dsq__df_unlock_inval(df, &iv);
 }
 
 void dsq_dbfile_attr(struct dsq_dbfile *df, uint64_t *size, uint64_t *mtime_ms)
 {
     pthread_mutex_lock(&df->mu);
-    ensure_snap(df);
+    dsq__df_ensure_snap(df);
     *size = file_size(df);
-    if (buffered(df)) {
+    if (dsq__df_buffered(df)) {
         *mtime_ms = wall_ms();
     } else if (df->snap && dsq_snap_time_ms(df->snap)) {
         *mtime_ms = dsq_snap_time_ms(df->snap);
@@ -890,7 +898,7 @@ ssize_t dsq_dbfile_read(struct dsq_dbfile *df, char *buf, size_t size,
     struct dsq_err e;
     dsq_err_clear(&e);
     pthread_mutex_lock(&df->mu);
-    int r = ensure_snap(df);
+    int r = dsq__df_ensure_snap(df);
     if (r) {
         pthread_mutex_unlock(&df->mu);
         return r;
@@ -905,7 +913,7 @@ ssize_t dsq_dbfile_read(struct dsq_dbfile *df, char *buf, size_t size,
         }
         if ((uint64_t)off + size > fsize)
             size = (size_t)(fsize - (uint64_t)off);
-        ssize_t n = full_pread(df->stage_fd, buf, size, (uint64_t)off);
+        ssize_t n = dsq__full_pread(df->stage_fd, buf, size, (uint64_t)off);
         pthread_mutex_unlock(&df->mu);
         if (n < 0)
             return n;
@@ -913,9 +921,10 @@ ssize_t dsq_dbfile_read(struct dsq_dbfile *df, char *buf, size_t size,
         if ((size_t)n < size)
             memset(buf + n, 0, size - (size_t)n);
         return (ssize_t)size;
-    } else if (df->txn) {
-        uint32_t ps = dsq_txn_page_size(df->txn);
-        uint64_t fsize = (uint64_t)dsq_txn_page_count(df->txn) * ps;
+    } else if (df->txn || df->wal.ckpt) {
+        struct dsq_txn *t = df->txn ? df->txn : df->wal.ckpt;
+        uint32_t ps = dsq_txn_page_size(t);
+        uint64_t fsize = (uint64_t)dsq_txn_page_count(t) * ps;
         if ((uint64_t)off >= fsize || ps == 0) {
             pthread_mutex_unlock(&df->mu);
             return 0;
@@ -933,7 +942,7 @@ ssize_t dsq_dbfile_read(struct dsq_dbfile *df, char *buf, size_t size,
             size_t k = ps - in;
             if (k > size - (size_t)done)
                 k = size - (size_t)done;
-            rc = dsq_txn_read_page(df->txn, pg, page, &e);
+            rc = dsq_txn_read_page(t, pg, page, &e);
             if (rc == DSQ_OK)
                 memcpy(buf + done, page + in, k);
             done += (ssize_t)k;
@@ -971,10 +980,36 @@ ssize_t dsq_dbfile_read(struct dsq_dbfile *df, char *buf, size_t size,
         dsq_snap_release(s);
     }
     if (rc != DSQ_OK) {
-        log_rc(df, "read", &e, rc);
+        dsq__df_log_rc(df, "read", &e, rc);
         return -dsq_rc_errno(rc);
     }
     return done;
+}
+
+/* (W2) The checkpoint buffer of a WAL cycle, over the db file's version. */
+static int ckpt_txn(struct dsq_dbfile *df, struct dsq_txn **out)
+{
+    struct dsq_wal *w = &df->wal;
+    if (!w->ckpt) {
+        struct dsq_err e;
+        dsq_err_clear(&e);
+        dsq_rc rc = dsq_txn_begin(df->snap, 0, &w->ckpt, &e);
+        if (rc == DSQ_OK && dsq_snap_page_count(df->snap) == 0) {
+            if (!w->have_hdr)
+                rc = dsq_err_set(&e, DSQ_EINVAL,
+                                 "a checkpoint with no WAL header");
+            else
+                rc = dsq_txn_set_page_size(w->ckpt, w->hdr.page_size, &e);
+        }
+        if (rc != DSQ_OK) {
+            dsq_txn_free(w->ckpt);
+            w->ckpt = NULL;
+            dsq__df_log_rc(df, "a WAL checkpoint", &e, rc);
+            return -dsq_rc_errno(rc);
+        }
+    }
+    *out = w->ckpt;
+    return 0;
 }
 
 /* (L9) Content decides: a write that makes the first bytes of the file
@@ -1007,13 +1042,13 @@ ssize_t dsq_dbfile_write(struct dsq_dbfile *df, const char *buf, size_t size,
         pthread_mutex_unlock(&df->mu);
         return -EINVAL;
     }
-    int r = ensure_snap(df);
+    int r = dsq__df_ensure_snap(df);
     if (r == 0 && !dsq_sqlite_header_write_ok(buf, size, (uint64_t)off)) {
         r = refuse_content(df, &iv, (uint64_t)off);
-        unlock_and_inval(df, &iv);
+        dsq__df_unlock_inval(df, &iv);
         return r;
     }
-    if (r == 0 && stages(df)) {
+    if (r == 0 && !dsq_wal_db_io(df) && stages(df)) {
         r = stage_begin(df);
         if (r == 0) {
             size_t done = 0;
@@ -1037,20 +1072,41 @@ ssize_t dsq_dbfile_write(struct dsq_dbfile *df, const char *buf, size_t size,
                     strerror(-r));
         return r ? r : (ssize_t)size;
     }
-    if (r == 0)
+    struct dsq_txn *t = NULL;
+    if (r == 0 && dsq_wal_db_io(df)) {
+        /* (W2) a checkpoint of frames already published */
+        r = ckpt_txn(df, &t);
+    } else if (r == 0) {
         r = begin_txn(df);
+        t = df->txn;
+    }
     if (r) {
         pthread_mutex_unlock(&df->mu);
         return r;
     }
+    dsq_rc rc = dsq__txn_write_bytes(t, buf, size, (uint64_t)off, &e);
+    pthread_mutex_unlock(&df->mu);
+    if (rc != DSQ_OK) {
+        dsq__df_log_rc(df, "write", &e, rc);
+        return rc == DSQ_ERANGE ? -EFBIG : -dsq_rc_errno(rc);
+    }
+    return (ssize_t)size;
+}
+
+/* Write bytes into a transaction's pages (partial pages read first). */
+dsq_rc dsq__txn_write_bytes(struct dsq_txn *t, const char *buf, size_t size,
+                            uint64_t off, struct dsq_err *ep)
+{
+    struct dsq_err e;
+    dsq_err_clear(&e);
     dsq_rc rc = DSQ_OK;
-    uint32_t ps = dsq_txn_page_size(df->txn);
+    uint32_t ps = dsq_txn_page_size(t);
     uint8_t *page = malloc(ps);
     if (!page)
         rc = DSQ_ENOMEM;
     size_t done = 0;
     while (rc == DSQ_OK && done < size) {
-        uint64_t pos = (uint64_t)off + done;
+        uint64_t pos = off + done;
         uint64_t pg64 = pos / ps + 1;
         if (pg64 > 0xfffffffeu) {
             rc = dsq_err_set(&e, DSQ_ERANGE,
@@ -1063,26 +1119,23 @@ ssize_t dsq_dbfile_write(struct dsq_dbfile *df, const char *buf, size_t size,
         if (k > size - done)
             k = size - done;
         if (k == ps) {
-            rc = dsq_txn_write_page(df->txn, pg, buf + done, &e);
+            rc = dsq_txn_write_page(t, pg, buf + done, &e);
         } else {
-            if (pg <= dsq_txn_page_count(df->txn))
-                rc = dsq_txn_read_page(df->txn, pg, page, &e);
+            if (pg <= dsq_txn_page_count(t))
+                rc = dsq_txn_read_page(t, pg, page, &e);
             else
                 memset(page, 0, ps);
             if (rc == DSQ_OK) {
                 memcpy(page + in, buf + done, k);
-                rc = dsq_txn_write_page(df->txn, pg, page, &e);
+                rc = dsq_txn_write_page(t, pg, page, &e);
             }
         }
         done += k;
     }
     free(page);
-    pthread_mutex_unlock(&df->mu);
-    if (rc != DSQ_OK) {
-        log_rc(df, "write", &e, rc);
-        return rc == DSQ_ERANGE ? -EFBIG : -dsq_rc_errno(rc);
-    }
-    return (ssize_t)size;
+    if (rc != DSQ_OK)
+        *ep = e;
+    return rc;
 }
 
 int dsq_dbfile_truncate(struct dsq_dbfile *df, uint64_t size)
@@ -1092,12 +1145,27 @@ int dsq_dbfile_truncate(struct dsq_dbfile *df, uint64_t size)
     if (df->fs->cfg->read_only)
         return -EROFS;
     pthread_mutex_lock(&df->mu);
-    int r = ensure_snap(df);
+    int r = dsq__df_ensure_snap(df);
     if (r == 0 && plain_shrink_refused(df, size))
         r = -EPERM;
-    if (r == 0 && !buffered(df) && size == file_size(df)) {
+    if (r == 0 && !dsq__df_buffered(df) && size == file_size(df)) {
         pthread_mutex_unlock(&df->mu);
         return 0;
+    }
+    if (r == 0 && dsq_wal_db_io(df)) {
+        /* (W2) SQLite truncates the db file at the end of a checkpoint */
+        struct dsq_txn *t = NULL;
+        r = ckpt_txn(df, &t);
+        uint32_t ps = r == 0 ? dsq_txn_page_size(t) : 0;
+        uint64_t n = ps ? (size + ps - 1) / ps : 0;
+        dsq_rc rc = r ? DSQ_OK
+                    : n > 0xfffffffeu
+                        ? DSQ_ERANGE
+                        : dsq_txn_set_page_count(t, (uint32_t)n, &e);
+        if (rc != DSQ_OK)
+            r = rc == DSQ_ERANGE ? -EFBIG : -dsq_rc_errno(rc);
+        pthread_mutex_unlock(&df->mu);
+        return r;
     }
     if (r == 0 && stages(df)) {
         r = stage_begin(df);
@@ -1117,7 +1185,7 @@ int dsq_dbfile_truncate(struct dsq_dbfile *df, uint64_t size)
                         ? DSQ_ERANGE
                         : dsq_txn_set_page_count(df->txn, (uint32_t)n, &e);
         if (rc != DSQ_OK) {
-            log_rc(df, "truncate", &e, rc);
+            dsq__df_log_rc(df, "truncate", &e, rc);
             r = rc == DSQ_ERANGE ? -EFBIG : -dsq_rc_errno(rc);
         }
     }
@@ -1130,9 +1198,10 @@ int dsq_dbfile_fsync(struct dsq_dbfile *df)
     struct inval iv = {0};
     int r = 0;
     pthread_mutex_lock(&df->mu);
-    if (buffered(df) && df->txn_plain && !dsq_locks_any_write(&df->locks))
+    if (dsq__df_buffered(df) && df->txn_plain &&
+        !dsq_locks_any_write(&df->locks))
         r = commit_locked(df, "fsync", &iv);
-    unlock_and_inval(df, &iv);
+    dsq__df_unlock_inval(df, &iv);
     return r;
 }
 
@@ -1140,11 +1209,11 @@ int dsq_dbfile_journal_commit(struct dsq_dbfile *df, const char *why)
 {
     struct inval iv = {0};
     pthread_mutex_lock(&df->mu);
-    wait_inval(df);
+    dsq__df_wait_inval(df);
     int r = 0;
-    if (buffered(df) && !df->txn_plain)
+    if (dsq__df_buffered(df) && !df->txn_plain)
         r = commit_locked(df, why, &iv);
-    unlock_and_inval(df, &iv);
+    dsq__df_unlock_inval(df, &iv);
     return r;
 }
 
@@ -1156,20 +1225,21 @@ int dsq_dbfile_flush(struct dsq_dbfile *df, uint64_t owner)
     int r = 0;
     dsq_log(DSQ_LOG_DEBUG, "lock", "%s: flush owner %" PRIx64, df->name, owner);
     pthread_mutex_lock(&df->mu);
-    wait_inval(df);
+    dsq__df_wait_inval(df);
     int had_write = 0;
     for (size_t i = 0; i < df->locks.n; i++)
         if (df->locks.v[i].owner == owner && df->locks.v[i].type == F_WRLCK)
             had_write = 1;
     dsq_locks_release_owner(&df->locks, owner);
-    if (had_write && buffered(df) && !df->txn_plain &&
+    if (had_write && dsq__df_buffered(df) && !df->txn_plain &&
         !dsq_locks_any_write(&df->locks))
         discard_txn(df, &iv,
                     "closed while holding a write lock (the process ended "
                     "mid-transaction)");
-    if (buffered(df) && df->txn_plain && !dsq_locks_any_write(&df->locks))
+    if (dsq__df_buffered(df) && df->txn_plain &&
+        !dsq_locks_any_write(&df->locks))
         r = commit_locked(df, "close", &iv);
-    unlock_and_inval(df, &iv);
+    dsq__df_unlock_inval(df, &iv);
     return r;
 }
 
@@ -1209,7 +1279,7 @@ int dsq_dbfile_setlk(struct dsq_dbfile *df, uint64_t owner,
             sleep);
     pthread_mutex_lock(&df->mu);
     for (;;) {
-        wait_inval(df);
+        dsq__df_wait_inval(df);
         if (type == F_UNLCK ||
             !dsq_locks_conflict(&df->locks, owner, start, end, type))
             break;
@@ -1227,7 +1297,7 @@ int dsq_dbfile_setlk(struct dsq_dbfile *df, uint64_t owner,
         dsq_locks_type_at(&df->locks, owner, DSQ_SHARED_FIRST) == F_WRLCK;
     if (type != F_UNLCK && !dsq_locks_any(&df->locks, 0)) {
         /* a read transaction starts: pin the newest version (L1) */
-        r = refresh(df, &iv, 0);
+        r = dsq__df_refresh(df, &iv, 0);
         df->st.read_txns++;
         if (r)
             goto out;
@@ -1270,25 +1340,26 @@ int dsq_dbfile_setlk(struct dsq_dbfile *df, uint64_t owner,
     r = dsq_locks_apply(&df->locks, owner, start, end, type, lk->l_pid);
     if (r)
         goto out;
-    if (had_excl && !had_reserved && !buffered(df) &&
+    if (had_excl && !had_reserved && !dsq__df_buffered(df) &&
         dsq_locks_type_at(&df->locks, owner, DSQ_SHARED_FIRST) != F_WRLCK) {
         /* a hot-journal rollback just ended (EXCLUSIVE straight from
            SHARED): SQLite re-reads the change counter before using its
            cache, so the snapshot may move now if nobody else holds a
            lock, and this read transaction sees what others committed */
-        refresh(df, &iv, owner);
+        dsq__df_refresh(df, &iv, owner);
     }
     if (had_excl &&
         dsq_locks_type_at(&df->locks, owner, DSQ_SHARED_FIRST) != F_WRLCK &&
-        buffered(df) && !df->txn_plain) {
-        /* EXCLUSIVE released with writes buffered: MEMORY or OFF mode */
+        dsq__df_buffered(df) && !df->txn_plain) {
+        /* EXCLUSIVE released with writes dsq__df_buffered: MEMORY or OFF mode
+         */
         if (journal_hot(df))
             discard_txn(df, &iv, "EXCLUSIVE released with a hot journal");
         else
             r = commit_locked(df, "the release of EXCLUSIVE", &iv);
     }
 out:
-    unlock_and_inval(df, &iv);
+    dsq__df_unlock_inval(df, &iv);
     return r;
 }
 
@@ -1322,6 +1393,23 @@ void dsq_dbfile_flock_release(struct dsq_dbfile *df, uint64_t owner)
     pthread_mutex_unlock(&df->mu);
 }
 
+/* ---- WAL ---- */
+
+void dsq_dbfile_wal_end(struct dsq_dbfile *df, int64_t size)
+{
+    struct inval iv = {0};
+    pthread_mutex_lock(&df->mu);
+    dsq_wal_end(df, size, &iv);
+    dsq__df_unlock_inval(df, &iv);
+}
+
+void dsq_dbfile_wal_seen(struct dsq_dbfile *df, uint64_t ino)
+{
+    pthread_mutex_lock(&df->mu);
+    df->wal.wal_ino = ino;
+    pthread_mutex_unlock(&df->mu);
+}
+
 /* ---- status ---- */
 
 void dsq_dbfile_status(struct dsq_dbfile *df, struct dsq_buf *b, int prom)
@@ -1347,7 +1435,9 @@ void dsq_dbfile_status(struct dsq_dbfile *df, struct dsq_buf *b, int prom)
             ",\n  \"rebases\": %" PRIu64 ",\n  \"retries\": %" PRIu64
             ",\n  \"busy_refusals\": %" PRIu64
             ",\n  \"commit_failures\": %" PRIu64
-            ",\n  \"wal_refusals\": %" PRIu64 ",\n  \"read_txns\": %" PRIu64
+            ",\n  \"wal_commits\": %" PRIu64
+            ",\n  \"wal_injected_frames\": %" PRIu64
+            ",\n  \"wal_resets\": %" PRIu64 ",\n  \"read_txns\": %" PRIu64
             ",\n  \"snapshot_moves\": %" PRIu64 ",\n  \"cache_hits\": %" PRIu64
             ",\n  \"cache_misses\": %" PRIu64 ",\n  \"cache_hit_ratio\": %.4f"
             ",\n  \"store_requests\": %" PRIu64
@@ -1358,7 +1448,8 @@ void dsq_dbfile_status(struct dsq_dbfile *df, struct dsq_buf *b, int prom)
             "},\n  \"transaction_open\": %s,\n  \"dirty_pages\": %zu"
             ",\n  \"locks\": %zu\n}\n",
             df->prefix, v, head, head - v, s.commits, s.conflicts, s.rebases,
-            s.retries, d.busy_refusals, d.commit_failures, d.wal_refusals,
+            s.retries, d.busy_refusals, d.commit_failures,
+            df->wal.commits_published, df->wal.injected_frames, df->wal.resets,
             d.read_txns, d.snapshot_moves, s.cache_hits, s.cache_misses,
             s.cache_hits + s.cache_misses
                 ? (double)s.cache_hits / (double)(s.cache_hits + s.cache_misses)

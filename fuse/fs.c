@@ -495,6 +495,12 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         if (!strcmp(name, "metrics.prom")) {
             kind = DSQ_I_STATFILE;
             path = strdup("");
+        } else if (dsq_status_is_file(name)) {
+            kind = DSQ_I_STATFILE;
+            size_t pl = strlen(name) + 2;
+            path = malloc(pl);
+            if (path)
+                snprintf(path, pl, "/%s", name);
         } else {
             /* a status file per known database */
             pthread_mutex_lock(&fs->mu);
@@ -606,6 +612,8 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 }
 
 static struct dsq_dbfile *journal_db(struct dsq_fs *fs, struct dsq_inode *side);
+static struct dsq_dbfile *side_db(struct dsq_fs *fs, struct dsq_inode *side,
+                                  enum dsq_side_kind k);
 static void gone_if_refused(struct dsq_fs *fs, struct dsq_dbfile *df);
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
@@ -635,6 +643,9 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
                 if (rr != 0)
                     r = -errno;
             }
+            struct dsq_dbfile *wdf = side_db(fs, in, DSQ_SIDE_WAL);
+            if (r == 0 && wdf)
+                dsq_dbfile_wal_end(wdf, (int64_t)attr->st_size);
         } else {
             r = in->kind == DSQ_I_DIR || in->kind == DSQ_I_STATDIR ? -EISDIR
                                                                    : -EACCES;
@@ -664,13 +675,13 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
     fuse_reply_attr(req, &st, attr_timeout(in));
 }
 
-/* The database a journal belongs to (NAME-journal -> NAME). */
-static struct dsq_dbfile *journal_db(struct dsq_fs *fs, struct dsq_inode *side)
+/* The database a side file of kind k belongs to (NAME-journal -> NAME). */
+static struct dsq_dbfile *side_db(struct dsq_fs *fs, struct dsq_inode *side,
+                                  enum dsq_side_kind k)
 {
     char name[1024];
     size_t bl = 0;
-    if (dsq_name_side(side->name, &bl) != DSQ_SIDE_JOURNAL ||
-        bl >= sizeof(name))
+    if (dsq_name_side(side->name, &bl) != k || bl >= sizeof(name))
         return NULL;
     memcpy(name, side->name, bl);
     name[bl] = 0;
@@ -679,6 +690,11 @@ static struct dsq_dbfile *journal_db(struct dsq_fs *fs, struct dsq_inode *side)
     struct dsq_dbfile *df = db && db->kind == DSQ_I_DB ? db->df : NULL;
     pthread_mutex_unlock(&fs->mu);
     return df;
+}
+
+static struct dsq_dbfile *journal_db(struct dsq_fs *fs, struct dsq_inode *side)
+{
+    return side_db(fs, side, DSQ_SIDE_JOURNAL);
 }
 
 /* ---- directories ---- */
@@ -818,6 +834,8 @@ static int fill_dir(fuse_req_t req, struct dsq_fs *fs, struct dsq_inode *in,
         }
         pthread_mutex_unlock(&fs->mu);
         names_add(&files, "metrics.prom");
+        for (const char *const *f = dsq_status_files; *f; f++)
+            names_add(&files, *f);
         for (size_t i = 0; i < files.n; i++)
             dirbuf_add(req, b, files.v[i], 0, S_IFREG);
         goto done;
@@ -1064,6 +1082,9 @@ static int open_common(fuse_req_t req, struct dsq_inode *in,
         fi->fh = 0;
         break;
     case DSQ_I_SIDE: {
+        struct dsq_dbfile *wdf = side_db(fs, in, DSQ_SIDE_WAL);
+        if (wdf)
+            dsq_dbfile_wal_seen(wdf, in->ino);
         if (created)
             break; /* fh set by create */
         int fd = open(in->path,
@@ -1368,6 +1389,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 {
     struct dsq_fs *fs = fs_of(req);
     struct dsq_inode *in = get_or_reply(req, ino);
+    struct dsq_dbfile *wdf = NULL;
     if (!in)
         return;
     ssize_t n;
@@ -1375,6 +1397,9 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
         n = dsq_dbfile_write(in->df, buf, size, off);
         if (n < 0)
             gone_if_refused(fs, in->df);
+    } else if (in->kind == DSQ_I_SIDE &&
+               (wdf = side_db(fs, in, DSQ_SIDE_WAL)) != NULL) {
+        n = dsq_wal_write(wdf, (int)fi->fh, buf, size, off, in->ino);
     } else if (in->kind == DSQ_I_SIDE) {
         int isj = 0;
         n = 0;
@@ -1413,6 +1438,10 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         r = dsq_dbfile_flush(in->df, fi->lock_owner);
         gone_if_refused(fs, in->df);
     } else {
+        struct dsq_dbfile *sdf =
+            in->kind == DSQ_I_SIDE ? side_db(fs, in, DSQ_SIDE_SHM) : NULL;
+        if (sdf)
+            dsq_wal_shm_release(sdf, fi->lock_owner);
         pthread_mutex_lock(&fs->mu);
         dsq_locks_release_owner(&in->locks, fi->lock_owner);
         pthread_mutex_unlock(&fs->mu);
@@ -1492,6 +1521,9 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
         }
         if (r == 0 && unlink(in->path) != 0 && errno != ENOENT)
             r = -errno;
+        struct dsq_dbfile *wdf = side_db(fs, in, DSQ_SIDE_WAL);
+        if (r == 0 && wdf)
+            dsq_dbfile_wal_end(wdf, -1);
     } else if (in->kind == DSQ_I_DB) {
         if (!fs->cfg->allow_delete) {
             dsq_log(DSQ_LOG_INFO, "fs",
@@ -1595,12 +1627,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
     (void)ino;
     struct statvfs sv;
-    memset(&sv, 0, sizeof(sv));
-    sv.f_bsize = 4096;
-    sv.f_frsize = 4096;
-    sv.f_blocks = sv.f_bfree = sv.f_bavail = 1ULL << 40;
-    sv.f_files = sv.f_ffree = sv.f_favail = 1u << 30;
-    sv.f_namemax = 255;
+    dsq_status_statfs(fs_of(req), &sv); /* status.c, maint.c */
     fuse_reply_statfs(req, &sv);
 }
 
@@ -1613,8 +1640,12 @@ static void op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
     struct dsq_inode *in = get_or_reply(req, ino);
     if (!in)
         return;
+    struct dsq_dbfile *sdf =
+        in->kind == DSQ_I_SIDE ? side_db(fs, in, DSQ_SIDE_SHM) : NULL;
     if (in->kind == DSQ_I_DB) {
         dsq_dbfile_getlk(in->df, fi->lock_owner, lock);
+    } else if (sdf) {
+        dsq_wal_shm_getlk(sdf, fi->lock_owner, lock);
     } else {
         uint64_t start = (uint64_t)lock->l_start;
         uint64_t end =
@@ -1644,8 +1675,12 @@ static void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
     if (!in)
         return;
     int r;
+    struct dsq_dbfile *sdf =
+        in->kind == DSQ_I_SIDE ? side_db(fs, in, DSQ_SIDE_SHM) : NULL;
     if (in->kind == DSQ_I_DB) {
         r = dsq_dbfile_setlk(in->df, fi->lock_owner, lock, sleep, req);
+    } else if (sdf) {
+        r = dsq_wal_shm_setlk(sdf, fi->lock_owner, lock, sleep, req);
     } else {
         uint64_t start = (uint64_t)lock->l_start;
         uint64_t end =
@@ -1733,6 +1768,7 @@ struct dsq_fs *dsq_fs_new(struct dsq_store *st, struct dsq_config *cfg,
     fs->cfg = cfg;
     fs->source = strdup(source);
     fs->sidedir = strdup(sidedir);
+    fs->mountpoint = strdup("");
     fs->uid = getuid();
     fs->gid = getgid();
     fs->start_ms = wall_ms();
@@ -1759,5 +1795,6 @@ void dsq_fs_free(struct dsq_fs *fs)
     pthread_mutex_destroy(&fs->mu);
     free(fs->source);
     free(fs->sidedir);
+    free(fs->mountpoint);
     free(fs);
 }

@@ -39,6 +39,7 @@
 #include "err.h"
 #include "locks.h"
 #include "store.h"
+#include "wal.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -58,7 +59,6 @@ struct dsq_dbstat {     /* counters of the daemon for one database */
     uint64_t commit_failures;
     uint64_t busy_refusals; /* EXCLUSIVE/RESERVED refused (EAGAIN) */
     uint64_t noop_commits;
-    uint64_t wal_refusals;
     uint64_t inval_ranges;
 };
 
@@ -96,6 +96,7 @@ struct dsq_dbfile {
        written (set by fs.c before each write; not guarded by mu) */
     atomic_int journal_maybe_hot;
     struct dsq_dbstat st;
+    struct dsq_wal wal; /* WAL mode (wal.c); guarded by mu */
 };
 
 enum dsq_ikind {
@@ -123,11 +124,16 @@ struct dsq_inode {
     uint64_t mtime_ms;
 };
 
+struct dsq_maint;
+
 struct dsq_fs {
     struct fuse_session *se;
+    struct dsq_maint *maint; /* set once before the loop runs; may be NULL */
     struct dsq_config *cfg; /* borrowed, read-only */
     struct dsq_store *st;   /* borrowed */
     char *sidedir;          /* local directory for side files */
+    char *mountpoint;       /* absolute path of the mount (the daemon
+                               reads and writes -shm files through it) */
     char *source;           /* the URL mounted */
     uid_t uid;
     gid_t gid;
@@ -193,12 +199,23 @@ void dsq_dbfile_flock_release(struct dsq_dbfile *df, uint64_t owner);
 void dsq_dbfile_journal_touched(struct dsq_dbfile *df);
 /* Journal commit points: 0 or -errno (the call must then fail). */
 int dsq_dbfile_journal_commit(struct dsq_dbfile *df, const char *why);
+/* NAME-wal was truncated to size or unlinked (-1): a WAL cycle may end. */
+void dsq_dbfile_wal_end(struct dsq_dbfile *df, int64_t size);
+/* NAME-wal is open as inode ino. */
+void dsq_dbfile_wal_seen(struct dsq_dbfile *df, uint64_t ino);
 /* Status JSON / Prometheus text of one database, appended to b. */
 void dsq_dbfile_status(struct dsq_dbfile *df, struct dsq_buf *b, int prom);
 
 /* ---- status.c ---- */
-/* Content of a status file (malloc'd). */
+/* Content of a status file (malloc'd): prefix is a database's, "" for
+   metrics.prom, or "/NAME" for one of dsq_status_files. */
 char *dsq_status_render(struct dsq_fs *fs, const char *prefix, size_t *len);
+/* The files of .dsqlfs/ besides metrics.prom and one per database
+   (NULL-terminated): health, maintenance.json. */
+extern const char *const dsq_status_files[];
+int dsq_status_is_file(const char *name);
+/* statfs of the mount (maint.c's usage when maintenance runs). */
+void dsq_status_statfs(struct dsq_fs *fs, struct statvfs *sv);
 /* "a/b/name" -> "a%2Fb%2Fname.json" into out. */
 void dsq_status_name(const char *prefix, char *out, size_t outsz);
 

@@ -3,8 +3,9 @@
  * Mounting (dsqlfs SOURCE MOUNTPOINT) is dispatched from here too.
  */
 #include "admin.h"
-#include "mount.h"
 #include "err.h"
+#include "maint.h"
+#include "mount.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -33,6 +34,12 @@ static void usage(FILE *f)
             "  gc URL [--keep N] [--keep-for SECONDS] [--dry-run]\n"
             "                               remove old versions (default: "
             "keep 10 and a week)\n"
+            "  maintain SOURCE [--dry-run]  one round of upkeep over every "
+            "database under\n"
+            "                               SOURCE: orphans, and with "
+            "-o gc_keep=N / gc_keep_for=S\n"
+            "                               old versions (what a mount does "
+            "in the background)\n"
             "\n"
             "  SOURCE MOUNTPOINT [-f] [-d] [-o opt,...]\n"
             "                               mount every database under "
@@ -41,7 +48,7 @@ static void usage(FILE *f)
             "MOUNTPOINT/NAME.db (docs/mount.md)\n"
             "\n"
             "options (-o name=value, also from the environment): see "
-            "docs/options.md\n");
+            "dsqlfs(8)\n");
 }
 
 int main(int argc, char **argv)
@@ -59,6 +66,8 @@ int main(int argc, char **argv)
         printf("dsqlfs %s\n", DSQ_VERSION_STRING);
         return 0;
     }
+    if (!strcmp(argv[1], "maintain"))
+        return dsq_maint_main(argc - 1, argv + 1);
     if (dsq_admin_is_command(argv[1]))
         return dsq_admin_main(argc - 1, argv + 1);
     if (strstr(argv[1], "://"))

@@ -13,6 +13,7 @@
 #include "fs.h"
 #include "log.h"
 #include "loop.h"
+#include "maint.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -268,12 +269,28 @@ int dsq_mount_main(int argc, char **argv)
         goto out_cfg;
     }
     struct dsq_fs *fs = dsq_fs_new(st, &cfg, m.source, sidedir);
+    if (fs) {
+        char *mp = realpath(m.mountpoint, NULL);
+        if (mp) {
+            free(fs->mountpoint);
+            fs->mountpoint = mp;
+        }
+    }
     if (!fs) {
         fprintf(stderr, "dsqlfs: out of memory\n");
         rm_sidedir(sidedir);
         dsq_store_free(st);
         goto out_cfg;
     }
+    /* background upkeep (maint.c); its threads start after detaching */
+    struct dsq_maint *maint = NULL;
+    rc = dsq_maint_new(st, &cfg, m.source, fs, &maint, &e);
+    if (rc != DSQ_OK) {
+        fprintf(stderr, "dsqlfs: %s\n", dsq_err_text(&e, rc));
+        ret = rc == DSQ_EINVAL ? 2 : 1;
+        goto out_fs;
+    }
+    fs->maint = maint;
     char fsname[1200], *q = fsname;
     memcpy(q, "fsname=", 7);
     q += 7;
@@ -324,6 +341,7 @@ int dsq_mount_main(int argc, char **argv)
     }
     if (!m.foreground)
         dsq_log_use_syslog();
+    dsq_maint_start(maint);
     dsq_log(DSQ_LOG_NOTICE, "mount", "%s mounted on %s%s", m.source,
             m.mountpoint, cfg.read_only ? " (read-only)" : "");
     /* -s: one thread; otherwise a pool (fuse/loop.c) */
@@ -339,6 +357,9 @@ out_sig:
 out_se:
     fuse_session_destroy(se);
 out_fs:
+    /* the maintenance threads use the fs and the store: stop them first */
+    dsq_maint_free(fs->maint);
+    fs->maint = NULL;
     dsq_fs_free(fs);
     rm_sidedir(sidedir);
     dsq_store_free(st);

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Install what dsqlfs needs to build and test on Debian 12, if missing.
 #   scripts/deps.sh          build and runtime packages
+#   scripts/deps.sh --package  also Debian's packaging tools (debhelper,
+#                            lintian: packaging/build-deb.sh)
 #   scripts/deps.sh --test   also what the tests use (clang for fuzzing,
-#                            Python's SQLAlchemy/Alembic, the Ceph S3 server)
+#                            Python's SQLAlchemy/Alembic, the Ceph S3 server,
+#                            the packaging tools, podman and mmdebstrap for
+#                            the package and container tests, man-db)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,10 +14,14 @@ BUILD_PKGS=(build-essential cmake pkg-config libfuse3-dev fuse3
             libcurl4-openssl-dev libssl-dev libmsgpack-dev libjansson-dev
             libsqlite3-dev sqlite3 check libexpat1-dev libzstd-dev
             libxxhash-dev openssl)
+PACKAGE_PKGS=(debhelper dpkg-dev fakeroot lintian git)
 TEST_PKGS=(clang libclang-rt-14-dev iproute2 python3 python3-sqlalchemy
-           python3-alembic procps psmisc util-linux)
+           python3-alembic procps psmisc util-linux
+           "${PACKAGE_PKGS[@]}" podman runc mmdebstrap uidmap man-db
+           groff-base systemd nodejs)
 
 pkgs=("${BUILD_PKGS[@]}")
+[ "${1:-}" = "--package" ] && pkgs+=("${PACKAGE_PKGS[@]}")
 [ "${1:-}" = "--test" ] && pkgs+=("${TEST_PKGS[@]}")
 
 missing=()

@@ -71,6 +71,13 @@ static const struct opt opts[] = {
     {"allow_other", NULL, NULL, K_BOOL, OFF(allow_other), 0, 0},
     {"staleness", NULL, NULL, K_DOUBLE, OFF(staleness_s), 0, 86400},
     {"spin_us", NULL, NULL, K_UINT, OFF(spin_us), 0, 1000000},
+    {"maint_interval", NULL, NULL, K_UINT, OFF(maint_interval_s), 0,
+     31 * 86400},
+    {"orphan_sweep", NULL, NULL, K_BOOL, OFF(orphan_sweep), 0, 0},
+    {"orphan_grace", NULL, NULL, K_UINT, OFF(orphan_grace_s), 0, 365 * 86400},
+    {"gc_keep", NULL, NULL, K_UINT, OFF(gc_keep), 0, 1000000000},
+    {"gc_keep_for", NULL, NULL, K_UINT, OFF(gc_keep_for_s), 0, 3650.0 * 86400},
+    {"health_interval", NULL, NULL, K_UINT, OFF(health_interval_s), 1, 3600},
 };
 
 void dsq_config_init(struct dsq_config *c)
@@ -94,6 +101,10 @@ void dsq_config_init(struct dsq_config *c)
     c->store_timeout_s = 30;
     c->staleness_s = 0;
     c->spin_us = 100;
+    c->maint_interval_s = 3600;
+    c->orphan_sweep = 1;
+    c->orphan_grace_s = 86400;
+    c->health_interval_s = 30;
 }
 
 static void free_secret(char **p)

@@ -61,6 +61,14 @@ struct dsq_config {
     double staleness_s; /* 0 = check the store at every read txn */
     unsigned spin_us;   /* FUSE loop: poll the device this long between
                            requests before sleeping (fuse/loop.c) */
+
+    /* the daemon's own maintenance (fuse/maint.c) */
+    unsigned maint_interval_s;  /* seconds between rounds (3600; 0 off) */
+    int orphan_sweep;           /* remove orphans in each round (1) */
+    unsigned orphan_grace_s;    /* orphans younger than this stay (86400) */
+    unsigned gc_keep;           /* retention: newest versions kept (0 off) */
+    unsigned gc_keep_for_s;     /* retention: seconds kept (0 off) */
+    unsigned health_interval_s; /* store probe for .dsqlfs/health (30) */
 };
 
 /* Defaults only (never fails). */

@@ -409,13 +409,20 @@ static int pc_lookup(struct dsq_db *db, const char *segkey,
         memcpy(out, p->page, page_size);
         pc_unlink_lru(db, p);
         pc_push_front(db, p);
-        db->stats.cache_hits++;
         hit = 1;
-    } else {
-        db->stats.cache_misses++;
     }
     pthread_mutex_unlock(&db->mu);
     return hit;
+}
+
+/* Page reads served without a store request (memory or disk cache) and
+   with one; page cache lookups themselves are not counted. */
+static void count_reads(struct dsq_db *db, uint64_t hits, uint64_t misses)
+{
+    pthread_mutex_lock(&db->mu);
+    db->stats.cache_hits += hits;
+    db->stats.cache_misses += misses;
+    pthread_mutex_unlock(&db->mu);
 }
 
 void dsq__pc_insert(struct dsq_db *db, const char *segkey,
@@ -828,6 +835,7 @@ static void latest_found(struct dsq_db *db, const struct scan_state *s,
     if (etag)
         memcpy(etag, s->max_etag, DSQ_ETAG_MAX);
     pthread_mutex_lock(&db->mu);
+    db->listed_ms = dsq_now_ms(); /* dsq_db_head_after */
     if (db->head.sent_ns == 0) {
         /* the first thing this handle learns of the head: a freshness
            check may share it (db_fresh.c) */
@@ -1317,8 +1325,10 @@ static dsq_rc fetch_page(struct dsq_db *db, const char *segkey,
                          void *out, int use_cache, const char *inc,
                          struct dsq_err *e)
 {
-    if (use_cache && pc_lookup(db, segkey, loc, out, page_size))
+    if (use_cache && pc_lookup(db, segkey, loc, out, page_size)) {
+        count_reads(db, 1, 0);
         return DSQ_OK;
+    }
     const int inl = dsq__is_inline_key(segkey);
     struct dsq_buf buf;
     char full[DSQ_KEY_MAX];
@@ -1326,11 +1336,13 @@ static dsq_rc fetch_page(struct dsq_db *db, const char *segkey,
     dsq_buf_init(&buf, dsq_b64_len(DSQ_STORED_PAGE_MAX));
     if (inl ? inline_cached(db, segkey, loc, page_size, inc, out)
             : disk_cached_page(db, segkey, loc, page_size, out, full, &buf)) {
+        count_reads(db, 1, 0);
         if (use_cache)
             dsq__pc_insert(db, segkey, loc, out, page_size);
         dsq_buf_cleanup(&buf);
         return DSQ_OK;
     }
+    count_reads(db, 0, 1);
     uint64_t span = inl ? dsq_b64_len(loc->length) : loc->length;
     dsq_rc rc = dsq__obj_get(db, segkey, loc->offset, span, &buf, NULL, e);
     if (rc == DSQ_ENOTFOUND) {
@@ -1414,6 +1426,10 @@ static int want_cmp(const void *a, const void *b)
 
 /* Parallel fetching of the runs of one bulk read. */
 #define READ_THREADS 8
+
+/* Bulk reads of at most this many pages keep what they fetch in the page
+   cache (FUSE reads); bigger ones (export) would only churn it. */
+#define READ_PAGES_CACHE_MAX 256u
 
 struct run_job {
     struct dsq_db *db;
@@ -1510,6 +1526,7 @@ static dsq_rc fetch_wants(struct dsq_db *db, struct want *w, size_t nw,
 {
     if (nw == 0)
         return DSQ_OK;
+    count_reads(db, 0, nw);
     qsort(w, nw, sizeof(*w), want_cmp);
     /* runs: same object, close offsets, bounded size */
     size_t *runs = malloc((nw + 1) * sizeof(*runs)), nruns = 0;
@@ -1562,20 +1579,24 @@ static dsq_rc fetch_wants(struct dsq_db *db, struct want *w, size_t nw,
  */
 static int want_add(struct dsq_db *db, struct want *w, size_t *nw, uint32_t idx,
                     const char *segkey, const struct dsq_page_loc *loc,
-                    uint32_t ps, const char *inc, uint8_t *dst,
+                    uint32_t ps, const char *inc, uint8_t *dst, int keep,
                     struct dsq_buf *scratch)
 {
     const int inl = dsq__is_inline_key(segkey);
-    if (pc_lookup(db, segkey, loc, dst, ps))
-        return 1;
-    if (inl && inline_cached(db, segkey, loc, ps, inc, dst))
-        return 1;
-    if (!inl && db->dcache) {
+    int served = pc_lookup(db, segkey, loc, dst, ps);
+    if (!served && inl && inline_cached(db, segkey, loc, ps, inc, dst))
+        served = 1;
+    if (!served && !inl && db->dcache) {
         char full[DSQ_KEY_MAX];
         dsq__full_key(db, segkey, full, sizeof(full));
         dsq_buf_reset(scratch);
-        if (disk_cached_page(db, segkey, loc, ps, dst, full, scratch))
-            return 1;
+        served = disk_cached_page(db, segkey, loc, ps, dst, full, scratch);
+        if (served && keep)
+            dsq__pc_insert(db, segkey, loc, dst, ps);
+    }
+    if (served) {
+        count_reads(db, 1, 0);
+        return 1;
     }
     struct want *x = &w[*nw];
     x->idx = idx;
@@ -1602,7 +1623,7 @@ dsq_rc dsq__read_locs(struct dsq_db *db, size_t n, char *const *keys,
         return DSQ_ENOMEM;
     for (size_t i = 0; i < n && rc == DSQ_OK; i++)
         if (want_add(db, w, &nw, (uint32_t)i, keys[i], &locs[i], ps, inc,
-                     out + i * ps, &scratch) < 0)
+                     out + i * ps, 1, &scratch) < 0)
             rc = DSQ_ENOMEM;
     if (rc == DSQ_OK)
         rc = fetch_wants(db, w, nw, ps, out, 1, e);
@@ -1627,6 +1648,7 @@ dsq_rc dsq_snap_read_pages(struct dsq_snap *s, uint32_t first, uint32_t count,
                            first, first + count - 1,
                            s->m ? s->m->page_count : 0);
     const uint32_t ps = s->m->page_size;
+    const int keep = count <= READ_PAGES_CACHE_MAX;
     uint8_t *out = buf;
     struct want *w = calloc(count, sizeof(*w));
     size_t nw = 0;
@@ -1648,12 +1670,12 @@ dsq_rc dsq_snap_read_pages(struct dsq_snap *s, uint32_t first, uint32_t count,
             continue;
         }
         if (want_add(db, w, &nw, i, segkey, &loc, ps, s->m->incarnation,
-                     out + (size_t)i * ps, &rb) < 0) {
+                     out + (size_t)i * ps, keep, &rb) < 0) {
             rc = DSQ_ENOMEM;
             goto out;
         }
     }
-    rc = fetch_wants(db, w, nw, ps, out, 0, e);
+    rc = fetch_wants(db, w, nw, ps, out, keep, e);
 out:
     for (size_t i = 0; i < nw; i++)
         free(w[i].segkey);

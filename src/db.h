@@ -38,12 +38,13 @@ struct dsq_txn;
 
 /* Counters of one db handle (monotonic). */
 struct dsq_db_stats {
-    uint64_t commits;    /* versions this handle published */
-    uint64_t conflicts;  /* commits refused as conflicting */
-    uint64_t rebases;    /* lost races resolved by rebasing */
-    uint64_t retries;    /* retried store calls */
-    uint64_t cache_hits; /* page reads served from memory */
-    uint64_t cache_misses;
+    uint64_t commits;      /* versions this handle published */
+    uint64_t conflicts;    /* commits refused as conflicting */
+    uint64_t rebases;      /* lost races resolved by rebasing */
+    uint64_t retries;      /* retried store calls */
+    uint64_t cache_hits;   /* page reads served from the memory or disk
+                              cache (no store request) */
+    uint64_t cache_misses; /* page reads that needed a store request */
     uint64_t store_gets;
     uint64_t store_puts;
     uint64_t store_lists;
@@ -130,6 +131,12 @@ enum dsq_txn_flags {
      * pages 1..page_count were all written.  Reads are not available.
      */
     DSQ_TXN_STREAM = 1,
+    /*
+     * Any version committed since the snapshot is a conflict, as under
+     * serializable isolation (a writer that cannot take others' pages
+     * into its own view: WAL in exclusive locking mode).
+     */
+    DSQ_TXN_NO_REBASE = 2,
 };
 
 dsq_rc dsq_txn_begin(struct dsq_snap *s, unsigned flags, struct dsq_txn **out,
@@ -171,6 +178,19 @@ dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
 void dsq_txn_free(struct dsq_txn *t);
 
 /* ---- for the FUSE daemon: freshness, what changed, rollbacks ---- */
+
+/*
+ * The older, cheaper question, for callers that keep no snapshot: the
+ * newest version given that version known exists (0: none known): one
+ * HEAD of manifests/v{known+1} (versions are created in order, so if it
+ * is missing, known is the newest); only when it exists, the full
+ * dsq_db_latest().  A missing known+1 is also checked by listing once the
+ * last listing of this handle is older than half the gc minimum age (gc
+ * may have removed known+1 since).  It cannot tell a database created
+ * again: dsq_db_fresh can.
+ */
+dsq_rc dsq_db_head_after(struct dsq_db *db, uint64_t known, uint64_t *latest,
+                         struct dsq_err *e);
 
 /* Answer of a freshness check. */
 struct dsq_fresh {
@@ -299,6 +319,21 @@ struct dsq_gc_report {
  */
 dsq_rc dsq_db_gc(struct dsq_db *db, uint64_t keep_versions, uint64_t keep_ms,
                  int dry_run, struct dsq_gc_report *rep, struct dsq_err *e);
+/*
+ * The same, also keeping every version >= pinned (0: none), e.g. the
+ * oldest snapshot a daemon's readers and writers still use.
+ */
+dsq_rc dsq_db_gc_pinned(struct dsq_db *db, uint64_t keep_versions,
+                        uint64_t keep_ms, uint64_t pinned, int dry_run,
+                        struct dsq_gc_report *rep, struct dsq_err *e);
+/*
+ * The least age of a version gc may remove (DSQ_GC_MIN_RETENTION_MS), and
+ * the least grace before an automatic sweep removes an orphan.  Builds
+ * with fault points (DSQ_FAULTS, never a release) read a shorter one from
+ * DSQLFS_TEST_MIN_AGE_MS, so tests exercise C9 in seconds; every process
+ * of such a test must see the same value.
+ */
+uint64_t dsq_db_gc_min_retention_ms(void);
 
 /* Named fault points (crash tests): DSQ_FAULT_POINT("commit.after_segments")
    exits the process when the environment variable DSQLFS_FAULT names it. */

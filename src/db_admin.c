@@ -602,8 +602,29 @@ void dsq_fault_point(const char *name)
 
 /* ---- gc ---- */
 
+uint64_t dsq_db_gc_min_retention_ms(void)
+{
+#ifdef DSQ_FAULTS
+    const char *t = getenv("DSQLFS_TEST_MIN_AGE_MS");
+    if (t && *t) {
+        char *end;
+        unsigned long long v = strtoull(t, &end, 10);
+        if (!*end)
+            return v;
+    }
+#endif
+    return DSQ_GC_MIN_RETENTION_MS;
+}
+
 dsq_rc dsq_db_gc(struct dsq_db *db, uint64_t keep_versions, uint64_t keep_ms,
                  int dry_run, struct dsq_gc_report *rep, struct dsq_err *e)
+{
+    return dsq_db_gc_pinned(db, keep_versions, keep_ms, 0, dry_run, rep, e);
+}
+
+dsq_rc dsq_db_gc_pinned(struct dsq_db *db, uint64_t keep_versions,
+                        uint64_t keep_ms, uint64_t pinned, int dry_run,
+                        struct dsq_gc_report *rep, struct dsq_err *e)
 {
     struct vlist l = {0};
     struct strlist dead = {0}, live = {0}, chunkkeys = {0};
@@ -614,11 +635,12 @@ dsq_rc dsq_db_gc(struct dsq_db *db, uint64_t keep_versions, uint64_t keep_ms,
     memset(rep, 0, sizeof(*rep));
     if (keep_versions < 1)
         keep_versions = 1;
-    if (keep_ms < DSQ_GC_MIN_RETENTION_MS)
+    uint64_t min_ms = dsq_db_gc_min_retention_ms();
+    if (keep_ms < min_ms)
         return dsq_err_set(e, DSQ_EINVAL,
-                           "gc keeps every version younger than %u s at "
+                           "gc keeps every version younger than %llu s at "
                            "least (writers rely on it)",
-                           DSQ_GC_MIN_RETENTION_MS / 1000);
+                           (unsigned long long)(min_ms / 1000));
     rc = dsq__read_gc_floor(db, &floor_old, &floor_info, e);
     if (rc == DSQ_OK)
         rc = list_versions(db, &l, e);
@@ -640,6 +662,9 @@ dsq_rc dsq_db_gc(struct dsq_db *db, uint64_t keep_versions, uint64_t keep_ms,
             break;
         }
     }
+    if (pinned && floor > pinned)
+        floor = pinned; /* a reader or writer still uses it (and so what
+                           it reads, below) */
     /* a kept version may read pages that an older manifest carries
        inline (until a checkpoint moves them): keep that one too, and
        what it reads in turn */
@@ -737,6 +762,45 @@ out:
 /* ------------------------------------------------------------------ */
 /* 9. for the FUSE daemon: changes, rollbacks                           */
 /* ------------------------------------------------------------------ */
+
+dsq_rc dsq_db_head_after(struct dsq_db *db, uint64_t known, uint64_t *latest,
+                         struct dsq_err *e)
+{
+    char rel[64], key[DSQ_KEY_MAX];
+    struct dsq_objinfo info;
+    dsq_manifest_key(known + 1, rel);
+    dsq__full_key(db, rel, key, sizeof(key));
+    dsq_rc rc = dsq_store_head(db->st, key, &info, e);
+    STAT_ADD(db, store_heads, 1);
+    if (rc == DSQ_ENOTFOUND) {
+        /* versions are created in order, so known is the newest, unless gc
+           removed known+1 (and known) since a listing last said so: it
+           only removes versions older than its minimum age, so a listing
+           younger than half of that (a margin for clock skew, as C9's) is
+           proof enough; an older one is renewed */
+        pthread_mutex_lock(&db->mu);
+        uint64_t listed = db->listed_ms;
+        pthread_mutex_unlock(&db->mu);
+        if (known == 0 ||
+            listed + dsq_db_gc_min_retention_ms() / 2 > dsq_now_ms()) {
+            *latest = known;
+            return DSQ_OK;
+        }
+        uint64_t v = 0;
+        rc = dsq_db_latest(db, &v, e);
+        if (rc == DSQ_OK)
+            *latest = v;
+        return rc;
+    }
+    if (rc != DSQ_OK)
+        return rc;
+    uint64_t v = 0;
+    rc = dsq_db_latest(db, &v, e);
+    if (rc != DSQ_OK)
+        return rc;
+    *latest = v > known ? v : known + 1; /* the listing may lag the HEAD */
+    return DSQ_OK;
+}
 
 static int prange_cmp(const void *a, const void *b)
 {

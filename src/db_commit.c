@@ -693,6 +693,16 @@ static dsq_rc compute_effects(struct dsq_txn *t, struct effects *ef,
     }
     if (ef->count_changed)
         ef->page1 = DSQ_PAGE1_CHANGED;
+    /* SQLite's page size other than the store's chunking (a VACUUM that
+       changed page_size): the freelist cannot be read in store pages, so
+       the change counts as a change of page 1 beyond its counters, which
+       meets any concurrent commit that changed page 1 */
+    int sqlite_ps_ok = !newp1 || !dsq_sqlite_is_db(newp1, ps) ||
+                       (dsq_sqlite_page_size(newp1, ps) == ps &&
+                        (!oldp1 || !dsq_sqlite_is_db(oldp1, ps) ||
+                         dsq_sqlite_page_size(oldp1, ps) == ps));
+    if (!sqlite_ps_ok && ef->page1 != DSQ_PAGE1_NONE)
+        ef->page1 = DSQ_PAGE1_CHANGED;
 
     /* freed pages: truncated away, or newly on the freelist (SQLite) */
     uint32_t ntrunc = 0;
@@ -701,7 +711,8 @@ static dsq_rc compute_effects(struct dsq_txn *t, struct effects *ef,
     size_t fl_cap = ntrunc;
     /* any written page may be a trunk page, so walk whenever page 1 moved */
     if (!stream && ef->page1 != DSQ_PAGE1_NONE && newp1 && t->base_count >= 1 &&
-        dsq_sqlite_is_db(newp1, ps) && dsq_sqlite_is_db(oldp1, ps)) {
+        sqlite_ps_ok && dsq_sqlite_is_db(newp1, ps) &&
+        dsq_sqlite_is_db(oldp1, ps)) {
         rc = dsq_sqlite_freelist(newp1, ps, t->page_count, txn_reader, t,
                                  &fl_new, &n_fl_new, e);
         if (rc == DSQ_OK)
@@ -1415,13 +1426,13 @@ dsq_rc dsq__read_gc_floor(struct dsq_db *db, uint64_t *floor,
  * recently (with a margin for clock skew) needs no check; an older one
  * costs one GET of gc.json.  *withdraw = 1 if version is below the floor.
  */
-#define FLOOR_CHECK_AGE_MS (DSQ_GC_MIN_RETENTION_MS / 2)
 static dsq_rc check_gc_floor(struct dsq_db *db, const struct dsq_snap *base,
                              uint64_t version, int *withdraw, struct dsq_err *e)
 {
     *withdraw = 0;
     uint64_t now = dsq_now_ms();
-    if (base->m && base->m->time_ms + FLOOR_CHECK_AGE_MS > now)
+    uint64_t check_age_ms = dsq_db_gc_min_retention_ms() / 2;
+    if (base->m && base->m->time_ms + check_age_ms > now)
         return DSQ_OK;
     uint64_t floor = 0;
     dsq_rc rc = dsq__read_gc_floor(db, &floor, NULL, e);
@@ -1891,15 +1902,19 @@ dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
                 dsq__strlist_free(&objs);
             }
             uint32_t witness = 0;
-            if (db->isolation == DSQ_ISOLATION_SERIALIZABLE ||
-                overlaps(&ef, x->m, &witness)) {
-                if (db->isolation == DSQ_ISOLATION_SERIALIZABLE)
+            int any = db->isolation == DSQ_ISOLATION_SERIALIZABLE ||
+                      (t->flags & DSQ_TXN_NO_REBASE);
+            if (any || overlaps(&ef, x->m, &witness)) {
+                if (any)
                     rc = dsq_err_set(e, DSQ_ECONFLICT,
                                      "%s: version %llu was committed since "
                                      "this transaction's snapshot (version "
-                                     "%llu; serializable isolation)",
+                                     "%llu; %s)",
                                      db->prefix, (unsigned long long)v,
-                                     (unsigned long long)t->snap->version);
+                                     (unsigned long long)t->snap->version,
+                                     (t->flags & DSQ_TXN_NO_REBASE)
+                                         ? "this transaction cannot rebase"
+                                         : "serializable isolation");
                 else
                     rc = dsq_err_set(e, DSQ_ECONFLICT,
                                      "%s: page %u was also changed by version "

@@ -110,6 +110,8 @@ struct dsq_db {
     uint64_t inflight_sent_ns; /* the newest one's send time */
     pthread_cond_t fresh_cv;   /* a check finished */
     uint64_t fresh_rtt_ns;     /* how long the last check took */
+    uint64_t listed_ms;        /* when a listing last found the newest
+                                  version (dsq_db_head_after) */
 
     pthread_mutex_t mu;
     struct dsq_db_stats stats; /* guarded by mu */

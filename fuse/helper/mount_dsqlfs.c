@@ -6,7 +6,8 @@
  * It drops what only mount(8) understands and runs
  *     dsqlfs SOURCE DIR -o opts
  * with the dsqlfs binary next to itself (after resolving links), else the
- * one in PATH.
+ * one in the directory it was installed for (DSQ_INSTALL_BINDIR: the
+ * helper lives in /sbin, the binary in /usr/bin), else the one in PATH.
  */
 #include <errno.h>
 #include <libgen.h>
@@ -68,6 +69,13 @@ int main(int argc, char **argv)
         if (access(bin, X_OK) == 0)
             prog = bin;
     }
+#ifdef DSQ_INSTALL_BINDIR
+    if (prog != bin) {
+        snprintf(bin, sizeof(bin), "%s/dsqlfs", DSQ_INSTALL_BINDIR);
+        if (access(bin, X_OK) == 0)
+            prog = bin;
+    }
+#endif
     char *args[8];
     int n = 0;
     args[n++] = (char *)prog;

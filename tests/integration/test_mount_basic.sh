@@ -2,7 +2,7 @@
 # The FUSE mount with the sqlite3 shell on a local directory store:
 # mount/unmount, namespace, reads of an imported database, writes in each
 # rollback journal mode (each transaction one version), remount, refusals
-# (unknown option, bad source, other names, rm, WAL), O_CREAT, cp in/out,
+# (unknown option, bad source, content, rm), WAL mode, O_CREAT, cp in/out,
 # the status directory.
 source "$(dirname "$0")/lib.sh"
 need_fuse
@@ -81,12 +81,21 @@ ls "$T/store" | grep -q notes && fail "the refused file left objects in the stor
 err=$(rm "$M/shop.db" 2>&1) && fail "rm allowed"
 echo "$err" | grep -q "Operation not permitted" || fail "rm: $err"
 [ -f "$M/shop.db" ] || fail "shop.db gone"
-out=$(sq "$M/fresh.db" "PRAGMA journal_mode=WAL;" 2>&1) && true
-log "WAL pragma answered: $out"
-eq "$(sq "$M/fresh.db" 'PRAGMA journal_mode')" delete "journal mode after the WAL refusal"
+log "WAL mode: the switch sticks, commits are versions, the switch back too"
+eq "$(sq "$M/fresh.db" 'PRAGMA journal_mode=WAL')" wal "WAL switch"
+eq "$(sq "$M/fresh.db" 'PRAGMA journal_mode')" wal "journal mode after the switch"
+v0=$("$DSQLFS" versions "$STORE/fresh" | tail -n +2 | wc -l)
 sq "$M/fresh.db" "INSERT INTO a VALUES (43);"
-eq "$(sq "$M/fresh.db" 'SELECT count(*) FROM a; PRAGMA integrity_check')" "2
-ok" "usable after the WAL refusal"
+sq "$M/fresh.db" "BEGIN; INSERT INTO a VALUES (44); INSERT INTO a VALUES (45); COMMIT;"
+v1=$("$DSQLFS" versions "$STORE/fresh" | tail -n +2 | wc -l)
+eq "$((v1 - v0))" 2 "versions for two WAL transactions"
+"$DSQLFS" export "$STORE/fresh" "$T/fresh-wal.db" -q
+eq "$(sqlite3 "$T/fresh-wal.db" 'PRAGMA journal_mode; SELECT count(*) FROM a')" "wal
+4" "WAL commits in the store"
+eq "$(sq "$M/fresh.db" 'PRAGMA journal_mode=DELETE')" delete "switch back"
+eq "$(sq "$M/fresh.db" 'PRAGMA journal_mode; SELECT count(*) FROM a; PRAGMA integrity_check')" "delete
+4
+ok" "rollback mode again"
 [ -e "$M/fresh.db-wal" ] && fail "-wal left"
 
 log "cp in and out: identical bytes"

@@ -1,0 +1,47 @@
+/*
+ * dbfile_int.h - what dbfile.c (a database as a file) and wal.c (its WAL
+ * mode) share: kernel cache invalidation and the snapshot helpers.
+ *
+ * Layer: FUSE front end, private to dbfile.c and wal.c.  Every function
+ * here is called with df->mu held unless it says otherwise.
+ */
+#ifndef DSQ_FUSE_DBFILE_INT_H
+#define DSQ_FUSE_DBFILE_INT_H
+
+#include "fs.h"
+
+#include <sys/types.h>
+
+/* Kernel cache ranges to drop once df->mu is released. */
+struct inval {
+    struct dsq_page_range *r; /* owned */
+    size_t n;
+    int whole;
+    uint32_t ps;
+};
+
+uint64_t dsq__mono_ns(void);
+void dsq__inval_whole(struct inval *iv);
+/* Take c's ranges (c keeps nothing), in pages of size ps. */
+void dsq__inval_take(struct inval *iv, struct dsq_changes *c, uint32_t ps);
+/* Unlock df->mu, then send iv (inval_busy protocol). */
+void dsq__df_unlock_inval(struct dsq_dbfile *df, struct inval *iv);
+void dsq__df_wait_inval(struct dsq_dbfile *df);
+void dsq__df_log_rc(struct dsq_dbfile *df, const char *what,
+                    const struct dsq_err *e, dsq_rc rc);
+int dsq__df_buffered(const struct dsq_dbfile *df);
+int dsq__df_ensure_snap(struct dsq_dbfile *df);
+int dsq__df_check_head(struct dsq_dbfile *df, int force);
+int dsq__df_refresh(struct dsq_dbfile *df, struct inval *iv,
+                    uint64_t owner_except);
+/* What the kernel must drop when the served version moves from `from`
+   to `to` (both of page size ps), added to iv. */
+void dsq__df_inval_between(struct dsq_dbfile *df, uint64_t from, uint64_t to,
+                           uint32_t ps, struct inval *iv);
+ssize_t dsq__full_pread(int fd, void *buf, size_t n, uint64_t off);
+/* Write bytes at a byte offset into a transaction's pages (the pages a
+   write covers in part are read first); any thread owning t. */
+dsq_rc dsq__txn_write_bytes(struct dsq_txn *t, const char *buf, size_t size,
+                            uint64_t off, struct dsq_err *ep);
+
+#endif
