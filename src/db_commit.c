@@ -1687,11 +1687,13 @@ static void cache_published(struct dsq_db *db, struct dsq_manifest **nm,
 /*
  * root.json is a hint, read only to start a listing near the end: a hint
  * a few versions behind costs readers nothing (one LIST page holds 1000
- * versions).  So it is written every ROOT_EVERY versions, at least once a
- * second per handle, not at every commit: one request less per commit.
+ * versions, and a handle that knows nothing lists from the start while it
+ * reads the hint).  So it is written every ROOT_EVERY versions, and when
+ * this handle last wrote it more than ROOT_MAX_AGE_MS ago, not at every
+ * commit: one request less per commit.
  */
-#define ROOT_EVERY 16
-#define ROOT_MAX_AGE_MS 1000
+#define ROOT_EVERY 256
+#define ROOT_MAX_AGE_MS 10000
 
 static void update_root(struct dsq_db *db, uint64_t version)
 {

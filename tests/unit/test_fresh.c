@@ -204,7 +204,7 @@ START_TEST(test_own_commit_answers_earlier_readers)
     ck_assert_int_eq(dsq_txn_commit(t, &ci, NULL), DSQ_OK);
     dsq_txn_free(t);
     ck_assert_uint_eq(ci.version, 2);
-    /* the create-only PUT alone (root.json waits for the 16th version) */
+    /* the create-only PUT alone (root.json waits for the 256th version) */
     ck_assert_uint_eq(calls(&x), 1);
     ck_assert_uint_eq(dsq_fault_store_op_calls(x.fs, DSQ_FOP_PUT), 1);
     uint64_t c0;
