@@ -1447,8 +1447,8 @@ enum put_outcome { PUT_WON, PUT_LOST, PUT_FAILED };
  * After a lost race that met nothing of ours (a race for the slot, not
  * for the pages): the first SLOT_FREE_ROUNDS retry at once, later ones
  * after a uniform time in [0, round * 2^k) (k = 0, 1, ... for the rounds
- * after those; capped by retry_max_seconds), where "round" is how long
- * our last attempt took (the PUT, then finding out what won).  The scale
+ * after those, at most 4; and at most retry_max_seconds), where "round" is how
+ * long our last attempt took (the PUT, then finding out what won).  The scale
  * is the store's own speed, not retry_base_seconds: after a lost slot,
  * sleeping 50 ms on a store that answers in 2 ms lets the other writer
  * take 25 more slots, whose manifests must then be read.  The doubling
@@ -1458,13 +1458,16 @@ enum put_outcome { PUT_WON, PUT_LOST, PUT_FAILED };
  */
 #define SLOT_FREE_ROUNDS 3
 #define SLOT_ROUNDS_PER_RETRY 4 /* lost slots allowed per max_retries */
+#define SLOT_MAX_DOUBLINGS 4    /* a wait never exceeds 16 rounds */
 static void slot_backoff(const struct dsq_db *db, uint64_t round_ns,
                          unsigned lost)
 {
     if (lost <= SLOT_FREE_ROUNDS)
         return;
-    double cap = (double)round_ns / 1e9 *
-                 pow(2.0, (double)(lost - SLOT_FREE_ROUNDS - 1));
+    unsigned k = lost - SLOT_FREE_ROUNDS - 1;
+    double cap =
+        (double)round_ns / 1e9 *
+        pow(2.0, (double)(k < SLOT_MAX_DOUBLINGS ? k : SLOT_MAX_DOUBLINGS));
     if (cap > db->retry_max_s)
         cap = db->retry_max_s;
     uint64_t us = (uint64_t)(cap * 1e6);
