@@ -4,8 +4,9 @@
  *
  * Layer: services, private to db.c (handle, store calls, caches,
  * snapshots, reads), db_commit.c (transactions and the commit protocol),
- * db_admin.c (versions, verify, recovery scan, gc, FUSE helpers) and
- * db_fresh.c (freshness checks).  Nothing outside those four includes it.
+ * db_upload.c (segments, chunks, checkpoints), db_admin.c (versions,
+ * verify, recovery scan, gc, FUSE helpers) and db_fresh.c (freshness
+ * checks).  Nothing outside those files includes it.
  */
 #ifndef DSQ_DB_INT_H
 #define DSQ_DB_INT_H
@@ -241,6 +242,67 @@ dsq_rc dsq__read_loc(struct dsq_db *db, const char *segkey,
 dsq_rc dsq__read_locs(struct dsq_db *db, size_t n, char *const *keys,
                       const struct dsq_page_loc *locs, uint32_t ps,
                       const char *inc, uint8_t *out, struct dsq_err *e);
+/* ---- db.c helpers for db_read.c (bulk reads) ---- */
+
+/* Copy a cached page out if its number and checksum match; 1 on hit. */
+int dsq__pc_lookup(struct dsq_db *db, const char *segkey,
+                   const struct dsq_page_loc *loc, void *out,
+                   uint32_t page_size);
+/* Count page reads served locally (hits) and by the store (misses). */
+void dsq__count_reads(struct dsq_db *db, uint64_t hits, uint64_t misses);
+/* Where page pgno of m is (*found = 0: zero-filled). */
+dsq_rc dsq__locate(struct dsq_db *db, const struct dsq_manifest *m,
+                   uint32_t pgno, struct dsq_page_loc *loc, char *segkey,
+                   size_t segkey_sz, int *found, struct dsq_err *e);
+/* The disk cache's copy of a page, verified (1) or a miss (0). */
+int dsq__disk_cached_page(struct dsq_db *db, const char *segkey,
+                          const struct dsq_page_loc *loc, uint32_t page_size,
+                          void *out, const char *full, struct dsq_buf *buf);
+/* A page carried inline: from the object's bytes at its offset. */
+dsq_rc dsq__inline_decode(const char *text, size_t len,
+                          const struct dsq_page_loc *loc, uint32_t page_size,
+                          void *out, const char *full, struct dsq_err *e);
+/* A page carried inline by a manifest in the snapshot cache: 1. */
+int dsq__inline_cached(struct dsq_db *db, const char *segkey,
+                       const struct dsq_page_loc *loc, uint32_t page_size,
+                       const char *inc, void *out);
+
+/* ---- db_upload.c: segments, chunks, checkpoints ---- */
+
+/* Interning of segment keys into a manifest's or chunk's key table. */
+struct keytab {
+    struct strlist l;
+};
+dsq_rc dsq__keytab_idx(struct keytab *kt, const char *key, uint32_t *idx);
+dsq_rc dsq__loclist_add(struct loclist *l, const struct dsq_page_loc *loc);
+
+/* Upload an immutable object under a fresh key (dir "segments" or
+   "pagetables", ext "seg" or "ptc"); remember it in list. */
+dsq_rc dsq__upload_new(struct dsq_txn *t, const char *dir, const char *ext,
+                       const struct dsq_buf *data, struct strlist *list,
+                       char key_out[96], struct dsq_err *e);
+/* Where an uploaded segment's pages are: called once per page. */
+typedef dsq_rc (*loc_sink)(struct dsq_txn *t, void *arg,
+                           const struct dsq_page_loc *loc, const char *segkey,
+                           struct dsq_err *e);
+/* Finish sb, queue it as a segment (listed in t->segs now), report each
+   page through sink; the upload completes in dsq__uploads_wait. */
+dsq_rc dsq__upload_segment(struct dsq_txn *t, struct dsq_seg_builder *sb,
+                           loc_sink sink, void *arg, struct dsq_err *e);
+/* Wait for the queued uploads (C1); the first failure, if any. */
+dsq_rc dsq__uploads_wait(struct dsq_txn *t, struct dsq_err *e);
+/* Stream mode: upload the segment being filled; finish the chunk. */
+dsq_rc dsq__stream_flush_segment(struct dsq_txn *t, struct dsq_err *e);
+dsq_rc dsq__stream_finish_chunk(struct dsq_txn *t, struct dsq_err *e);
+/*
+ * Checkpoint nm (built on bm): inline pages moved to a segment, chunks
+ * the overlay touches rewritten, the overlay emptied; new objects go to
+ * objs.
+ */
+dsq_rc dsq__checkpoint(struct dsq_txn *t, const struct dsq_manifest *bm,
+                       struct dsq_manifest *nm, struct strlist *objs,
+                       struct dsq_err *e);
+
 /* A page location's key names a manifest carrying the page inline. */
 static inline int dsq__is_inline_key(const char *key)
 {
