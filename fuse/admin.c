@@ -655,6 +655,16 @@ static void print_orphan(const char *key, uint64_t size, uint64_t mtime_ms,
            deleted ? "  deleted" : "");
 }
 
+static void print_tmpfile(const char *name, uint64_t size, uint64_t mtime_ms,
+                          int deleted, void *arg)
+{
+    char t[32];
+    (void)arg;
+    dsq_format_time_ms(mtime_ms, t);
+    printf("tmpfile  %s  %llu bytes  %s%s\n", name, (unsigned long long)size, t,
+           deleted ? "  deleted" : "");
+}
+
 static int cmd_recovery_scan(struct args *a)
 {
     struct dsq_err e;
@@ -667,6 +677,16 @@ static int cmd_recovery_scan(struct args *a)
                            "usage: recovery-scan URL [--delete] [--grace "
                            "SECONDS]");
     dsq_rc rc = open_db(a, a->pos[0], &st, &db, &e);
+    /* temporary files first: the orphans' count stays the last line */
+    uint64_t nt = 0;
+    if (rc == DSQ_OK)
+        rc = dsq_db_debris_scan(db, (uint64_t)(a->grace_s * 1000), a->do_delete,
+                                print_tmpfile, NULL, &nt, &e);
+    if (rc == DSQ_OK)
+        printf("%llu temporary file(s) of interrupted writes older than %.0f "
+               "s%s\n",
+               (unsigned long long)nt, a->grace_s,
+               a->do_delete && nt ? ", deleted" : "");
     if (rc == DSQ_OK)
         rc = dsq_db_recovery_scan(db, (uint64_t)(a->grace_s * 1000),
                                   a->do_delete, print_orphan, NULL, &n, &e);

@@ -19,7 +19,11 @@
  *  (L4) A failed commit discards the buffer and fails the call; the kernel
  *       cache of the file is dropped so no uncommitted page stays visible.
  *  (L5) An EXCLUSIVE refused for a snapshot stays refused until the
- *       snapshot moves.
+ *       snapshot moves.  The first refusal of an attempt is EAGAIN
+ *       (SQLITE_BUSY); the busy handler's retries of that attempt (the
+ *       owner kept its RESERVED) are EDEADLK, which SQLite does not retry
+ *       (SQLITE_IOERR_LOCK): the conflict is certain, waiting out
+ *       busy_timeout would change nothing.
  *  (L6) The snapshot does not move while the local journal is hot: the
  *       rollback SQLite plays from it restores pages of that snapshot,
  *       so it writes nothing new and commits nothing (pages rewritten
@@ -52,6 +56,9 @@
 #include <unistd.h>
 
 #define INVAL_MAX_VERSIONS 256 /* farther apart: drop the whole cache */
+/* A RESERVED asked this soon after the head check that started its read
+   transaction (an autocommit write, BEGIN IMMEDIATE) uses that check. */
+#define HEAD_FRESH_NS 2000000u
 #define JOURNAL_MAX_RECORDS 50000000u
 
 static const uint8_t journal_magic[8] = {0xd9, 0xd5, 0x05, 0xf9,
@@ -132,7 +139,7 @@ void dsq__df_unlock_inval(struct dsq_dbfile *df, struct inval *iv)
     struct inval local = *iv;
     memset(iv, 0, sizeof(*iv));
     inval_send(df, &local);
-    pthread_mutex_lock(&df->mu);
+    dsq__df_lock(df);
     df->inval_busy = 0;
     pthread_cond_broadcast(&df->cv);
     pthread_mutex_unlock(&df->mu);
@@ -176,6 +183,20 @@ void dsq__df_inval_between(struct dsq_dbfile *df, uint64_t from, uint64_t to,
     dsq_changes_cleanup(&c);
 }
 
+/*
+ * Take df->mu from a request handler.  Its holder may be waiting for a
+ * request of its own (the daemon reads and writes -shm files through the
+ * mount, wal.c): a thread about to wait for the mutex first lets another
+ * thread read the device.
+ */
+void dsq__df_lock(struct dsq_dbfile *df)
+{
+    if (pthread_mutex_trylock(&df->mu) == 0)
+        return;
+    dsq_loop_may_block();
+    pthread_mutex_lock(&df->mu);
+}
+
 /* ---- life cycle ---- */
 
 struct dsq_dbfile *dsq_dbfile_new(struct dsq_fs *fs, const char *prefix,
@@ -188,7 +209,7 @@ struct dsq_dbfile *dsq_dbfile_new(struct dsq_fs *fs, const char *prefix,
     df->fs = fs;
     df->ino = ino;
     df->stage_fd = -1;
-    df->mode = 0644;
+    atomic_init(&df->mode, 0644);
     df->prefix = strdup(prefix);
     df->name = strdup(name);
     df->journal_path = dsq_fs_side_path(fs, name, "-journal");
@@ -353,6 +374,7 @@ int dsq__df_refresh(struct dsq_dbfile *df, struct inval *iv,
     dsq_snap_release(df->snap);
     df->snap = ns;
     df->refused = 0;
+    df->refused_held = 0;
     df->st.snapshot_moves++;
     /* a WAL cycle's checkpoints are part of the newer version */
     dsq_txn_free(df->wal.ckpt);
@@ -485,13 +507,14 @@ static int ranges_contain(const struct dsq_page_range *r, size_t n, uint32_t p)
 }
 
 /*
- * Early conflict (DESIGN 3): at EXCLUSIVE, 1 if what was committed since
- * the snapshot meets the pages the journal names (or, in serializable
+ * Early conflict: at EXCLUSIVE, 1 if what was committed since the
+ * snapshot meets the pages the journal names (or, in serializable
  * isolation or with no journal, if anything was committed at all).
+ * fresh: the head known is recent enough, do not ask the store.
  */
-static int early_conflict(struct dsq_dbfile *df, int any_commit)
+static int early_conflict(struct dsq_dbfile *df, int any_commit, int fresh)
 {
-    int fr = dsq__df_check_head(df, 1);
+    int fr = fresh ? 0 : dsq__df_check_head(df, 1);
     if (fr < 0)
         return 0; /* the commit will tell */
     if (fr > 0)
@@ -773,6 +796,7 @@ static int commit_locked(struct dsq_dbfile *df, const char *why,
     if (ci.version > df->head)
         df->head = ci.version;
     df->refused = 0;
+    df->refused_held = 0;
     return 0;
 }
 
@@ -838,7 +862,7 @@ static int plain_shrink_refused(struct dsq_dbfile *df, uint64_t size)
 int dsq_dbfile_on_open(struct dsq_dbfile *df, int trunc)
 {
     struct inval iv = {0};
-    pthread_mutex_lock(&df->mu);
+    dsq__df_lock(df);
     dsq__df_wait_inval(df);
     int r = dsq__df_refresh(df, &iv, 0);
     if (r == 0 && trunc && plain_shrink_refused(df, 0))
@@ -849,7 +873,7 @@ int dsq_dbfile_on_open(struct dsq_dbfile *df, int trunc)
     if (r == 0 && trunc) {
         r = dsq_dbfile_truncate(df, 0);
         if (r) {
-            pthread_mutex_lock(&df->mu);
+            dsq__df_lock(df);
             df->open_count--;
             pthread_mutex_unlock(&df->mu);
         }
@@ -860,7 +884,7 @@ int dsq_dbfile_on_open(struct dsq_dbfile *df, int trunc)
 void dsq_dbfile_on_release(struct dsq_dbfile *df)
 {
     struct inval iv = {0};
-    pthread_mutex_lock(&df->mu);
+    dsq__df_lock(df);
     if (df->open_count)
         df->open_count--;
     if (df->open_count == 0 && dsq__df_buffered(df) && df->txn_plain &&
@@ -871,7 +895,7 @@ void dsq_dbfile_on_release(struct dsq_dbfile *df)
 
 void dsq_dbfile_attr(struct dsq_dbfile *df, uint64_t *size, uint64_t *mtime_ms)
 {
-    pthread_mutex_lock(&df->mu);
+    dsq__df_lock(df);
     dsq__df_ensure_snap(df);
     *size = file_size(df);
     if (dsq__df_buffered(df)) {
@@ -886,7 +910,7 @@ void dsq_dbfile_attr(struct dsq_dbfile *df, uint64_t *size, uint64_t *mtime_ms)
 
 int dsq_dbfile_content_refused(struct dsq_dbfile *df)
 {
-    pthread_mutex_lock(&df->mu);
+    dsq__df_lock(df);
     int r = df->content_refused;
     pthread_mutex_unlock(&df->mu);
     return r;
@@ -897,7 +921,7 @@ ssize_t dsq_dbfile_read(struct dsq_dbfile *df, char *buf, size_t size,
 {
     struct dsq_err e;
     dsq_err_clear(&e);
-    pthread_mutex_lock(&df->mu);
+    dsq__df_lock(df);
     int r = dsq__df_ensure_snap(df);
     if (r) {
         pthread_mutex_unlock(&df->mu);
@@ -1037,7 +1061,7 @@ ssize_t dsq_dbfile_write(struct dsq_dbfile *df, const char *buf, size_t size,
     struct inval iv = {0};
     if (df->fs->cfg->read_only)
         return -EROFS;
-    pthread_mutex_lock(&df->mu);
+    dsq__df_lock(df);
     if (df->content_refused) {
         pthread_mutex_unlock(&df->mu);
         return -EINVAL;
@@ -1144,7 +1168,7 @@ int dsq_dbfile_truncate(struct dsq_dbfile *df, uint64_t size)
     dsq_err_clear(&e);
     if (df->fs->cfg->read_only)
         return -EROFS;
-    pthread_mutex_lock(&df->mu);
+    dsq__df_lock(df);
     int r = dsq__df_ensure_snap(df);
     if (r == 0 && plain_shrink_refused(df, size))
         r = -EPERM;
@@ -1197,7 +1221,7 @@ int dsq_dbfile_fsync(struct dsq_dbfile *df)
 {
     struct inval iv = {0};
     int r = 0;
-    pthread_mutex_lock(&df->mu);
+    dsq__df_lock(df);
     if (dsq__df_buffered(df) && df->txn_plain &&
         !dsq_locks_any_write(&df->locks))
         r = commit_locked(df, "fsync", &iv);
@@ -1208,7 +1232,7 @@ int dsq_dbfile_fsync(struct dsq_dbfile *df)
 int dsq_dbfile_journal_commit(struct dsq_dbfile *df, const char *why)
 {
     struct inval iv = {0};
-    pthread_mutex_lock(&df->mu);
+    dsq__df_lock(df);
     dsq__df_wait_inval(df);
     int r = 0;
     if (dsq__df_buffered(df) && !df->txn_plain)
@@ -1224,18 +1248,25 @@ int dsq_dbfile_flush(struct dsq_dbfile *df, uint64_t owner)
     struct inval iv = {0};
     int r = 0;
     dsq_log(DSQ_LOG_DEBUG, "lock", "%s: flush owner %" PRIx64, df->name, owner);
-    pthread_mutex_lock(&df->mu);
+    dsq__df_lock(df);
     dsq__df_wait_inval(df);
     int had_write = 0;
     for (size_t i = 0; i < df->locks.n; i++)
         if (df->locks.v[i].owner == owner && df->locks.v[i].type == F_WRLCK)
             had_write = 1;
     dsq_locks_release_owner(&df->locks, owner);
+    if (df->refused_owner == owner)
+        df->refused_held = 0;
+    /* closing any descriptor drops its process's locks (POSIX), also
+       one the process opened itself while SQLite writes: with a hot
+       journal the transaction stays buffered (its journal unlink commits
+       it, or the next opener's rollback restores every page); with none
+       (MEMORY, OFF) nothing could undo its pages: they go (L2) */
     if (had_write && dsq__df_buffered(df) && !df->txn_plain &&
-        !dsq_locks_any_write(&df->locks))
+        !dsq_locks_any_write(&df->locks) && !journal_hot(df))
         discard_txn(df, &iv,
-                    "closed while holding a write lock (the process ended "
-                    "mid-transaction)");
+                    "closed while holding a write lock, with no hot journal "
+                    "(the process ended mid-transaction)");
     if (dsq__df_buffered(df) && df->txn_plain &&
         !dsq_locks_any_write(&df->locks))
         r = commit_locked(df, "close", &iv);
@@ -1248,7 +1279,7 @@ int dsq_dbfile_getlk(struct dsq_dbfile *df, uint64_t owner, struct flock *lk)
     uint64_t start = (uint64_t)lk->l_start;
     uint64_t end =
         lk->l_len == 0 ? UINT64_MAX : start + (uint64_t)lk->l_len - 1;
-    pthread_mutex_lock(&df->mu);
+    dsq__df_lock(df);
     const struct dsq_lock *c =
         dsq_locks_conflict(&df->locks, owner, start, end, lk->l_type);
     if (c) {
@@ -1277,7 +1308,7 @@ int dsq_dbfile_setlk(struct dsq_dbfile *df, uint64_t owner,
             " len %lld sleep %d",
             df->name, owner, (int)lk->l_pid, type, start, (long long)lk->l_len,
             sleep);
-    pthread_mutex_lock(&df->mu);
+    dsq__df_lock(df);
     for (;;) {
         dsq__df_wait_inval(df);
         if (type == F_UNLCK ||
@@ -1291,7 +1322,7 @@ int dsq_dbfile_setlk(struct dsq_dbfile *df, uint64_t owner,
         pthread_mutex_unlock(&df->mu);
         dsq_loop_may_block();
         usleep(5000);
-        pthread_mutex_lock(&df->mu);
+        dsq__df_lock(df);
     }
     int had_excl =
         dsq_locks_type_at(&df->locks, owner, DSQ_SHARED_FIRST) == F_WRLCK;
@@ -1316,13 +1347,31 @@ int dsq_dbfile_setlk(struct dsq_dbfile *df, uint64_t owner,
              df->fs->cfg->isolation == DSQ_ISOLATION_SERIALIZABLE)) {
             if (df->refused && df->refused_version == sv) {
                 df->st.busy_refusals++;
-                r = -EAGAIN;
+                /* (L5) SQLite's pager retries a refused EXCLUSIVE through
+                   the busy handler until busy_timeout, and nothing can
+                   change while the owner keeps its RESERVED (the snapshot
+                   cannot move): its retries get EDEADLK, which SQLite
+                   does not retry (SQLITE_IOERR_LOCK), so the application
+                   learns the conflict at its first retry, not 30 s on. */
+                r = exclusive && df->refused_held && df->refused_owner == owner
+                        ? -EDEADLK
+                        : -EAGAIN;
+                if (exclusive) {
+                    df->refused_held = 1;
+                    df->refused_owner = owner;
+                }
                 goto out;
             }
             int any = !exclusive; /* RESERVED: serializable, any commit */
-            if (early_conflict(df, any)) {
+            /* a RESERVED right after its read transaction's own head check
+               (autocommit, BEGIN IMMEDIATE) costs no second store call */
+            int fresh = !exclusive &&
+                        dsq__mono_ns() - df->head_checked_ns < HEAD_FRESH_NS;
+            if (early_conflict(df, any, fresh)) {
                 df->refused = 1;
                 df->refused_version = sv;
+                df->refused_held = exclusive;
+                df->refused_owner = owner;
                 df->st.busy_refusals++;
                 dsq_log(DSQ_LOG_INFO, "fs",
                         "%s: %s lock refused (EAGAIN -> SQLITE_BUSY): "
@@ -1340,6 +1389,9 @@ int dsq_dbfile_setlk(struct dsq_dbfile *df, uint64_t owner,
     r = dsq_locks_apply(&df->locks, owner, start, end, type, lk->l_pid);
     if (r)
         goto out;
+    if (df->refused_held && df->refused_owner == owner &&
+        dsq_locks_type_at(&df->locks, owner, DSQ_RESERVED_BYTE) != F_WRLCK)
+        df->refused_held = 0; /* the refused attempt is over (L5) */
     if (had_excl && !had_reserved && !dsq__df_buffered(df) &&
         dsq_locks_type_at(&df->locks, owner, DSQ_SHARED_FIRST) != F_WRLCK) {
         /* a hot-journal rollback just ended (EXCLUSIVE straight from
@@ -1368,7 +1420,7 @@ int dsq_dbfile_flock(struct dsq_dbfile *df, uint64_t owner, int op,
 {
     int type = (op & LOCK_UN) ? F_UNLCK : (op & LOCK_EX) ? F_WRLCK : F_RDLCK;
     int nb = (op & LOCK_NB) != 0;
-    pthread_mutex_lock(&df->mu);
+    dsq__df_lock(df);
     while (type != F_UNLCK &&
            dsq_locks_conflict(&df->flocks, owner, 0, 0, type)) {
         if (nb || fuse_req_interrupted(req) ||
@@ -1379,7 +1431,7 @@ int dsq_dbfile_flock(struct dsq_dbfile *df, uint64_t owner, int op,
         pthread_mutex_unlock(&df->mu);
         dsq_loop_may_block();
         usleep(5000);
-        pthread_mutex_lock(&df->mu);
+        dsq__df_lock(df);
     }
     int r = dsq_locks_apply(&df->flocks, owner, 0, 0, type, 0);
     pthread_mutex_unlock(&df->mu);
@@ -1388,7 +1440,7 @@ int dsq_dbfile_flock(struct dsq_dbfile *df, uint64_t owner, int op,
 
 void dsq_dbfile_flock_release(struct dsq_dbfile *df, uint64_t owner)
 {
-    pthread_mutex_lock(&df->mu);
+    dsq__df_lock(df);
     dsq_locks_release_owner(&df->flocks, owner);
     pthread_mutex_unlock(&df->mu);
 }
@@ -1398,14 +1450,14 @@ void dsq_dbfile_flock_release(struct dsq_dbfile *df, uint64_t owner)
 void dsq_dbfile_wal_end(struct dsq_dbfile *df, int64_t size)
 {
     struct inval iv = {0};
-    pthread_mutex_lock(&df->mu);
+    dsq__df_lock(df);
     dsq_wal_end(df, size, &iv);
     dsq__df_unlock_inval(df, &iv);
 }
 
 void dsq_dbfile_wal_seen(struct dsq_dbfile *df, uint64_t ino)
 {
-    pthread_mutex_lock(&df->mu);
+    dsq__df_lock(df);
     df->wal.wal_ino = ino;
     pthread_mutex_unlock(&df->mu);
 }
@@ -1416,7 +1468,7 @@ void dsq_dbfile_status(struct dsq_dbfile *df, struct dsq_buf *b, int prom)
 {
     struct dsq_db_stats s;
     dsq_db_get_stats(df->db, &s);
-    pthread_mutex_lock(&df->mu);
+    dsq__df_lock(df);
     uint64_t v = df->snap ? dsq_snap_version(df->snap) : 0;
     uint64_t head = df->head > v ? df->head : v;
     struct dsq_dbstat d = df->st;

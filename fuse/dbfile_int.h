@@ -21,6 +21,8 @@ struct inval {
 };
 
 uint64_t dsq__mono_ns(void);
+/* Lock df->mu, letting another thread serve requests if it must wait. */
+void dsq__df_lock(struct dsq_dbfile *df);
 void dsq__inval_whole(struct inval *iv);
 /* Take c's ranges (c keeps nothing), in pages of size ps. */
 void dsq__inval_take(struct inval *iv, struct dsq_changes *c, uint32_t ps);

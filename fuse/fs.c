@@ -61,14 +61,24 @@ int dsq_rc_errno(dsq_rc rc)
         return ENOENT;
     case DSQ_EPRECOND:
         return EIO;
+    /* What SQLite makes of each (os_unix.c, docs/errors.md): on a read,
+       EIO (also ERANGE, ENXIO) is SQLITE_IOERR_CORRUPTFS, reported as
+       "database disk image is malformed", any other errno
+       SQLITE_IOERR_READ "disk I/O error"; on a lock EAGAIN, EACCES,
+       EBUSY, EINTR, ETIMEDOUT, ENOLCK are SQLITE_BUSY, EPERM SQLITE_PERM,
+       any other SQLITE_IOERR_LOCK.  A store that is down, an object that
+       fails its checksum or is missing is none of "malformed" or
+       "locked": each has its own errno, each an I/O error to SQLite. */
     case DSQ_ETRANSIENT:
-        return EIO;
+        return EREMOTEIO; /* the store is down or overloaded */
     case DSQ_ECORRUPT:
-        return EIO;
+        return EBADMSG; /* stored data failed its checksum or checks */
+    case DSQ_EMISSING:
+        return ENODATA; /* a referenced object is not in the store */
     case DSQ_ECONFLICT:
         return EIO; /* at a lock: EAGAIN, see dbfile.c */
     case DSQ_EAUTH:
-        return EACCES;
+        return EPERM; /* EACCES would be SQLITE_BUSY at a lock */
     case DSQ_EBUSY:
         return EBUSY;
     case DSQ_ERANGE:
@@ -317,9 +327,7 @@ static void fill_attr(struct dsq_fs *fs, struct dsq_inode *in, struct stat *st)
     case DSQ_I_DB: {
         uint64_t size = 0;
         dsq_dbfile_attr(in->df, &size, &mt);
-        pthread_mutex_lock(&in->df->mu);
-        uint32_t mode = in->df->mode;
-        pthread_mutex_unlock(&in->df->mu);
+        uint32_t mode = atomic_load(&in->df->mode);
         st->st_mode = S_IFREG | (fs->cfg->read_only ? (mode & ~0222u) : mode);
         st->st_size = (off_t)size;
         break;
@@ -655,9 +663,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
         if (in->kind == DSQ_I_DB) {
             /* kept by this mount for the life of the mount (SQLite gives
                its journals the database's mode) */
-            pthread_mutex_lock(&in->df->mu);
-            in->df->mode = (uint32_t)attr->st_mode & 07777;
-            pthread_mutex_unlock(&in->df->mu);
+            atomic_store(&in->df->mode, (uint32_t)attr->st_mode & 07777);
         } else if (in->kind == DSQ_I_SIDE) {
             if (chmod(in->path, attr->st_mode & 07777) != 0)
                 r = -errno;
@@ -1282,9 +1288,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
         return;
     }
     if (fresh) {
-        pthread_mutex_lock(&in->df->mu);
-        in->df->mode = (uint32_t)mode & 07777;
-        pthread_mutex_unlock(&in->df->mu);
+        atomic_store(&in->df->mode, (uint32_t)mode & 07777);
     }
     if (fi->flags & O_EXCL) {
         int exists = !fresh;

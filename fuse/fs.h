@@ -57,7 +57,8 @@ struct dsq_dbstat {     /* counters of the daemon for one database */
     uint64_t snapshot_moves;
     uint64_t local_commits;
     uint64_t commit_failures;
-    uint64_t busy_refusals; /* EXCLUSIVE/RESERVED refused (EAGAIN) */
+    uint64_t busy_refusals; /* EXCLUSIVE/RESERVED refused (EAGAIN,
+                               EDEADLK) */
     uint64_t noop_commits;
     uint64_t inval_ranges;
 };
@@ -89,6 +90,8 @@ struct dsq_dbfile {
     int inval_busy;
     int refused;              /* EXCLUSIVE refused for snapshot ... */
     uint64_t refused_version; /* ... of this version */
+    int refused_held;         /* ... and refused_owner still holds the */
+    uint64_t refused_owner;   /* RESERVED of the refused attempt */
     unsigned open_count;
     atomic_int exists; /* the store has the database (0: created on this
                           mount, nothing committed yet) */

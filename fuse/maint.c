@@ -5,7 +5,8 @@
  * Layer: FUSE front end.  Sections, in order:
  *   1. the walk over every database under the source (one LIST per prefix)
  *   2. one round: per database, the orphan sweep (recovery scan with
- *      delete, objects older than orphan_grace) and, when asked for, the
+ *      delete, objects older than orphan_grace, and the temporary files
+ *      killed writes left) and, when asked for, the
  *      retention gc (gc_keep, gc_keep_for) that never removes a version
  *      this daemon still serves or a transaction still uses, nor one
  *      younger than the gc floor's minimum age (C9: the floor is written
@@ -272,6 +273,18 @@ static void round_db(struct dsq_maint *m, const char *prefix, void *arg)
             note_error(m, prefix, "orphan sweep", &e, rc);
             failed = 1;
             orphans = 0;
+        }
+        /* and the temporary files of writes that were killed (file://):
+           counted with the orphans */
+        uint64_t tmpfiles = 0;
+        dsq_err_clear(&e);
+        rc = dsq_db_debris_scan(db, m->grace_ms, !r->dry_run, orphan_log,
+                                (void *)prefix, &tmpfiles, &e);
+        if (rc != DSQ_OK) {
+            note_error(m, prefix, "temporary file sweep", &e, rc);
+            failed = 1;
+        } else {
+            orphans += tmpfiles;
         }
     }
     if (m->do_gc && !stopping(m)) {

@@ -6,10 +6,14 @@
  *
  * Layer: FUSE front end.  A mount that cannot work fails here, before the
  * kernel mount, with one line on stderr and exit status 1 (2 for bad
- * usage).
+ * usage).  Every path (the mount point, path options, TMPDIR and the AWS
+ * variables naming files) is made absolute before the daemon detaches,
+ * because libfuse then changes directory to "/" (even with -f).
+ * Single-threaded until the session loop starts.
  */
 #include "mount.h"
 
+#include "config.h"
 #include "fs.h"
 #include "log.h"
 #include "loop.h"
@@ -157,6 +161,33 @@ static dsq_rc probe_store(struct dsq_store *st, int read_only,
     return rc;
 }
 
+/*
+ * A file:// store's directory open to users the store_mode does not let in
+ * (an older store, or a directory made by hand) exposes every database in
+ * it, although the mount and the cache are private: say so.
+ */
+static void warn_store_access(const char *source, const struct dsq_config *cfg)
+{
+    if (strncmp(source, "file://", 7) != 0)
+        return;
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", source + 7);
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/')
+        dir[--n] = 0;
+    struct stat sb;
+    if (stat(dir, &sb) != 0)
+        return;
+    mode_t extra = sb.st_mode & 077 & ~dsq_store_dir_mode(cfg->store_mode);
+    if (extra)
+        dsq_log(DSQ_LOG_WARNING, "mount",
+                "the store directory %s is open to %s (mode %04o): they can "
+                "read every database in it; chmod go-rwx %s (or widen "
+                "store_mode to share it on purpose)",
+                dir, (extra & 07) ? "other users" : "its group",
+                (unsigned)(sb.st_mode & 07777), dir);
+}
+
 static void rm_sidedir(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -173,6 +204,36 @@ static void rm_sidedir(const char *dir)
     rmdir(dir);
 }
 
+/* Environment variables naming files or directories read after the daemon
+   has changed directory to "/" (credential refreshes, journals). */
+static const char *const path_envs[] = {
+    "TMPDIR",
+    "HOME",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONFIG_FILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    NULL};
+
+/* Make the variables of path_envs absolute; 0 or prints why and -1. */
+static int absolute_envs(void)
+{
+    for (const char *const *n = path_envs; *n; n++) {
+        const char *v = getenv(*n);
+        if (!v || !*v || v[0] == '/')
+            continue;
+        char *abs = dsq_path_absolute(v);
+        if (!abs || setenv(*n, abs, 1) != 0) {
+            fprintf(stderr, "dsqlfs: cannot make %s=%s absolute: %s\n", *n, v,
+                    strerror(errno));
+            free(abs);
+            return -1;
+        }
+        free(abs);
+    }
+    return 0;
+}
+
 int dsq_mount_main(int argc, char **argv)
 {
     struct mopts m;
@@ -182,6 +243,9 @@ int dsq_mount_main(int argc, char **argv)
     dsq_config_init(&cfg);
     dsq_err_clear(&e);
     int ret = 2;
+    char *mnt_abs = NULL;
+    if (absolute_envs() != 0)
+        goto out_cfg;
     dsq_rc rc = dsq_config_load_env(&cfg, &e);
     if (rc != DSQ_OK) {
         fprintf(stderr, "dsqlfs: %s\n", dsq_err_text(&e, rc));
@@ -238,6 +302,14 @@ int dsq_mount_main(int argc, char **argv)
                                                       : "not a directory");
         goto out_cfg;
     }
+    /* fusermount3 -u at exit runs from "/": it needs the absolute name */
+    mnt_abs = realpath(m.mountpoint, NULL);
+    if (!mnt_abs) {
+        fprintf(stderr, "dsqlfs: cannot mount on %s: %s\n", m.mountpoint,
+                strerror(errno));
+        goto out_cfg;
+    }
+    m.mountpoint = mnt_abs;
     if (!strstr(m.source, "://")) {
         fprintf(stderr,
                 "dsqlfs: '%s' is not a store URL (use file:///abs/dir or "
@@ -256,6 +328,7 @@ int dsq_mount_main(int argc, char **argv)
         dsq_store_free(st);
         goto out_cfg;
     }
+    warn_store_access(m.source, &cfg);
     const char *tmpdir = getenv("TMPDIR");
     char sidedir[4096];
     snprintf(sidedir, sizeof(sidedir), "%s/dsqlfs-side.XXXXXX",
@@ -365,5 +438,6 @@ out_fs:
     dsq_store_free(st);
 out_cfg:
     dsq_config_cleanup(&cfg);
+    free(mnt_abs);
     return ret;
 }

@@ -52,7 +52,7 @@
 #include <unistd.h>
 
 #define LOCK_BYTE(i) ((uint64_t)DSQ_SHM_LOCK_BASE + (i))
-#define INJECT_MAX_PAGES 65536u /* more: reset instead */
+#define INJECT_MAX_PAGES 4096u /* more: reset instead (memory bound) */
 #define WAL_RESET_FRAMES 4096u  /* a WAL this long is reset when idle */
 
 /* ---- life cycle ---- */
@@ -62,7 +62,7 @@ int dsq_wal_init(struct dsq_dbfile *df)
     struct dsq_wal *w = &df->wal;
     memset(w, 0, sizeof(*w));
     w->view_exact = 1;
-    w->close_fd = -1;
+    atomic_init(&w->mfd, -1);
     w->wal_path = dsq_fs_side_path(df->fs, df->name, "-wal");
     size_t n = strlen(df->fs->mountpoint) + strlen(df->name) + 8;
     w->shm_mpath = malloc(n);
@@ -75,6 +75,11 @@ int dsq_wal_init(struct dsq_dbfile *df)
 void dsq_wal_cleanup(struct dsq_dbfile *df)
 {
     struct dsq_wal *w = &df->wal;
+    int fd = atomic_exchange(&w->mfd, -1);
+    if (fd >= 0) {
+        dsq_loop_may_block();
+        close(fd);
+    }
     dsq_txn_free(w->ckpt);
     dsq_locks_free(&w->shm);
     free(w->commits);
@@ -337,25 +342,25 @@ static int publish(struct dsq_dbfile *df, int fd, uint32_t frame)
     return 0;
 }
 
-/* The frame the local -shm says SQLite indexed last (its writer's base),
-   or -1 if it cannot be read. */
+static void wait_io(struct dsq_dbfile *df);
+static void io_begin(struct dsq_dbfile *df);
+static void io_end(struct dsq_dbfile *df);
+
+/* The frame the local -shm says SQLite indexed last (a writer's base), or
+   -1 if it cannot be read.  df->mu held (released meanwhile). */
 static int64_t shm_mx_frame(struct dsq_dbfile *df)
 {
-    if (!df->wal.shm.n)
-        return -1;        /* no -shm in use: locking_mode=EXCLUSIVE */
-    dsq_loop_may_block(); /* our own requests need another thread */
-    int fd = open(df->wal.shm_mpath, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
+    int fd = atomic_load(&df->wal.mfd);
+    if (!df->wal.shm.n || fd < 0)
+        return -1; /* no -shm in use: locking_mode=EXCLUSIVE */
     uint8_t info[DSQ_SHM_INFO_SIZE];
     struct dsq_shmhdr h;
     int64_t mx = -1;
+    io_begin(df);
     if (dsq__full_pread(fd, info, sizeof(info), 0) == (ssize_t)sizeof(info) &&
         dsq_shm_hdr_read(info, &h, NULL) == 0)
         mx = h.mx_frame;
-    /* closed by the caller once df->mu is released (FLUSH of the -shm
-       takes df->mu) */
-    df->wal.close_fd = fd;
+    io_end(df);
     return mx;
 }
 
@@ -395,7 +400,8 @@ ssize_t dsq_wal_write(struct dsq_dbfile *df, int fd, const char *buf,
 {
     struct dsq_wal *w = &df->wal;
     uint64_t o = (uint64_t)off, end = o + size;
-    pthread_mutex_lock(&df->mu);
+    dsq__df_lock(df);
+    wait_io(df);
     w->wal_ino = ino;
     ssize_t r = full_pwrite(fd, buf, size, o);
     if (r < 0)
@@ -464,23 +470,24 @@ ssize_t dsq_wal_write(struct dsq_dbfile *df, int fd, const char *buf,
     }
     r = publish(df, fd, n);
     if (r < 0) {
-        /* never replayable: its header is gone */
-        static const uint8_t zero[DSQ_WAL_FRAME_HDR];
-        full_pwrite(fd, zero, sizeof(zero), dsq_wal_frame_off(n, ps));
-        w->inval_pending = 1;
+        /* never replayable: the frame is zeroed (the kernel keeps no copy
+           of the page of a write that fails; the header's may be cached,
+           but a frame checks out only with its page) */
+        uint8_t *zero = calloc(1, fsz);
+        if (zero) {
+            full_pwrite(fd, zero, fsz, dsq_wal_frame_off(n, ps));
+            free(zero);
+        }
     }
-out:;
-    int cfd = w->close_fd;
-    w->close_fd = -1;
+out:
     pthread_mutex_unlock(&df->mu);
-    if (cfd >= 0)
-        close(cfd);
     return r < 0 ? r : (ssize_t)size;
 }
 
 void dsq_wal_end(struct dsq_dbfile *df, int64_t size, struct inval *iv)
 {
     struct dsq_wal *w = &df->wal;
+    wait_io(df);
     if (size > 0)
         return;
     /* (W6) SQLite empties or deletes the WAL after a full checkpoint */
@@ -491,24 +498,53 @@ void dsq_wal_end(struct dsq_dbfile *df, int64_t size, struct inval *iv)
         w->active = 0;
 }
 
-/* ---- the -shm through the mount (the daemon's own reads and writes) ---- */
+/* ---- the daemon's own I/O of the -wal and -shm ---- */
 
-/* The -shm opened through the mount (closed by the caller once df->mu is
-   released: its FLUSH takes df->mu). */
-static int shm_fd(struct dsq_dbfile *df, int *fd)
+/*
+ * The daemon reads and writes the -shm through the mount (SQLite maps it:
+ * only the kernel's page cache has its current bytes) and drops the
+ * kernel's copy of the -wal after writing its backing file.  Each of
+ * those may wait for requests other threads answer, which may need
+ * df->mu (or fs->mu, taken before a df->mu): so that I/O runs with
+ * df->mu released, while io_busy holds back everything else that looks
+ * at or changes the WAL state.  Nobody holds the WAL write lock then
+ * (the callers make sure), so no frame is written meanwhile.
+ */
+static void io_begin(struct dsq_dbfile *df)
 {
-    if (*fd >= 0)
-        return 0;
-    dsq_loop_may_block(); /* our own requests need another thread */
-    *fd = open(df->wal.shm_mpath, O_RDWR | O_CLOEXEC);
-    if (*fd < 0) {
-        int err = errno;
-        dsq_log(DSQ_LOG_ERR, "wal",
-                "%s: opening its -shm through the mount: %s", df->name,
-                strerror(err));
-        return -err;
-    }
-    return 0;
+    df->wal.io_busy = 1;
+    pthread_mutex_unlock(&df->mu);
+    dsq_loop_may_block();
+}
+
+static void io_end(struct dsq_dbfile *df)
+{
+    dsq__df_lock(df);
+    df->wal.io_busy = 0;
+    pthread_cond_broadcast(&df->cv);
+}
+
+static void wait_io(struct dsq_dbfile *df)
+{
+    if (df->wal.io_busy)
+        dsq_loop_may_block();
+    while (df->wal.io_busy)
+        pthread_cond_wait(&df->cv, &df->mu);
+}
+
+/* The -shm opened through the mount, kept while SQLite uses it.  Called
+   with no lock held (the open is a request of our own). */
+static void ensure_mfd(struct dsq_dbfile *df)
+{
+    if (atomic_load(&df->wal.mfd) >= 0)
+        return;
+    dsq_loop_may_block();
+    int fd = open(df->wal.shm_mpath, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    int none = -1;
+    if (!atomic_compare_exchange_strong(&df->wal.mfd, &none, fd))
+        close(fd); /* (still without the leader role: may_block above) */
 }
 
 static void put_u32(uint8_t *p, uint32_t v)
@@ -548,13 +584,12 @@ static uint16_t sz_page_of(uint32_t ps)
     return (uint16_t)((ps & 0xff00u) | (ps >> 16));
 }
 
-static void inval_wal_file(struct dsq_dbfile *df, uint64_t off, uint64_t len)
+/* Drop the kernel's copy of the -wal (with df->mu released). */
+static void inval_wal_file(struct dsq_dbfile *df, uint64_t ino)
 {
-    uint64_t ino = df->wal.wal_ino;
     if (!ino || !df->fs->se)
         return;
-    dsq_loop_may_block();
-    fuse_lowlevel_notify_inval_inode(df->fs->se, ino, (off_t)off, (off_t)len);
+    fuse_lowlevel_notify_inval_inode(df->fs->se, ino, 0, 0);
 }
 
 /* 1 if an owner other than `owner` holds a lock on shm bytes [a, b]. */
@@ -565,255 +600,331 @@ static int shm_held(struct dsq_dbfile *df, uint64_t owner, unsigned a,
                               F_WRLCK) != NULL;
 }
 
-/*
- * (W5) Append the pages that differ between the local WAL's version and
- * `target` as frames of one commit, and index them in the -shm, as a
- * writer of SQLite's would.  The caller has made sure no local writer
- * holds the WAL write lock.  0; -EAGAIN if the -shm header cannot be
- * read (SQLite is recovering it); -ENOSPC if a reset is needed instead;
- * other -errno.
- */
-static int inject(struct dsq_dbfile *df, uint64_t target, int *mfd)
+/* ---- other versions into the local WAL (W5) ---- */
+
+/* Frames to append, made ready with df->mu held, written without it. */
+struct inj {
+    /* in */
+    uint32_t expect_mx; /* the frames the -shm must index now */
+    uint32_t ps;        /* page size of the frames */
+    uint32_t count;     /* database pages after them */
+    uint32_t n;         /* pages */
+    uint32_t *pgno;
+    uint8_t *data; /* n pages of ps bytes */
+    int have_hdr;  /* hdr is this cycle's WAL header */
+    struct dsq_walhdr hdr;
+    uint64_t wal_ino;
+    char *wal_path;
+    int mfd;
+    /* out */
+    uint32_t shm_mx; /* what the -shm indexed (-ESTALE) */
+    uint32_t last;   /* last frame written */
+    struct dsq_walhdr out_hdr;
+};
+
+static void inj_free(struct inj *j)
+{
+    free(j->pgno);
+    free(j->data);
+    free(j->wal_path);
+}
+
+/* The writing half (df->mu released): 0, -EAGAIN (the -shm header is
+   being rebuilt), -ESTALE (it indexes other than expected: j->shm_mx),
+   -ENOSPC (a reset is needed), -errno. */
+static int inject_io(struct dsq_dbfile *df, struct inj *j)
+{
+    uint8_t info[DSQ_SHM_INFO_SIZE];
+    struct dsq_shmhdr h;
+    uint32_t nbackfill = 0;
+    if (dsq__full_pread(j->mfd, info, sizeof(info), 0) !=
+            (ssize_t)sizeof(info) ||
+        dsq_shm_hdr_read(info, &h, &nbackfill) != 0)
+        return -EAGAIN;
+    if (h.mx_frame != j->expect_mx) {
+        j->shm_mx = h.mx_frame;
+        return -ESTALE;
+    }
+    if (h.mx_frame == 0 && nbackfill != 0)
+        return -ENOSPC;
+    struct dsq_walhdr wh;
+    uint32_t ck[2];
+    int bfd = open(j->wal_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (bfd < 0)
+        return -errno;
+    int r = 0;
+    if (h.mx_frame == 0) {
+        /* a new WAL header, checksums in the host's order as SQLite
+           writes them */
+        memset(&wh, 0, sizeof(wh));
+        wh.magic = DSQ_WAL_MAGIC;
+        if (!dsq_wal_native(&wh))
+            wh.magic |= 1u;
+        wh.version = DSQ_WAL_VERSION;
+        wh.page_size = j->ps;
+        wh.ckpt_seq = j->have_hdr ? j->hdr.ckpt_seq + 1 : 0;
+        next_salts(h.salt, wh.salt);
+        uint8_t hb[DSQ_WAL_HDR_SIZE];
+        dsq_wal_hdr_encode(&wh, hb);
+        if (full_pwrite(bfd, hb, sizeof(hb), 0) < 0)
+            r = -EIO;
+        ck[0] = wh.cksum[0];
+        ck[1] = wh.cksum[1];
+    } else {
+        if (!j->have_hdr || memcmp(j->hdr.salt, h.salt, 8) != 0 ||
+            j->hdr.page_size != j->ps) {
+            close(bfd);
+            return -ENOSPC;
+        }
+        wh = j->hdr;
+        ck[0] = h.frame_cksum[0];
+        ck[1] = h.frame_cksum[1];
+    }
+    size_t fsz = DSQ_WAL_FRAME_HDR + (size_t)j->ps;
+    uint8_t *fb = malloc(fsz), *blk = malloc(DSQ_SHM_BLOCK);
+    if (!fb || !blk)
+        r = -ENOMEM;
+    uint32_t frame = h.mx_frame;
+    unsigned cur = UINT32_MAX;
+    for (uint32_t i = 0; r == 0 && i < j->n; i++) {
+        frame++;
+        memcpy(fb + DSQ_WAL_FRAME_HDR, j->data + (size_t)i * j->ps, j->ps);
+        dsq_wal_frame_encode(&wh, j->pgno[i], i + 1 == j->n ? j->count : 0,
+                             fb + DSQ_WAL_FRAME_HDR, ck, fb);
+        if (full_pwrite(bfd, fb, fsz, dsq_wal_frame_off(frame, j->ps)) < 0) {
+            r = -EIO;
+            break;
+        }
+        unsigned b = dsq_shm_frame_block(frame);
+        if (b != cur) {
+            size_t base = cur == 0 ? DSQ_SHM_INFO_SIZE : 0;
+            if (cur != UINT32_MAX &&
+                full_pwrite(j->mfd, blk + base, DSQ_SHM_BLOCK - base,
+                            (uint64_t)cur * DSQ_SHM_BLOCK + base) < 0) {
+                r = -EIO;
+                break;
+            }
+            memset(blk, 0, DSQ_SHM_BLOCK);
+            dsq__full_pread(j->mfd, blk, DSQ_SHM_BLOCK,
+                            (uint64_t)b * DSQ_SHM_BLOCK);
+            cur = b;
+        }
+        if (dsq_shm_index_append(blk, b, frame, j->pgno[i]) != 0)
+            r = -ENOSPC;
+    }
+    if (r == 0 && cur != UINT32_MAX) {
+        size_t base = cur == 0 ? DSQ_SHM_INFO_SIZE : 0;
+        if (full_pwrite(j->mfd, blk + base, DSQ_SHM_BLOCK - base,
+                        (uint64_t)cur * DSQ_SHM_BLOCK + base) < 0)
+            r = -EIO;
+    }
+    close(bfd);
+    free(fb);
+    free(blk);
+    if (r == 0) {
+        inval_wal_file(df, j->wal_ino);
+        h.version = DSQ_WAL_VERSION;
+        h.change++;
+        h.big_end_cksum = (uint8_t)(wh.magic & 1u);
+        h.sz_page = sz_page_of(j->ps);
+        h.mx_frame = frame;
+        h.n_page = j->count;
+        h.frame_cksum[0] = ck[0];
+        h.frame_cksum[1] = ck[1];
+        memcpy(h.salt, wh.salt, 8);
+        r = shm_write_hdr(j->mfd, &h);
+    }
+    j->last = frame;
+    j->out_hdr = wh;
+    return r;
+}
+
+/* The pages between the local WAL's version and target, read with
+   df->mu held.  0, -ENOSPC (too many, or another page size), -errno. */
+static int inject_prepare(struct dsq_dbfile *df, uint64_t target,
+                          struct inj *j)
 {
     struct dsq_wal *w = &df->wal;
     struct dsq_err e;
     dsq_err_clear(&e);
-    int r = shm_fd(df, mfd);
-    if (r)
-        return r;
-    uint8_t info[DSQ_SHM_INFO_SIZE];
-    struct dsq_shmhdr h;
-    uint32_t nbackfill = 0;
-    if (dsq__full_pread(*mfd, info, sizeof(info), 0) != (ssize_t)sizeof(info) ||
-        dsq_shm_hdr_read(info, &h, &nbackfill) != 0)
-        return -EAGAIN;
-    if (h.mx_frame != w->mx) {
-        /* the -shm indexes less than the daemon saw committed (a writer
-           died between its commit frame and its index) */
-        if (h.mx_frame < w->mx && version_at(w, h.mx_frame) != UINT64_MAX)
-            forget_after(w, h.mx_frame);
-        else
-            return -ENOSPC;
-    }
-    if (h.mx_frame == 0 && nbackfill != 0)
-        return -ENOSPC;
-    uint64_t from = w->view_version;
-    if (target <= from && w->view_exact)
-        return 0;
     struct dsq_snap *ts = NULL;
     struct dsq_changes c = {0};
+    memset(j, 0, sizeof(*j));
     dsq_rc rc = dsq_db_snapshot(df->db, target, &ts, &e);
     if (rc == DSQ_OK)
-        rc = dsq_db_changes(df->db, from, target, &c, &e);
+        rc = dsq_db_changes(df->db, w->view_version, target, &c, &e);
     if (rc != DSQ_OK) {
         dsq__df_log_rc(df, "reading versions for the local WAL", &e, rc);
         dsq_snap_release(ts);
         return -dsq_rc_errno(rc);
     }
     uint32_t ps = dsq_snap_page_size(ts), count = dsq_snap_page_count(ts);
-    uint64_t npages = 0;
+    uint64_t n = 0;
     for (size_t i = 0; i < c.n_ranges; i++)
-        npages += c.ranges[i].count;
-    if ((w->have_hdr && ps != w->hdr.page_size) || ps == 0 ||
-        npages > INJECT_MAX_PAGES || (uint64_t)w->mx + npages > 0x7fffffffu) {
-        dsq_changes_cleanup(&c);
-        dsq_snap_release(ts);
-        return -ENOSPC;
-    }
-    /* the WAL header: this cycle's, or a new one (SQLite's restart rule:
-       salt-1 moves on, salt-2 is new, so no old frame can ever match) */
-    struct dsq_walhdr wh;
-    uint32_t ck[2];
-    int new_hdr = h.mx_frame == 0;
-    if (new_hdr) {
-        memset(&wh, 0, sizeof(wh));
-        /* checksums in the host's order, as SQLite writes them */
-        wh.magic = DSQ_WAL_MAGIC;
-        if (!dsq_wal_native(&wh))
-            wh.magic |= 1u;
-        wh.version = DSQ_WAL_VERSION;
-        wh.page_size = ps;
-        wh.ckpt_seq = w->have_hdr ? w->hdr.ckpt_seq + 1 : 0;
-        next_salts(h.salt, wh.salt);
-        uint8_t hb[DSQ_WAL_HDR_SIZE];
-        dsq_wal_hdr_encode(&wh, hb);
-        int bfd = open(w->wal_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-        if (bfd < 0 || full_pwrite(bfd, hb, sizeof(hb), 0) < 0) {
-            r = -errno;
-            if (bfd >= 0)
-                close(bfd);
-            dsq_changes_cleanup(&c);
-            dsq_snap_release(ts);
-            return r ? r : -EIO;
-        }
-        close(bfd);
-        ck[0] = wh.cksum[0];
-        ck[1] = wh.cksum[1];
-    } else {
-        wh = w->hdr;
-        if (memcmp(wh.salt, h.salt, 8) != 0) {
-            dsq_changes_cleanup(&c);
-            dsq_snap_release(ts);
-            return -ENOSPC;
-        }
-        ck[0] = h.frame_cksum[0];
-        ck[1] = h.frame_cksum[1];
-    }
-    /* the frames, into the backing file (the kernel's copy dropped) */
-    size_t fsz = DSQ_WAL_FRAME_HDR + (size_t)ps;
-    uint8_t *fb = malloc(fsz);
-    uint8_t *blk = calloc(1, DSQ_SHM_BLOCK);
-    int bfd = open(w->wal_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    uint32_t frame = h.mx_frame;
-    unsigned cur_block = UINT32_MAX;
-    r = (!fb || !blk || bfd < 0) ? (bfd < 0 ? -errno : -ENOMEM) : 0;
-    for (size_t i = 0; r == 0 && i < c.n_ranges; i++) {
+        for (uint32_t k = 0; k < c.ranges[i].count; k++)
+            if (c.ranges[i].first + k <= count)
+                n++;
+    int r = 0;
+    if (ps == 0 || (w->have_hdr && w->hdr.page_size != ps) ||
+        n > INJECT_MAX_PAGES)
+        r = -ENOSPC;
+    j->pgno = r ? NULL : malloc((n ? n : 1) * sizeof(*j->pgno));
+    j->data = r ? NULL : malloc((n ? n : 1) * (size_t)ps);
+    j->wal_path = r ? NULL : strdup(w->wal_path);
+    if (!r && (!j->pgno || !j->data || !j->wal_path))
+        r = -ENOMEM;
+    for (size_t i = 0; r == 0 && i < c.n_ranges; i++)
         for (uint32_t k = 0; r == 0 && k < c.ranges[i].count; k++) {
             uint32_t pg = c.ranges[i].first + k;
             if (pg > count)
                 continue;
-            rc = dsq_snap_read_page(ts, pg, fb + DSQ_WAL_FRAME_HDR, &e);
+            rc = dsq_snap_read_page(ts, pg, j->data + (size_t)j->n * ps, &e);
             if (rc != DSQ_OK) {
-                dsq__df_log_rc(df, "reading a page for the local WAL", &e, rc);
+                dsq__df_log_rc(df, "reading a page for the local WAL", &e,
+                               rc);
                 r = -dsq_rc_errno(rc);
-                break;
             }
-            frame++;
-            /* the commit mark goes on the last frame: found by looking
-               ahead for another page <= count */
-            int more = 0;
-            for (size_t j = i; j < c.n_ranges && !more; j++) {
-                uint32_t from_pg = j == i ? pg + 1 : c.ranges[j].first;
-                uint32_t to_pg = c.ranges[j].first + c.ranges[j].count - 1;
-                if (from_pg <= to_pg && from_pg <= count)
-                    more = 1;
-            }
-            dsq_wal_frame_encode(&wh, pg, more ? 0 : count,
-                                 fb + DSQ_WAL_FRAME_HDR, ck, fb);
-            if (full_pwrite(bfd, fb, fsz, dsq_wal_frame_off(frame, ps)) < 0) {
-                r = -errno;
-                break;
-            }
-            /* its wal-index entry */
-            unsigned b = dsq_shm_frame_block(frame);
-            if (b != cur_block) {
-                if (cur_block != UINT32_MAX) {
-                    size_t base = cur_block == 0 ? DSQ_SHM_INFO_SIZE : 0;
-                    if (full_pwrite(*mfd, blk + base, DSQ_SHM_BLOCK - base,
-                                    (uint64_t)cur_block * DSQ_SHM_BLOCK +
-                                        base) < 0) {
-                        r = -EIO;
-                        break;
-                    }
-                }
-                memset(blk, 0, DSQ_SHM_BLOCK);
-                dsq__full_pread(*mfd, blk, DSQ_SHM_BLOCK,
-                                (uint64_t)b * DSQ_SHM_BLOCK);
-                cur_block = b;
-            }
-            if (dsq_shm_index_append(blk, b, frame, pg) != 0) {
-                r = -ENOSPC;
-                break;
-            }
+            j->pgno[j->n++] = pg;
         }
-    }
-    if (r == 0 && cur_block != UINT32_MAX) {
-        size_t base = cur_block == 0 ? DSQ_SHM_INFO_SIZE : 0;
-        if (full_pwrite(*mfd, blk + base, DSQ_SHM_BLOCK - base,
-                        (uint64_t)cur_block * DSQ_SHM_BLOCK + base) < 0)
-            r = -EIO;
-    }
-    if (bfd >= 0)
-        close(bfd);
-    free(fb);
-    free(blk);
-    if (r == 0 && frame > h.mx_frame) {
-        inval_wal_file(df, 0, 0);
-        h.version = DSQ_WAL_VERSION;
-        h.change++;
-        h.big_end_cksum = (uint8_t)(wh.magic & 1u);
-        h.sz_page = sz_page_of(ps);
-        h.mx_frame = frame;
-        h.n_page = count;
-        h.frame_cksum[0] = ck[0];
-        h.frame_cksum[1] = ck[1];
-        memcpy(h.salt, wh.salt, 8);
-        r = shm_write_hdr(*mfd, &h);
-    }
     dsq_changes_cleanup(&c);
     dsq_snap_release(ts);
-    if (r) {
-        dsq_log(DSQ_LOG_ERR, "wal",
-                "%s: bringing version %" PRIu64 " into the local WAL: %s",
-                df->name, target, strerror(-r));
-        return r;
-    }
-    if (frame > h.mx_frame || new_hdr) {
-        w->hdr = wh;
-        w->have_hdr = 1;
-    }
-    if (frame > w->mx) {
-        add_commit(w, frame, target);
-        w->injected_frames += frame - w->mx;
-        w->mx = frame;
-    }
-    w->view_version = target;
-    w->view_exact = 1;
-    w->active = 1;
-    if (target > df->head)
-        df->head = target;
-    dsq_log(DSQ_LOG_INFO, "wal",
-            "%s: version %" PRIu64 " brought into the local WAL (%" PRIu64
-            " page(s), frames up to %u)",
-            df->name, target, npages, frame);
-    return 0;
+    j->expect_mx = w->mx;
+    j->ps = ps;
+    j->count = count;
+    j->have_hdr = w->have_hdr;
+    j->hdr = w->hdr;
+    j->wal_ino = w->wal_ino;
+    j->mfd = atomic_load(&w->mfd);
+    if (r == 0 && j->mfd < 0)
+        r = -EAGAIN;
+    return r;
 }
 
 /*
- * (W6) With no WAL lock held by anyone: the db file becomes the newest
- * version, the WAL empty (SQLite's restart rule for the -shm header and
- * read marks; the -wal truncated).
+ * (W5) Append the pages that differ between the local WAL's version and
+ * `target` as frames of one commit, and index them in the -shm, as a
+ * writer of SQLite's would.  The caller has made sure no local writer
+ * holds the WAL write lock.  df->mu held (released meanwhile).  0;
+ * -EAGAIN if the -shm header cannot be read (SQLite is rebuilding it);
+ * -ENOSPC if a reset is needed instead; other -errno.
  */
-static int reset(struct dsq_dbfile *df, int *mfd, struct inval *iv)
+static int inject(struct dsq_dbfile *df, uint64_t target)
+{
+    struct dsq_wal *w = &df->wal;
+    for (int attempt = 0;; attempt++) {
+        if (target <= w->view_version && w->view_exact)
+            return 0;
+        struct inj j;
+        int r = inject_prepare(df, target, &j);
+        if (r == 0 && j.n == 0) {
+            /* nothing changed in the pages: the WAL already is target */
+            inj_free(&j);
+            w->view_version = target;
+            w->view_exact = 1;
+            return 0;
+        }
+        if (r == 0) {
+            io_begin(df);
+            r = inject_io(df, &j);
+            io_end(df);
+        }
+        if (r == -ESTALE && attempt == 0 && j.shm_mx < w->mx &&
+            version_at(w, j.shm_mx) != UINT64_MAX) {
+            /* the -shm indexes less than the daemon saw committed (a
+               writer died between its commit frame and its index) */
+            forget_after(w, j.shm_mx);
+            inj_free(&j);
+            continue;
+        }
+        if (r == -ESTALE)
+            r = -ENOSPC;
+        if (r == 0) {
+            w->hdr = j.out_hdr;
+            w->have_hdr = 1;
+            add_commit(w, j.last, target);
+            w->injected_frames += j.last - w->mx;
+            w->mx = j.last;
+            w->view_version = target;
+            w->view_exact = 1;
+            w->active = 1;
+            if (target > df->head)
+                df->head = target;
+            dsq_log(DSQ_LOG_INFO, "wal",
+                    "%s: version %" PRIu64 " brought into the local WAL "
+                    "(%u page(s), frames up to %u)",
+                    df->name, target, j.n, j.last);
+        } else if (r != -ENOSPC && r != -EAGAIN) {
+            dsq_log(DSQ_LOG_ERR, "wal",
+                    "%s: bringing version %" PRIu64 " into the local WAL: %s",
+                    df->name, target, strerror(-r));
+        }
+        inj_free(&j);
+        return r;
+    }
+}
+
+/* The writing half of a reset (df->mu released). */
+static int reset_io(struct dsq_dbfile *df, const char *wal_path,
+                    uint64_t wal_ino, int mfd, uint32_t npage)
+{
+    if (truncate(wal_path, 0) != 0 && errno != ENOENT)
+        return -errno;
+    inval_wal_file(df, wal_ino);
+    if (mfd < 0)
+        return 0;
+    uint8_t info[DSQ_SHM_INFO_SIZE];
+    struct dsq_shmhdr h;
+    if (dsq__full_pread(mfd, info, sizeof(info), 0) != (ssize_t)sizeof(info) ||
+        dsq_shm_hdr_read(info, &h, NULL) != 0)
+        return 0; /* an uninitialised -shm: SQLite builds it from the
+                     empty WAL */
+    uint8_t ns[8];
+    next_salts(h.salt, ns);
+    memcpy(h.salt, ns, 8);
+    h.change++;
+    h.mx_frame = 0;
+    h.n_page = npage;
+    h.frame_cksum[0] = h.frame_cksum[1] = 0;
+    int r = shm_write_hdr(mfd, &h);
+    /* checkpoint info as SQLite's restart leaves it: nothing backfilled,
+       read mark 1 at 0, the others unused */
+    uint8_t ci[24];
+    put_u32(ci, 0);
+    put_u32(ci + 4, 0);
+    put_u32(ci + 8, 0);
+    for (int i = 0; i < 3; i++)
+        put_u32(ci + 12 + 4 * i, 0xffffffffu);
+    if (r == 0 && full_pwrite(mfd, ci, sizeof(ci), 96) < 0)
+        r = -EIO;
+    uint8_t z[4] = {0, 0, 0, 0};
+    if (r == 0 && full_pwrite(mfd, z, 4, 128) < 0)
+        r = -EIO;
+    return r;
+}
+
+/*
+ * (W6) With no WAL lock held by anyone but the caller's DMS: the db file
+ * becomes the newest version, the WAL empty (SQLite's restart rule for
+ * the -shm header and read marks; the -wal truncated).  df->mu held
+ * (released meanwhile).
+ */
+static int reset(struct dsq_dbfile *df, struct inval *iv)
 {
     struct dsq_wal *w = &df->wal;
     uint64_t target = df->head > w->view_version ? df->head : w->view_version;
     int r = move_db(df, target, iv);
     if (r)
         return r;
-    if (truncate(w->wal_path, 0) != 0 && errno != ENOENT)
-        return -errno;
-    inval_wal_file(df, 0, 0);
-    r = shm_fd(df, mfd);
-    if (r)
-        return r;
-    uint8_t info[DSQ_SHM_INFO_SIZE];
-    struct dsq_shmhdr h;
-    ssize_t n = dsq__full_pread(*mfd, info, sizeof(info), 0);
-    if (n == (ssize_t)sizeof(info) && dsq_shm_hdr_read(info, &h, NULL) == 0) {
-        uint8_t ns[8];
-        next_salts(h.salt, ns);
-        memcpy(h.salt, ns, 8);
-        h.change++;
-        h.mx_frame = 0;
-        h.n_page = df->snap ? dsq_snap_page_count(df->snap) : 0;
-        h.frame_cksum[0] = h.frame_cksum[1] = 0;
-        r = shm_write_hdr(*mfd, &h);
-        /* checkpoint info: nothing backfilled, read mark 1 at 0, the
-           others unused (as SQLite's restart leaves them) */
-        uint8_t ci[24];
-        put_u32(ci, 0);
-        put_u32(ci + 4, 0);
-        put_u32(ci + 8, 0);
-        for (int i = 0; i < 3; i++)
-            put_u32(ci + 12 + 4 * i, 0xffffffffu);
-        if (r == 0 && full_pwrite(*mfd, ci, sizeof(ci), 96) < 0)
-            r = -EIO;
-        uint8_t z[4] = {0, 0, 0, 0};
-        if (r == 0 && full_pwrite(*mfd, z, 4, 128) < 0)
-            r = -EIO;
-    }
-    /* (an uninitialised -shm: SQLite builds it from the empty WAL) */
+    char *wp = strdup(w->wal_path);
+    if (!wp)
+        return -ENOMEM;
+    uint64_t ino = w->wal_ino;
+    int mfd = atomic_load(&w->mfd);
+    uint32_t npage = df->snap ? dsq_snap_page_count(df->snap) : 0;
+    io_begin(df);
+    r = reset_io(df, wp, ino, mfd, npage);
+    io_end(df);
+    free(wp);
     if (r)
         return r;
     cycle_begin(df);
@@ -827,8 +938,7 @@ static int reset(struct dsq_dbfile *df, int *mfd, struct inval *iv)
 /* ---- the -shm locks ---- */
 
 /* A read transaction starts (W4): the local WAL brought up to date. */
-static int read_start(struct dsq_dbfile *df, uint64_t owner, int *mfd,
-                      struct inval *iv)
+static int read_start(struct dsq_dbfile *df, uint64_t owner, struct inval *iv)
 {
     struct dsq_wal *w = &df->wal;
     dsq__df_check_head(df, 0);
@@ -837,16 +947,16 @@ static int read_start(struct dsq_dbfile *df, uint64_t owner, int *mfd,
     if (!w->view_exact || df->head > w->view_version) {
         if (writer)
             return w->view_exact ? 0 : -EAGAIN; /* the writer first */
-        int r = inject(df, df->head, mfd);
+        int r = inject(df, df->head);
         if (r == -ENOSPC && !others)
-            r = reset(df, mfd, iv);
+            r = reset(df, iv);
         if (r)
             return w->view_exact ? 0 : (r == -EAGAIN ? r : -EIO);
     } else if (w->mx > WAL_RESET_FRAMES && !others &&
                w->commits_published == 0) {
         /* nothing local checkpoints a WAL only the daemon appends to:
            keep it bounded */
-        reset(df, mfd, iv);
+        reset(df, iv);
     }
     return 0;
 }
@@ -967,7 +1077,8 @@ out:
     return r;
 }
 
-/* (W7) The first opener of the -shm: a new cycle. */
+/* (W7) The first opener of the -shm: a new cycle.  df->mu held
+   (released meanwhile). */
 static int first_open(struct dsq_dbfile *df, uint64_t owner, struct inval *iv)
 {
     struct dsq_wal *w = &df->wal;
@@ -988,13 +1099,29 @@ static int first_open(struct dsq_dbfile *df, uint64_t owner, struct inval *iv)
     uint64_t target = df->head > w->view_version ? df->head : w->view_version;
     if (w->view_exact || target > w->view_version)
         move_db(df, target, iv);
-    if (truncate(w->wal_path, 0) != 0 && errno != ENOENT)
-        dsq_log(DSQ_LOG_WARNING, "wal", "%s: emptying the -wal: %s", df->name,
-                strerror(errno));
-    inval_wal_file(df, 0, 0);
+    char *wp = strdup(w->wal_path);
+    uint64_t ino = w->wal_ino;
+    if (wp) {
+        io_begin(df);
+        if (truncate(wp, 0) != 0 && errno != ENOENT)
+            dsq_log(DSQ_LOG_WARNING, "wal", "%s: emptying the -wal: %s",
+                    df->name, strerror(errno));
+        inval_wal_file(df, ino);
+        io_end(df);
+        free(wp);
+    }
     cycle_begin(df);
     w->active = 1;
     return 0;
+}
+
+/* Hand back the -shm fd the daemon keeps once SQLite no longer uses it
+   (closed by the caller with df->mu released). */
+static int take_mfd_if_unused(struct dsq_dbfile *df)
+{
+    if (df->wal.shm.n)
+        return -1;
+    return atomic_exchange(&df->wal.mfd, -1);
 }
 
 int dsq_wal_shm_setlk(struct dsq_dbfile *df, uint64_t owner,
@@ -1005,14 +1132,14 @@ int dsq_wal_shm_setlk(struct dsq_dbfile *df, uint64_t owner,
     uint64_t start = (uint64_t)lk->l_start;
     uint64_t end =
         lk->l_len == 0 ? UINT64_MAX : start + (uint64_t)lk->l_len - 1;
-    int type = lk->l_type, r = 0, mfd = -1;
-    pthread_mutex_lock(&df->mu);
-    if (w->inval_pending) {
-        inval_wal_file(df, 0, 0);
-        w->inval_pending = 0;
-    }
+    int type = lk->l_type, r = 0;
+    if (type != F_UNLCK)
+        ensure_mfd(df);
+    dsq__df_lock(df);
+    wait_io(df);
     for (;;) {
         dsq__df_wait_inval(df);
+        wait_io(df);
         if (type == F_UNLCK ||
             !dsq_locks_conflict(&w->shm, owner, start, end, type))
             break;
@@ -1024,7 +1151,7 @@ int dsq_wal_shm_setlk(struct dsq_dbfile *df, uint64_t owner,
         pthread_mutex_unlock(&df->mu);
         dsq_loop_may_block();
         usleep(5000);
-        pthread_mutex_lock(&df->mu);
+        dsq__df_lock(df);
     }
     uint64_t rb0 = LOCK_BYTE(DSQ_SHM_READ0), rb4 = LOCK_BYTE(DSQ_SHM_READ0 + 4);
     uint64_t wb = LOCK_BYTE(DSQ_SHM_WRITE);
@@ -1038,12 +1165,13 @@ int dsq_wal_shm_setlk(struct dsq_dbfile *df, uint64_t owner,
             if (dsq_locks_type_at(&w->shm, owner, b) != F_UNLCK)
                 reading = 1;
         if (!reading)
-            r = read_start(df, owner, &mfd, &iv);
+            r = read_start(df, owner, &iv);
     } else if (type == F_WRLCK && start <= wb && wb <= end && !had_write &&
-               (!w->view_exact || df->head > w->view_version)) {
+               (!w->view_exact || df->head > w->view_version) &&
+               !shm_held(df, owner, DSQ_SHM_WRITE, DSQ_SHM_WRITE)) {
         /* a writer on an old view: bring the WAL up to date first, so
            SQLite sees the header moved (SQLITE_BUSY_SNAPSHOT) */
-        int rr = inject(df, df->head, &mfd);
+        int rr = inject(df, df->head);
         if (rr && !w->view_exact)
             r = -EIO;
     }
@@ -1059,15 +1187,14 @@ int dsq_wal_shm_setlk(struct dsq_dbfile *df, uint64_t owner,
     if (r == 0 && had_write && type == F_UNLCK && start <= wb && wb <= end &&
         !w->view_exact) {
         /* (W3) a rebased commit: its others' pages come in now */
-        inject(df, df->head, &mfd);
+        inject(df, df->head);
     }
-    int cfd = w->close_fd;
-    w->close_fd = -1;
+    int cfd = take_mfd_if_unused(df);
     dsq__df_unlock_inval(df, &iv);
-    if (mfd >= 0)
-        close(mfd);
-    if (cfd >= 0)
+    if (cfd >= 0) {
+        dsq_loop_may_block(); /* its FLUSH is a request of our own */
         close(cfd);
+    }
     return r;
 }
 
@@ -1076,7 +1203,7 @@ void dsq_wal_shm_getlk(struct dsq_dbfile *df, uint64_t owner, struct flock *lk)
     uint64_t start = (uint64_t)lk->l_start;
     uint64_t end =
         lk->l_len == 0 ? UINT64_MAX : start + (uint64_t)lk->l_len - 1;
-    pthread_mutex_lock(&df->mu);
+    dsq__df_lock(df);
     const struct dsq_lock *c =
         dsq_locks_conflict(&df->wal.shm, owner, start, end, lk->l_type);
     if (c) {
@@ -1092,7 +1219,13 @@ void dsq_wal_shm_getlk(struct dsq_dbfile *df, uint64_t owner, struct flock *lk)
 
 void dsq_wal_shm_release(struct dsq_dbfile *df, uint64_t owner)
 {
-    pthread_mutex_lock(&df->mu);
+    dsq__df_lock(df);
+    wait_io(df);
     dsq_locks_release_owner(&df->wal.shm, owner);
+    int cfd = take_mfd_if_unused(df);
     pthread_mutex_unlock(&df->mu);
+    if (cfd >= 0) {
+        dsq_loop_may_block(); /* its FLUSH is a request of our own */
+        close(cfd);
+    }
 }

@@ -15,6 +15,8 @@
 #include "locks.h"
 #include "walfmt.h"
 
+#include <stdatomic.h>
+
 #include <stdint.h>
 
 struct dsq_snap;
@@ -37,9 +39,9 @@ struct dsq_wal {
                                        lacks others' pages (inject them) */
     struct dsq_wal_commit *commits; /* this cycle's, ascending */
     size_t n_commits, cap_commits;
-    int inval_pending;        /* the kernel may cache a zeroed frame */
-    int close_fd;             /* an fd of the -shm to close once df->mu
-                                 is released (0: none) */
+    int io_busy;              /* the daemon's own I/O runs (wal.c) */
+    _Atomic int mfd;          /* the -shm through the mount, while SQLite
+                                 uses it (-1: not open) */
     struct dsq_txn *ckpt;     /* checkpoint writes over the db file */
     struct dsq_locktab shm;   /* POSIX locks on NAME-shm */
     uint64_t wal_ino;         /* inode of NAME-wal (0: not known) */

@@ -6,7 +6,9 @@
 #   scripts/deps.sh --test   also what the tests use (clang for fuzzing,
 #                            Python's SQLAlchemy/Alembic, the Ceph S3 server,
 #                            the packaging tools, podman and mmdebstrap for
-#                            the package and container tests, man-db)
+#                            the package and container tests, man-db, and
+#                            what tests/sqlite/build.sh builds SQLite's and
+#                            libfuse's test programs with)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +20,8 @@ PACKAGE_PKGS=(debhelper dpkg-dev fakeroot lintian git)
 TEST_PKGS=(clang libclang-rt-14-dev iproute2 python3 python3-sqlalchemy
            python3-alembic procps psmisc util-linux
            "${PACKAGE_PKGS[@]}" podman runc mmdebstrap uidmap man-db
-           groff-base systemd nodejs)
+           groff-base systemd nodejs
+           tcl-dev) # SQLite's TCL tests: testfixture (dpkg-dev: apt-get source)
 
 pkgs=("${BUILD_PKGS[@]}")
 [ "${1:-}" = "--package" ] && pkgs+=("${PACKAGE_PKGS[@]}")

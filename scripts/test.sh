@@ -40,7 +40,13 @@ if [ "${DSQ_TEST_QUICK:-0}" != 1 ]; then
         DSQ_RGW_PORT=$((DSQ_RGW_PORT + 10))
     done
     tests/s3/rgw.sh start "$DSQ_RGW_DIR" "$DSQ_RGW_PORT" >/dev/null
-    step "integration tests" ctest --test-dir build -L integration --output-on-failure
+    step "integration tests" ctest --test-dir build -L integration -LE sqlite --output-on-failure
+    # SQLite's own TCL tests on the mount: testfixture is built once per
+    # machine (cached outside the clone); the tests run in parallel, each
+    # with its own mounts, stores and bucket (most of their time is S3
+    # round trips, not CPU)
+    step "SQLite test programs" tests/sqlite/build.sh
+    step "SQLite's TCL tests" ctest --test-dir build -L sqlite -j3 --output-on-failure
 
     # 3. unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer
     cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DDSQ_WERROR=ON \

@@ -1,6 +1,9 @@
 /*
  * config.c - the option table, parsers and environment loading.
- * Layer: foundation.  See config.h.
+ * Layer: foundation.  See config.h.  Path options are made absolute
+ * against the working directory as they are parsed (the daemon runs in
+ * "/" once it has detached).  No locking: a config is filled by one
+ * thread before anyone reads it.
  */
 #include "config.h"
 
@@ -9,15 +12,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum opt_kind {
     K_UINT,
     K_DOUBLE,
     K_BOOL,
     K_STR,
+    K_PATH, /* a string; a relative path is made absolute at parse time */
     K_SIZE,
     K_ISOLATION,
-    K_TRISTATE
+    K_TRISTATE,
+    K_MODE /* octal file mode: read/write bits, the owner's both */
 };
 
 struct opt {
@@ -46,20 +52,22 @@ static const struct opt opts[] = {
      4.0 * 1024 * 1024 * 1024},
     {"isolation", NULL, NULL, K_ISOLATION, OFF(isolation), 0, 0},
     {"compress", NULL, NULL, K_BOOL, OFF(compress), 0, 0},
-    {"cache_dir", "DISTRIBUTED_SQLITE_CACHE_DIR", NULL, K_STR, OFF(cache_dir),
+    {"cache_dir", "DISTRIBUTED_SQLITE_CACHE_DIR", NULL, K_PATH, OFF(cache_dir),
      0, 0},
     {"page_cache_bytes", NULL, NULL, K_SIZE, OFF(page_cache_bytes), 0, 1e15},
     {"txn_mem_bytes", NULL, NULL, K_SIZE, OFF(txn_mem_bytes), 65536, 1e15},
     {"disk_cache", NULL, NULL, K_TRISTATE, OFF(disk_cache), 0, 0},
+    {"store_mode", NULL, NULL, K_MODE, OFF(store_mode), 0, 0},
     {"disk_cache_bytes", NULL, NULL, K_SIZE, OFF(disk_cache_bytes), 0, 1e15},
-    {"endpoint", "AWS_ENDPOINT_URL", NULL, K_STR, OFF(endpoint), 0, 0},
+    {"endpoint", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", K_STR,
+     OFF(endpoint), 0, 0},
     {"region", "AWS_REGION", "AWS_DEFAULT_REGION", K_STR, OFF(region), 0, 0},
     {"access_key", "AWS_ACCESS_KEY_ID", NULL, K_STR, OFF(access_key), 0, 0},
     {"secret_key", "AWS_SECRET_ACCESS_KEY", NULL, K_STR, OFF(secret_key), 0, 0},
     {"session_token", "AWS_SESSION_TOKEN", NULL, K_STR, OFF(session_token), 0,
      0},
     {"profile", "AWS_PROFILE", NULL, K_STR, OFF(profile), 0, 0},
-    {"ca_file", "AWS_CA_BUNDLE", NULL, K_STR, OFF(ca_file), 0, 0},
+    {"ca_file", "AWS_CA_BUNDLE", NULL, K_PATH, OFF(ca_file), 0, 0},
     {"insecure", NULL, NULL, K_BOOL, OFF(insecure), 0, 0},
     {"path_style", NULL, NULL, K_TRISTATE, OFF(path_style), 0, 0},
     {"connect_timeout", NULL, NULL, K_UINT, OFF(connect_timeout_s), 1, 3600},
@@ -94,6 +102,7 @@ void dsq_config_init(struct dsq_config *c)
     c->page_cache_bytes = 64u << 20;
     c->txn_mem_bytes = 64u << 20;
     c->disk_cache = -1;
+    c->store_mode = 0600;
     c->disk_cache_bytes = 1u << 30;
     c->path_style = -1;
     c->connect_timeout_s = 10;
@@ -142,6 +151,28 @@ static const struct opt *find_opt(const char *name)
 int dsq_config_known(const char *name)
 {
     return find_opt(name) != NULL;
+}
+
+char *dsq_path_absolute(const char *path)
+{
+    if (!path)
+        return NULL;
+    if (path[0] == '/' || path[0] == 0)
+        return strdup(path);
+    char cwd[4096];
+    if (!getcwd(cwd, sizeof(cwd)))
+        return NULL;
+    const char *rel = path;
+    while (rel[0] == '.' && rel[1] == '/')
+        rel += 2;
+    if (!strcmp(rel, "."))
+        rel = "";
+    size_t n = strlen(cwd) + 1 + strlen(rel) + 1;
+    char *out = malloc(n);
+    if (out)
+        snprintf(out, n, "%s%s%s", cwd, *rel && strcmp(cwd, "/") ? "/" : "",
+                 rel);
+    return out;
 }
 
 static int parse_size(const char *s, double *out)
@@ -266,6 +297,35 @@ static dsq_rc apply(struct dsq_config *c, const struct opt *o,
         else
             free(*slot);
         *slot = dup;
+        if (o->off == OFF(endpoint))
+            c->endpoint_src = source;
+        return DSQ_OK;
+    }
+    case K_PATH: {
+        errno = 0;
+        char *abs = dsq_path_absolute(value);
+        if (!abs)
+            return dsq_err_set(e, DSQ_EINVAL,
+                               "option %s (%s): cannot make '%s' an "
+                               "absolute path: %s",
+                               o->name, source, value,
+                               errno ? strerror(errno) : "out of memory");
+        char **slot = (char **)(base + o->off);
+        free(*slot);
+        *slot = abs;
+        return DSQ_OK;
+    }
+    case K_MODE: {
+        errno = 0;
+        unsigned long m = strtoul(value, &end, 8);
+        if (end == value || *end || errno || (m & ~0666ul) ||
+            (m & 0600ul) != 0600ul)
+            return dsq_err_set(e, DSQ_EINVAL,
+                               "option %s (%s): '%s' is not a file mode of "
+                               "read and write bits with the owner's both "
+                               "(octal: 0600, 0640, 0644)",
+                               o->name, source, value);
+        *(unsigned *)(base + o->off) = (unsigned)m;
         return DSQ_OK;
     }
     case K_ISOLATION:

@@ -5,7 +5,8 @@
  * beats the environment, which beats the default.  Every option is listed
  * once in the table in config.c (name, environment variable, parser), and
  * docs/options.md reproduces it.  Unknown or malformed options are
- * DSQ_EINVAL with a message naming the option.
+ * DSQ_EINVAL with a message naming the option.  Path options (cache_dir,
+ * ca_file) are made absolute against the working directory when parsed.
  *
  * A config is filled once (single thread) and then only read.
  */
@@ -32,21 +33,24 @@ struct dsq_config {
     double retry_max_s;           /* backoff cap (30.0) */
     uint64_t segment_max_bytes;   /* bound on one segment (16 MiB) */
     enum dsq_isolation isolation;
-    int compress;              /* zstd page compression (1) */
-    char *cache_dir;           /* owned; ~/.distributed_sqlite/cache */
+    int compress;    /* zstd page compression (1) */
+    char *cache_dir; /* owned, absolute; ~/.distributed_sqlite/cache */
     uint64_t page_cache_bytes; /* in-memory page cache (64 MiB) */
     uint64_t txn_mem_bytes;    /* txn buffer before spilling (64 MiB) */
     int disk_cache;            /* -1 auto (not for file://), 0, 1 */
+    unsigned store_mode;       /* file:// objects' mode (0600) */
     uint64_t disk_cache_bytes; /* bound on the disk cache (1 GiB) */
 
     /* S3 */
-    char *endpoint;      /* owned; AWS_ENDPOINT_URL */
-    char *region;        /* owned; AWS_REGION / AWS_DEFAULT_REGION */
-    char *access_key;    /* owned; secret-adjacent, never logged */
+    char *endpoint;           /* owned; AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL */
+    const char *endpoint_src; /* static: "-o" or the variable endpoint came
+                                 from; NULL if set by the program */
+    char *region;             /* owned; AWS_REGION / AWS_DEFAULT_REGION */
+    char *access_key;         /* owned; secret-adjacent, never logged */
     char *secret_key;    /* owned; SECRET: zeroed on cleanup, never logged */
     char *session_token; /* owned; SECRET */
     char *profile;       /* owned; AWS_PROFILE */
-    char *ca_file;       /* owned */
+    char *ca_file;       /* owned, absolute */
     int insecure;        /* skip TLS verification (only on request) */
     int path_style;      /* -1 auto, 0 virtual-hosted, 1 path */
     unsigned connect_timeout_s; /* 10 */
@@ -85,6 +89,13 @@ dsq_rc dsq_config_set(struct dsq_config *c, const char *name, const char *value,
 /* Apply a comma-separated "-o" list. */
 dsq_rc dsq_config_set_list(struct dsq_config *c, const char *opts,
                            struct dsq_err *e);
+
+/*
+ * path made absolute against the current working directory (leading
+ * "./" dropped); absolute paths are copied as they are.  Malloc'ed; NULL
+ * (errno set) if the directory cannot be named or memory is short.
+ */
+char *dsq_path_absolute(const char *path);
 
 /* 1 if name is an option this table knows (the mount passes others). */
 int dsq_config_known(const char *name);

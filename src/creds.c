@@ -2,19 +2,30 @@
  * creds.c - credential providers and refresh (see creds.h).
  *
  * Layer: services.  HTTP goes through http.c (no libcurl here); JSON
- * (container, IMDS) through jansson; STS XML through s3xml.c.
+ * (container, IMDS, credential_process) through jansson; STS XML through
+ * s3xml.c; SigV4 for AssumeRole through sigv4.c; the shared files through
+ * awsconf.c; helper commands through proc.c.
+ *
+ * Sections: helpers; HTTP and JSON; the providers (web identity,
+ * container, IMDS, credential_process, AssumeRole); resolving a profile
+ * into a provider tree; the chain (choose, get, refresh).
+ *
+ * A provider is a tree: AssumeRole holds the provider of its source
+ * profile's credentials, fetched afresh at every refresh of the role's.
  *
  * Invariants: a chain always holds usable credentials from the provider
- * named by src (chain_new fails otherwise); cur is replaced whole, never
- * half-updated.  Thread-safety: lock guards cur, next_try_ms,
+ * named by top->what (chain_new fails otherwise); cur is replaced whole,
+ * never half-updated.  Thread-safety: lock guards cur, next_try_ms,
  * force_refresh and fetches; everything else is immutable after new.
  */
 #include "creds.h"
 
+#include "awsconf.h"
 #include "config.h"
 #include "env.h"
 #include "http.h"
 #include "log.h"
+#include "proc.h"
 #include "s3xml.h"
 #include "sigv4.h"
 
@@ -22,20 +33,40 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include <strings.h>
 
-#define FILE_MAX (1u << 20)
 #define BODY_MAX (64u << 10)
 #define RETRY_AFTER_FAIL_MS 30000u
+#define PROCESS_OUT_MAX (64u << 10)
+#define PROCESS_ERR_MAX 4096u
+#define PROFILE_DEPTH_MAX 8
 
-enum src { SRC_STATIC, SRC_PROFILE, SRC_WEBID, SRC_CONTAINER, SRC_IMDS };
+static unsigned process_timeout_ms = 60000;
+
+enum kind { P_STATIC, P_PROCESS, P_ASSUME, P_WEBID, P_CONTAINER, P_IMDS };
+
+/* One credential provider (immutable after chain_new). */
+struct prov {
+    enum kind kind;
+    char what[240];         /* names it in logs and messages */
+    struct dsq_creds fixed; /* P_STATIC */
+    char *profile;          /* P_PROCESS, P_ASSUME: its profile */
+    char **argv;            /* P_PROCESS */
+    char *role_arn;         /* P_ASSUME, P_WEBID */
+    char *session_name;     /* P_ASSUME, P_WEBID */
+    char *external_id;      /* P_ASSUME, or NULL */
+    unsigned duration_s;    /* P_ASSUME, 0 = STS's default */
+    struct prov *source;    /* P_ASSUME: owned */
+    char *token_file;       /* P_WEBID */
+    char *container_url;    /* P_CONTAINER */
+    char *auth_token;       /* P_CONTAINER: SECRET */
+    char *auth_token_file;  /* P_CONTAINER */
+    char *imds_url;         /* P_IMDS */
+};
 
 struct dsq_creds_chain {
     pthread_mutex_t lock;
@@ -45,14 +76,14 @@ struct dsq_creds_chain {
     unsigned fetches;     /* guarded by lock */
 
     /* immutable after dsq_creds_chain_new */
-    enum src src;
-    char source[160];
+    struct prov *top;
     struct dsq_http *http; /* not owned */
-    char *region;          /* for STS */
+    char *region;          /* STS: signing region, default endpoint */
+    char *sts_url;
     char *profile_region;
-    char *role_arn, *token_file, *session_name, *sts_url; /* web identity */
-    char *container_url, *auth_token, *auth_token_file;   /* container */
-    char *imds_url;                                       /* IMDS */
+    char *s3_endpoint; /* from the profile, or NULL */
+    char s3_where[200];
+    int ignore_endpoints;
 };
 
 static void free_secret(char *s)
@@ -109,78 +140,14 @@ static const char *env(const char *name)
     return v && *v ? v : NULL;
 }
 
-static int env_true(const char *name)
+static int is_true(const char *v)
 {
-    const char *v = env(name);
     return v && (!strcasecmp(v, "true") || !strcmp(v, "1"));
 }
 
-static char *home_path(const char *rel)
+static int env_true(const char *name)
 {
-    const char *home = env("HOME");
-    if (!home) {
-        struct passwd *pw = getpwuid(getuid());
-        home = pw ? pw->pw_dir : NULL;
-    }
-    if (!home)
-        return NULL;
-    size_t n = strlen(home) + strlen(rel) + 2;
-    char *p = malloc(n);
-    if (p)
-        snprintf(p, n, "%s/%s", home, rel);
-    return p;
-}
-
-/*
- * Read a small file whole (NUL-terminated).  ENOTFOUND if missing;
- * ERANGE over cap.  The buffer may hold secrets: free with free_secret.
- */
-static dsq_rc read_small(const char *path, size_t cap, char **out,
-                         struct dsq_err *e)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT || errno == ENOTDIR)
-            return DSQ_ENOTFOUND;
-        return dsq_err_set(e, DSQ_EIO, "cannot read %s: %s", path,
-                           strerror(errno));
-    }
-    char *buf = malloc(cap + 1);
-    size_t len = 0;
-    dsq_rc rc = DSQ_OK;
-    if (!buf) {
-        close(fd);
-        return DSQ_ENOMEM;
-    }
-    for (;;) {
-        if (len == cap) {
-            char c;
-            if (read(fd, &c, 1) > 0)
-                rc = dsq_err_set(e, DSQ_ERANGE, "%s is larger than %zu bytes",
-                                 path, cap);
-            break;
-        }
-        ssize_t r = read(fd, buf + len, cap - len);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            rc = dsq_err_set(e, DSQ_EIO, "cannot read %s: %s", path,
-                             strerror(errno));
-            break;
-        }
-        if (r == 0)
-            break;
-        len += (size_t)r;
-    }
-    close(fd);
-    buf[len] = 0;
-    if (rc != DSQ_OK) {
-        explicit_bzero(buf, len);
-        free(buf);
-        return rc;
-    }
-    *out = buf;
-    return DSQ_OK;
+    return is_true(env(name));
 }
 
 /* Trim in place (both ends). */
@@ -194,102 +161,25 @@ static char *trim(char *s)
     return s;
 }
 
-/* ---- shared files ---- */
-
-struct profile {
-    int found;
-    char *ak, *sk, *tok, *region, *role_arn, *wit_file, *session_name;
-};
-
-static void profile_cleanup(struct profile *p)
+static dsq_rc dupset(char **slot, const char *v)
 {
-    free(p->ak);
-    free_secret(p->sk);
-    free_secret(p->tok);
-    free(p->region);
-    free(p->role_arn);
-    free(p->wit_file);
-    free(p->session_name);
-    memset(p, 0, sizeof(*p));
-}
-
-/*
- * Merge the section for profile name of one file into p (values already
- * set win: the credentials file is read first).  is_config selects the
- * "[profile NAME]" spelling.
- */
-static dsq_rc ini_read(const char *path, const char *name, int is_config,
-                       struct profile *p, struct dsq_err *e)
-{
-    char *text = NULL;
-    dsq_rc rc = read_small(path, FILE_MAX, &text, e);
-    if (rc == DSQ_ENOTFOUND)
+    if (!v)
         return DSQ_OK;
-    if (rc != DSQ_OK)
-        return rc;
-    int in = 0;
-    char *save = NULL;
-    for (char *line = strtok_r(text, "\n", &save); line;
-         line = strtok_r(NULL, "\n", &save)) {
-        if (*line == ' ' || *line == '\t')
-            continue; /* nested sub-properties (s3 = ...) */
-        char *l = trim(line);
-        if (!*l || *l == '#' || *l == ';')
-            continue;
-        if (*l == '[') {
-            char *end = strchr(l, ']');
-            if (!end) {
-                in = 0;
-                continue;
-            }
-            *end = 0;
-            char *sec = trim(l + 1);
-            if (is_config && !strncmp(sec, "profile", 7) &&
-                isspace((unsigned char)sec[7]))
-                sec = trim(sec + 8);
-            else if (is_config && strcmp(sec, "default") != 0)
-                sec = NULL; /* "[x]" in config is not a profile */
-            in = sec && !strcmp(sec, name);
-            if (in)
-                p->found = 1;
-            continue;
-        }
-        if (!in)
-            continue;
-        char *eq = strchr(l, '=');
-        if (!eq)
-            continue;
-        *eq = 0;
-        char *k = trim(l), *v = trim(eq + 1);
-        char **slot = NULL;
-        if (!strcasecmp(k, "aws_access_key_id"))
-            slot = &p->ak;
-        else if (!strcasecmp(k, "aws_secret_access_key"))
-            slot = &p->sk;
-        else if (!strcasecmp(k, "aws_session_token"))
-            slot = &p->tok;
-        else if (!strcasecmp(k, "region"))
-            slot = &p->region;
-        else if (!strcasecmp(k, "role_arn"))
-            slot = &p->role_arn;
-        else if (!strcasecmp(k, "web_identity_token_file"))
-            slot = &p->wit_file;
-        else if (!strcasecmp(k, "role_session_name"))
-            slot = &p->session_name;
-        if (slot && !*slot && *v) {
-            *slot = strdup(v);
-            if (!*slot) {
-                rc = DSQ_ENOMEM;
-                break;
-            }
-        }
-    }
-    explicit_bzero(text, strlen(text));
-    free(text);
-    return rc;
+    *slot = strdup(v);
+    return *slot ? DSQ_OK : DSQ_ENOMEM;
 }
 
-/* ---- HTTP helpers ---- */
+/* Mark an error as an authentication failure, keeping its message. */
+static dsq_rc as_auth(dsq_rc rc, struct dsq_err *e)
+{
+    if (rc == DSQ_OK || rc == DSQ_ENOMEM)
+        return rc;
+    if (e)
+        e->rc = DSQ_EAUTH;
+    return DSQ_EAUTH;
+}
+
+/* ---- HTTP and JSON helpers ---- */
 
 /* GET/PUT/POST url with header lines; 2xx body into out. */
 static dsq_rc fetch(struct dsq_creds_chain *c, const char *method,
@@ -380,10 +270,10 @@ out:
     return rc;
 }
 
-/* ---- providers ---- */
+/* ---- providers: web identity, container, IMDS ---- */
 
-static dsq_rc fetch_webid(struct dsq_creds_chain *c, struct dsq_creds *out,
-                          struct dsq_err *e)
+static dsq_rc fetch_webid(struct dsq_creds_chain *c, const struct prov *p,
+                          struct dsq_creds *out, struct dsq_err *e)
 {
     char *tok = NULL;
     struct dsq_buf form, body;
@@ -392,18 +282,18 @@ static dsq_rc fetch_webid(struct dsq_creds_chain *c, struct dsq_creds *out,
 
     dsq_buf_init(&form, 1u << 20);
     dsq_buf_init(&body, BODY_MAX);
-    rc = read_small(c->token_file, 1u << 20, &tok, e);
+    rc = dsq_awsconf_read_file(p->token_file, 1u << 20, &tok, e);
     if (rc == DSQ_ENOTFOUND)
         rc = dsq_err_set(e, DSQ_EAUTH,
                          "web identity token file %s does not exist",
-                         c->token_file);
+                         p->token_file);
     if (rc != DSQ_OK)
         goto out;
     struct dsq_sigv4_pair q[] = {
         {"Action", "AssumeRoleWithWebIdentity"},
         {"Version", "2011-06-15"},
-        {"RoleArn", c->role_arn},
-        {"RoleSessionName", c->session_name},
+        {"RoleArn", p->role_arn},
+        {"RoleSessionName", p->session_name},
         {"WebIdentityToken", trim(tok)},
     };
     rc = dsq_sigv4_query(q, sizeof(q) / sizeof(q[0]), &form);
@@ -423,12 +313,12 @@ static dsq_rc fetch_webid(struct dsq_creds_chain *c, struct dsq_creds *out,
             rc = dsq_err_set(e, DSQ_EAUTH,
                              "STS AssumeRoleWithWebIdentity for %s refused "
                              "(HTTP %d, %s): %s",
-                             c->role_arn, status, er.code, er.message);
+                             p->role_arn, status, er.code, er.message);
         else
             rc = dsq_err_set(e, DSQ_EAUTH,
                              "STS AssumeRoleWithWebIdentity for %s refused "
                              "(HTTP %d)",
-                             c->role_arn, status);
+                             p->role_arn, status);
         goto out;
     }
     struct dsq_s3xml_creds sc;
@@ -455,8 +345,8 @@ out:
     return rc;
 }
 
-static dsq_rc fetch_container(struct dsq_creds_chain *c, struct dsq_creds *out,
-                              struct dsq_err *e)
+static dsq_rc fetch_container(struct dsq_creds_chain *c, const struct prov *p,
+                              struct dsq_creds *out, struct dsq_err *e)
 {
     char *tok = NULL;
     char *hline = NULL;
@@ -467,17 +357,17 @@ static dsq_rc fetch_container(struct dsq_creds_chain *c, struct dsq_creds *out,
     size_t nh = 0;
 
     dsq_buf_init(&body, BODY_MAX);
-    if (c->auth_token_file) {
-        rc = read_small(c->auth_token_file, 16384, &tok, e);
+    if (p->auth_token_file) {
+        rc = dsq_awsconf_read_file(p->auth_token_file, 16384, &tok, e);
         if (rc == DSQ_ENOTFOUND)
             rc = dsq_err_set(e, DSQ_EAUTH,
                              "container authorization token file %s does "
                              "not exist",
-                             c->auth_token_file);
+                             p->auth_token_file);
         if (rc != DSQ_OK)
             goto out;
-    } else if (c->auth_token) {
-        tok = strdup(c->auth_token);
+    } else if (p->auth_token) {
+        tok = strdup(p->auth_token);
         if (!tok) {
             rc = DSQ_ENOMEM;
             goto out;
@@ -500,13 +390,13 @@ static dsq_rc fetch_container(struct dsq_creds_chain *c, struct dsq_creds *out,
         snprintf(hline, n, "Authorization: %s", t);
         hdrs[nh++] = hline;
     }
-    rc = fetch(c, "GET", c->container_url, hdrs, nh, NULL, 5000, 3,
+    rc = fetch(c, "GET", p->container_url, hdrs, nh, NULL, 5000, 3,
                "container credentials endpoint", &body, &status, e);
     if (rc != DSQ_OK)
         goto out;
     if (status != 200) {
         char host[256];
-        dsq_http_url_host(c->container_url, host, sizeof(host));
+        dsq_http_url_host(p->container_url, host, sizeof(host));
         rc = dsq_err_set(e, DSQ_EAUTH,
                          "container credentials endpoint %s answered HTTP %d",
                          host, status);
@@ -522,8 +412,8 @@ out:
     return rc;
 }
 
-static dsq_rc fetch_imds(struct dsq_creds_chain *c, struct dsq_creds *out,
-                         struct dsq_err *e)
+static dsq_rc fetch_imds(struct dsq_creds_chain *c, const struct prov *p,
+                         struct dsq_creds *out, struct dsq_err *e)
 {
     struct dsq_buf tok, body;
     char url[1024], hline[1200];
@@ -532,7 +422,7 @@ static dsq_rc fetch_imds(struct dsq_creds_chain *c, struct dsq_creds *out,
 
     dsq_buf_init(&tok, 4096);
     dsq_buf_init(&body, BODY_MAX);
-    snprintf(url, sizeof(url), "%s/latest/api/token", c->imds_url);
+    snprintf(url, sizeof(url), "%s/latest/api/token", p->imds_url);
     const char *th[] = {"X-aws-ec2-metadata-token-ttl-seconds: 21600"};
     rc = fetch(c, "PUT", url, th, 1, NULL, 1000, 2,
                "instance metadata (IMDSv2 token)", &tok, &status, e);
@@ -550,7 +440,7 @@ static dsq_rc fetch_imds(struct dsq_creds_chain *c, struct dsq_creds *out,
              (int)tok.len, (const char *)tok.data);
     const char *h[] = {hline};
     snprintf(url, sizeof(url), "%s/latest/meta-data/iam/security-credentials/",
-             c->imds_url);
+             p->imds_url);
     rc = fetch(c, "GET", url, h, 1, NULL, 1000, 2, "instance metadata (role)",
                &body, &status, e);
     if (rc != DSQ_OK)
@@ -576,7 +466,7 @@ static dsq_rc fetch_imds(struct dsq_creds_chain *c, struct dsq_creds *out,
         goto out;
     }
     snprintf(url, sizeof(url),
-             "%s/latest/meta-data/iam/security-credentials/%s", c->imds_url,
+             "%s/latest/meta-data/iam/security-credentials/%s", p->imds_url,
              role);
     rc = fetch(c, "GET", url, h, 1, NULL, 1000, 2,
                "instance metadata (credentials)", &body, &status, e);
@@ -600,21 +490,355 @@ out:
     return rc;
 }
 
-/* Fetch from the chain's provider (no lock needed: c->http is MT-safe). */
-static dsq_rc provider_fetch(struct dsq_creds_chain *c, struct dsq_creds *out,
-                             struct dsq_err *e)
+/* ---- credential_process ---- */
+
+/* stderr of a failed helper as one printable line, at most cap-1 bytes. */
+static void one_line(const struct dsq_buf *b, char *out, size_t cap)
 {
-    switch (c->src) {
-    case SRC_WEBID:
-        return fetch_webid(c, out, e);
-    case SRC_CONTAINER:
-        return fetch_container(c, out, e);
-    case SRC_IMDS:
-        return fetch_imds(c, out, e);
-    default:
-        return dsq_err_set(
-            e, DSQ_EAUTH, "credentials from %s cannot be refreshed", c->source);
+    size_t o = 0;
+    int space = 0;
+    for (size_t i = 0; i < b->len && o + 4 < cap; i++) {
+        unsigned char ch = b->data[i];
+        if (ch < 0x20 || ch == 0x7f) {
+            space = o > 0;
+            continue;
+        }
+        if (space && ch != ' ')
+            out[o++] = ' ';
+        space = 0;
+        if (ch != ' ' || (o && out[o - 1] != ' '))
+            out[o++] = (char)ch;
     }
+    while (o && out[o - 1] == ' ')
+        o--;
+    if (o + 4 >= cap && b->len > o) {
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o] = 0;
+}
+
+static dsq_rc fetch_process(const struct prov *p, struct dsq_creds *out,
+                            struct dsq_err *e)
+{
+    struct dsq_proc_result r;
+    json_t *j = NULL;
+    dsq_rc rc = dsq_proc_run(p->argv, process_timeout_ms, PROCESS_OUT_MAX,
+                             PROCESS_ERR_MAX, &r, e);
+    if (rc != DSQ_OK) {
+        dsq_err_prefix(e, "%s", p->what);
+        rc = as_auth(rc, e);
+        goto out;
+    }
+    if (!r.exited || r.status != 0) {
+        char why[320];
+        one_line(&r.err, why, sizeof(why));
+        if (r.exited)
+            rc = dsq_err_set(e, DSQ_EAUTH, "%s: %s exited with status %d%s%s",
+                             p->what, p->argv[0], r.status, *why ? ": " : "",
+                             why);
+        else
+            rc = dsq_err_set(e, DSQ_EAUTH, "%s: %s was killed by signal %d",
+                             p->what, p->argv[0], r.status);
+        goto out;
+    }
+    json_error_t jerr;
+    j = json_loadb((const char *)r.out.data, r.out.len, 0, &jerr);
+    if (!j || !json_is_object(j)) {
+        /* never quote the output: it may hold the secret */
+        rc = dsq_err_set(e, DSQ_EAUTH,
+                         "%s: %s printed no JSON object (%zu bytes on "
+                         "stdout)",
+                         p->what, p->argv[0], r.out.len);
+        goto out;
+    }
+    json_t *ver = json_object_get(j, "Version");
+    if (!ver || !json_is_integer(ver)) {
+        rc = dsq_err_set(e, DSQ_EAUTH,
+                         "%s: the JSON %s printed has no \"Version\": 1",
+                         p->what, p->argv[0]);
+        goto out;
+    }
+    if (json_integer_value(ver) != 1) {
+        rc = dsq_err_set(
+            e, DSQ_EAUTH, "%s: %s printed Version %lld (only 1 is known)",
+            p->what, p->argv[0], (long long)json_integer_value(ver));
+        goto out;
+    }
+    json_t *jak = json_object_get(j, "AccessKeyId");
+    json_t *jsk = json_object_get(j, "SecretAccessKey");
+    json_t *jtok = json_object_get(j, "SessionToken");
+    json_t *jexp = json_object_get(j, "Expiration");
+    const char *ak = json_string_value(jak), *sk = json_string_value(jsk);
+    if (!ak || !*ak || !sk || !*sk) {
+        rc = dsq_err_set(e, DSQ_EAUTH,
+                         "%s: the JSON %s printed lacks AccessKeyId or "
+                         "SecretAccessKey",
+                         p->what, p->argv[0]);
+        goto out;
+    }
+    if ((jtok && !json_is_null(jtok) && !json_is_string(jtok)) ||
+        (jexp && !json_is_null(jexp) && !json_is_string(jexp))) {
+        rc = dsq_err_set(e, DSQ_EAUTH,
+                         "%s: SessionToken and Expiration in the JSON %s "
+                         "printed must be strings",
+                         p->what, p->argv[0]);
+        goto out;
+    }
+    const char *exp = json_string_value(jexp);
+    uint64_t exp_ms = 0;
+    if (exp && dsq_parse_iso8601_ms(exp, &exp_ms) != 0) {
+        rc = dsq_err_set(e, DSQ_EAUTH,
+                         "%s: %s printed a bad Expiration '%.40s' (expected "
+                         "RFC 3339, e.g. 2030-01-01T00:00:00Z)",
+                         p->what, p->argv[0], exp);
+        goto out;
+    }
+    if (exp && exp_ms <= dsq_now_ms()) {
+        rc = dsq_err_set(e, DSQ_EAUTH,
+                         "%s: %s printed credentials that expired at %.40s",
+                         p->what, p->argv[0], exp);
+        goto out;
+    }
+    rc = creds_set(out, ak, sk, json_string_value(jtok), exp_ms);
+out:
+    if (j)
+        json_decref(j);
+    dsq_proc_result_cleanup(&r);
+    return rc;
+}
+
+/* ---- AssumeRole ---- */
+
+static dsq_rc prov_fetch(struct dsq_creds_chain *c, const struct prov *p,
+                         struct dsq_creds *out, struct dsq_err *e);
+
+/*
+ * scheme://authority[/path] of an STS endpoint: the authority for the
+ * signed host header, the path for the canonical request.
+ */
+static dsq_rc split_url(const char *url, char *host, size_t hcap, char *path,
+                        size_t pcap, struct dsq_err *e)
+{
+    const char *sep = strstr(url, "://");
+    size_t sl = sep ? (size_t)(sep - url) : 0;
+    if (!sep || !((sl == 4 && !strncasecmp(url, "http", 4)) ||
+                  (sl == 5 && !strncasecmp(url, "https", 5))))
+        return dsq_err_set(e, DSQ_EINVAL,
+                           "STS endpoint '%.200s': expected http[s]://host"
+                           "[:port][/path]",
+                           url);
+    const char *h = sep + 3;
+    size_t hl = strcspn(h, "/?#");
+    const char *rest = h + hl;
+    if (hl == 0 || hl >= hcap || memchr(h, '@', hl) || strpbrk(rest, "?#") ||
+        strlen(rest) >= pcap ||
+        strspn(rest, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                     "0123456789-._~/") != strlen(rest))
+        return dsq_err_set(e, DSQ_EINVAL,
+                           "STS endpoint '%.200s': expected http[s]://host"
+                           "[:port][/path] without user or query",
+                           url);
+    memcpy(host, h, hl);
+    host[hl] = 0;
+    snprintf(path, pcap, "%s", *rest ? rest : "/");
+    return DSQ_OK;
+}
+
+static dsq_rc fetch_assume(struct dsq_creds_chain *c, const struct prov *p,
+                           struct dsq_creds *out, struct dsq_err *e)
+{
+    struct dsq_creds src = {0};
+    struct dsq_buf form, body, authz;
+    char host[256], path[512], date[17], sig[65], hash[65], dur[16];
+    char *lines[4] = {NULL, NULL, NULL, NULL};
+    int status = 0;
+    dsq_rc rc;
+
+    dsq_buf_init(&form, 64u << 10);
+    dsq_buf_init(&body, BODY_MAX);
+    dsq_buf_init(&authz, 4096);
+    rc = prov_fetch(c, p->source, &src, e);
+    if (rc != DSQ_OK) {
+        dsq_err_prefix(e, "%s: its source credentials", p->what);
+        goto out;
+    }
+    rc = split_url(c->sts_url, host, sizeof(host), path, sizeof(path), e);
+    if (rc != DSQ_OK) {
+        rc = as_auth(rc, e);
+        goto out;
+    }
+    struct dsq_sigv4_pair q[6];
+    size_t nq = 0;
+    q[nq++] = (struct dsq_sigv4_pair){"Action", "AssumeRole"};
+    q[nq++] = (struct dsq_sigv4_pair){"Version", "2011-06-15"};
+    q[nq++] = (struct dsq_sigv4_pair){"RoleArn", p->role_arn};
+    q[nq++] = (struct dsq_sigv4_pair){"RoleSessionName", p->session_name};
+    if (p->external_id)
+        q[nq++] = (struct dsq_sigv4_pair){"ExternalId", p->external_id};
+    if (p->duration_s) {
+        snprintf(dur, sizeof(dur), "%u", p->duration_s);
+        q[nq++] = (struct dsq_sigv4_pair){"DurationSeconds", dur};
+    }
+    rc = dsq_sigv4_query(q, nq, &form);
+    if (rc == DSQ_OK)
+        rc = dsq_buf_terminate(&form);
+    if (rc != DSQ_OK)
+        goto out;
+    dsq_sha256_hex(form.data, form.len, hash);
+    dsq_sigv4_amz_date(dsq_now_ms(), date);
+    const char *ctype = "application/x-www-form-urlencoded; charset=utf-8";
+    struct dsq_sigv4_pair h[4];
+    size_t nh = 0;
+    h[nh++] = (struct dsq_sigv4_pair){"content-type", ctype};
+    h[nh++] = (struct dsq_sigv4_pair){"host", host};
+    h[nh++] = (struct dsq_sigv4_pair){"x-amz-date", date};
+    if (src.session_token)
+        h[nh++] =
+            (struct dsq_sigv4_pair){"x-amz-security-token", src.session_token};
+    struct dsq_sigv4_req sr = {"POST", path, NULL, 0, h, nh, hash};
+    struct dsq_sigv4_scope sc = {date, c->region, "sts"};
+    rc = dsq_sigv4_sign(&sr, &sc, src.access_key, src.secret_key, sig, &authz);
+    if (rc != DSQ_OK)
+        goto out;
+    size_t nl = 0;
+    for (size_t i = 0; i < nh; i++) {
+        size_t n = strlen(h[i].name) + strlen(h[i].value) + 3;
+        if (!(lines[nl] = malloc(n))) {
+            rc = DSQ_ENOMEM;
+            goto out;
+        }
+        snprintf(lines[nl++], n, "%s: %s", h[i].name, h[i].value);
+    }
+    char *auth = malloc(authz.len + 16);
+    if (!auth) {
+        rc = DSQ_ENOMEM;
+        goto out;
+    }
+    snprintf(auth, authz.len + 16, "Authorization: %.*s", (int)authz.len,
+             (const char *)authz.data);
+    const char *hl[5] = {lines[0], lines[1], lines[2], lines[3], NULL};
+    hl[nl] = auth;
+    rc = fetch(c, "POST", c->sts_url, hl, nl + 1, (const char *)form.data,
+               10000, 3, "STS AssumeRole", &body, &status, e);
+    free_secret(auth);
+    if (rc != DSQ_OK) {
+        dsq_err_prefix(e, "%s", p->what);
+        goto out;
+    }
+    if (status != 200) {
+        struct dsq_s3_error er;
+        if (dsq_s3xml_parse_error(body.data, body.len, &er, NULL) == DSQ_OK &&
+            er.code[0])
+            rc = dsq_err_set(e, DSQ_EAUTH,
+                             "%s: STS AssumeRole refused (HTTP %d, %s): %s",
+                             p->what, status, er.code, er.message);
+        else
+            rc = dsq_err_set(e, DSQ_EAUTH,
+                             "%s: STS AssumeRole refused (HTTP %d)", p->what,
+                             status);
+        goto out;
+    }
+    struct dsq_s3xml_creds scr;
+    rc = dsq_s3xml_parse_sts(body.data, body.len, &scr, e);
+    if (rc != DSQ_OK) {
+        dsq_err_prefix(e, "%s: STS AssumeRole", p->what);
+        rc = as_auth(rc, e);
+        goto out;
+    }
+    rc = creds_set(out, scr.access_key, scr.secret_key, scr.session_token,
+                   scr.expires_ms);
+    dsq_s3xml_creds_cleanup(&scr);
+out:
+    for (size_t i = 0; i < 4; i++)
+        free_secret(lines[i]);
+    dsq_creds_cleanup(&src);
+    if (body.data)
+        explicit_bzero(body.data, body.len);
+    if (authz.data)
+        explicit_bzero(authz.data, authz.len);
+    dsq_buf_cleanup(&form);
+    dsq_buf_cleanup(&body);
+    dsq_buf_cleanup(&authz);
+    return rc;
+}
+
+/* Fetch from a provider (no lock needed: c->http is MT-safe). */
+static dsq_rc prov_fetch(struct dsq_creds_chain *c, const struct prov *p,
+                         struct dsq_creds *out, struct dsq_err *e)
+{
+    switch (p->kind) {
+    case P_STATIC:
+        return creds_copy(&p->fixed, out);
+    case P_PROCESS:
+        return fetch_process(p, out, e);
+    case P_ASSUME:
+        return fetch_assume(c, p, out, e);
+    case P_WEBID:
+        return fetch_webid(c, p, out, e);
+    case P_CONTAINER:
+        return fetch_container(c, p, out, e);
+    case P_IMDS:
+        return fetch_imds(c, p, out, e);
+    }
+    return DSQ_EINVAL;
+}
+
+/* ---- building providers ---- */
+
+static void prov_free(struct prov *p)
+{
+    if (!p)
+        return;
+    dsq_creds_cleanup(&p->fixed);
+    free(p->profile);
+    dsq_proc_argv_free(p->argv);
+    free(p->role_arn);
+    free(p->session_name);
+    free(p->external_id);
+    prov_free(p->source);
+    free(p->token_file);
+    free(p->container_url);
+    free_secret(p->auth_token);
+    free(p->auth_token_file);
+    free(p->imds_url);
+    free(p);
+}
+
+static struct prov *prov_new(enum kind kind)
+{
+    struct prov *p = calloc(1, sizeof(*p));
+    if (p)
+        p->kind = kind;
+    return p;
+}
+
+static dsq_rc session_name(struct prov *p, const char *given)
+{
+    char name[64];
+    if (!given) {
+        char hex[33];
+        dsq_random_hex32(hex);
+        snprintf(name, sizeof(name), "dsqlfs-%.12s", hex);
+        given = name;
+    }
+    return dupset(&p->session_name, given);
+}
+
+static dsq_rc new_webid(const char *role, const char *file, const char *session,
+                        struct prov **out)
+{
+    struct prov *p = prov_new(P_WEBID);
+    if (!p)
+        return DSQ_ENOMEM;
+    snprintf(p->what, sizeof(p->what), "web identity (role %.100s)", role);
+    if (dupset(&p->role_arn, role) || dupset(&p->token_file, file) ||
+        session_name(p, session)) {
+        prov_free(p);
+        return DSQ_ENOMEM;
+    }
+    *out = p;
+    return DSQ_OK;
 }
 
 static int loopback_or_ecs(const char *url)
@@ -639,62 +863,289 @@ static int loopback_or_ecs(const char *url)
            !strcmp(h, "169.254.170.23") || !strcasecmp(h, "fd00:ec2::23");
 }
 
-static dsq_rc dupset(char **slot, const char *v)
+/* The container endpoint from the environment; ENOTFOUND if not set. */
+static dsq_rc new_container(struct prov **out, struct dsq_err *e)
 {
-    if (!v)
-        return DSQ_OK;
-    *slot = strdup(v);
-    return *slot ? DSQ_OK : DSQ_ENOMEM;
-}
-
-void dsq_creds_chain_free(struct dsq_creds_chain *c)
-{
-    if (!c)
-        return;
-    dsq_creds_cleanup(&c->cur);
-    pthread_mutex_destroy(&c->lock);
-    free(c->region);
-    free(c->profile_region);
-    free(c->role_arn);
-    free(c->token_file);
-    free(c->session_name);
-    free(c->sts_url);
-    free(c->container_url);
-    free_secret(c->auth_token);
-    free(c->auth_token_file);
-    free(c->imds_url);
-    free(c);
-}
-
-static dsq_rc setup_webid(struct dsq_creds_chain *c, const char *role,
-                          const char *file, const char *session)
-{
-    char name[64];
-    char url[512];
-    if (!session) {
-        char hex[33];
-        dsq_random_hex32(hex);
-        snprintf(name, sizeof(name), "dsqlfs-%.12s", hex);
-        session = name;
+    const char *rel = env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+    const char *full = env("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+    char url[2048];
+    if (!rel && !full)
+        return DSQ_ENOTFOUND;
+    if (rel) {
+        snprintf(url, sizeof(url), "http://169.254.170.2%s%s",
+                 rel[0] == '/' ? "" : "/", rel);
+    } else {
+        if (strncmp(full, "https://", 8) != 0 &&
+            !(strncmp(full, "http://", 7) == 0 && loopback_or_ecs(full)))
+            return dsq_err_set(e, DSQ_EAUTH,
+                               "AWS_CONTAINER_CREDENTIALS_FULL_URI must be "
+                               "https, or http on a loopback or the "
+                               "container credentials address");
+        snprintf(url, sizeof(url), "%s", full);
     }
-    const char *sts = env("AWS_ENDPOINT_URL_STS");
-    if (!sts) {
-        snprintf(url, sizeof(url), "https://sts.%s.amazonaws.com/", c->region);
-        sts = url;
-    }
-    c->src = SRC_WEBID;
-    snprintf(c->source, sizeof(c->source), "web identity (role %.100s)", role);
-    if (dupset(&c->role_arn, role) || dupset(&c->token_file, file) ||
-        dupset(&c->session_name, session) || dupset(&c->sts_url, sts))
+    struct prov *p = prov_new(P_CONTAINER);
+    if (!p)
         return DSQ_ENOMEM;
+    snprintf(p->what, sizeof(p->what), "container endpoint");
+    if (dupset(&p->container_url, url) ||
+        dupset(&p->auth_token_file,
+               env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")) ||
+        dupset(&p->auth_token, env("AWS_CONTAINER_AUTHORIZATION_TOKEN"))) {
+        prov_free(p);
+        return DSQ_ENOMEM;
+    }
+    *out = p;
     return DSQ_OK;
 }
 
+static dsq_rc new_imds(struct prov **out)
+{
+    const char *ep = env("AWS_EC2_METADATA_SERVICE_ENDPOINT");
+    char url[512];
+    snprintf(url, sizeof(url), "%s", ep ? ep : "http://169.254.169.254");
+    size_t n = strlen(url);
+    while (n && url[n - 1] == '/')
+        url[--n] = 0;
+    struct prov *p = prov_new(P_IMDS);
+    if (!p)
+        return DSQ_ENOMEM;
+    snprintf(p->what, sizeof(p->what), "instance metadata");
+    if (dupset(&p->imds_url, url)) {
+        prov_free(p);
+        return DSQ_ENOMEM;
+    }
+    *out = p;
+    return DSQ_OK;
+}
+
+/* Resolving profiles: the files, and the profiles being resolved. */
+struct resolve {
+    const struct dsq_awsconf *a;
+    const char *stack[PROFILE_DEPTH_MAX];
+    int depth;
+};
+
+static dsq_rc from_profile(struct resolve *x, const char *name, int top,
+                           int explicit_profile, struct prov **out,
+                           struct dsq_err *e);
+
+static dsq_rc new_static(const char *name, const char *ak, const char *sk,
+                         const char *tok, struct prov **out)
+{
+    struct prov *p = prov_new(P_STATIC);
+    if (!p)
+        return DSQ_ENOMEM;
+    snprintf(p->what, sizeof(p->what), "profile '%.100s'", name);
+    dsq_rc rc = creds_set(&p->fixed, ak, sk, tok, 0);
+    if (rc != DSQ_OK) {
+        prov_free(p);
+        return rc;
+    }
+    *out = p;
+    return DSQ_OK;
+}
+
+/* role_arn with source_profile or credential_source: an AssumeRole. */
+static dsq_rc new_assume(struct resolve *x, const char *name, int has_static,
+                         struct prov **out, struct dsq_err *e)
+{
+    const struct dsq_awsconf *a = x->a;
+    const char *role = dsq_awsconf_get(a, name, "role_arn");
+    const char *srcp = dsq_awsconf_get(a, name, "source_profile");
+    const char *csrc = dsq_awsconf_get(a, name, "credential_source");
+    const char *dur = dsq_awsconf_get(a, name, "duration_seconds");
+    struct prov *src = NULL;
+    dsq_rc rc;
+
+    if (dsq_awsconf_get(a, name, "mfa_serial"))
+        return dsq_err_set(e, DSQ_EAUTH,
+                           "profile '%s' needs an MFA code (mfa_serial), "
+                           "which a mount cannot ask for",
+                           name);
+    if (srcp && csrc)
+        return dsq_err_set(e, DSQ_EAUTH,
+                           "profile '%s' has both source_profile and "
+                           "credential_source (use one)",
+                           name);
+    if (!srcp && !csrc)
+        return dsq_err_set(e, DSQ_EAUTH,
+                           "profile '%s' has role_arn but no source_profile, "
+                           "credential_source or web_identity_token_file",
+                           name);
+    unsigned duration = 0;
+    if (dur) {
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(dur, &end, 10);
+        if (end == dur || *end || errno || v < 900 || v > 43200)
+            return dsq_err_set(e, DSQ_EAUTH,
+                               "profile '%s': duration_seconds '%.20s' is "
+                               "not a number of seconds from 900 to 43200",
+                               name, dur);
+        duration = (unsigned)v;
+    }
+    if (srcp && !strcmp(srcp, name)) {
+        if (!has_static)
+            return dsq_err_set(e, DSQ_EAUTH,
+                               "profile '%s' is its own source_profile but "
+                               "has no aws_access_key_id and "
+                               "aws_secret_access_key",
+                               name);
+        rc = new_static(name, dsq_awsconf_get(a, name, "aws_access_key_id"),
+                        dsq_awsconf_get(a, name, "aws_secret_access_key"),
+                        dsq_awsconf_get(a, name, "aws_session_token"), &src);
+    } else if (srcp) {
+        if (x->depth >= PROFILE_DEPTH_MAX)
+            return dsq_err_set(e, DSQ_EAUTH,
+                               "profile '%s': more than %d source profiles in "
+                               "a row",
+                               name, PROFILE_DEPTH_MAX);
+        for (int i = 0; i < x->depth; i++)
+            if (!strcmp(x->stack[i], srcp))
+                return dsq_err_set(e, DSQ_EAUTH,
+                                   "profile '%s': source_profile '%s' leads "
+                                   "back to itself",
+                                   name, srcp);
+        x->stack[x->depth++] = name;
+        rc = from_profile(x, srcp, 0, 1, &src, e);
+        x->depth--;
+        if (rc != DSQ_OK) {
+            dsq_err_prefix(e, "source_profile of profile '%s'", name);
+            return as_auth(rc, e);
+        }
+    } else if (!strcasecmp(csrc, "Ec2InstanceMetadata")) {
+        if (env_true("AWS_EC2_METADATA_DISABLED"))
+            return dsq_err_set(e, DSQ_EAUTH,
+                               "profile '%s': credential_source is "
+                               "Ec2InstanceMetadata but "
+                               "AWS_EC2_METADATA_DISABLED is true",
+                               name);
+        rc = new_imds(&src);
+    } else if (!strcasecmp(csrc, "EcsContainer")) {
+        rc = new_container(&src, e);
+        if (rc == DSQ_ENOTFOUND)
+            return dsq_err_set(e, DSQ_EAUTH,
+                               "profile '%s': credential_source is "
+                               "EcsContainer but neither "
+                               "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI nor "
+                               "_FULL_URI is set",
+                               name);
+    } else if (!strcasecmp(csrc, "Environment")) {
+        return dsq_err_set(e, DSQ_EAUTH,
+                           "profile '%s': credential_source is Environment "
+                           "but AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are "
+                           "not set",
+                           name);
+    } else {
+        return dsq_err_set(e, DSQ_EAUTH,
+                           "profile '%s': credential_source '%.40s' is not "
+                           "one of Ec2InstanceMetadata, EcsContainer, "
+                           "Environment",
+                           name, csrc);
+    }
+    if (rc != DSQ_OK)
+        return rc;
+
+    struct prov *p = prov_new(P_ASSUME);
+    if (!p) {
+        prov_free(src);
+        return DSQ_ENOMEM;
+    }
+    p->source = src;
+    p->duration_s = duration;
+    snprintf(p->what, sizeof(p->what), "role %.100s of profile '%.100s'", role,
+             name);
+    if (dupset(&p->profile, name) || dupset(&p->role_arn, role) ||
+        dupset(&p->external_id, dsq_awsconf_get(a, name, "external_id")) ||
+        session_name(p, dsq_awsconf_get(a, name, "role_session_name"))) {
+        prov_free(p);
+        return DSQ_ENOMEM;
+    }
+    *out = p;
+    return DSQ_OK;
+}
+
+/*
+ * The provider profile name describes.  top: the profile the mount names
+ * (there role_arn beats keys; for a source profile keys beat role_arn, as
+ * in the SDKs).  ENOTFOUND only for a top profile not named explicitly
+ * that gives no credentials (the chain goes on).
+ */
+static dsq_rc from_profile(struct resolve *x, const char *name, int top,
+                           int explicit_profile, struct prov **out,
+                           struct dsq_err *e)
+{
+    const struct dsq_awsconf *a = x->a;
+    if (!dsq_awsconf_has_profile(a, name)) {
+        if (top && !explicit_profile)
+            return DSQ_ENOTFOUND;
+        return dsq_err_set(e, DSQ_EAUTH, "profile '%s' not found in %s or %s",
+                           name, dsq_awsconf_credentials_path(a),
+                           dsq_awsconf_config_path(a));
+    }
+    const char *ak = dsq_awsconf_get(a, name, "aws_access_key_id");
+    const char *sk = dsq_awsconf_get(a, name, "aws_secret_access_key");
+    const char *role = dsq_awsconf_get(a, name, "role_arn");
+    const char *wit = dsq_awsconf_get(a, name, "web_identity_token_file");
+    const char *cproc = dsq_awsconf_get(a, name, "credential_process");
+    int has_static = ak && sk;
+
+    if ((ak && !sk) || (sk && !ak))
+        return dsq_err_set(e, DSQ_EAUTH, "profile '%s' has %s without %s", name,
+                           ak ? "aws_access_key_id" : "aws_secret_access_key",
+                           ak ? "aws_secret_access_key" : "aws_access_key_id");
+    if (role && !(has_static && !top)) {
+        if (wit)
+            return new_webid(
+                role, wit, dsq_awsconf_get(a, name, "role_session_name"), out);
+        return new_assume(x, name, has_static, out, e);
+    }
+    if (has_static)
+        return new_static(name, ak, sk,
+                          dsq_awsconf_get(a, name, "aws_session_token"), out);
+    if (cproc) {
+        struct prov *p = prov_new(P_PROCESS);
+        if (!p)
+            return DSQ_ENOMEM;
+        snprintf(p->what, sizeof(p->what),
+                 "credential_process of profile '%.100s'", name);
+        dsq_rc rc = dupset(&p->profile, name);
+        if (rc == DSQ_OK)
+            rc = dsq_proc_split(cproc, &p->argv, e);
+        if (rc != DSQ_OK) {
+            if (rc != DSQ_ENOMEM)
+                dsq_err_prefix(e, "%s", p->what);
+            prov_free(p);
+            return as_auth(rc, e);
+        }
+        *out = p;
+        return DSQ_OK;
+    }
+    if (dsq_awsconf_get(a, name, "sso_session") ||
+        dsq_awsconf_get(a, name, "sso_start_url"))
+        return dsq_err_set(e, DSQ_EAUTH,
+                           "profile '%s' uses IAM Identity Center (SSO), "
+                           "which dsqlfs cannot log in to; give it "
+                           "credential_process = aws configure "
+                           "export-credentials --profile %s --format process",
+                           name, name);
+    if (top && !explicit_profile)
+        return DSQ_ENOTFOUND; /* a default profile with only a region */
+    return dsq_err_set(e, DSQ_EAUTH,
+                       "profile '%s' has no credentials (aws_access_key_id "
+                       "and aws_secret_access_key, credential_process, or "
+                       "role_arn with source_profile, credential_source or "
+                       "web_identity_token_file)",
+                       name);
+}
+
 /* Decide the provider; ENOTFOUND when none is configured. */
-static dsq_rc choose(struct dsq_creds_chain *c, const struct dsq_config *cfg,
+static dsq_rc choose(const struct dsq_config *cfg, const struct dsq_awsconf *a,
+                     const char *pname, int explicit_profile, struct prov **out,
                      struct dsq_err *e)
 {
     dsq_rc rc;
+    struct prov *p = NULL;
     /* 1. options / environment */
     if (cfg->access_key || cfg->secret_key) {
         if (!cfg->access_key || !*cfg->access_key || !cfg->secret_key ||
@@ -705,140 +1156,133 @@ static dsq_rc choose(struct dsq_creds_chain *c, const struct dsq_config *cfg,
                 "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)",
                 cfg->access_key ? "the access key" : "the secret key",
                 cfg->access_key ? "a secret key" : "an access key");
-        c->src = SRC_STATIC;
-        snprintf(c->source, sizeof(c->source), "options/environment");
-        return creds_set(&c->cur, cfg->access_key, cfg->secret_key,
-                         cfg->session_token, 0);
+        p = prov_new(P_STATIC);
+        if (!p)
+            return DSQ_ENOMEM;
+        snprintf(p->what, sizeof(p->what), "options/environment");
+        rc = creds_set(&p->fixed, cfg->access_key, cfg->secret_key,
+                       cfg->session_token, 0);
+        if (rc != DSQ_OK) {
+            prov_free(p);
+            return rc;
+        }
+        *out = p;
+        return DSQ_OK;
     }
 
     /* 2. shared files */
-    const char *pname = cfg->profile && *cfg->profile ? cfg->profile : NULL;
-    int explicit_profile = pname != NULL;
-    if (!pname)
-        pname = "default";
-    char *cred_file = env("AWS_SHARED_CREDENTIALS_FILE")
-                          ? strdup(env("AWS_SHARED_CREDENTIALS_FILE"))
-                          : home_path(".aws/credentials");
-    char *conf_file = env("AWS_CONFIG_FILE") ? strdup(env("AWS_CONFIG_FILE"))
-                                             : home_path(".aws/config");
-    struct profile p = {0};
-    rc = DSQ_OK;
-    if (cred_file)
-        rc = ini_read(cred_file, pname, 0, &p, e);
-    if (rc == DSQ_OK && conf_file)
-        rc = ini_read(conf_file, pname, 1, &p, e);
-    if (rc == DSQ_OK && p.region)
-        rc = dupset(&c->profile_region, p.region);
-    if (rc == DSQ_OK && p.found) {
-        if (p.ak && p.sk) {
-            c->src = SRC_STATIC;
-            snprintf(c->source, sizeof(c->source), "profile '%.100s'", pname);
-            rc = creds_set(&c->cur, p.ak, p.sk, p.tok, 0);
-        } else if (p.role_arn && p.wit_file) {
-            rc = setup_webid(c, p.role_arn, p.wit_file, p.session_name);
-            if (rc == DSQ_OK)
-                rc = fetch_webid(c, &c->cur, e);
-        } else if (p.ak || p.sk || explicit_profile) {
-            rc = dsq_err_set(e, DSQ_EAUTH,
-                             "profile '%s' has no aws_access_key_id and "
-                             "aws_secret_access_key (nor role_arn and "
-                             "web_identity_token_file)",
-                             pname);
-        } else {
-            rc = DSQ_ENOTFOUND; /* default profile with only a region */
-        }
-    } else if (rc == DSQ_OK && explicit_profile) {
-        rc = dsq_err_set(e, DSQ_EAUTH, "profile '%s' not found in %s or %s",
-                         pname, cred_file ? cred_file : "~/.aws/credentials",
-                         conf_file ? conf_file : "~/.aws/config");
-    } else if (rc == DSQ_OK) {
-        rc = DSQ_ENOTFOUND;
-    }
-    profile_cleanup(&p);
-    free(cred_file);
-    free(conf_file);
+    struct resolve x = {a, {NULL}, 0};
+    rc = from_profile(&x, pname, 1, explicit_profile, out, e);
     if (rc != DSQ_ENOTFOUND)
         return rc;
 
     /* 3. web identity */
-    if (env("AWS_WEB_IDENTITY_TOKEN_FILE") && env("AWS_ROLE_ARN")) {
-        rc = setup_webid(c, env("AWS_ROLE_ARN"),
+    if (env("AWS_WEB_IDENTITY_TOKEN_FILE") && env("AWS_ROLE_ARN"))
+        return new_webid(env("AWS_ROLE_ARN"),
                          env("AWS_WEB_IDENTITY_TOKEN_FILE"),
-                         env("AWS_ROLE_SESSION_NAME"));
-        if (rc == DSQ_OK)
-            rc = fetch_webid(c, &c->cur, e);
-        return rc;
-    }
+                         env("AWS_ROLE_SESSION_NAME"), out);
 
     /* 4. container */
-    const char *rel = env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
-    const char *full = env("AWS_CONTAINER_CREDENTIALS_FULL_URI");
-    if (rel || full) {
-        char url[2048];
-        if (rel) {
-            snprintf(url, sizeof(url), "http://169.254.170.2%s%s",
-                     rel[0] == '/' ? "" : "/", rel);
-        } else {
-            if (strncmp(full, "https://", 8) != 0 &&
-                !(strncmp(full, "http://", 7) == 0 && loopback_or_ecs(full)))
-                return dsq_err_set(e, DSQ_EAUTH,
-                                   "AWS_CONTAINER_CREDENTIALS_FULL_URI must be "
-                                   "https, or http on a loopback or the "
-                                   "container credentials address");
-            snprintf(url, sizeof(url), "%s", full);
-        }
-        c->src = SRC_CONTAINER;
-        snprintf(c->source, sizeof(c->source), "container endpoint");
-        if (dupset(&c->container_url, url) ||
-            dupset(&c->auth_token_file,
-                   env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")) ||
-            dupset(&c->auth_token, env("AWS_CONTAINER_AUTHORIZATION_TOKEN")))
-            return DSQ_ENOMEM;
-        return fetch_container(c, &c->cur, e);
-    }
+    rc = new_container(out, e);
+    if (rc != DSQ_ENOTFOUND)
+        return rc;
 
-    /* 5. IMDSv2 */
-    if (!env_true("AWS_EC2_METADATA_DISABLED")) {
-        const char *ep = env("AWS_EC2_METADATA_SERVICE_ENDPOINT");
-        char url[512];
-        snprintf(url, sizeof(url), "%s", ep ? ep : "http://169.254.169.254");
-        size_t n = strlen(url);
-        while (n && url[n - 1] == '/')
-            url[--n] = 0;
-        c->src = SRC_IMDS;
-        snprintf(c->source, sizeof(c->source), "instance metadata");
-        if (dupset(&c->imds_url, url))
-            return DSQ_ENOMEM;
-        struct dsq_err e2;
-        dsq_err_clear(&e2);
-        rc = fetch_imds(c, &c->cur, &e2);
-        if (rc == DSQ_OK)
-            return rc;
-        dsq_log(DSQ_LOG_INFO, "creds", "no instance metadata credentials: %s",
-                e2.msg);
-        if (ep) { /* configured explicitly: its failure is the answer */
-            if (e)
-                *e = e2;
-            return rc;
-        }
-    }
+    /* 5. IMDSv2 (5.: its failure, unless configured, means "none") */
+    if (!env_true("AWS_EC2_METADATA_DISABLED"))
+        return new_imds(out);
     return DSQ_ENOTFOUND;
+}
+
+/* STS: AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, the profile, regional. */
+static dsq_rc choose_sts(struct dsq_creds_chain *c, const struct dsq_awsconf *a,
+                         const char *pname)
+{
+    const char *v = NULL;
+    char url[512];
+    if (!c->ignore_endpoints) {
+        v = env("AWS_ENDPOINT_URL_STS");
+        if (!v)
+            v = env("AWS_ENDPOINT_URL");
+        if (!v)
+            v = dsq_awsconf_endpoint(a, pname, "sts", NULL);
+    }
+    if (!v) {
+        snprintf(url, sizeof(url), "https://sts.%.100s.amazonaws.com/",
+                 c->region);
+        v = url;
+    }
+    return dupset(&c->sts_url, v);
+}
+
+void dsq_creds_chain_free(struct dsq_creds_chain *c)
+{
+    if (!c)
+        return;
+    dsq_creds_cleanup(&c->cur);
+    pthread_mutex_destroy(&c->lock);
+    prov_free(c->top);
+    free(c->region);
+    free(c->sts_url);
+    free(c->profile_region);
+    free(c->s3_endpoint);
+    free(c);
 }
 
 dsq_rc dsq_creds_chain_new(const struct dsq_config *cfg, struct dsq_http *http,
                            struct dsq_creds_chain **out, struct dsq_err *e)
 {
+    struct dsq_awsconf *a = NULL;
     struct dsq_creds_chain *c = calloc(1, sizeof(*c));
     if (!c)
         return DSQ_ENOMEM;
     pthread_mutex_init(&c->lock, NULL);
     c->http = http;
-    c->region = strdup(cfg->region && *cfg->region ? cfg->region : "us-east-1");
-    if (!c->region) {
-        dsq_creds_chain_free(c);
-        return DSQ_ENOMEM;
+    const char *pname = cfg->profile && *cfg->profile ? cfg->profile : NULL;
+    int explicit_profile = pname != NULL;
+    if (!pname)
+        pname = "default";
+    dsq_rc rc = dsq_awsconf_load(&a, e);
+    if (rc != DSQ_OK)
+        goto fail;
+
+    /* what the profile says besides credentials */
+    const char *preg = dsq_awsconf_get(a, pname, "region");
+    c->ignore_endpoints =
+        env_true("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS") ||
+        is_true(dsq_awsconf_get(a, pname, "ignore_configured_endpoint_urls"));
+    const char *where = NULL;
+    const char *s3ep = c->ignore_endpoints
+                           ? NULL
+                           : dsq_awsconf_endpoint(a, pname, "s3", &where);
+    if (s3ep)
+        snprintf(c->s3_where, sizeof(c->s3_where), "profile '%.100s' (%s)",
+                 pname, where);
+    const char *region = cfg->region && *cfg->region ? cfg->region
+                         : preg                      ? preg
+                                                     : "us-east-1";
+    if (dupset(&c->profile_region, preg) || dupset(&c->s3_endpoint, s3ep) ||
+        dupset(&c->region, region) || choose_sts(c, a, pname)) {
+        rc = DSQ_ENOMEM;
+        goto fail;
     }
-    dsq_rc rc = choose(c, cfg, e);
+
+    rc = choose(cfg, a, pname, explicit_profile, &c->top, e);
+    dsq_awsconf_free(a);
+    a = NULL;
+    if (rc == DSQ_OK) {
+        struct dsq_err e2;
+        dsq_err_clear(&e2);
+        rc = prov_fetch(c, c->top, &c->cur, &e2);
+        if (rc != DSQ_OK && c->top->kind == P_IMDS &&
+            !env("AWS_EC2_METADATA_SERVICE_ENDPOINT")) {
+            /* not configured explicitly: no instance, no credentials */
+            dsq_log(DSQ_LOG_INFO, "creds",
+                    "no instance metadata credentials: %s", e2.msg);
+            rc = DSQ_ENOTFOUND;
+        } else if (rc != DSQ_OK && e) {
+            *e = e2;
+        }
+    }
     if (rc == DSQ_ENOTFOUND)
         rc = dsq_err_set(e, DSQ_EAUTH,
                          "no AWS credentials found: tried options and "
@@ -846,21 +1290,24 @@ dsq_rc dsq_creds_chain_new(const struct dsq_config *cfg, struct dsq_http *http,
                          "AWS_SECRET_ACCESS_KEY), profile '%s' in "
                          "~/.aws/credentials and ~/.aws/config, web identity, "
                          "container and instance metadata",
-                         cfg->profile && *cfg->profile ? cfg->profile
-                                                       : "default");
-    if (rc != DSQ_OK) {
-        dsq_creds_chain_free(c);
-        return rc;
-    }
+                         pname);
+    if (rc != DSQ_OK)
+        goto fail;
     c->fetches = 1;
-    dsq_log(DSQ_LOG_INFO, "creds", "using credentials from %s", c->source);
+    dsq_log(DSQ_LOG_INFO, "creds", "using credentials from %s", c->top->what);
     *out = c;
     return DSQ_OK;
+fail:
+    if (rc == DSQ_ENOMEM && e && !e->msg[0])
+        dsq_err_set(e, DSQ_ENOMEM, "out of memory resolving credentials");
+    dsq_awsconf_free(a);
+    dsq_creds_chain_free(c);
+    return rc;
 }
 
 static int refreshable(const struct dsq_creds_chain *c)
 {
-    return c->src == SRC_WEBID || c->src == SRC_CONTAINER || c->src == SRC_IMDS;
+    return c->top->kind != P_STATIC;
 }
 
 dsq_rc dsq_creds_get(struct dsq_creds_chain *c, struct dsq_creds *out,
@@ -878,15 +1325,19 @@ dsq_rc dsq_creds_get(struct dsq_creds_chain *c, struct dsq_creds *out,
         struct dsq_creds fresh = {0};
         struct dsq_err e2;
         dsq_err_clear(&e2);
-        rc = provider_fetch(c, &fresh, &e2);
+        rc = prov_fetch(c, c->top, &fresh, &e2);
         c->fetches++;
         if (rc == DSQ_OK) {
             dsq_creds_cleanup(&c->cur);
             c->cur = fresh;
             c->force_refresh = 0;
-            c->next_try_ms = 0;
+            /* new ones already inside the window: not again at once */
+            c->next_try_ms = fresh.expires_ms && now + DSQ_CREDS_REFRESH_MS >=
+                                                     fresh.expires_ms
+                                 ? now + RETRY_AFTER_FAIL_MS
+                                 : 0;
             dsq_log(DSQ_LOG_INFO, "creds", "refreshed credentials from %s",
-                    c->source);
+                    c->top->what);
         } else {
             c->next_try_ms = now + RETRY_AFTER_FAIL_MS;
             if (!c->force_refresh && c->cur.expires_ms &&
@@ -894,7 +1345,7 @@ dsq_rc dsq_creds_get(struct dsq_creds_chain *c, struct dsq_creds *out,
                 dsq_log(DSQ_LOG_WARNING, "creds",
                         "refreshing credentials from %s failed, the current "
                         "ones stay valid for %llu s: %s",
-                        c->source,
+                        c->top->what,
                         (unsigned long long)((c->cur.expires_ms - now) / 1000),
                         e2.msg);
                 rc = DSQ_OK;
@@ -904,7 +1355,7 @@ dsq_rc dsq_creds_get(struct dsq_creds_chain *c, struct dsq_creds *out,
                 dsq_err_prefix(e,
                                "credentials from %s expired and could not "
                                "be refreshed",
-                               c->source);
+                               c->top->what);
                 rc = DSQ_EAUTH;
                 if (e)
                     e->rc = rc;
@@ -929,12 +1380,30 @@ int dsq_creds_invalidate(struct dsq_creds_chain *c)
 
 const char *dsq_creds_source(const struct dsq_creds_chain *c)
 {
-    return c->source;
+    return c->top->what;
 }
 
 const char *dsq_creds_profile_region(const struct dsq_creds_chain *c)
 {
     return c->profile_region;
+}
+
+const char *dsq_creds_profile_endpoint(const struct dsq_creds_chain *c,
+                                       const char **where)
+{
+    if (c->s3_endpoint && where)
+        *where = c->s3_where;
+    return c->s3_endpoint;
+}
+
+int dsq_creds_ignore_configured_endpoints(const struct dsq_creds_chain *c)
+{
+    return c->ignore_endpoints;
+}
+
+const char *dsq_creds_sts_endpoint(const struct dsq_creds_chain *c)
+{
+    return c->sts_url;
 }
 
 unsigned dsq_creds_fetches(const struct dsq_creds_chain *c)
@@ -944,4 +1413,9 @@ unsigned dsq_creds_fetches(const struct dsq_creds_chain *c)
     unsigned n = m->fetches;
     pthread_mutex_unlock(&m->lock);
     return n;
+}
+
+void dsq_creds_process_timeout(unsigned ms)
+{
+    process_timeout_ms = ms;
 }

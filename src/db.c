@@ -19,6 +19,7 @@
  * atomic.
  */
 #include "db_int.h"
+#include "sqlitefmt.h"
 
 /* Full store key of a key relative to the database prefix. */
 void dsq__full_key(const struct dsq_db *db, const char *rel, char *out,
@@ -530,8 +531,8 @@ dsq_rc dsq__chunk_fetch(struct dsq_db *db, const struct dsq_chunk_ref *ref,
         rc = dsq__obj_get(db, ref->key, 0, 0, &buf, NULL, e);
     }
     if (rc == DSQ_ENOTFOUND) {
-        rc = DSQ_CORRUPT(e, "page-table chunk %s/%s is missing", db->prefix,
-                         ref->key);
+        rc = dsq__missing(e, "page-table chunk %s/%s is missing", db->prefix,
+                          ref->key);
         goto out;
     }
     if (rc != DSQ_OK)
@@ -985,6 +986,56 @@ out:
     return rc;
 }
 
+/* SQLite never writes the page holding its lock bytes (offset 2^30). */
+#define SQLITE_PENDING_BYTE 0x40000000u
+
+dsq_rc dsq__manifest_check_image(struct dsq_db *db,
+                                 const struct dsq_manifest *m,
+                                 uint64_t *image_bytes, struct dsq_err *e)
+{
+    if (image_bytes)
+        *image_bytes = 0;
+    if (m->page_count == 0)
+        return DSQ_OK;
+    uint8_t *p1 = malloc(m->page_size);
+    if (!p1)
+        return DSQ_ENOMEM;
+    struct dsq_err re;
+    dsq_err_clear(&re);
+    dsq_rc rc = dsq__manifest_read_page(db, m, 1, p1, &re);
+    if (rc != DSQ_OK) {
+        /* nothing to compare: whoever reads page 1 meets (and reports)
+           the same failure; ENOMEM is ours */
+        free(p1);
+        return rc == DSQ_ENOMEM ? dsq_err_set(e, rc, "%s", re.msg) : DSQ_OK;
+    }
+    /* SQLite's page size may differ from the store's page size (PRAGMA
+       page_size then VACUUM through the mount): compare bytes */
+    uint32_t hps = dsq_sqlite_page_size(p1, m->page_size);
+    uint32_t hpages = dsq_sqlite_header_pages(p1, m->page_size);
+    free(p1);
+    if (!hps || !hpages)
+        return DSQ_OK; /* not a SQLite image, or no valid size: nothing */
+    uint64_t need = (uint64_t)hpages * hps;
+    /* a database ending at the lock-byte page does not store that page */
+    if ((uint64_t)(hpages - 1) * hps == SQLITE_PENDING_BYTE / hps * hps &&
+        need > hps)
+        need -= hps;
+    uint64_t have = (uint64_t)m->page_count * m->page_size;
+    if (image_bytes)
+        *image_bytes = need;
+    if (have < need)
+        return DSQ_CORRUPT(e,
+                           "%s version %llu is inconsistent: page 1 says the "
+                           "database has %u pages of %u bytes (%llu bytes), "
+                           "the manifest's page_count %u of %u bytes holds "
+                           "only %llu",
+                           db->prefix, (unsigned long long)m->version, hpages,
+                           hps, (unsigned long long)need, m->page_count,
+                           m->page_size, (unsigned long long)have);
+    return DSQ_OK;
+}
+
 struct dsq_snap *dsq_snap_ref(struct dsq_snap *s)
 {
     atomic_fetch_add(&s->refs, 1);
@@ -1077,8 +1128,15 @@ dsq_rc dsq_db_snapshot(struct dsq_db *db, uint64_t version,
     pthread_mutex_unlock(&db->mu);
     if (version > 0) {
         rc = dsq__load_manifest_info(db, version, &m, &info, e);
-        if (rc != DSQ_OK)
+        /* its page 1 is read now rather than by the first reader: no
+           extra request, and a version that cannot be served whole is
+           refused before anything of it is */
+        if (rc == DSQ_OK)
+            rc = dsq__manifest_check_image(db, m, NULL, e);
+        if (rc != DSQ_OK) {
+            dsq_manifest_free(m);
             return rc;
+        }
     }
     s = calloc(1, sizeof(*s));
     if (!s) {
@@ -1238,7 +1296,10 @@ dsq_rc dsq__locate(struct dsq_db *db, const struct dsq_manifest *m,
 
 /*
  * Try the disk cache for one page: 1 if it held the stored bytes and they
- * decoded and matched the checksum (out filled).  buf is scratch.
+ * decoded and matched the checksum (out filled); 0 if it did not hold them;
+ * -1 if its copy is damaged (not the store's fault: the caller fetches the
+ * page again, which rewrites the copy, and logs the repair).  buf is
+ * scratch.
  */
 int dsq__disk_cached_page(struct dsq_db *db, const char *segkey,
                           const struct dsq_page_loc *loc, uint32_t page_size,
@@ -1260,11 +1321,25 @@ int dsq__disk_cached_page(struct dsq_db *db, const char *segkey,
         return 0;
     }
     struct dsq_err ignore;
-    if (dsq_page_decode(buf->data, loc->length, loc, page_size, out, full,
-                        &ignore) == DSQ_OK)
+    if (dsq_page_decode_quiet(buf->data, loc->length, loc, page_size, out, full,
+                              &ignore) == DSQ_OK)
         return 1;
     dsq_cache_note_bad(db->dcache);
-    return 0;
+    return -1;
+}
+
+void dsq__log_cache_repair(const char *full, uint32_t pgno, size_t n)
+{
+    if (n == 1)
+        dsq_log(DSQ_LOG_NOTICE, "cache",
+                "the disk cache's copy of page %u of %s was damaged: "
+                "fetched from the store again, served and repaired",
+                pgno, full);
+    else
+        dsq_log(DSQ_LOG_NOTICE, "cache",
+                "the disk cache's copies of %zu pages of %s were damaged: "
+                "fetched from the store again, served and repaired",
+                n, full);
 }
 
 /*
@@ -1334,9 +1409,10 @@ static dsq_rc fetch_page(struct dsq_db *db, const char *segkey,
     char full[DSQ_KEY_MAX];
     dsq__full_key(db, segkey, full, sizeof(full));
     dsq_buf_init(&buf, dsq_b64_len(DSQ_STORED_PAGE_MAX));
-    if (inl ? dsq__inline_cached(db, segkey, loc, page_size, inc, out)
-            : dsq__disk_cached_page(db, segkey, loc, page_size, out, full,
-                                    &buf)) {
+    int cached = inl ? dsq__inline_cached(db, segkey, loc, page_size, inc, out)
+                     : dsq__disk_cached_page(db, segkey, loc, page_size, out,
+                                             full, &buf);
+    if (cached > 0) {
         dsq__count_reads(db, 1, 0);
         if (use_cache)
             dsq__pc_insert(db, segkey, loc, out, page_size);
@@ -1347,8 +1423,8 @@ static dsq_rc fetch_page(struct dsq_db *db, const char *segkey,
     uint64_t span = inl ? dsq_b64_len(loc->length) : loc->length;
     dsq_rc rc = dsq__obj_get(db, segkey, loc->offset, span, &buf, NULL, e);
     if (rc == DSQ_ENOTFOUND) {
-        rc = DSQ_CORRUPT(e, "%s %s is missing (page %u)",
-                         inl ? "manifest" : "segment", full, loc->pgno);
+        rc = dsq__missing(e, "%s %s is missing (page %u)",
+                          inl ? "manifest" : "segment", full, loc->pgno);
         goto out;
     }
     if (rc != DSQ_OK)
@@ -1367,6 +1443,8 @@ static dsq_rc fetch_page(struct dsq_db *db, const char *segkey,
         rc = dsq_page_decode(buf.data, buf.len, loc, page_size, out, full, e);
     if (rc == DSQ_OK && !inl)
         dsq_cache_write(db->dcache, segkey, loc->offset, buf.data, buf.len);
+    if (rc == DSQ_OK && cached < 0)
+        dsq__log_cache_repair(full, loc->pgno, 1);
     if (rc == DSQ_OK && use_cache)
         dsq__pc_insert(db, segkey, loc, out, page_size);
 out:

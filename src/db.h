@@ -285,7 +285,9 @@ struct dsq_verify_report {
 };
 /*
  * Check that versions are contiguous, every manifest decodes, every object
- * a manifest references exists, decodes and matches its checksums.
+ * a manifest references exists, decodes and matches its checksums, and
+ * every manifest agrees with its page 1, its parent and the segments it
+ * created (docs/format.md, "Cross-checks").
  * Problems are counted and described through report_fn (may be NULL);
  * returns DSQ_ECORRUPT if any were found.
  */
@@ -304,6 +306,17 @@ typedef void (*dsq_orphan_fn)(const char *key, uint64_t size, uint64_t mtime_ms,
 dsq_rc dsq_db_recovery_scan(struct dsq_db *db, uint64_t grace_ms, int do_delete,
                             dsq_orphan_fn fn, void *arg, uint64_t *n_orphans,
                             struct dsq_err *e);
+
+/*
+ * The temporary files writers that were killed left in the database's
+ * directories (the prefix, manifests/, segments/, pagetables/; only
+ * stores that make them, file://) older than grace_ms: fn per file (its
+ * name relative to the database, like an orphan's key), with do_delete
+ * removed first.  *n_found gets their number.
+ */
+dsq_rc dsq_db_debris_scan(struct dsq_db *db, uint64_t grace_ms, int do_delete,
+                          dsq_orphan_fn fn, void *arg, uint64_t *n_found,
+                          struct dsq_err *e);
 
 struct dsq_gc_report {
     uint64_t head;  /* newest version */

@@ -164,6 +164,192 @@ static const struct segidx *segidx_find(const struct segidx *v, size_t n,
     return n ? bsearch(&k, v, n, sizeof(*v), segidx_cmp) : NULL;
 }
 
+/*
+ * Cross-checks of one manifest that its codec cannot make (they need the
+ * meaning of the fields, not their syntax): the write set lies within the
+ * database, says page 1 was written iff the page-1 field does, and every
+ * page it names within the database is in the overlay, in a segment this
+ * version created or in this manifest itself (format 2: inline) (unless
+ * this version is a checkpoint, whose pages are in chunks).
+ */
+static void manifest_checks(struct dsq_db *db, struct dsq_verify_report *rep,
+                            dsq_problem_fn fn, void *arg,
+                            const struct dsq_manifest *m)
+{
+    unsigned long long v = (unsigned long long)m->version;
+    if (m->n_write > 0) {
+        const struct dsq_range *last = &m->write_set[m->n_write - 1];
+        uint64_t end = (uint64_t)last->start + last->count - 1;
+        if (end > m->page_count)
+            problem(rep, fn, arg,
+                    "%s version %llu: its write set reaches page %llu, past "
+                    "its page_count %u",
+                    db->prefix, v, (unsigned long long)end, m->page_count);
+    }
+    int wrote1 = dsq_ranges_contain(m->write_set, m->n_write, 1);
+    if (wrote1 && m->page1 == DSQ_PAGE1_NONE)
+        problem(rep, fn, arg,
+                "%s version %llu: its write set holds page 1 but its page1 "
+                "field says \"none\"",
+                db->prefix, v);
+    if (m->ckpt_version == m->version)
+        return;
+    /* the overlay segments this version created: each decided once */
+    signed char *ours = calloc(m->n_segments + 1, 1);
+    if (!ours)
+        return;
+    size_t io = 0;
+    for (size_t r = 0; r < m->n_write; r++) {
+        uint64_t first = m->write_set[r].start;
+        uint64_t last = first + m->write_set[r].count - 1;
+        if (last > m->page_count)
+            last = m->page_count;
+        for (uint64_t p = first; p <= last; p++) {
+            while (io < m->n_overlay && m->overlay[io].pgno < p)
+                io++;
+            if (io == m->n_overlay || m->overlay[io].pgno != p) {
+                problem(rep, fn, arg,
+                        "%s version %llu: page %llu is in its write set but "
+                        "not in its overlay",
+                        db->prefix, v, (unsigned long long)p);
+                free(ours);
+                return;
+            }
+            uint32_t seg = m->overlay[io].seg;
+            if (ours[seg] == 0) {
+                ours[seg] = -1;
+                for (size_t k = 0; k < m->n_created; k++)
+                    if (strcmp(m->created[k], m->segments[seg]) == 0)
+                        ours[seg] = 1;
+                /* or carried by this manifest itself (format 2) */
+                uint64_t mv;
+                if (dsq_key_is_manifest(m->segments[seg], &mv) &&
+                    mv == m->version)
+                    ours[seg] = 1;
+            }
+            if (ours[seg] < 0) {
+                problem(rep, fn, arg,
+                        "%s version %llu: page %llu it wrote is in %s, a "
+                        "segment it did not create",
+                        db->prefix, v, (unsigned long long)p, m->segments[seg]);
+                free(ours);
+                return;
+            }
+        }
+    }
+    free(ours);
+}
+
+/*
+ * Cross-checks of version m against version m->version - 1 (prev): a
+ * version builds on its parent's checkpoint or is a checkpoint itself; a
+ * checkpoint never changes (same chunks, its page limit only shrinks); a
+ * changed page count is a page-1 change; and pages above both the
+ * parent's page count and the size page 1 gives the database were written
+ * by this version (no writer commits others; a VACUUM that shrinks the
+ * file commits its pages first and its truncation as the next version,
+ * so page_count may exceed the image, but not grow past it unwritten).
+ */
+static void chain_checks(struct dsq_db *db, struct dsq_verify_report *rep,
+                         dsq_problem_fn fn, void *arg,
+                         const struct dsq_manifest *prev,
+                         const struct dsq_manifest *m, uint64_t image_bytes)
+{
+    unsigned long long v = (unsigned long long)m->version;
+    if (m->ckpt_version != prev->ckpt_version &&
+        m->ckpt_version != m->version) {
+        problem(rep, fn, arg,
+                "%s version %llu builds on checkpoint %llu, but its parent "
+                "%llu on checkpoint %llu",
+                db->prefix, v, (unsigned long long)m->ckpt_version,
+                (unsigned long long)prev->version,
+                (unsigned long long)prev->ckpt_version);
+    } else if (m->ckpt_version == prev->ckpt_version) {
+        int same = m->chunk_pages == prev->chunk_pages &&
+                   m->n_chunks == prev->n_chunks &&
+                   m->ckpt_page_limit <= prev->ckpt_page_limit;
+        for (size_t k = 0; same && k < m->n_chunks; k++)
+            same = m->chunks[k].index == prev->chunks[k].index &&
+                   m->chunks[k].size == prev->chunks[k].size &&
+                   m->chunks[k].checksum == prev->chunks[k].checksum &&
+                   strcmp(m->chunks[k].key, prev->chunks[k].key) == 0;
+        if (!same)
+            problem(rep, fn, arg,
+                    "%s version %llu: checkpoint %llu differs from what its "
+                    "parent %llu says of it (chunks, chunk size or page "
+                    "limit)",
+                    db->prefix, v, (unsigned long long)m->ckpt_version,
+                    (unsigned long long)prev->version);
+    }
+    if (m->page_count != prev->page_count && m->page1 != DSQ_PAGE1_CHANGED)
+        problem(rep, fn, arg,
+                "%s version %llu: page_count went from %u to %u but its page1 "
+                "field does not say page 1 changed",
+                db->prefix, v, prev->page_count, m->page_count);
+    /* pages above both the parent's page count and the image page 1
+       describes exist only if this version wrote them */
+    uint64_t lo = (image_bytes + m->page_size - 1) / m->page_size;
+    if (lo < prev->page_count)
+        lo = prev->page_count;
+    if (image_bytes && m->page_count > lo) {
+        uint64_t p = lo + 1;
+        for (size_t r = 0; r < m->n_write && p <= m->page_count; r++) {
+            uint64_t first = m->write_set[r].start;
+            uint64_t last = first + m->write_set[r].count - 1;
+            if (first > p)
+                break;
+            if (last >= p)
+                p = last + 1;
+        }
+        if (p <= m->page_count)
+            problem(rep, fn, arg,
+                    "%s version %llu: page_count grew from %u to %u, past "
+                    "the %llu bytes page 1 gives the database, and page "
+                    "%llu was never written",
+                    db->prefix, v, prev->page_count, m->page_count,
+                    (unsigned long long)image_bytes, (unsigned long long)p);
+    }
+}
+
+/* Segments versions created, with the transaction that created them. */
+struct createdrec {
+    char *key; /* owned */
+    char txn_id[33];
+    uint64_t version;
+};
+
+struct createdlist {
+    struct createdrec *v;
+    size_t n, cap;
+};
+
+static dsq_rc add_created(struct createdlist *l, const char *key,
+                          const struct dsq_manifest *m)
+{
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 64;
+        struct createdrec *nv = realloc(l->v, nc * sizeof(*nv));
+        if (!nv)
+            return DSQ_ENOMEM;
+        l->v = nv;
+        l->cap = nc;
+    }
+    struct createdrec *r = &l->v[l->n];
+    r->key = strdup(key);
+    if (!r->key)
+        return DSQ_ENOMEM;
+    memcpy(r->txn_id, m->txn_id, 33);
+    r->version = m->version;
+    l->n++;
+    return DSQ_OK;
+}
+
+static int createdrec_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct createdrec *)a)->key,
+                  ((const struct createdrec *)b)->key);
+}
+
 struct chunkrec {
     struct dsq_chunk_ref ref; /* key owned */
     uint32_t page_size, chunk_pages;
@@ -235,11 +421,14 @@ dsq_rc dsq_db_verify(struct dsq_db *db, struct dsq_verify_report *rep,
 {
     struct vlist l;
     struct selfrec *selfs = NULL;
+    struct dsq_manifest *prev = NULL; /* pass 1: the version before */
     struct strlist segkeys = {0};
     struct chunkrec *crs = NULL;
     size_t n_crs = 0, cap_crs = 0;
     struct segidx *segs = NULL;
     size_t n_segs = 0;
+    struct strlist txnids = {0};
+    struct createdlist created = {0};
     struct dsq_buf buf;
     dsq_rc rc;
 
@@ -260,7 +449,8 @@ dsq_rc dsq_db_verify(struct dsq_db *db, struct dsq_verify_report *rep,
         goto out;
     }
 
-    /* pass 1: manifests decode, chain is contiguous; collect objects */
+    /* pass 1: manifests decode, chain is contiguous and consistent;
+       collect objects */
     for (size_t i = 0; i < l.n; i++) {
         if (i > 0 && l.v[i] != l.v[i - 1] + 1)
             problem(rep, report_fn, arg, "%s: versions %llu..%llu are missing",
@@ -283,6 +473,25 @@ dsq_rc dsq_db_verify(struct dsq_db *db, struct dsq_verify_report *rep,
                 *e = me;
             goto out;
         }
+        uint64_t image = 0;
+        dsq_err_clear(&me);
+        mrc = dsq__manifest_check_image(db, m, &image, &me);
+        if (mrc == DSQ_ECORRUPT || mrc == DSQ_EMISSING) {
+            problem(rep, report_fn, arg, "%s", dsq_err_text(&me, mrc));
+        } else if (mrc != DSQ_OK) {
+            dsq_manifest_free(m);
+            rc = mrc;
+            if (e)
+                *e = me;
+            goto out;
+        }
+        manifest_checks(db, rep, report_fn, arg, m);
+        if (prev && prev->version + 1 == m->version)
+            chain_checks(db, rep, report_fn, arg, prev, m, image);
+        rc = dsq__strlist_add(&txnids, m->txn_id);
+        for (size_t k = 0; rc == DSQ_OK && k < m->n_created; k++)
+            if (!strncmp(m->created[k], "segments/", 9))
+                rc = add_created(&created, m->created[k], m);
         for (size_t k = 0; rc == DSQ_OK && k < m->n_segments; k++)
             if (!dsq__is_inline_key(m->segments[k]))
                 rc = dsq__strlist_add(&segkeys, m->segments[k]);
@@ -309,9 +518,24 @@ dsq_rc dsq_db_verify(struct dsq_db *db, struct dsq_verify_report *rep,
             else
                 n_crs++;
         }
-        dsq_manifest_free(m);
+        dsq_manifest_free(prev);
+        prev = m;
         if (rc != DSQ_OK)
             goto out;
+    }
+    dsq_manifest_free(prev);
+    prev = NULL;
+    /* a transaction commits once: two versions with one txn_id are a
+       replayed or copied manifest */
+    if (txnids.n > 1) {
+        qsort(txnids.v, txnids.n, sizeof(*txnids.v), str_cmp);
+        for (size_t k = 1; k < txnids.n; k++)
+            if (!strcmp(txnids.v[k], txnids.v[k - 1]) &&
+                (k == 1 || strcmp(txnids.v[k], txnids.v[k - 2])))
+                problem(rep, report_fn, arg,
+                        "%s: transaction %s is recorded by more than one "
+                        "version",
+                        db->prefix, txnids.v[k]);
     }
     /* chunks: size, checksum, decode (each distinct key once) */
     if (n_crs)
@@ -337,7 +561,7 @@ dsq_rc dsq_db_verify(struct dsq_db *db, struct dsq_verify_report *rep,
         dsq_err_clear(&ce);
         dsq_rc crc = dsq__chunk_fetch(db, &crs[i].ref, crs[i].page_size,
                                       crs[i].chunk_pages, &crs[i].chunk, &ce);
-        if (crc == DSQ_ECORRUPT) {
+        if (crc == DSQ_ECORRUPT || crc == DSQ_EMISSING) {
             problem(rep, report_fn, arg, "%s", dsq_err_text(&ce, crc));
             continue;
         }
@@ -391,6 +615,20 @@ dsq_rc dsq_db_verify(struct dsq_db *db, struct dsq_verify_report *rep,
         }
         rep->segments++;
         rep->pages_checked += segs[i].seg->n_pages;
+    }
+    /* a segment a version created was written by that version's
+       transaction */
+    if (created.n)
+        qsort(created.v, created.n, sizeof(*created.v), createdrec_cmp);
+    for (size_t i = 0; i < created.n; i++) {
+        const struct segidx *si = segidx_find(segs, n_segs, created.v[i].key);
+        if (si && si->seg && strcmp(si->seg->txn_id, created.v[i].txn_id))
+            problem(rep, report_fn, arg,
+                    "%s/%s was created by version %llu (transaction %s) but "
+                    "says it was written by transaction %s",
+                    db->prefix, created.v[i].key,
+                    (unsigned long long)created.v[i].version,
+                    created.v[i].txn_id, si->seg->txn_id);
     }
     /* pass 2: every location named points at that very page */
     for (size_t i = 0; i < n_crs; i++) {
@@ -460,6 +698,11 @@ out:
     if (rc == DSQ_OK && rep->problems)
         rc = dsq_err_set(e, DSQ_ECORRUPT, "%s: %llu problem(s) found",
                          db->prefix, (unsigned long long)rep->problems);
+    dsq_manifest_free(prev);
+    dsq__strlist_free(&txnids);
+    for (size_t i = 0; i < created.n; i++)
+        free(created.v[i].key);
+    free(created.v);
     for (size_t i = 0; i < n_segs; i++)
         dsq_seg_free(segs[i].seg);
     free(segs);
@@ -583,6 +826,48 @@ dsq_rc dsq_db_recovery_scan(struct dsq_db *db, uint64_t grace_ms, int do_delete,
     dsq__strlist_free(&refs);
     dsq__strlist_free(&chunkkeys);
     free(l.v);
+    return rc;
+}
+
+struct debris_count {
+    dsq_orphan_fn fn;
+    void *arg;
+    size_t skip; /* the database prefix and '/': names are relative */
+    uint64_t n;
+};
+
+static void debris_fn(const char *name, uint64_t size, uint64_t mtime_ms,
+                      int deleted, void *arg)
+{
+    struct debris_count *c = arg;
+    c->n++;
+    if (c->fn)
+        c->fn(strlen(name) >= c->skip ? name + c->skip : name, size, mtime_ms,
+              deleted, c->arg);
+}
+
+dsq_rc dsq_db_debris_scan(struct dsq_db *db, uint64_t grace_ms, int do_delete,
+                          dsq_orphan_fn fn, void *arg, uint64_t *n_found,
+                          struct dsq_err *e)
+{
+    static const char *const dirs[] = {"", "manifests/", "segments/",
+                                       "pagetables/"};
+    struct debris_count c = {fn, arg,
+                             db->prefix[0] ? strlen(db->prefix) + 1 : 0, 0};
+    uint64_t now = dsq_now_ms();
+    uint64_t before = now > grace_ms ? now - grace_ms : 0;
+    dsq_rc rc = DSQ_OK;
+    for (size_t i = 0; rc == DSQ_OK && i < sizeof(dirs) / sizeof(dirs[0]);
+         i++) {
+        char dir[DSQ_KEY_MAX];
+        if (db->prefix[0])
+            snprintf(dir, sizeof(dir), "%s/%s", db->prefix, dirs[i]);
+        else
+            snprintf(dir, sizeof(dir), "%s", dirs[i]);
+        rc = dsq_store_debris(db->st, dir, before, do_delete, debris_fn, &c, e);
+    }
+    if (rc == DSQ_OK && n_found)
+        *n_found = c.n;
     return rc;
 }
 

@@ -229,6 +229,18 @@ void dsq__prefetch_versions(struct dsq_db *db, uint64_t first, uint64_t last);
 void dsq__snap_cache_flush(struct dsq_db *db);
 dsq_rc dsq__manifest_read_page(struct dsq_db *db, const struct dsq_manifest *m,
                                uint32_t pgno, void *buf, struct dsq_err *e);
+/*
+ * Cross-check manifest m against its own page 1: when page 1 is a SQLite
+ * header whose in-header size is valid, the stored image must hold every
+ * page of it (docs/format.md, "Cross-checks").  Reads page 1 (checked as
+ * any page; a page 1 that cannot be read is left to whoever reads it);
+ * DSQ_ECORRUPT naming the version when they disagree.  When
+ * image_bytes is not NULL it receives the size page 1 gives the image in
+ * bytes (0 if page 1 gives none).
+ */
+dsq_rc dsq__manifest_check_image(struct dsq_db *db,
+                                 const struct dsq_manifest *m,
+                                 uint64_t *image_bytes, struct dsq_err *e);
 void dsq__note_latest(struct dsq_db *db, uint64_t v);
 void dsq__pc_insert(struct dsq_db *db, const char *segkey,
                     const struct dsq_page_loc *loc, const void *page,
@@ -254,10 +266,13 @@ void dsq__count_reads(struct dsq_db *db, uint64_t hits, uint64_t misses);
 dsq_rc dsq__locate(struct dsq_db *db, const struct dsq_manifest *m,
                    uint32_t pgno, struct dsq_page_loc *loc, char *segkey,
                    size_t segkey_sz, int *found, struct dsq_err *e);
-/* The disk cache's copy of a page, verified (1) or a miss (0). */
+/* The disk cache's copy of a page, verified (1), a miss (0) or damaged
+   (-1: fetch it again, which repairs it, and log that). */
 int dsq__disk_cached_page(struct dsq_db *db, const char *segkey,
                           const struct dsq_page_loc *loc, uint32_t page_size,
                           void *out, const char *full, struct dsq_buf *buf);
+/* Log that n damaged disk-cache copies of pages of full were repaired. */
+void dsq__log_cache_repair(const char *full, uint32_t pgno, size_t n);
 /* A page carried inline: from the object's bytes at its offset. */
 dsq_rc dsq__inline_decode(const char *text, size_t len,
                           const struct dsq_page_loc *loc, uint32_t page_size,

@@ -18,6 +18,7 @@ struct want {
     char *segkey;
     uint64_t span; /* bytes of the object holding the page */
     int inl;       /* carried inline by a manifest (base64) */
+    int repair;    /* the disk cache's copy was damaged */
 };
 
 static int want_cmp(const void *a, const void *b)
@@ -63,8 +64,8 @@ static dsq_rc fetch_run(const struct run_job *j, size_t a, size_t b,
     dsq_buf_reset(rb);
     dsq_rc rc = dsq__obj_get(db, w[a].segkey, start, end - start, rb, NULL, e);
     if (rc == DSQ_ENOTFOUND)
-        return DSQ_CORRUPT(e, "%s %s is missing",
-                           w[a].inl ? "manifest" : "segment", full);
+        return dsq__missing(e, "%s %s is missing",
+                            w[a].inl ? "manifest" : "segment", full);
     if (rc != DSQ_OK)
         return rc;
     if (rb->len != end - start)
@@ -73,6 +74,7 @@ static dsq_rc fetch_run(const struct run_job *j, size_t a, size_t b,
                            "%llu..%llu)",
                            full, (unsigned long long)start,
                            (unsigned long long)end);
+    size_t repaired = 0;
     for (size_t k = a; k < b; k++) {
         uint8_t *dst = j->out + (size_t)w[k].idx * ps;
         const uint8_t *src = rb->data + (w[k].loc.offset - start);
@@ -84,11 +86,14 @@ static dsq_rc fetch_run(const struct run_job *j, size_t a, size_t b,
                                  e);
         if (rc != DSQ_OK)
             return rc;
+        repaired += w[k].repair != 0;
         if (j->warm)
             dsq__pc_insert(db, w[k].segkey, &w[k].loc, dst, ps);
     }
     if (!w[a].inl)
         dsq_cache_write(db->dcache, w[a].segkey, start, rb->data, rb->len);
+    if (repaired)
+        dsq__log_cache_repair(full, w[a].loc.pgno, repaired);
     return DSQ_OK;
 }
 
@@ -191,11 +196,15 @@ static int want_add(struct dsq_db *db, struct want *w, size_t *nw, uint32_t idx,
     int served = dsq__pc_lookup(db, segkey, loc, dst, ps);
     if (!served && inl && dsq__inline_cached(db, segkey, loc, ps, inc, dst))
         served = 1;
+    int damaged = 0;
     if (!served && !inl && db->dcache) {
         char full[DSQ_KEY_MAX];
         dsq__full_key(db, segkey, full, sizeof(full));
         dsq_buf_reset(scratch);
-        served = dsq__disk_cached_page(db, segkey, loc, ps, dst, full, scratch);
+        int cached =
+            dsq__disk_cached_page(db, segkey, loc, ps, dst, full, scratch);
+        served = cached > 0;
+        damaged = cached < 0;
         if (served && keep)
             dsq__pc_insert(db, segkey, loc, dst, ps);
     }
@@ -207,6 +216,7 @@ static int want_add(struct dsq_db *db, struct want *w, size_t *nw, uint32_t idx,
     x->idx = idx;
     x->loc = *loc;
     x->inl = inl;
+    x->repair = damaged;
     x->span = inl ? dsq_b64_len(loc->length) : loc->length;
     x->segkey = strdup(segkey);
     if (!x->segkey)

@@ -30,6 +30,7 @@ static const struct {
     [DSQ_EUNSUPPORTED] = {"DSQ_EUNSUPPORTED", "not supported"},
     [DSQ_ERETRIES] = {"DSQ_ERETRIES", "retries exhausted"},
     [DSQ_EPERM] = {"DSQ_EPERM", "not permitted"},
+    [DSQ_EMISSING] = {"DSQ_EMISSING", "a referenced object is missing"},
 };
 
 const char *dsq_strerror(dsq_rc rc)
@@ -107,6 +108,17 @@ dsq_rc dsq__corrupt(struct dsq_err *e, const char *file, int line,
     va_end(ap);
     dsq_log(DSQ_LOG_ERR, "corrupt", "%s (detected at %s:%d)", msg, file, line);
     return dsq_err_set(e, DSQ_ECORRUPT, "%s", msg);
+}
+
+dsq_rc dsq__missing(struct dsq_err *e, const char *fmt, ...)
+{
+    char msg[DSQ_ERR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    dsq_log(DSQ_LOG_ERR, "missing", "%s", msg);
+    return dsq_err_set(e, DSQ_EMISSING, "%s", msg);
 }
 
 void dsq__invariant_failed(const char *expr, const char *file, int line)

@@ -39,6 +39,8 @@ typedef enum {
     DSQ_ERETRIES = 14,     /* retries exhausted (transient errors or rebase
                               rounds) */
     DSQ_EPERM = 15,        /* operation not permitted (read-only, policy) */
+    DSQ_EMISSING = 16,     /* an object a manifest references is not in the
+                              store (lost or deleted by hand) */
     DSQ_RC_COUNT_          /* not a code: one past the last */
 } dsq_rc;
 
@@ -86,6 +88,11 @@ const char *dsq_err_text(const struct dsq_err *e, dsq_rc rc);
 dsq_rc dsq__corrupt(struct dsq_err *e, const char *file, int line,
                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 #define DSQ_CORRUPT(e, ...) dsq__corrupt((e), __FILE__, __LINE__, __VA_ARGS__)
+
+/* The same for a referenced object the store does not have: logged,
+   DSQ_EMISSING. */
+dsq_rc dsq__missing(struct dsq_err *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /*
  * Always-on invariant check: a breach could corrupt a remote database, so

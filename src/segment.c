@@ -243,19 +243,25 @@ static const char *page_decode_into(ZSTD_DCtx *dctx, const uint8_t *stored,
     return NULL;
 }
 
-dsq_rc dsq_page_decode(const uint8_t *stored, size_t len,
-                       const struct dsq_page_loc *loc, uint32_t page_size,
-                       void *page_out, const char *key, struct dsq_err *e)
+/* DSQ_CORRUPT (logged), or with quiet only set in e. */
+#define PAGE_CORRUPT(quiet, e, ...)                                            \
+    ((quiet) ? dsq_err_set((e), DSQ_ECORRUPT, __VA_ARGS__)                     \
+             : DSQ_CORRUPT((e), __VA_ARGS__))
+
+static dsq_rc page_decode(const uint8_t *stored, size_t len,
+                          const struct dsq_page_loc *loc, uint32_t page_size,
+                          void *page_out, const char *key, int quiet,
+                          struct dsq_err *e)
 {
     if (!dsq_page_size_valid(page_size))
         return dsq_err_set(e, DSQ_EINVAL, "page decode: bad page size %u",
                            page_size);
     if (len != loc->length)
-        return DSQ_CORRUPT(e,
-                           "segment %s: page %u at offset %llu: got %zu "
-                           "stored bytes, expected %u",
-                           OBJ_NAME(key), loc->pgno,
-                           (unsigned long long)loc->offset, len, loc->length);
+        return PAGE_CORRUPT(quiet, e,
+                            "segment %s: page %u at offset %llu: got %zu "
+                            "stored bytes, expected %u",
+                            OBJ_NAME(key), loc->pgno,
+                            (unsigned long long)loc->offset, len, loc->length);
     int owned = 0;
     struct zscratch *z = NULL;
     if (loc->codec == DSQ_CODEC_ZSTD) {
@@ -269,14 +275,28 @@ dsq_rc dsq_page_decode(const uint8_t *stored, size_t len,
                          loc->checksum, page_size, z ? z->page : NULL, &image);
     dsq_rc rc = DSQ_OK;
     if (why)
-        rc = DSQ_CORRUPT(e, "segment %s: page %u at offset %llu: %s",
-                         OBJ_NAME(key), loc->pgno,
-                         (unsigned long long)loc->offset, why);
+        rc = PAGE_CORRUPT(quiet, e, "segment %s: page %u at offset %llu: %s",
+                          OBJ_NAME(key), loc->pgno,
+                          (unsigned long long)loc->offset, why);
     else
         memmove(page_out, image, page_size); /* may be in place */
     if (owned)
         zscratch_free(z);
     return rc;
+}
+
+dsq_rc dsq_page_decode(const uint8_t *stored, size_t len,
+                       const struct dsq_page_loc *loc, uint32_t page_size,
+                       void *page_out, const char *key, struct dsq_err *e)
+{
+    return page_decode(stored, len, loc, page_size, page_out, key, 0, e);
+}
+
+dsq_rc dsq_page_decode_quiet(const uint8_t *stored, size_t len,
+                             const struct dsq_page_loc *loc, uint32_t page_size,
+                             void *page_out, const char *key, struct dsq_err *e)
+{
+    return page_decode(stored, len, loc, page_size, page_out, key, 1, e);
 }
 
 /* ------------------------------------------------------------------ */

@@ -75,6 +75,12 @@ int dsq_object_key_valid(const char *key, size_t len, const char *dir);
 dsq_rc dsq_page_decode(const uint8_t *stored, size_t len,
                        const struct dsq_page_loc *loc, uint32_t page_size,
                        void *page_out, const char *key, struct dsq_err *e);
+/* The same without logging a failure as corruption: for copies that are
+   not the store's (the local disk cache), which the caller repairs. */
+dsq_rc dsq_page_decode_quiet(const uint8_t *stored, size_t len,
+                             const struct dsq_page_loc *loc, uint32_t page_size,
+                             void *page_out, const char *key,
+                             struct dsq_err *e);
 
 /* ---- building a segment ---- */
 

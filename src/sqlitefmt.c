@@ -163,3 +163,13 @@ out:
     free(buf);
     return rc;
 }
+
+uint32_t dsq_sqlite_header_pages(const uint8_t *page1, size_t len)
+{
+    if (!dsq_sqlite_is_db(page1, len))
+        return 0;
+    if (dsq_be32(page1 + DSQ_SQLITE_HDR_CHANGE_COUNTER) !=
+        dsq_be32(page1 + DSQ_SQLITE_HDR_VERSION_VALID_FOR))
+        return 0;
+    return dsq_be32(page1 + DSQ_SQLITE_HDR_PAGE_COUNT);
+}

@@ -69,4 +69,11 @@ dsq_rc dsq_sqlite_freelist(const uint8_t *page1, uint32_t page_size,
                            uint32_t page_count, dsq_page_reader read, void *ctx,
                            uint32_t **pages, size_t *n, struct dsq_err *e);
 
+/*
+ * The in-header database size (bytes 28-31, in SQLite pages) when SQLite
+ * counts it valid: non-zero and the change counter (24) equal to
+ * version-valid-for (92).  0 when it is not valid or not a SQLite header.
+ */
+uint32_t dsq_sqlite_header_pages(const uint8_t *page1, size_t len);
+
 #endif

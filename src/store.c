@@ -11,6 +11,7 @@
  * the backend they call (all backends are, see store.h).
  */
 #include "store.h"
+#include "config.h"
 #include "env.h"
 #include "store_s3.h"
 
@@ -191,6 +192,28 @@ dsq_rc dsq_store_del(struct dsq_store *st, const char *key, struct dsq_err *e)
     return st->ops->del(st, key, e);
 }
 
+dsq_rc dsq_store_debris(struct dsq_store *st, const char *dir,
+                        uint64_t before_ms, int do_delete, dsq_debris_fn fn,
+                        void *arg, struct dsq_err *e)
+{
+    /* "" or a valid key followed by '/': never outside the store */
+    size_t n = strlen(dir);
+    if (n) {
+        char k[DSQ_KEY_MAX];
+        if (dir[n - 1] != '/' || n >= DSQ_KEY_MAX)
+            return bad_key(e, dir);
+        memcpy(k, dir, n - 1);
+        k[n - 1] = 0;
+        if (!dsq_store_key_valid(k))
+            return bad_key(e, dir);
+    }
+    if (!st->ops->debris)
+        return DSQ_OK;
+    if (do_delete)
+        may_wait(st, 1);
+    return st->ops->debris(st, dir, before_ms, do_delete, fn, arg, e);
+}
+
 void dsq_store_free(struct dsq_store *st)
 {
     if (st)
@@ -303,8 +326,8 @@ dsq_rc dsq_store_check_conditional(struct dsq_store *st, struct dsq_err *e)
     return DSQ_OK;
 }
 
-static dsq_rc open_file(const char *url, struct dsq_store **out,
-                        struct dsq_err *e)
+static dsq_rc open_file(const char *url, const struct dsq_config *cfg,
+                        struct dsq_store **out, struct dsq_err *e)
 {
     const char *path = url + strlen("file://");
     if (path[0] != '/')
@@ -318,7 +341,8 @@ static dsq_rc open_file(const char *url, struct dsq_store **out,
     char *dir = strndup(path, n);
     if (!dir)
         return dsq_err_set(e, DSQ_ENOMEM, "store URL '%s': out of memory", url);
-    dsq_rc rc = dsq_store_file_open(dir, out, e);
+    dsq_rc rc = dsq_store_file_open_mode(
+        dir, cfg ? cfg->store_mode : DSQ_STORE_MODE_DEFAULT, out, e);
     free(dir);
     return rc;
 }
@@ -329,7 +353,7 @@ dsq_rc dsq_store_open(const char *url, const struct dsq_config *cfg,
     if (!url || !out)
         return dsq_err_set(e, DSQ_EINVAL, "store URL is missing");
     if (strncmp(url, "file://", 7) == 0)
-        return open_file(url, out, e);
+        return open_file(url, cfg, out, e);
     if (strncmp(url, "s3://", 5) == 0)
         return open_s3(url, cfg, out, e);
     return dsq_err_set(e, DSQ_EINVAL,

@@ -36,6 +36,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define DSQ_ETAG_MAX 128
 #define DSQ_KEY_MAX 1024
@@ -84,6 +85,10 @@ struct dsq_list_req {
 
 struct dsq_store;
 
+/* One leftover temporary file (see dsq_store_ops.debris). */
+typedef void (*dsq_debris_fn)(const char *name, uint64_t size,
+                              uint64_t mtime_ms, int deleted, void *arg);
+
 struct dsq_store_ops {
     const char *name; /* "file", "s3", "fault" ... */
     /*
@@ -104,6 +109,17 @@ struct dsq_store_ops {
                    struct dsq_list_page *out, struct dsq_err *e);
     /* Deleting a missing key is DSQ_OK (S3 semantics). */
     dsq_rc (*del)(struct dsq_store *st, const char *key, struct dsq_err *e);
+    /*
+     * Optional; NULL where puts leave nothing behind (S3 publishes an
+     * object whole or not at all).  The temporary files of puts that never
+     * finished (the writer was killed) directly in the directory of keys
+     * dir ("P/segments/"; "" is the root) whose mtime is before before_ms:
+     * fn gets each one's name (dir + file name: not a valid key), size
+     * and mtime; with do_delete they are removed first (deleted = 1).
+     */
+    dsq_rc (*debris)(struct dsq_store *st, const char *dir, uint64_t before_ms,
+                     int do_delete, dsq_debris_fn fn, void *arg,
+                     struct dsq_err *e);
     void (*destroy)(struct dsq_store *st);
 };
 
@@ -144,6 +160,10 @@ void dsq_store_set_wait_hook(void (*hook)(void));
 void dsq_store_will_wait(struct dsq_store *st);
 
 dsq_rc dsq_store_del(struct dsq_store *st, const char *key, struct dsq_err *e);
+/* ops->debris, or DSQ_OK with nothing found when the backend has none. */
+dsq_rc dsq_store_debris(struct dsq_store *st, const char *dir,
+                        uint64_t before_ms, int do_delete, dsq_debris_fn fn,
+                        void *arg, struct dsq_err *e);
 void dsq_store_free(struct dsq_store *st);
 
 /*
@@ -185,7 +205,16 @@ dsq_rc dsq_url_split(const char *url, char **store_url, char **prefix,
                      struct dsq_err *e);
 
 /* Backend constructors (used by dsq_store_open and tests). */
+#define DSQ_STORE_MODE_DEFAULT 0600u /* file store objects: owner only */
 dsq_rc dsq_store_file_open(const char *dir, struct dsq_store **out,
                            struct dsq_err *e);
+/*
+ * The same with the mode of the objects it creates (read/write bits,
+ * owner's both: 0600, 0640, 0644...); directories it creates get the
+ * matching search bits (dsq_store_dir_mode: 0700, 0750, 0755...).
+ */
+dsq_rc dsq_store_file_open_mode(const char *dir, unsigned mode,
+                                struct dsq_store **out, struct dsq_err *e);
+mode_t dsq_store_dir_mode(unsigned mode);
 
 #endif

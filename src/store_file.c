@@ -21,13 +21,18 @@
  *    and processes.  (CREATE needs no lock: it only turns "absent" into
  *    "present", and the locked operations never make a key absent while
  *    another holder is looking at it.)
+ *  - Objects and directories it creates get exactly the store's mode
+ *    (store_mode: 0600 and 0700 by default, whatever the umask): the
+ *    databases are as private as the mount.
  *  - The etag is hex(inode, size, mtime in ns).  Before publishing, the
  *    temporary file's mtime is set to a fresh nanosecond timestamp that is
  *    strictly increasing within the process; rename/link do not touch
  *    mtime.  So an unchanged object keeps its etag, and a replacement that
  *    reuses a freed inode number still gets a different etag.
- *  - Names starting with ".dsqtmp" are never objects: list hides them and
- *    removes temporary files older than an hour (debris of crashed writers).
+ *  - Names starting with ".dsqtmp" are never objects: list hides them (a
+ *    listing never deletes anything); debris reports, and on request
+ *    removes, the temporary files killed writers left in one directory
+ *    (recovery-scan).
  *
  * Thread-safety: the store holds only immutable fields and one atomic flag;
  * every operation opens its own descriptors, and uses *at() calls relative
@@ -51,9 +56,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TMP_PREFIX ".dsqtmp"         /* reserved: never an object */
-#define TMP_FILE_PREFIX ".dsqtmp."   /* temporary files of writers */
-#define STALE_TMP_MS (3600u * 1000u) /* older temp files are debris */
+#define TMP_PREFIX ".dsqtmp"       /* reserved: never an object */
+#define TMP_FILE_PREFIX ".dsqtmp." /* temporary files of writers */
 #define LIST_DEFAULT_MAX 1000
 #define WRITE_CHUNK (1u << 30)
 
@@ -63,6 +67,8 @@ struct dsq_store_file {
     int root_fd;           /* immutable: O_DIRECTORY descriptor of dir */
     atomic_int noreplace;  /* atomic: 1 while renameat2(RENAME_NOREPLACE)
                               works here, 0 once it reported EINVAL */
+    mode_t mode;           /* immutable: of the objects it creates */
+    mode_t dmode;          /* immutable: of the directories it creates */
 };
 
 /* --------------------------------------------------------------- errors */
@@ -222,7 +228,13 @@ static dsq_rc make_dirs(struct dsq_store_file *fs, const char *rel,
             continue;
         char saved = path[i];
         path[i] = 0;
-        if (mkdirat(fs->root_fd, path, 0777) != 0 && errno != EEXIST) {
+        int made = mkdirat(fs->root_fd, path, fs->dmode) == 0;
+        if (made && fchmodat(fs->root_fd, path, fs->dmode, 0) != 0) {
+            int err = errno;
+            path[i] = saved;
+            return put_err(e, err, key, "chmod directory");
+        }
+        if (!made && errno != EEXIST) {
             int err = errno;
             path[i] = saved;
             if (err == ENOTDIR)
@@ -456,7 +468,8 @@ static dsq_rc file_put(struct dsq_store *st, const char *key, const void *data,
            random source deterministic */
         snprintf(tmp, sizeof(tmp), "%s%ld.%" PRIu64 ".%s", TMP_FILE_PREFIX,
                  (long)getpid(), atomic_fetch_add(&tmp_seq, 1), hex);
-        fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        fd =
+            openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, fs->mode);
         if (fd >= 0)
             break;
         if (errno != EEXIST || tries >= 3) {
@@ -465,6 +478,11 @@ static dsq_rc file_put(struct dsq_store *st, const char *key, const void *data,
         }
     }
     tmp_made = 1;
+    /* exactly the store's mode, whatever the umask (it may widen it) */
+    if (fchmod(fd, fs->mode) != 0) {
+        rc = put_err(e, errno, key, "chmod");
+        goto out;
+    }
     if (write_all(fd, data, len) != 0) {
         rc = put_err(e, errno, key, "write");
         goto out;
@@ -567,6 +585,68 @@ out:
     return rc;
 }
 
+/* --------------------------------------------------------------- debris */
+
+/* Temporary files of puts that never finished, directly in dir. */
+static dsq_rc file_debris(struct dsq_store *st, const char *dir,
+                          uint64_t before_ms, int do_delete, dsq_debris_fn fn,
+                          void *arg, struct dsq_err *e)
+{
+    struct dsq_store_file *fs = (struct dsq_store_file *)st;
+    char name[DSQ_KEY_MAX + 256];
+    int dfd = openat(fs->root_fd, dir[0] ? dir : ".",
+                     O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return DSQ_OK;
+        return sys_err(e, errno, "debris", dir, "open directory");
+    }
+    DIR *d = fdopendir(dfd);
+    if (!d) {
+        dsq_rc rc = sys_err(e, errno, "debris", dir, "opendir");
+        close(dfd);
+        return rc;
+    }
+    dsq_rc rc = DSQ_OK;
+    for (;;) {
+        errno = 0;
+        struct dirent *de = readdir(d);
+        if (!de) {
+            if (errno != 0)
+                rc = sys_err(e, errno, "debris", dir, "readdir");
+            break;
+        }
+        if (strncmp(de->d_name, TMP_FILE_PREFIX, sizeof(TMP_FILE_PREFIX) - 1))
+            continue;
+        struct stat sb;
+        if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0 ||
+            !S_ISREG(sb.st_mode))
+            continue;
+        uint64_t mtime_ms = (uint64_t)sb.st_mtim.tv_sec * 1000u +
+                            (uint64_t)sb.st_mtim.tv_nsec / 1000000u;
+        if (mtime_ms >= before_ms)
+            continue; /* may be a put in progress */
+        int deleted = 0;
+        if (do_delete) {
+            if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+                deleted = 1;
+            else if (errno != ENOENT) {
+                rc = sys_err(e, errno, "debris", de->d_name, "unlink");
+                break;
+            } else {
+                continue; /* removed by someone else meanwhile */
+            }
+        }
+        snprintf(name, sizeof(name), "%s%s", dir, de->d_name);
+        if (fn)
+            fn(name, (uint64_t)sb.st_size, mtime_ms, deleted, arg);
+    }
+    if (rc == DSQ_OK && do_delete && fsync(dirfd(d)) != 0)
+        rc = sys_fail(e, DSQ_EIO, errno, "debris", dir, "fsync directory");
+    closedir(d);
+    return rc;
+}
+
 /* ------------------------------------------------------------------ del */
 
 static dsq_rc file_del(struct dsq_store *st, const char *key, struct dsq_err *e)
@@ -628,7 +708,6 @@ struct walk {
     const char *skip;  /* keys starting with skip are rolled up already */
     size_t skiplen;
     size_t max;
-    uint64_t now_ms;
     /* the page being built (moved to the caller on success) */
     struct dsq_list_entry *ents;
     size_t n_ents, cap_ents;
@@ -644,23 +723,6 @@ static int ent_cmp(const void *a, const void *b)
 {
     const struct walk_ent *x = a, *y = b;
     return strcmp(x->key, y->key);
-}
-
-/* Remove a writer's temporary file left for more than an hour. */
-static void clean_stale(struct walk *w, int dfd, const char *name)
-{
-    struct stat sb;
-    if (strncmp(name, TMP_FILE_PREFIX, sizeof(TMP_FILE_PREFIX) - 1) != 0)
-        return;
-    if (fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW) != 0 ||
-        !S_ISREG(sb.st_mode))
-        return;
-    uint64_t mtime_ms = (uint64_t)sb.st_mtim.tv_sec * 1000u +
-                        (uint64_t)sb.st_mtim.tv_nsec / 1000000u;
-    if (mtime_ms + STALE_TMP_MS < w->now_ms && unlinkat(dfd, name, 0) == 0)
-        dsq_log(DSQ_LOG_NOTICE, "store",
-                "file store %s: removed stale temporary file %s", w->fs->dir,
-                name);
 }
 
 static dsq_rc oom(struct walk *w)
@@ -806,10 +868,8 @@ static dsq_rc walk_dir(struct walk *w, int dfd, const char *dkey)
         const char *name = de->d_name;
         if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
             continue;
-        if (strncmp(name, TMP_PREFIX, sizeof(TMP_PREFIX) - 1) == 0) {
-            clean_stale(w, dirfd(d), name);
-            continue;
-        }
+        if (strncmp(name, TMP_PREFIX, sizeof(TMP_PREFIX) - 1) == 0)
+            continue; /* never an object (debris: file_debris) */
         /* names that cannot be keys (bad UTF-8, too long) are not objects */
         size_t nlen = strlen(name);
         if (dklen + nlen >= DSQ_KEY_MAX || !dsq_store_key_valid(name))
@@ -903,7 +963,6 @@ static dsq_rc file_list(struct dsq_store *st, const struct dsq_list_req *req,
     if (w.max > LIST_DEFAULT_MAX)
         w.max = LIST_DEFAULT_MAX; /* S3's cap, so callers meet pages here */
     w.start = req->start_after && req->start_after[0] ? req->start_after : NULL;
-    w.now_ms = dsq_now_ms();
 
     if (req->token) {
         if ((strncmp(req->token, "k:", 2) != 0 &&
@@ -1002,6 +1061,7 @@ static const struct dsq_store_ops file_ops = {
     .head = file_head,
     .list = file_list,
     .del = file_del,
+    .debris = file_debris,
     .destroy = file_destroy,
 };
 
@@ -1011,8 +1071,9 @@ void dsq__store_file_force_link(struct dsq_store *st)
     atomic_store(&((struct dsq_store_file *)st)->noreplace, 0);
 }
 
-/* mkdir -p of an absolute path, fsync'ing the parent of each new one. */
-static dsq_rc make_root(const char *dir, struct dsq_err *e)
+/* mkdir -p of an absolute path, fsync'ing the parent of each new one;
+   new directories get dmode. */
+static dsq_rc make_root(const char *dir, mode_t dmode, struct dsq_err *e)
 {
     char *path = strdup(dir);
     char b[128];
@@ -1025,7 +1086,14 @@ static dsq_rc make_root(const char *dir, struct dsq_err *e)
             continue;
         char saved = path[i];
         path[i] = 0;
-        if (mkdir(path, 0777) == 0) {
+        if (mkdir(path, dmode) == 0) {
+            if (chmod(path, dmode) != 0) {
+                int err = errno;
+                rc =
+                    dsq_err_set(e, errno_rc(err), "file store %s: chmod %s: %s",
+                                dir, path, errstr(err, b, sizeof(b)));
+                goto out;
+            }
             /* new: make its entry durable */
             char *slash = strrchr(path, '/');
             *slash = 0;
@@ -1059,6 +1127,18 @@ out:
 dsq_rc dsq_store_file_open(const char *dir, struct dsq_store **out,
                            struct dsq_err *e)
 {
+    return dsq_store_file_open_mode(dir, DSQ_STORE_MODE_DEFAULT, out, e);
+}
+
+mode_t dsq_store_dir_mode(unsigned mode)
+{
+    /* a directory is searchable by whoever may read its objects */
+    return (mode_t)(mode | ((mode & 0444) >> 2) | 0700);
+}
+
+dsq_rc dsq_store_file_open_mode(const char *dir, unsigned mode,
+                                struct dsq_store **out, struct dsq_err *e)
+{
     char b[128];
     dsq_rc rc;
     if (!dir || dir[0] != '/')
@@ -1066,7 +1146,12 @@ dsq_rc dsq_store_file_open(const char *dir, struct dsq_store **out,
                            "file store '%s': directory must be an absolute "
                            "path",
                            dir ? dir : "(null)");
-    rc = make_root(dir, e);
+    if ((mode & ~0666u) || (mode & 0600u) != 0600u)
+        return dsq_err_set(e, DSQ_EINVAL,
+                           "file store %s: object mode %04o: only read and "
+                           "write bits, with the owner's both",
+                           dir, mode);
+    rc = make_root(dir, dsq_store_dir_mode(mode), e);
     if (rc != DSQ_OK)
         return rc;
     struct dsq_store_file *fs = calloc(1, sizeof(*fs));
@@ -1075,6 +1160,8 @@ dsq_rc dsq_store_file_open(const char *dir, struct dsq_store **out,
     fs->root_fd = -1;
     fs->base.ops = &file_ops;
     fs->base.flags = DSQ_STORE_LOCAL;
+    fs->mode = (mode_t)mode;
+    fs->dmode = dsq_store_dir_mode(mode);
     atomic_init(&fs->noreplace, 1);
     fs->dir = strdup(dir);
     size_t ulen = strlen(dir) + sizeof("file://");

@@ -945,28 +945,30 @@ static dsq_rc parse_url(struct s3 *s, const char *url, struct dsq_err *e)
     return DSQ_OK;
 }
 
-static dsq_rc parse_endpoint(struct s3 *s, const char *ep, struct dsq_err *e)
+static dsq_rc parse_endpoint(struct s3 *s, const char *ep, const char *where,
+                             struct dsq_err *e)
 {
     const char *sep = strstr(ep, "://");
     if (!sep)
         return dsq_err_set(e, DSQ_EINVAL,
-                           "endpoint '%s': expected http://host[:port] or "
-                           "https://host[:port]",
-                           ep);
+                           "endpoint '%s' (from %s): expected "
+                           "http://host[:port] or https://host[:port]",
+                           ep, where);
     size_t sl = (size_t)(sep - ep);
     if (!((sl == 4 && !strncasecmp(ep, "http", 4)) ||
           (sl == 5 && !strncasecmp(ep, "https", 5))))
         return dsq_err_set(e, DSQ_EINVAL,
-                           "endpoint '%s': the scheme must be http or https",
-                           ep);
+                           "endpoint '%s' (from %s): the scheme must be "
+                           "http or https",
+                           ep, where);
     const char *h = sep + 3;
     size_t hl = strcspn(h, "/?#");
     const char *rest = h + hl;
     if (hl == 0 || memchr(h, '@', hl) || (*rest && strcmp(rest, "/") != 0))
         return dsq_err_set(e, DSQ_EINVAL,
-                           "endpoint '%s': expected scheme://host[:port] "
-                           "without user, path or query",
-                           ep);
+                           "endpoint '%s' (from %s): expected "
+                           "scheme://host[:port] without user, path or query",
+                           ep, where);
     s->scheme = strndup(ep, sl);
     s->hostport = strndup(h, hl);
     if (!s->scheme || !s->hostport)
@@ -974,6 +976,31 @@ static dsq_rc parse_endpoint(struct s3 *s, const char *ep, struct dsq_err *e)
     for (char *c = s->scheme; *c; c++)
         *c = (char)tolower((unsigned char)*c);
     return DSQ_OK;
+}
+
+/*
+ * The endpoint, by the SDKs' precedence: -o endpoint (or one the program
+ * set), AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL (config.c read both, the
+ * first winning), the profile's (creds.h), else AWS for the region.  The
+ * environment and the profile do not count when configured endpoints are
+ * ignored.  *where names the source for messages.
+ */
+static const char *choose_endpoint(const struct s3 *s,
+                                   const struct dsq_config *cfg, char *dflt,
+                                   size_t cap, const char **where)
+{
+    int from_env = cfg->endpoint_src && strcmp(cfg->endpoint_src, "-o") != 0;
+    int ignore = dsq_creds_ignore_configured_endpoints(s->creds);
+    if (cfg->endpoint && *cfg->endpoint && !(from_env && ignore)) {
+        *where = from_env ? cfg->endpoint_src : "-o endpoint";
+        return cfg->endpoint;
+    }
+    const char *ep = dsq_creds_profile_endpoint(s->creds, where);
+    if (ep)
+        return ep;
+    snprintf(dflt, cap, "https://s3.%s.amazonaws.com", s->region);
+    *where = "the region's AWS default";
+    return dflt;
 }
 
 dsq_rc dsq_store_s3_open(const char *url, const struct dsq_config *cfg,
@@ -1018,13 +1045,10 @@ dsq_rc dsq_store_s3_open(const char *url, const struct dsq_config *cfg,
         rc = DSQ_ENOMEM;
         goto fail;
     }
-    if (cfg->endpoint && *cfg->endpoint) {
-        rc = parse_endpoint(s, cfg->endpoint, e);
-    } else {
-        char ep[256];
-        snprintf(ep, sizeof(ep), "https://s3.%s.amazonaws.com", s->region);
-        rc = parse_endpoint(s, ep, e);
-    }
+    char dflt[256];
+    const char *ep_where = NULL;
+    const char *ep = choose_endpoint(s, cfg, dflt, sizeof(dflt), &ep_where);
+    rc = parse_endpoint(s, ep, ep_where, e);
     if (rc != DSQ_OK)
         goto fail;
     if (cfg->path_style >= 0)
@@ -1044,9 +1068,9 @@ dsq_rc dsq_store_s3_open(const char *url, const struct dsq_config *cfg,
     s->retry_base_s = cfg->retry_base_s;
     s->retry_max_s = cfg->retry_max_s;
     dsq_log(DSQ_LOG_INFO, "s3",
-            "s3://%s/%s via %s://%s (%s style, region %s, credentials from "
-            "%s)",
-            s->bucket, s->root, s->scheme, s->hostport,
+            "s3://%s/%s via %s://%s (endpoint from %s, %s style, region %s, "
+            "credentials from %s)",
+            s->bucket, s->root, s->scheme, s->hostport, ep_where,
             s->path_style ? "path" : "virtual-hosted", s->region,
             dsq_creds_source(s->creds));
     *out = &s->base;
@@ -1073,13 +1097,68 @@ void dsq_store_s3_stats(struct dsq_store *st, struct dsq_s3_stats *out)
 
 /* ----------------------------------------------------------- self-test */
 
-static dsq_rc probe_put(struct s3 *s, const char *fk, const char *body,
-                        const struct dsq_sigv4_pair *h, size_t nh,
-                        struct dsq_http_resp *resp, struct dsq_err *e)
+static dsq_rc probe_put_once(struct s3 *s, const char *fk, const char *body,
+                             const struct dsq_sigv4_pair *h, size_t nh,
+                             struct dsq_http_resp *resp, struct dsq_err *e)
 {
     struct s3_op op = {"PUT", "PUT", fk,           NULL, 0,     h,
                        nh,    body,  strlen(body), NULL, nh > 1};
     return s3_request(s, &op, resp, e);
+}
+
+static int probe_landed(struct s3 *s, const char *hex, const char *body,
+                        char *etag, size_t etag_sz);
+
+/*
+ * A probe PUT, sent again while its outcome is unknown (a conditional PUT
+ * answered 503 is not retried by s3_request): the probe key is fresh, so
+ * whether it landed can be read, and sending it again is harmless.  Its
+ * body landed is reported as HTTP 200.
+ */
+static dsq_rc probe_put(struct s3 *s, const char *fk, const char *hex,
+                        const char *body, const struct dsq_sigv4_pair *h,
+                        size_t nh, struct dsq_http_resp *resp,
+                        struct dsq_err *e)
+{
+    const uint64_t deadline = dsq_mono_ns() + s->timeout_ns;
+    for (unsigned attempt = 0;; attempt++) {
+        dsq_rc rc = probe_put_once(s, fk, body, h, nh, resp, e);
+        if (rc != DSQ_ETRANSIENT || attempt >= s->max_retries ||
+            dsq_mono_ns() >= deadline)
+            return rc;
+        char etag[sizeof(resp->etag)];
+        if (probe_landed(s, hex, body, etag, sizeof(etag))) {
+            memset(resp, 0, sizeof(*resp));
+            resp->status = 200;
+            snprintf(resp->etag, sizeof(resp->etag), "%s", etag);
+            dsq_err_clear(e);
+            return DSQ_OK;
+        }
+        backoff(s, attempt + 1, deadline);
+    }
+}
+
+/*
+ * A probe PUT answered 412 may be its own earlier attempt, applied with
+ * its reply lost and sent again by the retry: 1 if the probe object
+ * (a fresh random key) holds exactly body; its etag goes to etag.
+ */
+static int probe_landed(struct s3 *s, const char *hex, const char *body,
+                        char *etag, size_t etag_sz)
+{
+    char rel[128];
+    struct dsq_buf b;
+    struct dsq_objinfo info;
+    struct dsq_err e2;
+    snprintf(rel, sizeof(rel), PROBE_PREFIX "%s", hex);
+    dsq_buf_init(&b, 4096);
+    dsq_err_clear(&e2);
+    int ok = s3_get(&s->base, rel, 0, 0, &b, &info, &e2) == DSQ_OK &&
+             b.len == strlen(body) && memcmp(b.data, body, b.len) == 0;
+    if (ok && etag)
+        snprintf(etag, etag_sz, "%s", info.etag);
+    dsq_buf_cleanup(&b);
+    return ok;
 }
 
 dsq_rc dsq_store_s3_selftest(struct dsq_store *st, struct dsq_err *e)
@@ -1104,9 +1183,16 @@ dsq_rc dsq_store_s3_selftest(struct dsq_store *st, struct dsq_err *e)
     struct dsq_sigv4_pair create[] = {
         {"content-type", "application/octet-stream"}, {"if-none-match", "*"}};
 
-    rc = probe_put(s, fk, "dsqlfs probe 1", create, 2, &resp, e);
+    rc = probe_put(s, fk, hex, "dsqlfs probe 1", create, 2, &resp, e);
     if (rc != DSQ_OK)
         return rc;
+    if ((resp.status == 412 || resp.status == 409) &&
+        probe_landed(s, hex, "dsqlfs probe 1", etag, sizeof(etag))) {
+        /* our own first attempt landed, its reply was lost */
+        dsq_http_resp_cleanup(&resp);
+        created = 1;
+        goto second;
+    }
     if (resp.status != 200) {
         struct s3_op op = {"PUT", "PUT", fk, NULL, 0, NULL,
                            0,     NULL,  0,  NULL, 1};
@@ -1130,8 +1216,9 @@ dsq_rc dsq_store_s3_selftest(struct dsq_store *st, struct dsq_err *e)
     snprintf(etag, sizeof(etag), "%s", resp.etag);
     dsq_http_resp_cleanup(&resp);
 
+second:
     /* a second create-only PUT must lose */
-    rc = probe_put(s, fk, "dsqlfs probe 2", create, 2, &resp, e);
+    rc = probe_put(s, fk, hex, "dsqlfs probe 2", create, 2, &resp, e);
     if (rc != DSQ_OK)
         goto out;
     int st2 = resp.status;
@@ -1158,7 +1245,7 @@ dsq_rc dsq_store_s3_selftest(struct dsq_store *st, struct dsq_err *e)
     struct dsq_sigv4_pair wrong[] = {
         {"content-type", "application/octet-stream"},
         {"if-match", "00000000000000000000000000000000"}};
-    rc = probe_put(s, fk, "dsqlfs probe 3", wrong, 2, &resp, e);
+    rc = probe_put(s, fk, hex, "dsqlfs probe 3", wrong, 2, &resp, e);
     if (rc != DSQ_OK)
         goto out;
     st2 = resp.status;
@@ -1174,11 +1261,13 @@ dsq_rc dsq_store_s3_selftest(struct dsq_store *st, struct dsq_err *e)
     if (etag[0]) {
         struct dsq_sigv4_pair right[] = {
             {"content-type", "application/octet-stream"}, {"if-match", etag}};
-        rc = probe_put(s, fk, "dsqlfs probe 4", right, 2, &resp, e);
+        rc = probe_put(s, fk, hex, "dsqlfs probe 4", right, 2, &resp, e);
         if (rc != DSQ_OK)
             goto out;
         st2 = resp.status;
         dsq_http_resp_cleanup(&resp);
+        if (st2 == 412 && probe_landed(s, hex, "dsqlfs probe 4", NULL, 0))
+            st2 = 200; /* applied, its reply lost, the retry refused */
         if (st2 != 200) {
             rc = dsq_err_set(e, DSQ_EUNSUPPORTED,
                              "s3://%s: a PUT with the current etag in "

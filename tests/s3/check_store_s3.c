@@ -853,6 +853,28 @@ START_TEST(test_selftest_refuses)
 }
 END_TEST
 
+/* The probe's first create-only PUT applied but its reply lost: the retry
+   meets our own object (412), which is no reason to refuse the store;
+   nor is a 503 to a probe PUT. */
+START_TEST(test_selftest_lost_reply)
+{
+    struct dsq_store *st = open_proxied("lostprobe", 4);
+    struct dsq_err e;
+    dsq_err_clear(&e);
+    dsq_faultproxy_set(proxy, DSQ_FAULT_DROP_REPLY, 0, 1, "PUT");
+    ck_assert_msg(dsq_store_s3_selftest(st, &e) == DSQ_OK, "%s", e.msg);
+    /* and one answered 503 (a conditional PUT: not retried blindly, the
+       outcome is unknown): the self-test reads, then sends it again */
+    for (unsigned n = 1; n <= 3; n++) {
+        dsq_faultproxy_set(proxy, DSQ_FAULT_STATUS, 503, n, "PUT");
+        ck_assert_msg(dsq_store_s3_selftest(st, &e) == DSQ_OK, "%u: %s", n,
+                      e.msg);
+    }
+    dsq_faultproxy_set(proxy, DSQ_FAULT_PASS, 0, 0, NULL);
+    dsq_store_free(st);
+}
+END_TEST
+
 START_TEST(test_expired_token)
 {
     /* static credentials: a clear, permanent error */
@@ -1186,6 +1208,7 @@ static Suite *s3_suite(void)
     tcase_add_test(tf, test_conditional_ambiguous);
     tcase_add_test(tf, test_timeout);
     tcase_add_test(tf, test_selftest_refuses);
+    tcase_add_test(tf, test_selftest_lost_reply);
     tcase_add_test(tf, test_expired_token);
     tcase_add_test(tf, test_expired_token_refresh);
     suite_add_tcase(s, tf);

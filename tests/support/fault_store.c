@@ -182,6 +182,14 @@ static dsq_rc fault_del(struct dsq_store *st, const char *key,
     return injected(e, mode, k, DSQ_FOP_DEL, key);
 }
 
+static dsq_rc fault_debris(struct dsq_store *st, const char *dir,
+                           uint64_t before_ms, int do_delete, dsq_debris_fn fn,
+                           void *arg, struct dsq_err *e)
+{
+    struct dsq_fault_store *fs = (struct dsq_fault_store *)st;
+    return dsq_store_debris(fs->inner, dir, before_ms, do_delete, fn, arg, e);
+}
+
 static void fault_destroy(struct dsq_store *st)
 {
     struct dsq_fault_store *fs = (struct dsq_fault_store *)st;
@@ -199,6 +207,7 @@ static const struct dsq_store_ops fault_ops = {
     .head = fault_head,
     .list = fault_list,
     .del = fault_del,
+    .debris = fault_debris,
     .destroy = fault_destroy,
 };
 

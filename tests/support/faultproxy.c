@@ -12,6 +12,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,10 @@ struct dsq_faultproxy {
     char method[16];
     char code[64];
     unsigned requests, faults;
+    unsigned by_mode[DSQ_FAULT_ACK + 1];
+    unsigned rnd_permille, rnd_modes; /* random faults (set_random) */
+    int rnd_delay_max;
+    uint64_t rnd_state;
     struct conn *conns[MAX_CONNS];
     size_t n_conns;
 };
@@ -244,6 +249,41 @@ static const char *status_code(int st)
     }
 }
 
+/* xorshift64*: the random faults' generator (lock held) */
+static uint64_t rnd_next(struct dsq_faultproxy *p)
+{
+    uint64_t x = p->rnd_state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    p->rnd_state = x;
+    return x * 2685821657736338717ull;
+}
+
+/* A random fault for the next request, if one is due (lock held). */
+static enum dsq_fault_mode random_fault(struct dsq_faultproxy *p, int *arg)
+{
+    if (!p->rnd_permille || !p->rnd_modes)
+        return DSQ_FAULT_PASS;
+    if (rnd_next(p) % 1000 >= p->rnd_permille)
+        return DSQ_FAULT_PASS;
+    enum dsq_fault_mode pick[DSQ_FAULT_ACK + 1];
+    unsigned n = 0;
+    for (unsigned m = DSQ_FAULT_DELAY; m <= DSQ_FAULT_ACK; m++)
+        if (p->rnd_modes & (1u << m))
+            pick[n++] = (enum dsq_fault_mode)m;
+    if (n == 0)
+        return DSQ_FAULT_PASS;
+    enum dsq_fault_mode mode = pick[rnd_next(p) % n];
+    if (mode == DSQ_FAULT_STATUS)
+        *arg = rnd_next(p) % 2 ? 503 : 500;
+    else if (mode == DSQ_FAULT_DELAY)
+        *arg = p->rnd_delay_max > 0
+                   ? (int)(rnd_next(p) % (uint64_t)p->rnd_delay_max) + 1
+                   : 1;
+    return mode;
+}
+
 static void *conn_main(void *arg)
 {
     struct conn *c = arg;
@@ -276,10 +316,15 @@ static void *conn_main(void *arg)
         if (p->count && (!p->method[0] || !strcmp(p->method, method))) {
             mode = p->mode;
             farg = p->arg;
+            p->count--;
+        } else {
+            mode = random_fault(p, &farg);
+        }
+        if (mode != DSQ_FAULT_PASS) {
             snprintf(code, sizeof(code), "%s",
                      p->code[0] ? p->code : status_code(farg));
-            p->count--;
             p->faults++;
+            p->by_mode[mode]++;
         }
         pthread_mutex_unlock(&p->lock);
 
@@ -397,6 +442,18 @@ static void *accept_main(void *arg)
         c->p = p;
         c->cfd = fd;
         pthread_mutex_lock(&p->lock);
+        /* reap finished connections (their threads have returned or are
+           returning: done is set last, under the lock) */
+        size_t k = 0;
+        for (size_t i = 0; i < p->n_conns; i++) {
+            if (p->conns[i]->done) {
+                pthread_join(p->conns[i]->th, NULL);
+                free(p->conns[i]);
+            } else {
+                p->conns[k++] = p->conns[i];
+            }
+        }
+        p->n_conns = k;
         if (p->n_conns == MAX_CONNS) {
             pthread_mutex_unlock(&p->lock);
             close(fd);
@@ -461,6 +518,27 @@ void dsq_faultproxy_set_code(struct dsq_faultproxy *p, const char *code)
     pthread_mutex_lock(&p->lock);
     snprintf(p->code, sizeof(p->code), "%s", code ? code : "");
     pthread_mutex_unlock(&p->lock);
+}
+
+void dsq_faultproxy_set_random(struct dsq_faultproxy *p, unsigned seed,
+                               unsigned permille, unsigned modes,
+                               int delay_max_ms)
+{
+    pthread_mutex_lock(&p->lock);
+    p->rnd_permille = permille > 1000 ? 1000 : permille;
+    p->rnd_modes = modes;
+    p->rnd_delay_max = delay_max_ms;
+    p->rnd_state = 0x9e3779b97f4a7c15ull ^ ((uint64_t)seed << 1) ^ 1;
+    pthread_mutex_unlock(&p->lock);
+}
+
+unsigned dsq_faultproxy_faults_of(struct dsq_faultproxy *p,
+                                  enum dsq_fault_mode mode)
+{
+    pthread_mutex_lock(&p->lock);
+    unsigned n = (unsigned)mode <= DSQ_FAULT_ACK ? p->by_mode[mode] : 0;
+    pthread_mutex_unlock(&p->lock);
+    return n;
 }
 
 unsigned dsq_faultproxy_requests(struct dsq_faultproxy *p)

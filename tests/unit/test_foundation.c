@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 START_TEST(test_every_rc_has_text)
 {
@@ -54,9 +55,10 @@ START_TEST(test_config_precedence_and_errors)
     ck_assert(c.retry_max_s == 2.5);
     ck_assert_str_eq(c.region, "eu-west-3");
     /* an option beats the environment */
-    ck_assert_int_eq(dsq_config_set_list(&c, "checkpoint_interval=9,ro,"
-                                             "isolation=serializable,"
-                                             "segment_max_bytes=8M",
+    ck_assert_int_eq(dsq_config_set_list(&c,
+                                         "checkpoint_interval=9,ro,"
+                                         "isolation=serializable,"
+                                         "segment_max_bytes=8M",
                                          &e),
                      DSQ_OK);
     ck_assert_uint_eq(c.checkpoint_interval, 9);
@@ -69,8 +71,7 @@ START_TEST(test_config_precedence_and_errors)
     ck_assert_ptr_nonnull(strstr(e.msg, "nosuch"));
     ck_assert_int_eq(dsq_config_set(&c, "max_retries", "-1", &e), DSQ_EINVAL);
     ck_assert_ptr_nonnull(strstr(e.msg, "max_retries"));
-    ck_assert_int_eq(dsq_config_set(&c, "isolation", "weird", &e),
-                     DSQ_EINVAL);
+    ck_assert_int_eq(dsq_config_set(&c, "isolation", "weird", &e), DSQ_EINVAL);
     ck_assert_int_eq(dsq_config_set(&c, "ro", "maybe", &e), DSQ_EINVAL);
     ck_assert_int_eq(dsq_config_set(&c, "segment_max_bytes", "12Q", &e),
                      DSQ_EINVAL);
@@ -82,6 +83,52 @@ START_TEST(test_config_precedence_and_errors)
     /* secrets: accepted, never echoed in errors */
     ck_assert_int_eq(dsq_config_set(&c, "secret_key", "s3cr3t", &e), DSQ_OK);
     ck_assert_str_eq(c.secret_key, "s3cr3t");
+    dsq_config_cleanup(&c);
+}
+END_TEST
+
+/* path options are absolute once parsed: the daemon runs in "/" later */
+START_TEST(test_config_paths_absolute)
+{
+    struct dsq_config c;
+    struct dsq_err e;
+    char cwd[4096], want[8192];
+    ck_assert_ptr_nonnull(getcwd(cwd, sizeof(cwd)));
+    dsq_config_init(&c);
+    dsq_err_clear(&e);
+    ck_assert_int_eq(dsq_config_set(&c, "cache_dir", "relcache", &e), DSQ_OK);
+    snprintf(want, sizeof(want), "%s/relcache", cwd);
+    ck_assert_str_eq(c.cache_dir, want);
+    ck_assert_int_eq(dsq_config_set(&c, "cache_dir", "./a/b", &e), DSQ_OK);
+    snprintf(want, sizeof(want), "%s/a/b", cwd);
+    ck_assert_str_eq(c.cache_dir, want);
+    ck_assert_int_eq(dsq_config_set(&c, "cache_dir", "/abs/x", &e), DSQ_OK);
+    ck_assert_str_eq(c.cache_dir, "/abs/x");
+    ck_assert_int_eq(dsq_config_set(&c, "ca_file", "certs/ca.pem", &e), DSQ_OK);
+    snprintf(want, sizeof(want), "%s/certs/ca.pem", cwd);
+    ck_assert_str_eq(c.ca_file, want);
+    /* and from the environment */
+    setenv("DISTRIBUTED_SQLITE_CACHE_DIR", "envcache", 1);
+    ck_assert_int_eq(dsq_config_load_env(&c, &e), DSQ_OK);
+    unsetenv("DISTRIBUTED_SQLITE_CACHE_DIR");
+    snprintf(want, sizeof(want), "%s/envcache", cwd);
+    ck_assert_str_eq(c.cache_dir, want);
+    /* store_mode is octal, read/write bits with the owner's both */
+    ck_assert_uint_eq(c.store_mode, 0600);
+    ck_assert_int_eq(dsq_config_set(&c, "store_mode", "0640", &e), DSQ_OK);
+    ck_assert_uint_eq(c.store_mode, 0640);
+    ck_assert_int_eq(dsq_config_set(&c, "store_mode", "644", &e), DSQ_OK);
+    ck_assert_uint_eq(c.store_mode, 0644);
+    const char *bad[] = {"0700", "0400", "0666x", "9", "", "01600"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        dsq_err_clear(&e);
+        ck_assert_int_eq(dsq_config_set(&c, "store_mode", bad[i], &e),
+                         DSQ_EINVAL);
+        ck_assert_ptr_nonnull(strstr(e.msg, "store_mode"));
+    }
+    char *p = dsq_path_absolute(".");
+    ck_assert_str_eq(p, cwd);
+    free(p);
     dsq_config_cleanup(&c);
 }
 END_TEST
@@ -190,9 +237,9 @@ START_TEST(test_freelist_real_and_hostile)
     uint32_t n = (uint32_t)(len / img_ps);
     uint32_t *fl;
     size_t nfl;
-    ck_assert_int_eq(dsq_sqlite_freelist(img, img_ps, n, mem_reader, NULL,
-                                         &fl, &nfl, NULL),
-                     DSQ_OK);
+    ck_assert_int_eq(
+        dsq_sqlite_freelist(img, img_ps, n, mem_reader, NULL, &fl, &nfl, NULL),
+        DSQ_OK);
     ck_assert_uint_eq(nfl, dsq_be32(img + 36));
     ck_assert_uint_gt(nfl, 100);
     long long fc = dsq_test_sql_int(path, "PRAGMA freelist_count");
@@ -205,22 +252,22 @@ START_TEST(test_freelist_real_and_hostile)
     uint8_t saved[8];
     memcpy(saved, t, 8);
     dsq_put_be32(t, trunk);
-    ck_assert_int_eq(dsq_sqlite_freelist(img, img_ps, n, mem_reader, NULL,
-                                         &fl, &nfl, NULL),
-                     DSQ_ECORRUPT);
+    ck_assert_int_eq(
+        dsq_sqlite_freelist(img, img_ps, n, mem_reader, NULL, &fl, &nfl, NULL),
+        DSQ_ECORRUPT);
     memcpy(t, saved, 8);
     dsq_put_be32(t + 8, n + 5);
-    ck_assert_int_eq(dsq_sqlite_freelist(img, img_ps, n, mem_reader, NULL,
-                                         &fl, &nfl, NULL),
-                     DSQ_ECORRUPT);
+    ck_assert_int_eq(
+        dsq_sqlite_freelist(img, img_ps, n, mem_reader, NULL, &fl, &nfl, NULL),
+        DSQ_ECORRUPT);
     dsq_put_be32(t + 4, 100000);
-    ck_assert_int_eq(dsq_sqlite_freelist(img, img_ps, n, mem_reader, NULL,
-                                         &fl, &nfl, NULL),
-                     DSQ_ECORRUPT);
+    ck_assert_int_eq(
+        dsq_sqlite_freelist(img, img_ps, n, mem_reader, NULL, &fl, &nfl, NULL),
+        DSQ_ECORRUPT);
     dsq_put_be32(img + 36, n + 1);
-    ck_assert_int_eq(dsq_sqlite_freelist(img, img_ps, n, mem_reader, NULL,
-                                         &fl, &nfl, NULL),
-                     DSQ_ECORRUPT);
+    ck_assert_int_eq(
+        dsq_sqlite_freelist(img, img_ps, n, mem_reader, NULL, &fl, &nfl, NULL),
+        DSQ_ECORRUPT);
     free(img);
     dsq_test_rmrf(dir);
     free(dir);
@@ -255,6 +302,7 @@ int main(void)
     tcase_add_test(tc, test_every_rc_has_text);
     tcase_add_test(tc, test_err_one_line_and_prefix);
     tcase_add_test(tc, test_config_precedence_and_errors);
+    tcase_add_test(tc, test_config_paths_absolute);
     tcase_add_test(tc, test_buf_cap);
     tcase_add_test(tc, test_pgbuf_spills_and_truncates);
     tcase_add_test(tc, test_freelist_real_and_hostile);

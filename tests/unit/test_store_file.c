@@ -15,6 +15,7 @@
 #include "testutil.h"
 
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -776,7 +777,9 @@ START_TEST(test_list_odd_requests)
 }
 END_TEST
 
-START_TEST(test_list_stale_temps)
+/* Temporary files are never listed, and a listing deletes nothing, not
+   even debris hours old (recovery-scan reports and sweeps that: debris) */
+START_TEST(test_list_hides_temps_deletes_nothing)
 {
     char p[4096];
     put_ok(g_st, "k/obj", "x");
@@ -790,30 +793,11 @@ START_TEST(test_list_stale_temps)
     struct flat f;
     list_flat(g_st, "", NULL, NULL, 0, &f);
     ck_assert_uint_eq(f.n, 1);
+    ck_assert_str_eq(f.keys[0], "k/obj");
     flat_free(&f);
-    ck_assert(!path_exists("k/.dsqtmp.1.1.old"));
+    ck_assert(path_exists("k/.dsqtmp.1.1.old"));
     ck_assert(path_exists("k/.dsqtmp.1.2.new"));
-    ck_assert(path_exists(".dsqtmp-lock")); /* only writers' temp files */
-}
-END_TEST
-
-static uint64_t two_hours_later(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + 7200u * 1000u;
-}
-
-START_TEST(test_list_stale_uses_env_clock)
-{
-    write_raw("k/.dsqtmp.1.2.new", "in progress");
-    dsq_env.now_ms = two_hours_later;
-    struct flat f;
-    list_flat(g_st, "k/", NULL, NULL, 0, &f);
-    dsq_env_reset();
-    ck_assert_uint_eq(f.n, 0);
-    flat_free(&f);
-    ck_assert(!path_exists("k/.dsqtmp.1.2.new"));
+    ck_assert(path_exists(".dsqtmp-lock"));
 }
 END_TEST
 
@@ -1295,6 +1279,42 @@ static int check_big(struct dsq_store *st, const char *key, int *seen)
     return ok;
 }
 
+/* Temporary files (".dsqtmp.*") directly in the store directory rel. */
+static size_t count_tmpfiles(const char *rel)
+{
+    char p[4096 + 64];
+    snprintf(p, sizeof(p), "%s/%s", g_dir, rel);
+    DIR *d = opendir(p);
+    size_t n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d)))
+        if (!strncmp(de->d_name, ".dsqtmp.", 8))
+            n++;
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static void mkdir_in(const char *rel)
+{
+    char p[4096 + 64];
+    snprintf(p, sizeof(p), "%s/%s", g_dir, rel);
+    ck_assert_int_eq(mkdir(p, 0700), 0);
+}
+
+static size_t debris_n;
+static char debris_last[256];
+static void on_debris(const char *name, uint64_t size, uint64_t mtime_ms,
+                      int deleted, void *arg)
+{
+    (void)size;
+    (void)mtime_ms;
+    (void)deleted;
+    (void)arg;
+    debris_n++;
+    snprintf(debris_last, sizeof(debris_last), "%s", name);
+}
+
 static void writer_child(int round)
 {
     struct dsq_store *st = child_store();
@@ -1355,6 +1375,129 @@ START_TEST(test_torn_write_sigkill)
             "writing\n",
             f.n, seen);
     flat_free(&f);
+    /* what the killed writers left is what debris reports, and removes */
+    size_t left = count_tmpfiles("big");
+    debris_n = 0;
+    ck_assert_int_eq(
+        dsq_store_debris(g_st, "big/", UINT64_MAX, 0, on_debris, NULL, NULL),
+        DSQ_OK);
+    ck_assert_uint_eq(debris_n, left);
+    ck_assert_uint_eq(count_tmpfiles("big"), left);
+    fprintf(stderr, "torn-write: %zu temporary file(s) left by kills\n", left);
+    debris_n = 0;
+    ck_assert_int_eq(
+        dsq_store_debris(g_st, "big/", UINT64_MAX, 1, on_debris, NULL, NULL),
+        DSQ_OK);
+    ck_assert_uint_eq(debris_n, left);
+    ck_assert_uint_eq(count_tmpfiles("big"), 0);
+}
+END_TEST
+
+static unsigned mode_of(const char *path)
+{
+    struct stat sb;
+    ck_assert_msg(stat(path, &sb) == 0, "stat %s", path);
+    return (unsigned)(sb.st_mode & 07777);
+}
+
+/* Objects and directories a store creates are private (0600, 0700)
+   whatever the umask; store_mode widens that on purpose. */
+START_TEST(test_store_mode)
+{
+    char p[4096 + 64], root[4096 + 64];
+    mode_t old = umask(022);
+    snprintf(root, sizeof(root), "%s/new/root", g_dir);
+    struct dsq_store *st = NULL;
+    ck_assert_int_eq(dsq_store_file_open(root, &st, NULL), DSQ_OK);
+    ck_assert_int_eq(dsq_store_put(st, "db/segments/a.seg", "x", 1, DSQ_PUT_ANY,
+                                   NULL, NULL, NULL),
+                     DSQ_OK);
+    ck_assert_int_eq(dsq_store_put(st, "db/manifests/v1", "x", 1,
+                                   DSQ_PUT_CREATE, NULL, NULL, NULL),
+                     DSQ_OK);
+    ck_assert_uint_eq(mode_of(root), 0700);
+    snprintf(p, sizeof(p), "%s/new", g_dir);
+    ck_assert_uint_eq(mode_of(p), 0700);
+    snprintf(p, sizeof(p), "%s/db", root);
+    ck_assert_uint_eq(mode_of(p), 0700);
+    snprintf(p, sizeof(p), "%s/db/segments", root);
+    ck_assert_uint_eq(mode_of(p), 0700);
+    snprintf(p, sizeof(p), "%s/db/segments/a.seg", root);
+    ck_assert_uint_eq(mode_of(p), 0600);
+    snprintf(p, sizeof(p), "%s/db/manifests/v1", root);
+    ck_assert_uint_eq(mode_of(p), 0600);
+    dsq_store_free(st);
+    /* widened: the group may read; exact despite a strict umask */
+    umask(077);
+    snprintf(root, sizeof(root), "%s/shared", g_dir);
+    ck_assert_int_eq(dsq_store_file_open_mode(root, 0640, &st, NULL), DSQ_OK);
+    ck_assert_int_eq(
+        dsq_store_put(st, "db/k", "x", 1, DSQ_PUT_ANY, NULL, NULL, NULL),
+        DSQ_OK);
+    ck_assert_uint_eq(mode_of(root), 0750);
+    snprintf(p, sizeof(p), "%s/db", root);
+    ck_assert_uint_eq(mode_of(p), 0750);
+    snprintf(p, sizeof(p), "%s/db/k", root);
+    ck_assert_uint_eq(mode_of(p), 0640);
+    dsq_store_free(st);
+    umask(old);
+    /* modes that make no sense for objects are refused, naming them */
+    struct dsq_err e;
+    unsigned bad[] = {0700, 0400, 0200, 01600, 0644 | 0111};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        dsq_err_clear(&e);
+        ck_assert_int_eq(dsq_store_file_open_mode(root, bad[i], &st, &e),
+                         DSQ_EINVAL);
+        ck_assert_ptr_nonnull(strstr(e.msg, "mode"));
+    }
+}
+END_TEST
+
+/* debris: only temporary files, only older than the bound, only one
+   directory; never a path outside the store */
+START_TEST(test_debris_old_tmpfiles_only)
+{
+    char p[4096 + 64];
+    ck_assert_int_eq(
+        dsq_store_put(g_st, "d/obj", "x", 1, DSQ_PUT_ANY, NULL, NULL, NULL),
+        DSQ_OK);
+    const char *names[] = {".dsqtmp.1.2.old", ".dsqtmp.1.3.young",
+                           "sub/.dsqtmp.1.4.deeper"};
+    mkdir_in("d/sub");
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof(p), "%s/d/%s", g_dir, names[i]);
+        dsq_test_write_file(p, "tmp", 3);
+    }
+    /* "old": two hours ago */
+    snprintf(p, sizeof(p), "%s/d/%s", g_dir, names[0]);
+    struct timespec ts[2] = {{time(NULL) - 7200, 0}, {time(NULL) - 7200, 0}};
+    ck_assert_int_eq(utimensat(AT_FDCWD, p, ts, 0), 0);
+    uint64_t hour_ago = dsq_now_ms() - 3600u * 1000u;
+    debris_n = 0;
+    debris_last[0] = 0;
+    ck_assert_int_eq(
+        dsq_store_debris(g_st, "d/", hour_ago, 0, on_debris, NULL, NULL),
+        DSQ_OK);
+    ck_assert_uint_eq(debris_n, 1);
+    ck_assert_str_eq(debris_last, "d/.dsqtmp.1.2.old");
+    ck_assert_uint_eq(count_tmpfiles("d"), 2);
+    debris_n = 0;
+    ck_assert_int_eq(
+        dsq_store_debris(g_st, "d/", hour_ago, 1, on_debris, NULL, NULL),
+        DSQ_OK);
+    ck_assert_uint_eq(debris_n, 1);
+    ck_assert_uint_eq(count_tmpfiles("d"), 1); /* the young one stays */
+    ck_assert_int_eq(dsq_store_head(g_st, "d/obj", NULL, NULL), DSQ_OK);
+    /* a missing directory has none; a bad one is refused */
+    ck_assert_int_eq(
+        dsq_store_debris(g_st, "nosuch/", UINT64_MAX, 1, on_debris, NULL, NULL),
+        DSQ_OK);
+    ck_assert_int_eq(
+        dsq_store_debris(g_st, "../", UINT64_MAX, 1, on_debris, NULL, NULL),
+        DSQ_EINVAL);
+    ck_assert_int_eq(
+        dsq_store_debris(g_st, "d", UINT64_MAX, 1, on_debris, NULL, NULL),
+        DSQ_EINVAL);
 }
 END_TEST
 
@@ -1662,8 +1805,8 @@ static Suite *store_file_suite(void)
     tcase_add_test(tc, test_list_basic);
     tcase_add_test(tc, test_list_byte_order);
     tcase_add_test(tc, test_list_odd_requests);
-    tcase_add_test(tc, test_list_stale_temps);
-    tcase_add_test(tc, test_list_stale_uses_env_clock);
+    tcase_add_test(tc, test_list_hides_temps_deletes_nothing);
+    tcase_add_test(tc, test_store_mode);
     tcase_add_test(tc, test_list_pagination);
     suite_add_tcase(s, tc);
 
@@ -1675,6 +1818,7 @@ static Suite *store_file_suite(void)
     tcase_add_test(tc, test_proc_if_match_counter);
     tcase_add_test(tc, test_thread_races);
     tcase_add_test(tc, test_torn_write_sigkill);
+    tcase_add_test(tc, test_debris_old_tmpfiles_only);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("fault");
