@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 #define BATCH_PAGES 256u
-#define EXPORT_BATCH_BYTES (16u << 20)
+#define EXPORT_BATCH_BYTES (64u << 20)
 
 struct args {
     const char *cmd;

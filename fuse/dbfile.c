@@ -39,6 +39,7 @@
  */
 #include "dbfile_int.h"
 
+#include "env.h"
 #include "log.h"
 #include "loop.h"
 #include "sqlitefmt.h"
@@ -300,27 +301,41 @@ int dsq__df_ensure_snap(struct dsq_dbfile *df)
     return 0;
 }
 
-/* Ask the store for the head unless the staleness bound allows not to. */
-int dsq__df_check_head(struct dsq_dbfile *df, int force)
+/*
+ * Ask the store for the head unless the staleness bound allows not to.
+ * force (the early-conflict check at EXCLUSIVE): unless the last answer is
+ * a few round trips young (dsq_db_fresh_recent): within that window the
+ * commit's own create-only PUT finds a race just as well, without a
+ * request of its own.  started_ns (dsq_mono_ns; 0 = now) is when the read
+ * transaction started: any answer to a request sent since will do.  0, 1
+ * if the database was deleted or created again since the snapshot (drop
+ * everything cached), or -errno.
+ */
+static int check_head_since(struct dsq_dbfile *df, int force,
+                            uint64_t started_ns)
 {
     uint64_t now = dsq__mono_ns();
     double stale = df->fs->cfg->staleness_s;
-    if (!force && stale > 0 &&
-        (double)(now - df->head_checked_ns) < stale * 1e9)
+    if (stale > 0 && (double)(now - df->head_checked_ns) < stale * 1e9)
         return 0;
     struct dsq_err e;
     dsq_err_clear(&e);
-    uint64_t known = df->head, v = 0;
-    if (df->snap && dsq_snap_version(df->snap) > known)
-        known = dsq_snap_version(df->snap);
-    dsq_rc rc = dsq_db_head_after(df->db, known, &v, &e);
+    struct dsq_fresh f;
+    /* a read transaction starts now: a check sent from now on answers */
+    dsq_rc rc = force ? dsq_db_fresh_recent(df->db, df->snap, &f, &e)
+                      : dsq_db_fresh(df->db, df->snap, started_ns, &f, &e);
     if (rc != DSQ_OK) {
         dsq__df_log_rc(df, "checking for new versions", &e, rc);
         return -dsq_rc_errno(rc);
     }
-    df->head = v;
+    df->head = f.version;
     df->head_checked_ns = now;
-    return 0;
+    return f.replaced;
+}
+
+int dsq__df_check_head(struct dsq_dbfile *df, int force)
+{
+    return check_head_since(df, force, 0);
 }
 
 /*
@@ -330,6 +345,9 @@ int dsq__df_check_head(struct dsq_dbfile *df, int force)
 int dsq__df_refresh(struct dsq_dbfile *df, struct inval *iv,
                     uint64_t owner_except)
 {
+    /* the read transaction starts now: the newest version found by
+       ensure_snap's own listing answers it, if that comes first */
+    uint64_t started = dsq_mono_ns();
     int r = dsq__df_ensure_snap(df);
     if (r || dsq__df_buffered(df) || dsq_locks_any(&df->locks, owner_except))
         return r;
@@ -338,11 +356,12 @@ int dsq__df_refresh(struct dsq_dbfile *df, struct inval *iv,
            rolls back against it first */
         return 0;
     }
-    r = dsq__df_check_head(df, 0);
-    if (r)
+    r = check_head_since(df, 0, started);
+    if (r < 0)
         return r;
+    const int replaced = r;
     uint64_t cur = dsq_snap_version(df->snap);
-    if (df->head <= cur)
+    if (df->head <= cur && !replaced)
         return 0;
     struct dsq_err e;
     dsq_err_clear(&e);
@@ -353,7 +372,7 @@ int dsq__df_refresh(struct dsq_dbfile *df, struct inval *iv,
         return -dsq_rc_errno(rc);
     }
     uint32_t ops = dsq_snap_page_size(df->snap);
-    if (df->head - cur > INVAL_MAX_VERSIONS || ops == 0 ||
+    if (replaced || df->head - cur > INVAL_MAX_VERSIONS || ops == 0 ||
         ops != dsq_snap_page_size(ns)) {
         dsq__inval_whole(iv);
     } else {
@@ -510,8 +529,11 @@ static int ranges_contain(const struct dsq_page_range *r, size_t n, uint32_t p)
  */
 static int early_conflict(struct dsq_dbfile *df, int any_commit, int fresh)
 {
-    if (!fresh && dsq__df_check_head(df, 1) != 0)
+    int fr = fresh ? 0 : dsq__df_check_head(df, 1);
+    if (fr < 0)
         return 0; /* the commit will tell */
+    if (fr > 0)
+        return 1; /* deleted or created again: BUSY, then a new snapshot */
     uint64_t sv = dsq_snap_version(df->snap);
     if (df->head <= sv)
         return 0;
@@ -1003,7 +1025,6 @@ ssize_t dsq_dbfile_read(struct dsq_dbfile *df, char *buf, size_t size,
     return done;
 }
 
-
 /* (W2) The checkpoint buffer of a WAL cycle, over the db file's version. */
 static int ckpt_txn(struct dsq_dbfile *df, struct dsq_txn **out)
 {
@@ -1113,7 +1134,7 @@ ssize_t dsq_dbfile_write(struct dsq_dbfile *df, const char *buf, size_t size,
 
 /* Write bytes into a transaction's pages (partial pages read first). */
 dsq_rc dsq__txn_write_bytes(struct dsq_txn *t, const char *buf, size_t size,
-                              uint64_t off, struct dsq_err *ep)
+                            uint64_t off, struct dsq_err *ep)
 {
     struct dsq_err e;
     dsq_err_clear(&e);

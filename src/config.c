@@ -72,6 +72,8 @@ static const struct opt opts[] = {
     {"path_style", NULL, NULL, K_TRISTATE, OFF(path_style), 0, 0},
     {"connect_timeout", NULL, NULL, K_UINT, OFF(connect_timeout_s), 1, 3600},
     {"request_timeout", NULL, NULL, K_UINT, OFF(request_timeout_s), 1, 3600},
+    {"store_timeout", "DSQLFS_STORE_TIMEOUT", NULL, K_DOUBLE,
+     OFF(store_timeout_s), 0.001, 86400},
     {"ro", NULL, NULL, K_BOOL, OFF(read_only), 0, 0},
     {"allow_delete", NULL, NULL, K_BOOL, OFF(allow_delete), 0, 0},
     {"allow_other", NULL, NULL, K_BOOL, OFF(allow_other), 0, 0},
@@ -94,7 +96,7 @@ void dsq_config_init(struct dsq_config *c)
     c->max_retries = 10;
     c->retry_base_s = 0.05;
     c->retry_max_s = 30.0;
-    c->segment_max_bytes = 64u << 20;
+    c->segment_max_bytes = 16u << 20;
     c->isolation = DSQ_ISOLATION_SNAPSHOT;
     c->compress = 1;
     c->page_cache_bytes = 64u << 20;
@@ -105,6 +107,7 @@ void dsq_config_init(struct dsq_config *c)
     c->path_style = -1;
     c->connect_timeout_s = 10;
     c->request_timeout_s = 30;
+    c->store_timeout_s = 30;
     c->staleness_s = 0;
     c->spin_us = 100;
     c->maint_interval_s = 3600;

@@ -31,7 +31,7 @@ struct dsq_config {
     unsigned max_retries;         /* commit rebase / request retries (10) */
     double retry_base_s;          /* backoff base (0.05) */
     double retry_max_s;           /* backoff cap (30.0) */
-    uint64_t segment_max_bytes;   /* bound on one segment (64 MiB) */
+    uint64_t segment_max_bytes;   /* bound on one segment (16 MiB) */
     enum dsq_isolation isolation;
     int compress;    /* zstd page compression (1) */
     char *cache_dir; /* owned, absolute; ~/.distributed_sqlite/cache */
@@ -55,6 +55,8 @@ struct dsq_config {
     int path_style;      /* -1 auto, 0 virtual-hosted, 1 path */
     unsigned connect_timeout_s; /* 10 */
     unsigned request_timeout_s; /* low-speed limit window (30) */
+    double store_timeout_s;     /* retrying a store call stops after this
+                                   (30; docs/options.md) */
 
     /* mount */
     int read_only;

@@ -12,7 +12,7 @@
  *   2. store calls with retry and backoff
  *   3. caches (pages, chunks, snapshots)
  *   4. versions and snapshots
- *   5. page lookup and reads
+ *   5. page lookup and reads (bulk reads: db_read.c)
  *
  * Locking: db->mu guards the caches and stats.  It is never held across a
  * store call.  Snapshots are immutable after creation; their refcount is
@@ -94,6 +94,7 @@ dsq_rc dsq_db_open(struct dsq_store *st, const char *prefix,
     db->max_retries = cfg->max_retries;
     db->retry_base_s = cfg->retry_base_s;
     db->retry_max_s = cfg->retry_max_s;
+    db->store_timeout_ns = (uint64_t)(cfg->store_timeout_s * 1e9);
     db->segment_max = cfg->segment_max_bytes;
     db->isolation = cfg->isolation;
     db->compress = cfg->compress;
@@ -108,6 +109,7 @@ dsq_rc dsq_db_open(struct dsq_store *st, const char *prefix,
         db->pc_nbuckets *= 2;
     db->pc_hash = calloc(db->pc_nbuckets, sizeof(*db->pc_hash));
     pthread_mutex_init(&db->mu, NULL);
+    pthread_cond_init(&db->fresh_cv, NULL);
     if (!db->prefix || !db->pc_hash || (cfg->cache_dir && !db->spill_dir)) {
         dsq_db_close(db);
         return DSQ_ENOMEM;
@@ -142,6 +144,7 @@ void dsq_db_close(struct dsq_db *db)
         if (db->snaps[i])
             dsq_snap_release(db->snaps[i]);
     pthread_mutex_destroy(&db->mu);
+    pthread_cond_destroy(&db->fresh_cv);
     dsq_cache_close(db->dcache);
     free(db->spill_dir);
     free(db->prefix);
@@ -174,15 +177,33 @@ void dsq_db_get_stats(struct dsq_db *db, struct dsq_db_stats *out)
 /* 2. store calls with retry and backoff                                */
 /* ------------------------------------------------------------------ */
 
-/* Full jitter: sleep a uniform time in [0, min(max, base * 2^attempt)). */
-void dsq__backoff(const struct dsq_db *db, unsigned attempt)
+/* Full jitter: sleep a uniform time in [0, min(max, base * 2^attempt)),
+   never past store_timeout. */
+int dsq__retry(struct dsq_db *db, unsigned attempt, uint64_t start_ns,
+               struct dsq_err *e)
 {
+    if (attempt >= db->max_retries)
+        return 0;
+    uint64_t now = dsq_mono_ns();
+    uint64_t spent = now - start_ns;
+    if (spent + 1000000u >= db->store_timeout_ns) { /* < 1 ms left */
+        dsq_err_prefix(e,
+                       "no answer from the store within %.1f s "
+                       "(store_timeout)",
+                       (double)db->store_timeout_ns / 1e9);
+        return 0;
+    }
+    STAT_ADD(db, retries, 1);
     double cap = db->retry_base_s * pow(2.0, (double)attempt);
     if (cap > db->retry_max_s)
         cap = db->retry_max_s;
+    double left = (double)(db->store_timeout_ns - spent) / 1e9;
+    if (cap > left)
+        cap = left;
     uint64_t ms = (uint64_t)(cap * 1000.0);
     if (ms > 0)
         dsq_env.sleep_ms(dsq_random_below(ms + 1));
+    return 1;
 }
 
 /* GET (whole or range) of a relative key, retrying transient failures. */
@@ -193,6 +214,7 @@ dsq_rc dsq__obj_get(struct dsq_db *db, const char *rel, uint64_t off,
     char key[DSQ_KEY_MAX];
     dsq__full_key(db, rel, key, sizeof(key));
     dsq_rc rc;
+    const uint64_t start = dsq_mono_ns();
     for (unsigned attempt = 0;; attempt++) {
         size_t before = out->len;
         rc = dsq_store_get(db->st, key, off, len, out, info, e);
@@ -202,10 +224,8 @@ dsq_rc dsq__obj_get(struct dsq_db *db, const char *rel, uint64_t off,
             return rc;
         }
         out->len = before;
-        if (rc != DSQ_ETRANSIENT || attempt >= db->max_retries)
+        if (rc != DSQ_ETRANSIENT || !dsq__retry(db, attempt, start, e))
             return rc;
-        STAT_ADD(db, retries, 1);
-        dsq__backoff(db, attempt);
     }
 }
 
@@ -216,6 +236,7 @@ dsq_rc dsq__obj_put(struct dsq_db *db, const char *rel, const void *data,
     char key[DSQ_KEY_MAX];
     dsq__full_key(db, rel, key, sizeof(key));
     dsq_rc rc;
+    const uint64_t start = dsq_mono_ns();
     for (unsigned attempt = 0;; attempt++) {
         rc = dsq_store_put(db->st, key, data, len, DSQ_PUT_ANY, NULL, NULL, e);
         STAT_ADD(db, store_puts, 1);
@@ -223,10 +244,8 @@ dsq_rc dsq__obj_put(struct dsq_db *db, const char *rel, const void *data,
             STAT_ADD(db, bytes_written, len);
             return rc;
         }
-        if (rc != DSQ_ETRANSIENT || attempt >= db->max_retries)
+        if (rc != DSQ_ETRANSIENT || !dsq__retry(db, attempt, start, e))
             return rc;
-        STAT_ADD(db, retries, 1);
-        dsq__backoff(db, attempt);
     }
 }
 
@@ -235,13 +254,12 @@ dsq_rc dsq__obj_del(struct dsq_db *db, const char *rel, struct dsq_err *e)
     char key[DSQ_KEY_MAX];
     dsq__full_key(db, rel, key, sizeof(key));
     dsq_rc rc;
+    const uint64_t start = dsq_mono_ns();
     for (unsigned attempt = 0;; attempt++) {
         rc = dsq_store_del(db->st, key, e);
         STAT_ADD(db, store_dels, 1);
-        if (rc != DSQ_ETRANSIENT || attempt >= db->max_retries)
+        if (rc != DSQ_ETRANSIENT || !dsq__retry(db, attempt, start, e))
             return rc;
-        STAT_ADD(db, retries, 1);
-        dsq__backoff(db, attempt);
     }
 }
 
@@ -249,14 +267,13 @@ static dsq_rc obj_list(struct dsq_db *db, const struct dsq_list_req *req,
                        struct dsq_list_page *out, struct dsq_err *e)
 {
     dsq_rc rc;
+    const uint64_t start = dsq_mono_ns();
     for (unsigned attempt = 0;; attempt++) {
         memset(out, 0, sizeof(*out));
         rc = dsq_store_list(db->st, req, out, e);
         STAT_ADD(db, store_lists, 1);
-        if (rc != DSQ_ETRANSIENT || attempt >= db->max_retries)
+        if (rc != DSQ_ETRANSIENT || !dsq__retry(db, attempt, start, e))
             return rc;
-        STAT_ADD(db, retries, 1);
-        dsq__backoff(db, attempt);
     }
 }
 
@@ -264,10 +281,26 @@ static dsq_rc obj_list(struct dsq_db *db, const struct dsq_list_req *req,
  * List every key under a relative prefix (e.g. "manifests/"), starting
  * after a relative key; fn gets the key relative to the db prefix.
  */
+static dsq_rc list_rel_pages(struct dsq_db *db, const char *relprefix,
+                             const char *start_after_rel, dsq__rel_list_fn fn,
+                             void *arg, int one_page, int *more,
+                             struct dsq_err *e);
+
 dsq_rc dsq__list_rel(struct dsq_db *db, const char *relprefix,
                      const char *start_after_rel, dsq__rel_list_fn fn,
                      void *arg, struct dsq_err *e)
 {
+    return list_rel_pages(db, relprefix, start_after_rel, fn, arg, 0, NULL, e);
+}
+
+/* The same; with one_page, only the first page (*more: others follow). */
+static dsq_rc list_rel_pages(struct dsq_db *db, const char *relprefix,
+                             const char *start_after_rel, dsq__rel_list_fn fn,
+                             void *arg, int one_page, int *more,
+                             struct dsq_err *e)
+{
+    if (more)
+        *more = 0;
     char prefix[DSQ_KEY_MAX], after[DSQ_KEY_MAX];
     dsq__full_key(db, relprefix, prefix, sizeof(prefix));
     if (start_after_rel)
@@ -298,6 +331,12 @@ dsq_rc dsq__list_rel(struct dsq_db *db, const char *relprefix,
             page.next_token = NULL;
         }
         dsq_list_page_cleanup(&page);
+        if (token && one_page) {
+            if (more)
+                *more = 1;
+            free(token);
+            return DSQ_OK;
+        }
         if (stop || !token)
             return DSQ_OK;
     }
@@ -354,15 +393,20 @@ static void pc_push_front(struct dsq_db *db, struct pc_entry *p)
         db->pc_tail = p;
 }
 
-/* Copy a cached page out; 1 on hit. */
-static int pc_lookup(struct dsq_db *db, const char *segkey, uint64_t offset,
-                     uint32_t pgno, void *out, uint32_t page_size)
+/*
+ * Copy a cached page out; 1 on hit.  The page number and checksum must
+ * match too: a manifest key names different bytes in a database deleted
+ * and created again.
+ */
+int dsq__pc_lookup(struct dsq_db *db, const char *segkey,
+                   const struct dsq_page_loc *loc, void *out,
+                   uint32_t page_size)
 {
     size_t b;
     int hit = 0;
     pthread_mutex_lock(&db->mu);
-    struct pc_entry *p = pc_find(db, segkey, offset, &b);
-    if (p && p->pgno == pgno) {
+    struct pc_entry *p = pc_find(db, segkey, loc->offset, &b);
+    if (p && p->pgno == loc->pgno && p->checksum == loc->checksum) {
         memcpy(out, p->page, page_size);
         pc_unlink_lru(db, p);
         pc_push_front(db, p);
@@ -374,7 +418,7 @@ static int pc_lookup(struct dsq_db *db, const char *segkey, uint64_t offset,
 
 /* Page reads served without a store request (memory or disk cache) and
    with one; page cache lookups themselves are not counted. */
-static void count_reads(struct dsq_db *db, uint64_t hits, uint64_t misses)
+void dsq__count_reads(struct dsq_db *db, uint64_t hits, uint64_t misses)
 {
     pthread_mutex_lock(&db->mu);
     db->stats.cache_hits += hits;
@@ -382,9 +426,11 @@ static void count_reads(struct dsq_db *db, uint64_t hits, uint64_t misses)
     pthread_mutex_unlock(&db->mu);
 }
 
-void dsq__pc_insert(struct dsq_db *db, const char *segkey, uint64_t offset,
-                    uint32_t pgno, const void *page, uint32_t page_size)
+void dsq__pc_insert(struct dsq_db *db, const char *segkey,
+                    const struct dsq_page_loc *loc, const void *page,
+                    uint32_t page_size)
 {
+    uint64_t offset = loc->offset;
     struct pc_entry *n = calloc(1, sizeof(*n));
     if (!n)
         return;
@@ -397,11 +443,19 @@ void dsq__pc_insert(struct dsq_db *db, const char *segkey, uint64_t offset,
         return;
     }
     n->offset = offset;
-    n->pgno = pgno;
+    n->pgno = loc->pgno;
+    n->checksum = loc->checksum;
     memcpy(n->page, page, page_size);
     size_t b;
     pthread_mutex_lock(&db->mu);
-    if (pc_find(db, segkey, offset, &b)) {
+    struct pc_entry *old = pc_find(db, segkey, offset, &b);
+    if (old && (old->pgno != n->pgno || old->checksum != n->checksum)) {
+        /* stale (another incarnation's manifest): replace it */
+        memcpy(old->page, page, page_size);
+        old->pgno = n->pgno;
+        old->checksum = n->checksum;
+    }
+    if (old) {
         pthread_mutex_unlock(&db->mu);
         free(n->segkey);
         free(n->page);
@@ -586,6 +640,69 @@ static dsq_rc chunk_lookup(struct dsq_db *db, const struct dsq_chunk_ref *ref,
     return rc;
 }
 
+/*
+ * A cold handle's first manifest: fetch its page-table chunks several at
+ * once, so that the first query's page lookups do not each wait for
+ * their chunk in turn (a point query touches one chunk per b-tree level).
+ * Bounded: at most CHUNK_CACHE_MAX chunks and WARM_CHUNK_BYTES in all;
+ * best effort (a failure is met again by the lookup that needs it).
+ */
+#define WARM_THREADS 8
+#define WARM_CHUNK_BYTES (16u << 20)
+
+struct warm {
+    struct dsq_db *db;
+    const struct dsq_manifest *m;
+    pthread_mutex_t mu; /* guards next */
+    size_t next;
+};
+
+static void *warm_worker(void *arg)
+{
+    struct warm *w = arg;
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        size_t i = w->next++;
+        pthread_mutex_unlock(&w->mu);
+        if (i >= w->m->n_chunks)
+            return NULL;
+        const struct dsq_chunk_ref *ref = &w->m->chunks[i];
+        pthread_mutex_lock(&w->db->mu);
+        int have = chunk_cached(w->db, ref->key) != NULL;
+        pthread_mutex_unlock(&w->db->mu);
+        struct dsq_chunk *c = NULL;
+        struct dsq_err ignore;
+        if (have || dsq__chunk_fetch(w->db, ref, w->m->page_size,
+                                     w->m->chunk_pages, &c, &ignore) != DSQ_OK)
+            continue;
+        pthread_mutex_lock(&w->db->mu);
+        if (!chunk_store(w->db, ref->key, c))
+            dsq_chunk_free(c);
+        pthread_mutex_unlock(&w->db->mu);
+    }
+}
+
+static void warm_chunks(struct dsq_db *db, const struct dsq_manifest *m)
+{
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < m->n_chunks; i++)
+        bytes += m->chunks[i].size;
+    if (m->n_chunks < 2 || m->n_chunks > CHUNK_CACHE_MAX ||
+        bytes > WARM_CHUNK_BYTES)
+        return;
+    struct warm w = {.db = db, .m = m};
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_t th[WARM_THREADS];
+    size_t n = 0;
+    for (size_t i = 1; i < WARM_THREADS && i < m->n_chunks; i++)
+        if (pthread_create(&th[n], NULL, warm_worker, &w) == 0)
+            n++;
+    warm_worker(&w);
+    for (size_t i = 0; i < n; i++)
+        pthread_join(th[i], NULL);
+    pthread_mutex_destroy(&w.mu);
+}
+
 /* ------------------------------------------------------------------ */
 /* 4. versions and snapshots                                            */
 /* ------------------------------------------------------------------ */
@@ -600,14 +717,14 @@ dsq_rc dsq_db_init(struct dsq_db *db, int *created, struct dsq_err *e)
     if (rc != DSQ_OK)
         goto out;
     dsq__full_key(db, "root.json", key, sizeof(key));
+    const uint64_t start = dsq_mono_ns();
     for (unsigned attempt = 0;; attempt++) {
         rc = dsq_store_put(db->st, key, buf.data, buf.len, DSQ_PUT_CREATE, NULL,
                            NULL, e);
         STAT_ADD(db, store_puts, 1);
-        if (rc != DSQ_ETRANSIENT || attempt >= db->max_retries)
-            break;
         /* outcome unknown: the next create-only attempt tells us */
-        dsq__backoff(db, attempt);
+        if (rc != DSQ_ETRANSIENT || !dsq__retry(db, attempt, start, e))
+            break;
     }
     if (rc == DSQ_EPRECOND) {
         if (created)
@@ -677,19 +794,21 @@ static uint64_t read_hint(struct dsq_db *db, dsq_rc *hard, struct dsq_err *e)
 
 struct scan_state {
     uint64_t first, max, count;
+    char max_etag[DSQ_ETAG_MAX];
 };
 
 static int scan_fn(const char *rel, const struct dsq_objinfo *info, void *arg)
 {
     struct scan_state *s = arg;
     uint64_t v;
-    (void)info;
     if (dsq_manifest_key_parse(rel, &v) != 0)
         return 0; /* not a manifest key: ignore */
     if (s->count == 0)
         s->first = v;
-    if (v > s->max)
+    if (s->count == 0 || v > s->max) {
         s->max = v;
+        memcpy(s->max_etag, info->etag, sizeof(s->max_etag));
+    }
     s->count++;
     return 0;
 }
@@ -702,26 +821,55 @@ void dsq__note_latest(struct dsq_db *db, uint64_t v)
     pthread_mutex_unlock(&db->mu);
 }
 
-static dsq_rc latest_listed(struct dsq_db *db, uint64_t *version,
-                            struct dsq_err *e);
-
 dsq_rc dsq_db_latest(struct dsq_db *db, uint64_t *version, struct dsq_err *e)
 {
-    uint64_t t = dsq_now_ms();
-    dsq_rc rc = latest_listed(db, version, e);
-    if (rc == DSQ_OK) {
-        pthread_mutex_lock(&db->mu);
-        db->listed_ms = t;
-        pthread_mutex_unlock(&db->mu);
-    }
-    return rc;
+    return dsq__latest(db, version, NULL, e);
 }
 
-static dsq_rc latest_listed(struct dsq_db *db, uint64_t *version,
-                            struct dsq_err *e)
+/* Found: the newest is s->max, as of a LIST sent at sent_ns. */
+static void latest_found(struct dsq_db *db, const struct scan_state *s,
+                         uint64_t sent_ns, uint64_t *version,
+                         char etag[DSQ_ETAG_MAX])
+{
+    dsq__note_latest(db, s->max);
+    *version = s->max;
+    if (etag)
+        memcpy(etag, s->max_etag, DSQ_ETAG_MAX);
+    pthread_mutex_lock(&db->mu);
+    db->listed_ms = dsq_now_ms(); /* dsq_db_head_after */
+    if (db->head.sent_ns == 0) {
+        /* the first thing this handle learns of the head: a freshness
+           check may share it (db_fresh.c) */
+        db->head.version = s->max;
+        memcpy(db->head.etag, s->max_etag, DSQ_ETAG_MAX);
+        db->head.sent_ns = sent_ns;
+    }
+    pthread_mutex_unlock(&db->mu);
+}
+
+struct hint_job {
+    struct dsq_db *db;
+    uint64_t hint;
+    dsq_rc hard;
+    struct dsq_err e;
+};
+
+static void *hint_main(void *arg)
+{
+    struct hint_job *h = arg;
+    dsq_err_clear(&h->e);
+    h->hint = read_hint(h->db, &h->hard, &h->e);
+    return NULL;
+}
+
+dsq_rc dsq__latest(struct dsq_db *db, uint64_t *version,
+                   char etag[DSQ_ETAG_MAX], struct dsq_err *e)
 {
     struct scan_state s = {0};
     dsq_rc rc;
+    uint64_t sent;
+    if (etag)
+        etag[0] = 0;
     /* a version this handle saw is as good a start as root.json's hint,
        and saves reading it: one LIST */
     pthread_mutex_lock(&db->mu);
@@ -730,29 +878,53 @@ static dsq_rc latest_listed(struct dsq_db *db, uint64_t *version,
     if (known > 0) {
         char after[64];
         dsq_manifest_key(known - 1, after);
+        sent = dsq_mono_ns();
         rc = dsq__list_rel(db, "manifests/", after, scan_fn, &s, e);
         if (rc != DSQ_OK)
             return rc;
         if (s.count > 0 && s.first == known) {
-            dsq__note_latest(db, s.max);
-            *version = s.max;
+            latest_found(db, &s, sent, version, etag);
             return DSQ_OK;
         }
         memset(&s, 0, sizeof(s)); /* gone (gc): start from the hint */
     }
-    dsq_rc hard;
-    uint64_t hint = read_hint(db, &hard, e);
-    if (hard != DSQ_OK)
-        return hard;
+    /* nothing known: the hint and the first page of a full listing at
+       the same time; a short history (gc keeps few versions) is all in
+       that page, and the hint is only needed for a long one */
+    struct hint_job hj = {.db = db};
+    pthread_t th;
+    int threaded = pthread_create(&th, NULL, hint_main, &hj) == 0;
+    int more = 0;
+    sent = dsq_mono_ns();
+    rc = threaded
+             ? list_rel_pages(db, "manifests/", NULL, scan_fn, &s, 1, &more, e)
+             : DSQ_OK;
+    if (threaded)
+        pthread_join(th, NULL);
+    else
+        more = 1, hint_main(&hj);
+    if (rc != DSQ_OK)
+        return rc;
+    if (!more) {
+        latest_found(db, &s, sent, version, etag);
+        return DSQ_OK;
+    }
+    memset(&s, 0, sizeof(s));
+    if (hj.hard != DSQ_OK) {
+        if (e)
+            *e = hj.e;
+        return hj.hard;
+    }
+    uint64_t hint = hj.hint;
     if (hint > 0) {
         char after[64];
         dsq_manifest_key(hint - 1, after);
+        sent = dsq_mono_ns();
         rc = dsq__list_rel(db, "manifests/", after, scan_fn, &s, e);
         if (rc != DSQ_OK)
             return rc;
         if (s.count > 0 && s.first == hint) {
-            dsq__note_latest(db, s.max);
-            *version = s.max;
+            latest_found(db, &s, sent, version, etag);
             return DSQ_OK;
         }
         dsq_log(DSQ_LOG_WARNING, "db",
@@ -761,22 +933,29 @@ static dsq_rc latest_listed(struct dsq_db *db, uint64_t *version,
                 db->prefix, (unsigned long long)hint);
         memset(&s, 0, sizeof(s));
     }
+    sent = dsq_mono_ns();
     rc = dsq__list_rel(db, "manifests/", NULL, scan_fn, &s, e);
     if (rc != DSQ_OK)
         return rc;
-    dsq__note_latest(db, s.max);
-    *version = s.max;
+    latest_found(db, &s, sent, version, etag);
     return DSQ_OK;
 }
 
 dsq_rc dsq__load_manifest(struct dsq_db *db, uint64_t version,
                           struct dsq_manifest **out, struct dsq_err *e)
 {
+    return dsq__load_manifest_info(db, version, out, NULL, e);
+}
+
+dsq_rc dsq__load_manifest_info(struct dsq_db *db, uint64_t version,
+                               struct dsq_manifest **out,
+                               struct dsq_objinfo *info, struct dsq_err *e)
+{
     char rel[64];
     struct dsq_buf buf;
     dsq_manifest_key(version, rel);
     dsq_buf_init(&buf, DSQ_MANIFEST_MAX_BYTES);
-    dsq_rc rc = dsq__obj_get(db, rel, 0, 0, &buf, NULL, e);
+    dsq_rc rc = dsq__obj_get(db, rel, 0, 0, &buf, info, e);
     if (rc == DSQ_ENOTFOUND) {
         dsq_err_set(e, rc, "version %llu of %s does not exist",
                     (unsigned long long)version, db->prefix);
@@ -883,10 +1062,26 @@ static struct dsq_snap *snap_cache_get(struct dsq_db *db, uint64_t version)
     return s;
 }
 
+void dsq__snap_cache_flush(struct dsq_db *db)
+{
+    struct dsq_snap *old[SNAP_CACHE_MAX];
+    pthread_mutex_lock(&db->mu);
+    memcpy(old, db->snaps, sizeof(old));
+    memset(db->snaps, 0, sizeof(db->snaps));
+    pthread_mutex_unlock(&db->mu);
+    for (int i = 0; i < SNAP_CACHE_MAX; i++)
+        dsq_snap_release(old[i]);
+}
+
 void dsq__snap_cache_put(struct dsq_db *db, struct dsq_snap *s)
 {
     struct dsq_snap *evict = NULL;
     pthread_mutex_lock(&db->mu);
+    if (s->epoch != db->epoch) {
+        /* read before the database was found replaced */
+        pthread_mutex_unlock(&db->mu);
+        return;
+    }
     int victim = 0;
     for (int i = 0; i < SNAP_CACHE_MAX; i++) {
         if (db->snaps[i] && db->snaps[i]->version == s->version) {
@@ -927,8 +1122,12 @@ dsq_rc dsq_db_snapshot(struct dsq_db *db, uint64_t version,
         return DSQ_OK;
     }
     struct dsq_manifest *m = NULL;
+    struct dsq_objinfo info = {0};
+    pthread_mutex_lock(&db->mu);
+    uint64_t epoch = db->epoch;
+    pthread_mutex_unlock(&db->mu);
     if (version > 0) {
-        rc = dsq__load_manifest(db, version, &m, e);
+        rc = dsq__load_manifest_info(db, version, &m, &info, e);
         /* its page 1 is read now rather than by the first reader: no
            extra request, and a version that cannot be served whole is
            refused before anything of it is */
@@ -948,9 +1147,75 @@ dsq_rc dsq_db_snapshot(struct dsq_db *db, uint64_t version,
     atomic_init(&s->refs, 1);
     s->version = version;
     s->m = m;
+    s->epoch = epoch;
+    memcpy(s->etag, info.etag, sizeof(s->etag));
+    if (m) {
+        pthread_mutex_lock(&db->mu);
+        int cold = !db->chunks_warmed;
+        db->chunks_warmed = 1;
+        pthread_mutex_unlock(&db->mu);
+        if (cold)
+            warm_chunks(db, m);
+    }
     dsq__snap_cache_put(db, s);
     *out = s;
     return DSQ_OK;
+}
+
+/* Parallel loading of a range of manifests into the snapshot cache. */
+#define PREFETCH_THREADS 8
+
+struct prefetch {
+    struct dsq_db *db;
+    pthread_mutex_t mu; /* guards next */
+    uint64_t next, last;
+};
+
+static void *prefetch_worker(void *arg)
+{
+    struct prefetch *p = arg;
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        uint64_t v = p->next <= p->last ? p->next++ : 0;
+        pthread_mutex_unlock(&p->mu);
+        if (!v)
+            return NULL;
+        struct dsq_snap *s = NULL;
+        struct dsq_err ignore;
+        /* failures only mean the caller fetches it itself and sees why */
+        if (dsq_db_snapshot(p->db, v, &s, &ignore) == DSQ_OK)
+            dsq_snap_release(s);
+    }
+}
+
+void dsq__prefetch_versions(struct dsq_db *db, uint64_t first, uint64_t last)
+{
+    if (first == 0)
+        first = 1;
+    while (first <= last) { /* skip what is cached already */
+        struct dsq_snap *s = snap_cache_get(db, first);
+        if (!s)
+            break;
+        dsq_snap_release(s);
+        first++;
+    }
+    if (first >= last) /* nothing, or one: the caller's own fetch */
+        return;
+    if (last - first + 1 > SNAP_CACHE_MAX / 2)
+        last = first + SNAP_CACHE_MAX / 2 - 1;
+    struct prefetch p = {.db = db, .next = first, .last = last};
+    pthread_mutex_init(&p.mu, NULL);
+    pthread_t th[PREFETCH_THREADS];
+    size_t n = 0, want = last - first + 1;
+    if (want > PREFETCH_THREADS)
+        want = PREFETCH_THREADS;
+    for (size_t i = 1; i < want; i++)
+        if (pthread_create(&th[n], NULL, prefetch_worker, &p) == 0)
+            n++;
+    prefetch_worker(&p);
+    for (size_t i = 0; i < n; i++)
+        pthread_join(th[i], NULL);
+    pthread_mutex_destroy(&p.mu);
 }
 
 uint64_t dsq_snap_version(const struct dsq_snap *s)
@@ -971,6 +1236,11 @@ uint32_t dsq_snap_page_count(const struct dsq_snap *s)
 uint64_t dsq_snap_time_ms(const struct dsq_snap *s)
 {
     return s->m ? s->m->time_ms : 0;
+}
+
+const char *dsq_snap_incarnation(const struct dsq_snap *s)
+{
+    return s->m ? s->m->incarnation : "";
 }
 
 /* ------------------------------------------------------------------ */
@@ -997,9 +1267,9 @@ static const struct dsq_chunk_ref *find_chunk_ref(const struct dsq_manifest *m,
  * Where page pgno of manifest m is stored: *found = 1 with its location
  * and segment key (relative), or *found = 0 for a zero-filled page.
  */
-static dsq_rc locate(struct dsq_db *db, const struct dsq_manifest *m,
-                     uint32_t pgno, struct dsq_page_loc *loc, char *segkey,
-                     size_t segkey_sz, int *found, struct dsq_err *e)
+dsq_rc dsq__locate(struct dsq_db *db, const struct dsq_manifest *m,
+                   uint32_t pgno, struct dsq_page_loc *loc, char *segkey,
+                   size_t segkey_sz, int *found, struct dsq_err *e)
 {
     *found = 0;
     const struct dsq_page_loc *l = find_loc(m->overlay, m->n_overlay, pgno);
@@ -1031,9 +1301,9 @@ static dsq_rc locate(struct dsq_db *db, const struct dsq_manifest *m,
  * page again, which rewrites the copy, and logs the repair).  buf is
  * scratch.
  */
-static int disk_cached_page(struct dsq_db *db, const char *segkey,
-                            const struct dsq_page_loc *loc, uint32_t page_size,
-                            void *out, const char *full, struct dsq_buf *buf)
+int dsq__disk_cached_page(struct dsq_db *db, const char *segkey,
+                          const struct dsq_page_loc *loc, uint32_t page_size,
+                          void *out, const char *full, struct dsq_buf *buf)
 {
     if (!db->dcache || dsq_buf_reserve(buf, loc->length) != DSQ_OK ||
         !dsq_cache_read(db->dcache, segkey, loc->offset, loc->length,
@@ -1058,7 +1328,7 @@ static int disk_cached_page(struct dsq_db *db, const char *segkey,
     return -1;
 }
 
-static void log_cache_repair(const char *full, uint32_t pgno, size_t n)
+void dsq__log_cache_repair(const char *full, uint32_t pgno, size_t n)
 {
     if (n == 1)
         dsq_log(DSQ_LOG_NOTICE, "cache",
@@ -1072,55 +1342,121 @@ static void log_cache_repair(const char *full, uint32_t pgno, size_t n)
                 n, full);
 }
 
-/* Read one page at a known location (caches, then a ranged GET). */
+/*
+ * Decode a page carried inline by a manifest from the bytes of that
+ * manifest object at [loc->offset, + dsq_b64_len(loc->length)).
+ */
+dsq_rc dsq__inline_decode(const char *text, size_t len,
+                          const struct dsq_page_loc *loc, uint32_t page_size,
+                          void *out, const char *full, struct dsq_err *e)
+{
+    uint8_t stored[DSQ_STORED_PAGE_MAX];
+    if (loc->length > sizeof(stored) || len != dsq_b64_len(loc->length) ||
+        dsq_b64_decode(text, len, stored, loc->length) != 0)
+        return DSQ_CORRUPT(e,
+                           "%s: page %u at offset %llu is not base64 of %u "
+                           "bytes",
+                           full, loc->pgno, (unsigned long long)loc->offset,
+                           loc->length);
+    return dsq_page_decode(stored, loc->length, loc, page_size, out, full, e);
+}
+
+/*
+ * A page carried inline by manifest `segkey` whose decoded manifest is in
+ * the snapshot cache (of the same incarnation): 1 with out filled.
+ */
+int dsq__inline_cached(struct dsq_db *db, const char *segkey,
+                       const struct dsq_page_loc *loc, uint32_t page_size,
+                       const char *inc, void *out)
+{
+    uint64_t v;
+    if (!dsq_key_is_manifest(segkey, &v))
+        return 0;
+    struct dsq_snap *s = snap_cache_get(db, v);
+    int ok = 0;
+    if (s && s->m && s->m->inline_text && inc &&
+        strcmp(s->m->incarnation, inc) == 0 &&
+        loc->offset >= DSQ_MANIFEST_INLINE_OFFSET &&
+        loc->offset - DSQ_MANIFEST_INLINE_OFFSET <= s->m->inline_len &&
+        dsq_b64_len(loc->length) <=
+            s->m->inline_len - (loc->offset - DSQ_MANIFEST_INLINE_OFFSET)) {
+        struct dsq_err ignore;
+        ok = dsq__inline_decode(s->m->inline_text +
+                                    (loc->offset - DSQ_MANIFEST_INLINE_OFFSET),
+                                dsq_b64_len(loc->length), loc, page_size, out,
+                                segkey, &ignore) == DSQ_OK;
+    }
+    dsq_snap_release(s);
+    return ok;
+}
+
+/*
+ * Read one page at a known location: the page cache, then the manifest
+ * (inline pages) or disk cache (segments), then a ranged GET.  inc is the
+ * incarnation of the manifest that named the location ("" for format 1).
+ */
 static dsq_rc fetch_page(struct dsq_db *db, const char *segkey,
                          const struct dsq_page_loc *loc, uint32_t page_size,
-                         void *out, int use_cache, struct dsq_err *e)
+                         void *out, int use_cache, const char *inc,
+                         struct dsq_err *e)
 {
-    if (use_cache &&
-        pc_lookup(db, segkey, loc->offset, loc->pgno, out, page_size)) {
-        count_reads(db, 1, 0);
+    if (use_cache && dsq__pc_lookup(db, segkey, loc, out, page_size)) {
+        dsq__count_reads(db, 1, 0);
         return DSQ_OK;
     }
+    const int inl = dsq__is_inline_key(segkey);
     struct dsq_buf buf;
     char full[DSQ_KEY_MAX];
     dsq__full_key(db, segkey, full, sizeof(full));
-    dsq_buf_init(&buf, DSQ_STORED_PAGE_MAX);
-    int cached = disk_cached_page(db, segkey, loc, page_size, out, full, &buf);
+    dsq_buf_init(&buf, dsq_b64_len(DSQ_STORED_PAGE_MAX));
+    int cached = inl ? dsq__inline_cached(db, segkey, loc, page_size, inc, out)
+                     : dsq__disk_cached_page(db, segkey, loc, page_size, out,
+                                             full, &buf);
     if (cached > 0) {
-        count_reads(db, 1, 0);
+        dsq__count_reads(db, 1, 0);
         if (use_cache)
-            dsq__pc_insert(db, segkey, loc->offset, loc->pgno, out, page_size);
+            dsq__pc_insert(db, segkey, loc, out, page_size);
         dsq_buf_cleanup(&buf);
         return DSQ_OK;
     }
-    count_reads(db, 0, 1);
-    dsq_rc rc =
-        dsq__obj_get(db, segkey, loc->offset, loc->length, &buf, NULL, e);
+    dsq__count_reads(db, 0, 1);
+    uint64_t span = inl ? dsq_b64_len(loc->length) : loc->length;
+    dsq_rc rc = dsq__obj_get(db, segkey, loc->offset, span, &buf, NULL, e);
     if (rc == DSQ_ENOTFOUND) {
-        rc =
-            dsq__missing(e, "segment %s is missing (page %u)", full, loc->pgno);
+        rc = dsq__missing(e, "%s %s is missing (page %u)",
+                          inl ? "manifest" : "segment", full, loc->pgno);
         goto out;
     }
     if (rc != DSQ_OK)
         goto out;
-    if (buf.len != loc->length) {
+    if (buf.len != span) {
         rc = DSQ_CORRUPT(e,
-                         "segment %s is truncated (page %u at offset "
+                         "%s is truncated (page %u at offset "
                          "%llu)",
                          full, loc->pgno, (unsigned long long)loc->offset);
         goto out;
     }
-    rc = dsq_page_decode(buf.data, buf.len, loc, page_size, out, full, e);
-    if (rc == DSQ_OK)
+    if (inl)
+        rc = dsq__inline_decode((const char *)buf.data, buf.len, loc, page_size,
+                                out, full, e);
+    else
+        rc = dsq_page_decode(buf.data, buf.len, loc, page_size, out, full, e);
+    if (rc == DSQ_OK && !inl)
         dsq_cache_write(db->dcache, segkey, loc->offset, buf.data, buf.len);
     if (rc == DSQ_OK && cached < 0)
-        log_cache_repair(full, loc->pgno, 1);
+        dsq__log_cache_repair(full, loc->pgno, 1);
     if (rc == DSQ_OK && use_cache)
-        dsq__pc_insert(db, segkey, loc->offset, loc->pgno, out, page_size);
+        dsq__pc_insert(db, segkey, loc, out, page_size);
 out:
     dsq_buf_cleanup(&buf);
     return rc;
+}
+
+dsq_rc dsq__read_loc(struct dsq_db *db, const char *segkey,
+                     const struct dsq_page_loc *loc, uint32_t page_size,
+                     const char *inc, void *out, struct dsq_err *e)
+{
+    return fetch_page(db, segkey, loc, page_size, out, 1, inc, e);
 }
 
 dsq_rc dsq__manifest_read_page(struct dsq_db *db, const struct dsq_manifest *m,
@@ -1129,14 +1465,16 @@ dsq_rc dsq__manifest_read_page(struct dsq_db *db, const struct dsq_manifest *m,
     struct dsq_page_loc loc;
     char segkey[DSQ_KEY_MAX];
     int found;
-    dsq_rc rc = locate(db, m, pgno, &loc, segkey, sizeof(segkey), &found, e);
+    dsq_rc rc =
+        dsq__locate(db, m, pgno, &loc, segkey, sizeof(segkey), &found, e);
     if (rc != DSQ_OK)
         return rc;
     if (!found) {
         memset(buf, 0, m->page_size);
         return DSQ_OK;
     }
-    return fetch_page(db, segkey, &loc, m->page_size, buf, 1, e);
+    return fetch_page(db, segkey, &loc, m->page_size, buf, 1, m->incarnation,
+                      e);
 }
 
 dsq_rc dsq_snap_read_page(struct dsq_snap *s, uint32_t pgno, void *buf,
@@ -1147,229 +1485,4 @@ dsq_rc dsq_snap_read_page(struct dsq_snap *s, uint32_t pgno, void *buf,
                            "page %u is outside the database (%u pages)", pgno,
                            s->m ? s->m->page_count : 0);
     return dsq__manifest_read_page(s->db, s->m, pgno, buf, e);
-}
-
-struct want {
-    uint32_t idx; /* page index within the request */
-    struct dsq_page_loc loc;
-    char *segkey;
-    int repair; /* the disk cache's copy was damaged */
-};
-
-static int want_cmp(const void *a, const void *b)
-{
-    const struct want *x = a, *y = b;
-    int c = strcmp(x->segkey, y->segkey);
-    if (c)
-        return c;
-    return x->loc.offset < y->loc.offset ? -1 : x->loc.offset > y->loc.offset;
-}
-
-/* Parallel fetching of the runs of one dsq_snap_read_pages call. */
-#define READ_THREADS 4
-
-/* Bulk reads of at most this many pages keep what they fetch in the page
-   cache (FUSE reads); bigger ones (export) would only churn it. */
-#define READ_PAGES_CACHE_MAX 256u
-
-struct run_job {
-    struct dsq_db *db;
-    int keep; /* insert fetched pages into the page cache */
-    struct want *w;
-    const size_t *runs; /* run i is w[runs[i] .. runs[i+1]) */
-    size_t nruns;
-    uint32_t ps;
-    uint8_t *out;
-    pthread_mutex_t mu; /* guards next, rc, err */
-    size_t next;
-    dsq_rc rc;
-    struct dsq_err err;
-};
-
-static dsq_rc fetch_run(struct dsq_db *db, struct want *w, size_t a, size_t b,
-                        uint32_t ps, uint8_t *out, int keep, struct dsq_buf *rb,
-                        struct dsq_err *e)
-{
-    uint64_t start = w[a].loc.offset;
-    uint64_t end = w[b - 1].loc.offset + w[b - 1].loc.length;
-    char full[DSQ_KEY_MAX];
-    dsq__full_key(db, w[a].segkey, full, sizeof(full));
-    dsq_buf_reset(rb);
-    dsq_rc rc = dsq__obj_get(db, w[a].segkey, start, end - start, rb, NULL, e);
-    if (rc == DSQ_ENOTFOUND)
-        return dsq__missing(e, "segment %s is missing", full);
-    if (rc != DSQ_OK)
-        return rc;
-    if (rb->len != end - start)
-        return DSQ_CORRUPT(e,
-                           "segment %s is truncated (wanted bytes "
-                           "%llu..%llu)",
-                           full, (unsigned long long)start,
-                           (unsigned long long)end);
-    size_t repaired = 0;
-    for (size_t k = a; k < b; k++) {
-        rc = dsq_page_decode(rb->data + (w[k].loc.offset - start),
-                             w[k].loc.length, &w[k].loc, ps,
-                             out + (size_t)w[k].idx * ps, full, e);
-        if (rc != DSQ_OK)
-            return rc;
-        repaired += w[k].repair != 0;
-        if (keep)
-            dsq__pc_insert(db, w[k].segkey, w[k].loc.offset, w[k].loc.pgno,
-                           out + (size_t)w[k].idx * ps, ps);
-    }
-    dsq_cache_write(db->dcache, w[a].segkey, start, rb->data, rb->len);
-    if (repaired)
-        log_cache_repair(full, w[a].loc.pgno, repaired);
-    return DSQ_OK;
-}
-
-static void *run_worker(void *arg)
-{
-    struct run_job *j = arg;
-    struct dsq_buf rb;
-    dsq_buf_init(&rb, COALESCE_MAX + DSQ_STORED_PAGE_MAX);
-    for (;;) {
-        pthread_mutex_lock(&j->mu);
-        size_t i = j->next++;
-        int stop = j->rc != DSQ_OK || i >= j->nruns;
-        pthread_mutex_unlock(&j->mu);
-        if (stop)
-            break;
-        struct dsq_err e;
-        dsq_err_clear(&e);
-        dsq_rc rc = fetch_run(j->db, j->w, j->runs[i], j->runs[i + 1], j->ps,
-                              j->out, j->keep, &rb, &e);
-        if (rc != DSQ_OK) {
-            pthread_mutex_lock(&j->mu);
-            if (j->rc == DSQ_OK) {
-                j->rc = rc;
-                j->err = e;
-            }
-            pthread_mutex_unlock(&j->mu);
-        }
-    }
-    dsq_buf_cleanup(&rb);
-    return NULL;
-}
-
-dsq_rc dsq_snap_read_pages(struct dsq_snap *s, uint32_t first, uint32_t count,
-                           void *buf, struct dsq_err *e)
-{
-    struct dsq_db *db = s->db;
-    if (count == 0)
-        return DSQ_OK;
-    if (!s->m || first == 0 || first > s->m->page_count ||
-        count > s->m->page_count - first + 1)
-        return dsq_err_set(e, DSQ_ERANGE,
-                           "pages %u..%u are outside the database (%u "
-                           "pages)",
-                           first, first + count - 1,
-                           s->m ? s->m->page_count : 0);
-    const uint32_t ps = s->m->page_size;
-    uint8_t *out = buf;
-    struct want *w = calloc(count, sizeof(*w));
-    size_t nw = 0;
-    dsq_rc rc = DSQ_OK;
-    struct dsq_buf rb;
-    uint64_t hits = 0;
-    const int keep = count <= READ_PAGES_CACHE_MAX;
-    dsq_buf_init(&rb, COALESCE_MAX + DSQ_STORED_PAGE_MAX);
-    if (!w)
-        return DSQ_ENOMEM;
-    for (uint32_t i = 0; i < count; i++) {
-        char segkey[DSQ_KEY_MAX];
-        int found;
-        rc = locate(db, s->m, first + i, &w[nw].loc, segkey, sizeof(segkey),
-                    &found, e);
-        if (rc != DSQ_OK)
-            goto out;
-        if (!found) {
-            memset(out + (size_t)i * ps, 0, ps);
-            continue;
-        }
-        w[nw].repair = 0;
-        if (pc_lookup(db, segkey, w[nw].loc.offset, w[nw].loc.pgno,
-                      out + (size_t)i * ps, ps)) {
-            hits++;
-            continue;
-        }
-        if (db->dcache) {
-            char full[DSQ_KEY_MAX];
-            dsq__full_key(db, segkey, full, sizeof(full));
-            dsq_buf_reset(&rb);
-            int cached = disk_cached_page(db, segkey, &w[nw].loc, ps,
-                                          out + (size_t)i * ps, full, &rb);
-            if (cached > 0) {
-                hits++;
-                if (keep)
-                    dsq__pc_insert(db, segkey, w[nw].loc.offset, w[nw].loc.pgno,
-                                   out + (size_t)i * ps, ps);
-                continue;
-            }
-            w[nw].repair = cached < 0;
-        }
-        w[nw].idx = i;
-        w[nw].segkey = strdup(segkey);
-        if (!w[nw].segkey) {
-            rc = DSQ_ENOMEM;
-            goto out;
-        }
-        nw++;
-    }
-    qsort(w, nw, sizeof(*w), want_cmp);
-    /* runs: same object, close offsets, bounded size */
-    size_t *runs = malloc((nw + 1) * sizeof(*runs)), nruns = 0;
-    if (!runs) {
-        rc = DSQ_ENOMEM;
-        goto out;
-    }
-    for (size_t a = 0; a < nw;) {
-        size_t b = a + 1;
-        uint64_t start = w[a].loc.offset;
-        uint64_t end = start + w[a].loc.length;
-        while (b < nw && strcmp(w[b].segkey, w[a].segkey) == 0 &&
-               w[b].loc.offset >= end &&
-               w[b].loc.offset - end <= COALESCE_GAP &&
-               w[b].loc.offset + w[b].loc.length - start <= COALESCE_MAX) {
-            end = w[b].loc.offset + w[b].loc.length;
-            b++;
-        }
-        runs[nruns++] = a;
-        a = b;
-    }
-    runs[nruns] = nw;
-    count_reads(db, hits, nw);
-    hits = 0;
-    struct run_job job = {.db = db,
-                          .keep = keep,
-                          .w = w,
-                          .runs = runs,
-                          .nruns = nruns,
-                          .ps = ps,
-                          .out = out,
-                          .rc = DSQ_OK};
-    pthread_mutex_init(&job.mu, NULL);
-    size_t nthreads = nruns < READ_THREADS ? nruns : READ_THREADS;
-    pthread_t th[READ_THREADS];
-    size_t started = 0;
-    for (size_t i = 1; i < nthreads; i++)
-        if (pthread_create(&th[started], NULL, run_worker, &job) == 0)
-            started++;
-    run_worker(&job); /* this thread works too */
-    for (size_t i = 0; i < started; i++)
-        pthread_join(th[i], NULL);
-    pthread_mutex_destroy(&job.mu);
-    free(runs);
-    rc = job.rc;
-    if (rc != DSQ_OK && e)
-        *e = job.err;
-out:
-    if (hits)
-        count_reads(db, hits, 0);
-    for (size_t i = 0; i < nw; i++)
-        free(w[i].segkey);
-    free(w);
-    dsq_buf_cleanup(&rb);
-    return rc;
 }

@@ -52,6 +52,8 @@ struct dsq_db_stats {
     uint64_t store_dels;
     uint64_t bytes_read;
     uint64_t bytes_written;
+    uint64_t fresh_checks; /* freshness checks sent (dsq_db_fresh) */
+    uint64_t fresh_shared; /* answered by a check sent for another */
 };
 
 /*
@@ -94,6 +96,13 @@ uint64_t dsq_snap_version(const struct dsq_snap *s);
 uint32_t dsq_snap_page_size(const struct dsq_snap *s); /* 0 if empty */
 uint32_t dsq_snap_page_count(const struct dsq_snap *s);
 uint64_t dsq_snap_time_ms(const struct dsq_snap *s); /* 0 if empty */
+/*
+ * The database's incarnation: 32 hex digits, the same in every version
+ * since the database was created (or first written in format 2), so a
+ * database deleted and created again has another.  "" for an empty
+ * snapshot or a format-1 manifest.  Borrowed: valid as long as s.
+ */
+const char *dsq_snap_incarnation(const struct dsq_snap *s);
 
 /* Read one page (page_size bytes; zeros past page_count: DSQ_ERANGE). */
 dsq_rc dsq_snap_read_page(struct dsq_snap *s, uint32_t pgno, void *buf,
@@ -171,15 +180,51 @@ void dsq_txn_free(struct dsq_txn *t);
 /* ---- for the FUSE daemon: freshness, what changed, rollbacks ---- */
 
 /*
- * The newest version, given that version known exists (0: none known):
- * one HEAD of manifests/v{known+1} (versions are created in order, so if
- * it is missing, known is the newest); only when it exists, the full
+ * The older, cheaper question, for callers that keep no snapshot: the
+ * newest version given that version known exists (0: none known): one
+ * HEAD of manifests/v{known+1} (versions are created in order, so if it
+ * is missing, known is the newest); only when it exists, the full
  * dsq_db_latest().  A missing known+1 is also checked by listing once the
  * last listing of this handle is older than half the gc minimum age (gc
- * may have removed known+1 since).
+ * may have removed known+1 since).  It cannot tell a database created
+ * again: dsq_db_fresh can.
  */
 dsq_rc dsq_db_head_after(struct dsq_db *db, uint64_t known, uint64_t *latest,
                          struct dsq_err *e);
+
+/* Answer of a freshness check. */
+struct dsq_fresh {
+    uint64_t version; /* the newest version */
+    int replaced;     /* the database was deleted or created again since
+                         the snapshot given was read: drop everything
+                         cached from it (version may be lower) */
+    int shared;       /* answered without a request of our own */
+};
+
+/*
+ * The newest version for a read transaction that started at started_ns
+ * (dsq_mono_ns(); 0 = now), compared with snapshot s (may be NULL).  It is
+ * the answer of a store request sent at or after started_ns: one of our
+ * own, or one another thread sent (or is sending) after that instant,
+ * including a commit of this handle (its create-only PUT proved the
+ * version below it was the newest).  Costs one LIST on a remote store and
+ * two stats on a local directory when nothing moved; not fooled by gc
+ * having removed the version after the known one, nor by a database
+ * deleted and created again (docs/commit.md, "Freshness").
+ */
+dsq_rc dsq_db_fresh(struct dsq_db *db, const struct dsq_snap *s,
+                    uint64_t started_ns, struct dsq_fresh *out,
+                    struct dsq_err *e);
+
+/*
+ * The same, but an answer confirmed less than DSQ_FRESH_RECENT_RTTS times
+ * the last check's round trip ago is good enough (the early-conflict check
+ * at a write lock: a commit landing that close is found by the commit's
+ * create-only PUT anyway, as a conflict instead of a refused lock).
+ */
+#define DSQ_FRESH_RECENT_RTTS 8
+dsq_rc dsq_db_fresh_recent(struct dsq_db *db, const struct dsq_snap *s,
+                           struct dsq_fresh *out, struct dsq_err *e);
 
 struct dsq_page_range {
     uint32_t first; /* >= 1 */

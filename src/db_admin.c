@@ -1,11 +1,11 @@
 /*
  * db_admin.c - the engine's maintenance and inspection: the version list,
  * verify, recovery scan, gc with its floor (C9), fault points, and the
- * calls the FUSE daemon uses to stay coherent (freshness checks, changes
- * between versions, dropping unchanged pages).
+ * calls the FUSE daemon uses to stay coherent (changes between versions,
+ * dropping unchanged pages; freshness checks are in db_fresh.c).
  *
- * Layer: services (the engine; shares db_int.h with db.c and
- * db_commit.c).  Thread-safety as db.h states for struct dsq_db.
+ * Layer: services (the engine; shares db_int.h with db.c, db_commit.c and
+ * db_fresh.c).  Thread-safety as db.h states for struct dsq_db.
  */
 #include "db_int.h"
 
@@ -101,6 +101,13 @@ static int strlist_has(const struct strlist *l, const char *s)
     return bsearch(&s, l->v, l->n, sizeof(*l->v), str_cmp) != NULL;
 }
 
+static int loc_pgno_cmp(const void *k, const void *el)
+{
+    uint32_t p = *(const uint32_t *)k;
+    const struct dsq_page_loc *x = el;
+    return p < x->pgno ? -1 : p > x->pgno;
+}
+
 /* Decoded segment page tables, by key (for verify). */
 struct segidx {
     char *key;
@@ -162,8 +169,8 @@ static const struct segidx *segidx_find(const struct segidx *v, size_t n,
  * meaning of the fields, not their syntax): the write set lies within the
  * database, says page 1 was written iff the page-1 field does, and every
  * page it names within the database is in the overlay, in a segment this
- * version created (unless this version is a checkpoint, whose pages are
- * in chunks).
+ * version created or in this manifest itself (format 2: inline) (unless
+ * this version is a checkpoint, whose pages are in chunks).
  */
 static void manifest_checks(struct dsq_db *db, struct dsq_verify_report *rep,
                             dsq_problem_fn fn, void *arg,
@@ -214,6 +221,11 @@ static void manifest_checks(struct dsq_db *db, struct dsq_verify_report *rep,
                 for (size_t k = 0; k < m->n_created; k++)
                     if (strcmp(m->created[k], m->segments[seg]) == 0)
                         ours[seg] = 1;
+                /* or carried by this manifest itself (format 2) */
+                uint64_t mv;
+                if (dsq_key_is_manifest(m->segments[seg], &mv) &&
+                    mv == m->version)
+                    ours[seg] = 1;
             }
             if (ours[seg] < 0) {
                 problem(rep, fn, arg,
@@ -350,11 +362,66 @@ static int chunkrec_cmp(const void *a, const void *b)
                   ((const struct chunkrec *)b)->ref.key);
 }
 
+/* The pages one manifest carries inline (verify). */
+struct selfrec {
+    struct dsq_page_loc *locs; /* owned; sorted by pgno */
+    size_t n;
+};
+
+/*
+ * Check the pages manifest m carries inline (each decodes and matches its
+ * checksum) and remember their locations in *sr.
+ */
+static dsq_rc verify_inline(struct dsq_db *db, const struct dsq_manifest *m,
+                            struct selfrec *sr, struct dsq_verify_report *rep,
+                            dsq_problem_fn fn, void *arg)
+{
+    char own[64], full[DSQ_KEY_MAX];
+    uint8_t *page = malloc(m->page_size ? m->page_size : 1);
+    uint8_t stored[DSQ_STORED_PAGE_MAX];
+    memset(sr, 0, sizeof(*sr));
+    dsq_manifest_key(m->version, own);
+    dsq__full_key(db, own, full, sizeof(full));
+    sr->locs = malloc((m->n_overlay ? m->n_overlay : 1) * sizeof(*sr->locs));
+    if (!page || !sr->locs) {
+        free(page);
+        return DSQ_ENOMEM;
+    }
+    for (size_t k = 0; k < m->n_overlay; k++) {
+        const struct dsq_page_loc *l = &m->overlay[k];
+        if (strcmp(m->segments[l->seg], own) != 0)
+            continue;
+        struct dsq_err pe;
+        size_t at = l->offset - DSQ_MANIFEST_INLINE_OFFSET;
+        /* the codec checked the base64 and the tiling */
+        if (dsq_b64_decode(m->inline_text + at, dsq_b64_len(l->length), stored,
+                           l->length) != 0 ||
+            dsq_page_decode(stored, l->length, l, m->page_size, page, full,
+                            &pe) != DSQ_OK) {
+            problem(rep, fn, arg, "%s: inline page %u does not decode", full,
+                    l->pgno);
+            continue;
+        }
+        rep->pages_checked++;
+        sr->locs[sr->n++] = *l;
+    }
+    free(page);
+    return DSQ_OK;
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 dsq_rc dsq_db_verify(struct dsq_db *db, struct dsq_verify_report *rep,
                      dsq_problem_fn report_fn, dsq_progress_fn progress,
                      void *arg, struct dsq_err *e)
 {
     struct vlist l;
+    struct selfrec *selfs = NULL;
+    struct dsq_manifest *prev = NULL; /* pass 1: the version before */
     struct strlist segkeys = {0};
     struct chunkrec *crs = NULL;
     size_t n_crs = 0, cap_crs = 0;
@@ -376,10 +443,14 @@ dsq_rc dsq_db_verify(struct dsq_db *db, struct dsq_verify_report *rep,
     rep->first_version = l.v[0];
     rep->last_version = l.v[l.n - 1];
     uint64_t total = l.n * 2, done = 0;
+    selfs = calloc(l.n, sizeof(*selfs));
+    if (!selfs) {
+        rc = DSQ_ENOMEM;
+        goto out;
+    }
 
     /* pass 1: manifests decode, chain is contiguous and consistent;
        collect objects */
-    struct dsq_manifest *prev = NULL;
     for (size_t i = 0; i < l.n; i++) {
         if (i > 0 && l.v[i] != l.v[i - 1] + 1)
             problem(rep, report_fn, arg, "%s: versions %llu..%llu are missing",
@@ -422,7 +493,10 @@ dsq_rc dsq_db_verify(struct dsq_db *db, struct dsq_verify_report *rep,
             if (!strncmp(m->created[k], "segments/", 9))
                 rc = add_created(&created, m->created[k], m);
         for (size_t k = 0; rc == DSQ_OK && k < m->n_segments; k++)
-            rc = dsq__strlist_add(&segkeys, m->segments[k]);
+            if (!dsq__is_inline_key(m->segments[k]))
+                rc = dsq__strlist_add(&segkeys, m->segments[k]);
+        if (rc == DSQ_OK && m->inline_text)
+            rc = verify_inline(db, m, &selfs[i], rep, report_fn, arg);
         for (size_t k = 0; rc == DSQ_OK && k < m->n_chunks; k++) {
             if (n_crs == cap_crs) {
                 size_t nc = cap_crs ? cap_crs * 2 : 64;
@@ -578,8 +652,36 @@ dsq_rc dsq_db_verify(struct dsq_db *db, struct dsq_verify_report *rep,
         if (dsq__load_manifest(db, l.v[i], &m, &me) != DSQ_OK)
             continue; /* reported in pass 1 */
         for (size_t k = 0; k < m->n_overlay; k++) {
-            const struct segidx *si =
-                segidx_find(segs, n_segs, m->segments[m->overlay[k].seg]);
+            const char *key = m->segments[m->overlay[k].seg];
+            uint64_t mv;
+            if (dsq_key_is_manifest(key, &mv)) {
+                /* carried inline by version mv: it must be there */
+                const uint64_t *at =
+                    bsearch(&mv, l.v, l.n, sizeof(*l.v), u64_cmp);
+                const struct selfrec *sr = at ? &selfs[at - l.v] : NULL;
+                const struct dsq_page_loc *p =
+                    sr ? bsearch(&m->overlay[k].pgno, sr->locs, sr->n,
+                                 sizeof(*sr->locs), loc_pgno_cmp)
+                       : NULL;
+                if (!at)
+                    problem(rep, report_fn, arg,
+                            "version %llu: page %u is carried by version "
+                            "%llu, which is missing",
+                            (unsigned long long)m->version, m->overlay[k].pgno,
+                            (unsigned long long)mv);
+                else if (mv != m->version &&
+                         (!p || p->offset != m->overlay[k].offset ||
+                          p->length != m->overlay[k].length ||
+                          p->codec != m->overlay[k].codec ||
+                          p->checksum != m->overlay[k].checksum))
+                    problem(rep, report_fn, arg,
+                            "version %llu: page %u is not where it says in "
+                            "version %llu",
+                            (unsigned long long)m->version, m->overlay[k].pgno,
+                            (unsigned long long)mv);
+                continue;
+            }
+            const struct segidx *si = segidx_find(segs, n_segs, key);
             if (!si || !si->seg)
                 continue;
             if (!loc_in_segment(si->seg, &m->overlay[k], m->page_size)) {
@@ -604,6 +706,9 @@ out:
     for (size_t i = 0; i < n_segs; i++)
         dsq_seg_free(segs[i].seg);
     free(segs);
+    for (size_t i = 0; selfs && i < l.n; i++)
+        free(selfs[i].locs);
+    free(selfs);
     dsq__strlist_free(&segkeys);
     for (size_t i = 0; i < n_crs; i++) {
         free(crs[i].ref.key);
@@ -843,7 +948,30 @@ dsq_rc dsq_db_gc_pinned(struct dsq_db *db, uint64_t keep_versions,
         }
     }
     if (pinned && floor > pinned)
-        floor = pinned; /* a reader or writer still uses it */
+        floor = pinned; /* a reader or writer still uses it (and so what
+                           it reads, below) */
+    /* a kept version may read pages that an older manifest carries
+       inline (until a checkpoint moves them): keep that one too, and
+       what it reads in turn */
+    for (uint64_t upto = head + 1; floor < upto;) {
+        uint64_t lowest = floor;
+        for (size_t i = 0; i < l.n && l.v[i] < upto; i++) {
+            if (l.v[i] < floor)
+                continue;
+            struct dsq_manifest *m = NULL;
+            rc = dsq__load_manifest(db, l.v[i], &m, e);
+            if (rc != DSQ_OK)
+                goto out;
+            for (size_t k = 0; k < m->n_segments; k++) {
+                uint64_t mv;
+                if (dsq_key_is_manifest(m->segments[k], &mv) && mv < lowest)
+                    lowest = mv;
+            }
+            dsq_manifest_free(m);
+        }
+        upto = floor;
+        floor = lowest;
+    }
     if (floor < floor_old)
         floor = floor_old;
     rep->floor = floor;
@@ -917,7 +1045,7 @@ out:
 }
 
 /* ------------------------------------------------------------------ */
-/* 9. for the FUSE daemon: freshness, changes, rollbacks                */
+/* 9. for the FUSE daemon: changes, rollbacks                           */
 /* ------------------------------------------------------------------ */
 
 dsq_rc dsq_db_head_after(struct dsq_db *db, uint64_t known, uint64_t *latest,

@@ -1,10 +1,11 @@
 /*
  * db_commit.c - write transactions and the commit protocol: effects of a
- * transaction (write set, freed set, page 1), segment upload, manifest
- * building with checkpoints, publishing with create-only and rebasing.
+ * transaction (write set, freed set, page 1), its pages carried inline or
+ * uploaded (the uploads and checkpoints themselves are in db_upload.c),
+ * manifest building, publishing with create-only and rebasing.
  *
- * Layer: services (the engine; shares db_int.h with db.c and
- * db_admin.c).  Protocol, states and invariants: docs/commit.md, cited as
+ * Layer: services (the engine; shares db_int.h with db.c, db_upload.c,
+ * db_admin.c and db_fresh.c).  Protocol, states and invariants: docs/commit.md, cited as
  * (C1)...  A transaction is used by one thread at a time; what it shares
  * with other threads goes through the db handle (db->mu).
  */
@@ -39,7 +40,7 @@ void dsq__strlist_free(struct strlist *l)
     memset(l, 0, sizeof(*l));
 }
 
-static dsq_rc loclist_add(struct loclist *l, const struct dsq_page_loc *loc)
+dsq_rc dsq__loclist_add(struct loclist *l, const struct dsq_page_loc *loc)
 {
     if (l->n == l->cap) {
         size_t nc = l->cap ? l->cap * 2 : 256;
@@ -124,9 +125,6 @@ static dsq_rc need_page_size(struct dsq_txn *t, struct dsq_err *e)
     return DSQ_OK;
 }
 
-static dsq_rc stream_flush_segment(struct dsq_txn *t, struct dsq_err *e);
-static dsq_rc stream_finish_chunk(struct dsq_txn *t, struct dsq_err *e);
-
 dsq_rc dsq_txn_write_page(struct dsq_txn *t, uint32_t pgno, const void *page,
                           struct dsq_err *e)
 {
@@ -162,7 +160,7 @@ dsq_rc dsq_txn_write_page(struct dsq_txn *t, uint32_t pgno, const void *page,
         t->page_count = pgno;
         t->low_water = pgno;
         if (dsq_seg_builder_size(t->sb) >= t->db->segment_max)
-            return stream_flush_segment(t, e);
+            return dsq__stream_flush_segment(t, e);
         return DSQ_OK;
     }
     if (!t->buf) {
@@ -232,6 +230,7 @@ void dsq_txn_free(struct dsq_txn *t)
 {
     if (!t)
         return;
+    dsq__uploads_wait(t, NULL); /* abandoned: recovery-scan finds them */
     dsq_pgbuf_free(t->buf);
     dsq_seg_builder_free(t->sb);
     free(t->page1);
@@ -249,154 +248,6 @@ void dsq_txn_free(struct dsq_txn *t)
 /* ------------------------------------------------------------------ */
 /* 7. commit                                                            */
 /* ------------------------------------------------------------------ */
-
-static void new_object_key(const char *dir, const char *ext, char out[96])
-{
-    char hex[33];
-    dsq_random_hex32(hex);
-    snprintf(out, 96, "%s/%s.%s", dir, hex, ext);
-}
-
-/* Upload an immutable object under a fresh key; remember it in list. */
-static dsq_rc upload_new(struct dsq_txn *t, const char *dir, const char *ext,
-                         const struct dsq_buf *data, struct strlist *list,
-                         char key_out[96], struct dsq_err *e)
-{
-    new_object_key(dir, ext, key_out);
-    dsq_rc rc = dsq__obj_put(t->db, key_out, data->data, data->len, e);
-    if (rc != DSQ_OK) {
-        dsq_err_prefix(e, "uploading %s/%s", t->db->prefix, key_out);
-        return rc;
-    }
-    t->objects_written++;
-    t->bytes_written += data->len;
-    /* write-through: what this handle uploads it is the likeliest to read
-       next (the next transaction's base pages, its readers) */
-    if (data->len <= WRITE_THROUGH_MAX)
-        dsq_cache_write(t->db->dcache, key_out, 0, data->data, data->len);
-    return dsq__strlist_add(list, key_out);
-}
-
-/*
- * Finish the builder, upload it as a segment, and report each page's
- * location (seg = index of the segment in t->segs) through fn.
- */
-typedef dsq_rc (*loc_sink)(struct dsq_txn *t, void *arg,
-                           const struct dsq_page_loc *loc, const char *segkey,
-                           struct dsq_err *e);
-
-static dsq_rc upload_segment(struct dsq_txn *t, struct dsq_seg_builder *sb,
-                             loc_sink sink, void *arg, struct dsq_err *e)
-{
-    struct dsq_buf buf;
-    struct dsq_page_loc *locs = NULL;
-    size_t n = 0;
-    char key[96];
-    dsq_buf_init(&buf, SIZE_MAX);
-    dsq_rc rc = dsq_seg_builder_finish(sb, &buf, &locs, &n);
-    if (rc != DSQ_OK)
-        goto out;
-    rc = upload_new(t, "segments", "seg", &buf, &t->segs, key, e);
-    if (rc != DSQ_OK)
-        goto out;
-    for (size_t i = 0; i < n && rc == DSQ_OK; i++) {
-        locs[i].seg = (uint32_t)(t->segs.n - 1);
-        rc = sink(t, arg, &locs[i], key, e);
-    }
-    dsq_seg_builder_reset(sb);
-out:
-    free(locs);
-    dsq_buf_cleanup(&buf);
-    return rc;
-}
-
-static dsq_rc encode_upload_chunk(struct dsq_txn *t, uint32_t index,
-                                  uint32_t chunk_pages, char **segs,
-                                  size_t n_segs, struct dsq_page_loc *entries,
-                                  size_t n_entries, struct strlist *list,
-                                  struct dsq_chunk_ref *ref, struct dsq_err *e)
-{
-    struct dsq_chunk c = {.index = index,
-                          .chunk_pages = chunk_pages,
-                          .page_size = t->page_size,
-                          .segments = segs,
-                          .n_segments = n_segs,
-                          .entries = entries,
-                          .n_entries = n_entries};
-    struct dsq_buf buf;
-    char key[96];
-    dsq_buf_init(&buf, SIZE_MAX);
-    dsq_rc rc = dsq_chunk_encode(&c, &buf, e);
-    if (rc == DSQ_OK)
-        rc = upload_new(t, "pagetables", "ptc", &buf, list, key, e);
-    if (rc == DSQ_OK) {
-        ref->index = index;
-        ref->key = strdup(key);
-        ref->size = buf.len;
-        ref->checksum = dsq_object_checksum(buf.data, buf.len);
-        if (!ref->key)
-            rc = DSQ_ENOMEM;
-    }
-    dsq_buf_cleanup(&buf);
-    return rc;
-}
-
-/* stream mode: pages flow into per-chunk accumulators */
-static dsq_rc stream_sink(struct dsq_txn *t, void *arg,
-                          const struct dsq_page_loc *loc, const char *segkey,
-                          struct dsq_err *e)
-{
-    (void)arg;
-    uint32_t idx = (loc->pgno - 1) / CHUNK_PAGES_DEFAULT;
-    dsq_rc rc;
-    if (t->cur_locs.n > 0 && idx != t->cur_chunk) {
-        rc = stream_finish_chunk(t, e);
-        if (rc != DSQ_OK)
-            return rc;
-    }
-    t->cur_chunk = idx;
-    if (t->cur_segs.n == 0 ||
-        strcmp(t->cur_segs.v[t->cur_segs.n - 1], segkey) != 0) {
-        rc = dsq__strlist_add(&t->cur_segs, segkey);
-        if (rc != DSQ_OK)
-            return rc;
-    }
-    struct dsq_page_loc l = *loc;
-    l.seg = (uint32_t)(t->cur_segs.n - 1);
-    return loclist_add(&t->cur_locs, &l);
-}
-
-static dsq_rc stream_flush_segment(struct dsq_txn *t, struct dsq_err *e)
-{
-    if (!t->sb || dsq_seg_builder_count(t->sb) == 0)
-        return DSQ_OK;
-    return upload_segment(t, t->sb, stream_sink, NULL, e);
-}
-
-static dsq_rc stream_finish_chunk(struct dsq_txn *t, struct dsq_err *e)
-{
-    if (t->cur_locs.n == 0)
-        return DSQ_OK;
-    if (t->n_chunks == t->cap_chunks) {
-        size_t nc = t->cap_chunks ? t->cap_chunks * 2 : 16;
-        struct dsq_chunk_ref *nv = realloc(t->chunks, nc * sizeof(*nv));
-        if (!nv)
-            return DSQ_ENOMEM;
-        t->chunks = nv;
-        t->cap_chunks = nc;
-    }
-    struct strlist keep = {0};
-    dsq_rc rc = encode_upload_chunk(
-        t, t->cur_chunk, CHUNK_PAGES_DEFAULT, t->cur_segs.v, t->cur_segs.n,
-        t->cur_locs.v, t->cur_locs.n, &keep, &t->chunks[t->n_chunks], e);
-    dsq__strlist_free(&keep);
-    if (rc != DSQ_OK)
-        return rc;
-    t->n_chunks++;
-    dsq__strlist_free(&t->cur_segs);
-    t->cur_locs.n = 0;
-    return DSQ_OK;
-}
 
 /* What the transaction did, relative to its snapshot. */
 struct effects {
@@ -639,31 +490,24 @@ static int overlaps(const struct effects *ef, const struct dsq_manifest *x,
     return 0;
 }
 
-/* Interning of segment keys into a manifest's or chunk's key table. */
-struct keytab {
-    struct strlist l;
-};
-
-static dsq_rc keytab_idx(struct keytab *kt, const char *key, uint32_t *idx)
-{
-    for (size_t i = kt->l.n; i > 0; i--)
-        if (strcmp(kt->l.v[i - 1], key) == 0) {
-            *idx = (uint32_t)(i - 1);
-            return DSQ_OK;
-        }
-    dsq_rc rc = dsq__strlist_add(&kt->l, key);
-    if (rc == DSQ_OK)
-        *idx = (uint32_t)(kt->l.n - 1);
-    return rc;
-}
-
-/* Our pages (normal mode), with the segment key of each. */
+/*
+ * Our pages (normal mode), with the segment key of each.  A small
+ * transaction's pages travel inside its manifest (inline mode): they are
+ * encoded once as a segment that is kept in memory, and each attempt's
+ * manifest carries their stored bytes; only a checkpoint attempt uploads
+ * that segment (materialize) since chunks name segments only.
+ */
 struct ours {
     uint8_t *warm;             /* scratch page: insert what we upload into
                                   the page cache (small transactions) */
-    struct loclist locs;       /* sorted by pgno; seg indexes t->segs */
+    struct loclist locs;       /* sorted by pgno; seg indexes t->segs, or
+                                  offsets into inl in inline mode */
     struct strlist p1segs;     /* page-1 merge segments, newest last */
     struct dsq_page_loc p1loc; /* override for page 1 when p1segs.n > 0 */
+    int inline_mode;           /* the pages are in inl, not uploaded */
+    struct dsq_buf inl;        /* inline mode: our pages as one segment */
+    int inl_stale;             /* inl must be rebuilt (page 1 merged) */
+    uint8_t *p1img;            /* merged page 1 (page-1 rule), or NULL */
 };
 
 static const char *ours_key(const struct dsq_txn *t, const struct ours *o,
@@ -688,18 +532,113 @@ static dsq_rc normal_sink(struct dsq_txn *t, void *arg,
 {
     struct ours *o = arg;
     (void)e;
-    dsq_rc rc = loclist_add(&o->locs, loc);
+    dsq_rc rc = dsq__loclist_add(&o->locs, loc);
     struct dsq_err ig;
     if (rc == DSQ_OK && o->warm &&
         dsq_pgbuf_get(t->buf, loc->pgno, o->warm, &ig) == DSQ_OK)
-        dsq__pc_insert(t->db, segkey, loc->offset, loc->pgno, o->warm,
-                       t->page_size);
+        dsq__pc_insert(t->db, segkey, loc, o->warm, t->page_size);
     return rc;
+}
+
+/* Our page pgno as it is committed (page 1 may have been merged). */
+static dsq_rc our_page(struct dsq_txn *t, const struct ours *o, uint32_t pgno,
+                       uint8_t *page, struct dsq_err *e)
+{
+    if (pgno == 1 && o->p1img) {
+        memcpy(page, o->p1img, t->page_size);
+        return DSQ_OK;
+    }
+    return dsq_pgbuf_get(t->buf, pgno, page, e);
+}
+
+/*
+ * Stored bytes a transaction may carry inside its manifest: a commit of up
+ * to this much costs one store request.  Transactions of up to
+ * INLINE_TRY_MAX bytes of page images are encoded to see if they fit.
+ */
+#define INLINE_MAX (64u * 1024u)
+#define INLINE_TRY_MAX (256u * 1024u)
+
+/* Encode our pages as one segment in o->inl (not uploaded). */
+static dsq_rc build_inline(struct dsq_txn *t, const struct effects *ef,
+                           struct ours *o, struct dsq_err *e)
+{
+    struct dsq_seg_builder *sb = NULL;
+    struct dsq_page_loc *locs = NULL;
+    size_t n = 0;
+    uint8_t *page = malloc(t->page_size);
+    dsq_rc rc = page ? dsq_seg_builder_new(t->page_size, t->db->compress,
+                                           t->txn_id, &sb)
+                     : DSQ_ENOMEM;
+    for (size_t i = 0; rc == DSQ_OK && i < ef->n_pgnos; i++) {
+        rc = our_page(t, o, ef->pgnos[i], page, e);
+        if (rc == DSQ_OK)
+            rc = dsq_seg_builder_add(sb, ef->pgnos[i], page);
+    }
+    dsq_buf_reset(&o->inl);
+    if (rc == DSQ_OK)
+        rc = dsq_seg_builder_finish(sb, &o->inl, &locs, &n);
+    o->locs.n = 0;
+    for (size_t i = 0; rc == DSQ_OK && i < n; i++)
+        rc = dsq__loclist_add(&o->locs, &locs[i]);
+    if (rc == DSQ_OK)
+        o->inl_stale = 0;
+    free(locs);
+    free(page);
+    dsq_seg_builder_free(sb);
+    return rc;
+}
+
+static uint64_t inline_stored(const struct ours *o)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < o->locs.n; i++)
+        n += o->locs.v[i].length;
+    return n;
+}
+
+/* Leave inline mode: upload o->inl as our segment (a checkpoint needs it). */
+static dsq_rc materialize(struct dsq_txn *t, struct ours *o, struct dsq_err *e)
+{
+    char key[96];
+    dsq_rc rc = DSQ_OK;
+    o->inline_mode = 0;
+    if (o->locs.n == 0)
+        return DSQ_OK;
+    rc = dsq__upload_new(t, "segments", "seg", &o->inl, &t->segs, key, e);
+    if (rc != DSQ_OK)
+        return rc;
+    uint8_t *page = malloc(t->page_size);
+    for (size_t i = 0; i < o->locs.n; i++) {
+        struct dsq_err ig;
+        o->locs.v[i].seg = (uint32_t)(t->segs.n - 1);
+        if (page && our_page(t, o, o->locs.v[i].pgno, page, &ig) == DSQ_OK)
+            dsq__pc_insert(t->db, key, &o->locs.v[i], page, t->page_size);
+    }
+    free(page);
+    return DSQ_OK;
 }
 
 static dsq_rc upload_pages(struct dsq_txn *t, const struct effects *ef,
                            struct ours *o, struct dsq_err *e)
 {
+    if (ef->n_pgnos > 0 &&
+        (uint64_t)ef->n_pgnos * t->page_size <= INLINE_TRY_MAX &&
+        (uint64_t)ef->n_pgnos * t->page_size <= t->db->segment_max) {
+        /* small: try carrying the pages in the manifest; if they do not
+           fit, the segment encoded for it is uploaded as it is */
+        dsq_rc rc = build_inline(t, ef, o, e);
+        if (rc != DSQ_OK)
+            return rc;
+        o->inline_mode = 1;
+        if (inline_stored(o) <= INLINE_MAX)
+            return DSQ_OK;
+        return materialize(t, o, e);
+    }
+    if (ef->n_pgnos == 0) {
+        o->inline_mode = 1; /* nothing to carry: the manifest alone */
+        return DSQ_OK;
+    }
     struct dsq_seg_builder *sb = NULL;
     uint8_t *page = malloc(t->page_size);
     dsq_rc rc = page ? dsq_seg_builder_new(t->page_size, t->db->compress,
@@ -715,146 +654,14 @@ static dsq_rc upload_pages(struct dsq_txn *t, const struct effects *ef,
         if (rc == DSQ_OK)
             rc = dsq_seg_builder_add(sb, ef->pgnos[i], page);
         if (rc == DSQ_OK && dsq_seg_builder_size(sb) >= t->db->segment_max)
-            rc = upload_segment(t, sb, normal_sink, o, e);
+            rc = dsq__upload_segment(t, sb, normal_sink, o, e);
     }
     if (rc == DSQ_OK && sb && dsq_seg_builder_count(sb) > 0)
-        rc = upload_segment(t, sb, normal_sink, o, e);
+        rc = dsq__upload_segment(t, sb, normal_sink, o, e);
     dsq_seg_builder_free(sb);
     free(page);
     free(o->warm);
     o->warm = NULL;
-    return rc;
-}
-
-static int chunk_index_of(uint32_t pgno, uint32_t cp)
-{
-    return (int)((pgno - 1) / cp);
-}
-
-/*
- * Checkpoint nm: rewrite the chunks the overlay touches (or truncation
- * cuts), keep the others, empty the overlay.  bm is the base manifest whose
- * chunks nm inherited.  New chunk objects are listed in objs.
- */
-static dsq_rc checkpoint(struct dsq_txn *t, const struct dsq_manifest *bm,
-                         struct dsq_manifest *nm, struct strlist *objs,
-                         struct dsq_err *e)
-{
-    const uint32_t cp = nm->chunk_pages;
-    const uint32_t pc = nm->page_count;
-    const uint32_t eff = nm->ckpt_page_limit; /* old entries valid below */
-    struct dsq_chunk_ref *refs = NULL;
-    size_t n_refs = 0;
-    size_t io = 0, ic = 0;
-    dsq_rc rc = DSQ_OK;
-    size_t max_refs = nm->n_chunks + nm->n_overlay + 1;
-
-    refs = calloc(max_refs, sizeof(*refs));
-    if (!refs)
-        return DSQ_ENOMEM;
-    while (io < nm->n_overlay || ic < nm->n_chunks) {
-        uint32_t idx = UINT32_MAX;
-        if (io < nm->n_overlay)
-            idx = (uint32_t)chunk_index_of(nm->overlay[io].pgno, cp);
-        if (ic < nm->n_chunks && nm->chunks[ic].index < idx)
-            idx = nm->chunks[ic].index;
-        uint64_t lo = (uint64_t)idx * cp + 1, hi = lo + cp - 1;
-        if (lo > pc)
-            break;
-        const struct dsq_chunk_ref *old =
-            (ic < nm->n_chunks && nm->chunks[ic].index == idx) ? &nm->chunks[ic]
-                                                               : NULL;
-        if (old)
-            ic++;
-        size_t ov_first = io;
-        while (io < nm->n_overlay && nm->overlay[io].pgno <= hi)
-            io++;
-        size_t ov_n = io - ov_first;
-        if (old && ov_n == 0 && hi <= eff) {
-            refs[n_refs] = *old;
-            refs[n_refs].key = strdup(old->key);
-            if (!refs[n_refs].key) {
-                rc = DSQ_ENOMEM;
-                goto out;
-            }
-            n_refs++;
-            continue;
-        }
-        /* rebuild this chunk: valid old entries merged with the overlay */
-        struct dsq_chunk *oc = NULL;
-        if (old && lo <= eff) {
-            rc = dsq__chunk_fetch(t->db, old, bm->page_size, cp, &oc, e);
-            if (rc != DSQ_OK)
-                goto out;
-        }
-        struct keytab kt = {0};
-        struct dsq_page_loc *ent =
-            malloc((ov_n + (oc ? oc->n_entries : 0) + 1) * sizeof(*ent));
-        size_t ne = 0, a = 0, b = ov_first;
-        if (!ent)
-            rc = DSQ_ENOMEM;
-        while (rc == DSQ_OK) {
-            const struct dsq_page_loc *la = NULL, *lb = NULL;
-            while (oc && a < oc->n_entries && oc->entries[a].pgno > eff)
-                a++;
-            if (oc && a < oc->n_entries && oc->entries[a].pgno <= eff)
-                la = &oc->entries[a];
-            if (b < io)
-                lb = &nm->overlay[b];
-            if (!la && !lb)
-                break;
-            const struct dsq_page_loc *pick;
-            const char *key;
-            if (lb && (!la || lb->pgno <= la->pgno)) {
-                pick = lb;
-                key = nm->segments[lb->seg];
-                if (la && la->pgno == lb->pgno)
-                    a++;
-                b++;
-            } else {
-                pick = la;
-                key = oc->segments[la->seg];
-                a++;
-            }
-            ent[ne] = *pick;
-            rc = keytab_idx(&kt, key, &ent[ne].seg);
-            ne++;
-        }
-        if (rc == DSQ_OK && ne > 0) {
-            rc = encode_upload_chunk(t, idx, cp, kt.l.v, kt.l.n, ent, ne, objs,
-                                     &refs[n_refs], e);
-            if (rc == DSQ_OK)
-                n_refs++;
-        }
-        free(ent);
-        dsq__strlist_free(&kt.l);
-        dsq_chunk_free(oc);
-        if (rc != DSQ_OK)
-            goto out;
-    }
-    /* install */
-    for (size_t i = 0; i < nm->n_chunks; i++)
-        free(nm->chunks[i].key);
-    free(nm->chunks);
-    nm->chunks = refs;
-    nm->n_chunks = n_refs;
-    refs = NULL;
-    for (size_t i = 0; i < nm->n_segments; i++)
-        free(nm->segments[i]);
-    free(nm->segments);
-    nm->segments = NULL;
-    nm->n_segments = 0;
-    free(nm->overlay);
-    nm->overlay = NULL;
-    nm->n_overlay = 0;
-    nm->ckpt_version = nm->version;
-    nm->ckpt_page_limit = pc;
-out:
-    if (refs) {
-        for (size_t i = 0; i < n_refs; i++)
-            free(refs[i].key);
-        free(refs);
-    }
     return rc;
 }
 
@@ -869,23 +676,37 @@ static dsq_rc dup_ranges(const struct dsq_range *r, size_t n,
     return DSQ_OK;
 }
 
-/* Build manifest base+1 for our transaction.  New objects go to objs. */
+/*
+ * Build manifest base+1 for our transaction.  New objects go to objs.  In
+ * inline mode our pages go into the manifest's inline text; if this
+ * version must be a checkpoint, *need_segment is set instead (and *out
+ * left alone): upload the pages (materialize) and build again.
+ */
 static dsq_rc build_manifest(struct dsq_txn *t, const struct dsq_snap *base,
                              const struct effects *ef, const struct ours *o,
                              struct strlist *objs, struct dsq_manifest **out,
-                             struct dsq_err *e)
+                             int *need_segment, struct dsq_err *e)
 {
     const struct dsq_manifest *bm = base->m;
     const int stream = (t->flags & DSQ_TXN_STREAM) != 0;
     struct dsq_manifest *nm = calloc(1, sizeof(*nm));
     struct keytab kt = {0};
     struct strlist created = {0};
+    char own[64];
     dsq_rc rc = DSQ_OK;
+    *need_segment = 0;
     if (!nm)
         return DSQ_ENOMEM;
 
+    nm->format_version = DSQ_MANIFEST_FORMAT;
+    /* the incarnation is born with the first format-2 version */
+    if (bm && bm->format_version == 2)
+        memcpy(nm->incarnation, bm->incarnation, 33);
+    else
+        dsq_random_hex32(nm->incarnation);
     nm->version = base->version + 1;
     nm->parent = base->version;
+    dsq_manifest_key(nm->version, own);
     nm->page_size = t->page_size;
     if (stream || ef->count_changed || !bm)
         nm->page_count = t->page_count;
@@ -961,12 +782,24 @@ static dsq_rc build_manifest(struct dsq_txn *t, const struct dsq_snap *base,
             const struct dsq_page_loc *lo = j < no ? ours_loc(o, j) : NULL;
             const struct dsq_page_loc *pick;
             const char *key;
+            struct dsq_page_loc carried;
             if (lo && (!lb || lo->pgno <= lb->pgno)) {
                 if (lb && lb->pgno == lo->pgno)
                     i++;
                 pick = lo;
-                key = ours_key(t, o, &o->locs.v[j]);
+                key = o->inline_mode ? own : ours_key(t, o, &o->locs.v[j]);
                 j++;
+                if (o->inline_mode && pick->pgno <= nm->page_count) {
+                    /* carried by this manifest: offsets into its text */
+                    carried = *pick;
+                    rc = dsq_manifest_inline_append(
+                        nm, o->inl.data + pick->offset, pick->length,
+                        &carried.offset);
+                    if (rc != DSQ_OK)
+                        break;
+                    pick = &carried;
+                    key = own;
+                }
             } else {
                 i++;
                 if (lb->pgno > trunc)
@@ -977,7 +810,7 @@ static dsq_rc build_manifest(struct dsq_txn *t, const struct dsq_snap *base,
             if (pick->pgno > nm->page_count)
                 continue;
             nm->overlay[nm->n_overlay] = *pick;
-            rc = keytab_idx(&kt, key, &nm->overlay[nm->n_overlay].seg);
+            rc = dsq__keytab_idx(&kt, key, &nm->overlay[nm->n_overlay].seg);
             nm->n_overlay++;
         }
         if (rc != DSQ_OK)
@@ -987,7 +820,11 @@ static dsq_rc build_manifest(struct dsq_txn *t, const struct dsq_snap *base,
         memset(&kt, 0, sizeof(kt));
         if (nm->version - nm->ckpt_version >= t->db->checkpoint_interval ||
             nm->n_overlay > t->db->overlay_max) {
-            rc = checkpoint(t, bm, nm, objs, e);
+            if (o->inline_mode && o->locs.n > 0) {
+                *need_segment = 1;
+                goto out;
+            }
+            rc = dsq__checkpoint(t, bm, nm, objs, e);
             if (rc != DSQ_OK)
                 goto out;
         }
@@ -1078,21 +915,102 @@ static dsq_rc check_gc_floor(struct dsq_db *db, const struct dsq_snap *base,
 enum put_outcome { PUT_WON, PUT_LOST, PUT_FAILED };
 
 /*
+ * After a lost race that met nothing of ours (a race for the slot, not
+ * for the pages): the first SLOT_FREE_ROUNDS retry at once, later ones
+ * after a uniform time in [0, round * 2^k) (k = 0, 1, ... for the rounds
+ * after those, at most 4; and at most retry_max_seconds), where "round" is how
+ * long our last attempt took (the PUT, then finding out what won).  The scale
+ * is the store's own speed, not retry_base_seconds: after a lost slot,
+ * sleeping 50 ms on a store that answers in 2 ms lets the other writer
+ * take 25 more slots, whose manifests must then be read.  The doubling
+ * keeps a writer that keeps losing (its rounds a little slower than the
+ * other's back-to-back commits) from spending its retries in a burst;
+ * the randomness breaks that lock-step.
+ */
+#define SLOT_FREE_ROUNDS 3
+#define SLOT_ROUNDS_PER_RETRY 4 /* lost slots allowed per max_retries */
+#define SLOT_MAX_DOUBLINGS 4    /* a wait never exceeds 16 rounds */
+static void slot_backoff(const struct dsq_db *db, uint64_t round_ns,
+                         unsigned lost)
+{
+    if (lost <= SLOT_FREE_ROUNDS)
+        return;
+    unsigned k = lost - SLOT_FREE_ROUNDS - 1;
+    double cap =
+        (double)round_ns / 1e9 *
+        pow(2.0, (double)(k < SLOT_MAX_DOUBLINGS ? k : SLOT_MAX_DOUBLINGS));
+    if (cap > db->retry_max_s)
+        cap = db->retry_max_s;
+    uint64_t us = (uint64_t)(cap * 1e6);
+    if (us >= 1000)
+        dsq_env.sleep_ms(dsq_random_below(us / 1000 + 1));
+}
+
+struct latest_job {
+    struct dsq_db *db;
+    uint64_t v;
+    dsq_rc rc;
+    struct dsq_err e;
+};
+
+static void *latest_main(void *arg)
+{
+    struct latest_job *j = arg;
+    dsq_err_clear(&j->e);
+    j->rc = dsq_db_latest(j->db, &j->v, &j->e);
+    return NULL;
+}
+
+/*
+ * After losing version `lost`: the newest version (a LIST) and manifest
+ * `lost` (which the rebase reads first) at the same time, so the next
+ * attempt is one round trip away, not two.  *head gets the newest.
+ */
+static dsq_rc latest_and_fetch(struct dsq_db *db, uint64_t lost, uint64_t *head,
+                               struct dsq_err *e)
+{
+    struct latest_job j = {.db = db};
+    pthread_t th;
+    int threaded = pthread_create(&th, NULL, latest_main, &j) == 0;
+    if (!threaded)
+        latest_main(&j);
+    struct dsq_snap *s = NULL;
+    struct dsq_err ignore;
+    if (dsq_db_snapshot(db, lost, &s, &ignore) == DSQ_OK)
+        dsq_snap_release(s); /* now cached; failures are met again */
+    if (threaded)
+        pthread_join(th, NULL);
+    if (j.rc != DSQ_OK) {
+        if (e)
+            *e = j.e;
+        return j.rc;
+    }
+    *head = j.v;
+    return DSQ_OK;
+}
+
+/*
  * Create manifest key create-only and find out what happened (C3, C4):
  * a lost reply is resolved by reading the key back and comparing writer
  * and transaction ids.
  */
 static enum put_outcome publish(struct dsq_txn *t, uint64_t version,
                                 const struct dsq_buf *body, int *ambiguous,
+                                uint64_t *sent_ns, struct dsq_objinfo *info,
                                 dsq_rc *rc_out, struct dsq_err *e)
 {
     struct dsq_db *db = t->db;
     char rel[64], key[DSQ_KEY_MAX];
     dsq_manifest_key(version, rel);
     dsq__full_key(db, rel, key, sizeof(key));
+    memset(info, 0, sizeof(*info));
+    /* if it lands, version was free when the first attempt was sent: the
+       head was version - 1 then (freshness, db_fresh.c) */
+    *sent_ns = dsq_mono_ns();
+    const uint64_t start = *sent_ns;
     for (unsigned attempt = 0;; attempt++) {
         dsq_rc rc = dsq_store_put(db->st, key, body->data, body->len,
-                                  DSQ_PUT_CREATE, NULL, NULL, e);
+                                  DSQ_PUT_CREATE, NULL, info, e);
         STAT_ADD(db, store_puts, 1);
         if (rc == DSQ_OK) {
             STAT_ADD(db, bytes_written, body->len);
@@ -1113,7 +1031,7 @@ static enum put_outcome publish(struct dsq_txn *t, uint64_t version,
         for (unsigned r = 0;; r++) {
             struct dsq_buf buf;
             dsq_buf_init(&buf, DSQ_MANIFEST_MAX_BYTES);
-            rc = dsq_store_get(db->st, key, 0, 0, &buf, NULL, e);
+            rc = dsq_store_get(db->st, key, 0, 0, &buf, info, e);
             STAT_ADD(db, store_gets, 1);
             if (rc == DSQ_OK) {
                 struct dsq_manifest *m = NULL;
@@ -1134,25 +1052,27 @@ static enum put_outcome publish(struct dsq_txn *t, uint64_t version,
             dsq_buf_cleanup(&buf);
             if (rc == DSQ_ENOTFOUND)
                 break; /* it did not land: try the create again */
-            if (rc != DSQ_ETRANSIENT || r >= db->max_retries) {
+            if (rc != DSQ_ETRANSIENT || !dsq__retry(db, r, start, e)) {
                 *rc_out = rc == DSQ_ETRANSIENT ? DSQ_ETRANSIENT : rc;
                 dsq_err_prefix(e, "outcome of publishing %s is unknown", key);
                 return PUT_FAILED;
             }
-            dsq__backoff(db, r);
         }
-        if (attempt >= db->max_retries) {
+        if (!dsq__retry(db, attempt, start, e)) {
             *rc_out = DSQ_ERETRIES;
-            dsq_err_set(e, DSQ_ERETRIES,
-                        "publishing %s failed %u times with transient errors",
-                        key, attempt + 1);
+            dsq_err_prefix(e,
+                           "publishing %s failed %u times with transient "
+                           "errors",
+                           key, attempt + 1);
             return PUT_FAILED;
         }
-        dsq__backoff(db, attempt);
     }
 }
 
-/* Rewrite our page 1 onto head's, counters past both (page-1 rule). */
+/*
+ * Rewrite our page 1 onto head's, counters past both (page-1 rule); in
+ * segment mode the result is uploaded as a one-page segment.
+ */
 static dsq_rc merge_page1(struct dsq_txn *t, const struct dsq_snap *head,
                           struct ours *o, struct dsq_err *e)
 {
@@ -1176,13 +1096,22 @@ static dsq_rc merge_page1(struct dsq_txn *t, const struct dsq_snap *head,
         goto out;
     uint32_t a = dsq_sqlite_counter(mine), b = dsq_sqlite_counter(theirs);
     dsq_sqlite_set_counter(theirs, (a > b ? a : b) + 1);
+    if (!o->p1img && !(o->p1img = malloc(ps))) {
+        rc = DSQ_ENOMEM;
+        goto out;
+    }
+    memcpy(o->p1img, theirs, ps);
+    if (o->inline_mode) {
+        o->inl_stale = 1; /* carried by the next attempt's manifest */
+        goto out;
+    }
     rc = dsq_seg_builder_new(ps, t->db->compress, t->txn_id, &sb);
     if (rc == DSQ_OK)
         rc = dsq_seg_builder_add(sb, 1, theirs);
     if (rc == DSQ_OK)
         rc = dsq_seg_builder_finish(sb, &buf, &locs, &n);
     if (rc == DSQ_OK)
-        rc = upload_new(t, "segments", "seg", &buf, &o->p1segs, key, e);
+        rc = dsq__upload_new(t, "segments", "seg", &buf, &o->p1segs, key, e);
     if (rc == DSQ_OK)
         o->p1loc = locs[0];
 out:
@@ -1194,8 +1123,26 @@ out:
     return rc;
 }
 
+/* The pages our manifest carries go into the page cache. */
+static void warm_inline(struct dsq_txn *t, const struct ours *o,
+                        const struct dsq_manifest *nm)
+{
+    char own[64];
+    uint8_t *page = malloc(t->page_size);
+    dsq_manifest_key(nm->version, own);
+    for (size_t i = 0; page && i < nm->n_overlay; i++) {
+        const struct dsq_page_loc *l = &nm->overlay[i];
+        struct dsq_err ig;
+        if (strcmp(nm->segments[l->seg], own) == 0 &&
+            our_page(t, o, l->pgno, page, &ig) == DSQ_OK)
+            dsq__pc_insert(t->db, own, l, page, t->page_size);
+    }
+    free(page);
+}
+
 /* Our own published manifest is a snapshot readers will want next. */
-static void cache_published(struct dsq_db *db, struct dsq_manifest **nm)
+static void cache_published(struct dsq_db *db, struct dsq_manifest **nm,
+                            const char *etag, uint64_t epoch)
 {
     struct dsq_snap *s = calloc(1, sizeof(*s));
     if (!s)
@@ -1204,6 +1151,8 @@ static void cache_published(struct dsq_db *db, struct dsq_manifest **nm)
     atomic_init(&s->refs, 1);
     s->version = (*nm)->version;
     s->m = *nm;
+    s->epoch = epoch;
+    snprintf(s->etag, sizeof(s->etag), "%s", etag);
     *nm = NULL;
     dsq__snap_cache_put(db, s);
     dsq_snap_release(s);
@@ -1212,11 +1161,13 @@ static void cache_published(struct dsq_db *db, struct dsq_manifest **nm)
 /*
  * root.json is a hint, read only to start a listing near the end: a hint
  * a few versions behind costs readers nothing (one LIST page holds 1000
- * versions).  So it is written every ROOT_EVERY versions, at least once a
- * second per handle, not at every commit: one request less per commit.
+ * versions, and a handle that knows nothing lists from the start while it
+ * reads the hint).  So it is written every ROOT_EVERY versions, and when
+ * this handle last wrote it more than ROOT_MAX_AGE_MS ago, not at every
+ * commit: one request less per commit.
  */
-#define ROOT_EVERY 16
-#define ROOT_MAX_AGE_MS 1000
+#define ROOT_EVERY 256
+#define ROOT_MAX_AGE_MS 10000
 
 static void update_root(struct dsq_db *db, uint64_t version)
 {
@@ -1262,15 +1213,19 @@ dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
     const int stream = (t->flags & DSQ_TXN_STREAM) != 0;
     dsq_rc rc = DSQ_OK;
 
+    const uint64_t t0_ns = dsq_mono_ns();
     dsq_buf_init(&body, DSQ_MANIFEST_MAX_BYTES);
+    dsq_buf_init(&o.inl, SIZE_MAX);
     if (t->finished)
         return dsq_err_set(e, DSQ_EINVAL, "transaction already finished");
     t->finished = 1;
 
     if (stream) {
-        rc = stream_flush_segment(t, e);
+        rc = dsq__stream_flush_segment(t, e);
         if (rc == DSQ_OK)
-            rc = stream_finish_chunk(t, e);
+            rc = dsq__stream_finish_chunk(t, e);
+        if (rc == DSQ_OK)
+            rc = dsq__uploads_wait(t, e); /* C1: every segment is stored */
         if (rc != DSQ_OK)
             goto out;
         if (t->page_size == 0) {
@@ -1282,6 +1237,18 @@ dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
         ci.noop = 1;
         goto done;
     }
+    pthread_mutex_lock(&db->mu);
+    int replaced = t->snap->epoch != db->epoch;
+    pthread_mutex_unlock(&db->mu);
+    if (replaced) {
+        /* its versions' slots may now hold another database's */
+        rc = dsq_err_set(e, DSQ_ECONFLICT,
+                         "%s: the database was deleted or created again "
+                         "since this transaction's snapshot (version %llu)",
+                         db->prefix, (unsigned long long)t->snap->version);
+        STAT_ADD(db, conflicts, 1);
+        goto out;
+    }
     rc = compute_effects(t, &ef, e);
     if (rc != DSQ_OK)
         goto out;
@@ -1292,6 +1259,8 @@ dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
     }
     if (!stream) {
         rc = upload_pages(t, &ef, &o, e);
+        if (rc == DSQ_OK)
+            rc = dsq__uploads_wait(t, e); /* C1: every segment is stored */
         if (rc != DSQ_OK)
             goto out;
     }
@@ -1300,15 +1269,33 @@ dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
     base = dsq_snap_ref(t->snap);
     for (unsigned attempt = 0;; attempt++) {
         ci.attempts++;
-        rc = build_manifest(t, base, &ef, &o, &objs, &nm, e);
+        const uint64_t round_ns = dsq_mono_ns();
+        int need_segment = 0;
+        if (o.inline_mode && o.inl_stale)
+            rc = build_inline(t, &ef, &o, e);
+        if (rc == DSQ_OK)
+            rc = build_manifest(t, base, &ef, &o, &objs, &nm, &need_segment, e);
+        if (rc == DSQ_OK && need_segment) {
+            /* this version is a checkpoint: our pages must be in a
+               segment the chunks can name */
+            rc = materialize(t, &o, e);
+            if (rc == DSQ_OK)
+                rc = build_manifest(t, base, &ef, &o, &objs, &nm, &need_segment,
+                                    e);
+        }
         if (rc == DSQ_OK)
             rc = dsq_manifest_encode(nm, &body, e);
         if (rc != DSQ_OK)
             goto out;
         DSQ_FAULT_POINT("commit.before_manifest");
         dsq_rc prc = DSQ_OK;
-        enum put_outcome po =
-            publish(t, nm->version, &body, &ambiguous, &prc, e);
+        pthread_mutex_lock(&db->mu);
+        uint64_t epoch = db->epoch;
+        pthread_mutex_unlock(&db->mu);
+        uint64_t sent_ns = 0;
+        struct dsq_objinfo pinfo;
+        enum put_outcome po = publish(t, nm->version, &body, &ambiguous,
+                                      &sent_ns, &pinfo, &prc, e);
         if (po == PUT_FAILED) {
             rc = prc;
             goto out;
@@ -1340,7 +1327,10 @@ dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
             DSQ_FAULT_POINT("commit.after_manifest");
             ci.version = nm->version;
             dsq__note_latest(db, nm->version);
-            cache_published(db, &nm);
+            if (o.inline_mode)
+                warm_inline(t, &o, nm);
+            dsq__note_published(db, nm, pinfo.etag, sent_ns);
+            cache_published(db, &nm, pinfo.etag, epoch);
             update_root(db, ci.version);
             DSQ_FAULT_POINT("commit.after_root");
             goto done;
@@ -1351,16 +1341,25 @@ dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
         nm = NULL;
         dsq_buf_reset(&body);
         uint64_t head_v;
-        rc = dsq_db_latest(db, &head_v, e);
+        rc = latest_and_fetch(db, lost_at, &head_v, e);
         if (rc != DSQ_OK)
             goto out;
         if (head_v < lost_at)
             head_v = lost_at; /* listing lags the create we lost */
+        dsq_log(DSQ_LOG_DEBUG, "commit",
+                "%s: version %llu was taken (attempt %u, %.1f ms into the "
+                "commit); newest %llu, snapshot %llu",
+                db->prefix, (unsigned long long)lost_at, attempt + 1,
+                (double)(dsq_mono_ns() - t0_ns) / 1e6,
+                (unsigned long long)head_v,
+                (unsigned long long)t->snap->version);
         int p1_touched = 0;
         struct dsq_snap *x = NULL;
         for (uint64_t v = base->version + 1; v <= head_v; v++) {
             dsq_snap_release(x);
             x = NULL;
+            if ((v - base->version - 1) % (SNAP_CACHE_MAX / 2) == 0)
+                dsq__prefetch_versions(db, v, head_v); /* in parallel */
             rc = dsq_db_snapshot(db, v, &x, e);
             if (rc != DSQ_OK)
                 goto out;
@@ -1418,7 +1417,10 @@ dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
         }
         dsq_snap_release(base);
         base = x;
-        if (attempt + 1 > db->max_retries) {
+        /* every lost slot is someone else's progress, and a conflict
+           ends the commit at once: what is bounded here is a writer
+           outpaced by others for long */
+        if (attempt + 1 > SLOT_ROUNDS_PER_RETRY * db->max_retries) {
             rc = dsq_err_set(e, DSQ_ERETRIES,
                              "%s: gave up after losing %u races for the "
                              "next version",
@@ -1434,7 +1436,8 @@ dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
         }
         ci.rebases++;
         STAT_ADD(db, rebases, 1);
-        dsq__backoff(db, attempt);
+        /* nothing met ours: lost the slot, not the pages */
+        slot_backoff(db, dsq_mono_ns() - round_ns, attempt + 1);
     }
 done:
     ci.objects_written = t->objects_written;
@@ -1450,6 +1453,8 @@ out:
     dsq__strlist_free(&objs);
     dsq__strlist_free(&o.p1segs);
     free(o.locs.v);
+    free(o.p1img);
+    dsq_buf_cleanup(&o.inl);
     effects_free(&ef);
     dsq_buf_cleanup(&body);
     return rc;

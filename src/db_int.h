@@ -3,9 +3,10 @@
  * structures, constants, and the helpers one file defines for the others.
  *
  * Layer: services, private to db.c (handle, store calls, caches,
- * snapshots, reads), db_commit.c (transactions and the commit protocol)
- * and db_admin.c (versions, verify, recovery scan, gc, FUSE helpers).
- * Nothing outside those three includes it.
+ * snapshots, reads), db_commit.c (transactions and the commit protocol),
+ * db_upload.c (segments, chunks, checkpoints), db_admin.c (versions,
+ * verify, recovery scan, gc, FUSE helpers) and db_fresh.c (freshness
+ * checks).  Nothing outside those files includes it.
  */
 #ifndef DSQ_DB_INT_H
 #define DSQ_DB_INT_H
@@ -30,11 +31,11 @@
 #include <unistd.h>
 
 #define CHUNK_PAGES_DEFAULT 4096u
-#define CHUNK_CACHE_MAX 64
+#define CHUNK_CACHE_MAX 128
 #define SNAP_CACHE_MAX 32
 #define OBJ_CAP (1024u * 1024u * 1024u) /* cap on one object read whole */
 #define COALESCE_GAP (64u * 1024u)      /* merge reads across small gaps */
-#define COALESCE_MAX (2u * 1024u * 1024u)
+#define COALESCE_MAX (4u * 1024u * 1024u)
 #define WRITE_THROUGH_MAX                                                      \
     (8u * 1024u * 1024u) /* uploads kept in the disk cache */
 
@@ -46,6 +47,7 @@ struct pc_entry { /* one cached page image */
     char *segkey; /* full object key */
     uint64_t offset;
     uint32_t pgno;
+    uint64_t checksum;
     uint8_t *page;
     struct pc_entry *hnext;       /* hash chain */
     struct pc_entry *prev, *next; /* LRU list, most recent first */
@@ -61,7 +63,24 @@ struct dsq_snap {
     struct dsq_db *db;
     atomic_int refs;
     uint64_t version;
-    struct dsq_manifest *m; /* NULL for version 0 (empty) */
+    struct dsq_manifest *m;  /* NULL for version 0 (empty) */
+    uint64_t epoch;          /* db->epoch when its manifest was read */
+    char etag[DSQ_ETAG_MAX]; /* of manifests/v{version}; "" unknown */
+};
+
+/*
+ * What the handle knows of the newest version (db_fresh.c): version N
+ * was the newest when the request that told us was sent, at sent_ns on
+ * the monotonic clock.  The identity of manifest N (etag, transaction,
+ * incarnation) is what a later check compares to tell a database deleted
+ * and created again from the one we know.
+ */
+struct dsq_head {
+    uint64_t version;        /* 0: no version */
+    char etag[DSQ_ETAG_MAX]; /* of manifests/v{version}; "" unknown */
+    char txn_id[33];         /* "" unknown */
+    char incarnation[33];    /* "" format 1 or unknown */
+    uint64_t sent_ns;        /* 0: nothing confirmed yet */
 };
 
 struct dsq_db {
@@ -73,6 +92,7 @@ struct dsq_db {
     unsigned overlay_max;
     unsigned max_retries;
     double retry_base_s, retry_max_s;
+    uint64_t store_timeout_ns; /* store_timeout: no retry after it */
     uint64_t segment_max;
     enum dsq_isolation isolation;
     int compress;
@@ -83,9 +103,16 @@ struct dsq_db {
     uint64_t known_latest;    /* newest version seen to exist; guarded
                                  by mu */
     uint64_t root_written_ms; /* last root.json update; guarded by mu */
-    uint64_t listed_ms;       /* when a listing last found the newest
-                                 version (dsq_db_head_after); guarded by
-                                 mu */
+    /* freshness (db_fresh.c), guarded by mu */
+    struct dsq_head head;      /* newest confirmed version */
+    uint64_t epoch;            /* bumped when the database was found
+                                  deleted or replaced */
+    unsigned checks_inflight;  /* freshness checks being sent */
+    uint64_t inflight_sent_ns; /* the newest one's send time */
+    pthread_cond_t fresh_cv;   /* a check finished */
+    uint64_t fresh_rtt_ns;     /* how long the last check took */
+    uint64_t listed_ms;        /* when a listing last found the newest
+                                  version (dsq_db_head_after) */
 
     pthread_mutex_t mu;
     struct dsq_db_stats stats; /* guarded by mu */
@@ -97,6 +124,7 @@ struct dsq_db {
     /* chunk cache: guarded by mu */
     struct chunk_entry chunks[CHUNK_CACHE_MAX];
     uint64_t chunk_clock;
+    int chunks_warmed; /* the first manifest's chunks were fetched */
     /* snapshot cache: guarded by mu (holds one ref each) */
     struct dsq_snap *snaps[SNAP_CACHE_MAX];
     uint64_t snap_stamp[SNAP_CACHE_MAX];
@@ -147,6 +175,7 @@ struct dsq_txn {
     size_t n_chunks, cap_chunks;
 
     /* objects this transaction uploaded (relative keys) */
+    struct uploader *up;  /* segment uploads in flight (db_commit.c) */
     struct strlist segs;  /* segments holding our pages */
     struct strlist extra; /* per-attempt objects (chunks, page-1) */
     uint64_t objects_written;
@@ -158,7 +187,14 @@ typedef int (*dsq__rel_list_fn)(const char *rel, const struct dsq_objinfo *info,
 
 void dsq__full_key(const struct dsq_db *db, const char *rel, char *out,
                    size_t outsz);
-void dsq__backoff(const struct dsq_db *db, unsigned attempt);
+/*
+ * After a transient store failure of attempt (0-based) of a call started
+ * at start_ns: 1 if another attempt may follow (the backoff was slept,
+ * never past the deadline), 0 if not (max_retries reached, or
+ * store_timeout passed: e says so).
+ */
+int dsq__retry(struct dsq_db *db, unsigned attempt, uint64_t start_ns,
+               struct dsq_err *e);
 dsq_rc dsq__obj_get(struct dsq_db *db, const char *rel, uint64_t off,
                     uint64_t len, struct dsq_buf *out, struct dsq_objinfo *info,
                     struct dsq_err *e);
@@ -173,6 +209,24 @@ dsq_rc dsq__chunk_fetch(struct dsq_db *db, const struct dsq_chunk_ref *ref,
                         struct dsq_chunk **out, struct dsq_err *e);
 dsq_rc dsq__load_manifest(struct dsq_db *db, uint64_t version,
                           struct dsq_manifest **out, struct dsq_err *e);
+/* The same, with the object's metadata (etag) in *info. */
+dsq_rc dsq__load_manifest_info(struct dsq_db *db, uint64_t version,
+                               struct dsq_manifest **out,
+                               struct dsq_objinfo *info, struct dsq_err *e);
+/* A version this handle published (C3 included): head state, db_fresh.c. */
+void dsq__note_published(struct dsq_db *db, const struct dsq_manifest *m,
+                         const char *etag, uint64_t sent_ns);
+/* dsq_db_latest, with the newest manifest's etag ("" unknown; may be
+   NULL). */
+dsq_rc dsq__latest(struct dsq_db *db, uint64_t *version,
+                   char etag[DSQ_ETAG_MAX], struct dsq_err *e);
+/*
+ * Load manifests first..last (at most half the snapshot cache) into the
+ * snapshot cache, several at once; best effort.
+ */
+void dsq__prefetch_versions(struct dsq_db *db, uint64_t first, uint64_t last);
+/* Drop every cached snapshot (the database was replaced). */
+void dsq__snap_cache_flush(struct dsq_db *db);
 dsq_rc dsq__manifest_read_page(struct dsq_db *db, const struct dsq_manifest *m,
                                uint32_t pgno, void *buf, struct dsq_err *e);
 /*
@@ -188,8 +242,87 @@ dsq_rc dsq__manifest_check_image(struct dsq_db *db,
                                  const struct dsq_manifest *m,
                                  uint64_t *image_bytes, struct dsq_err *e);
 void dsq__note_latest(struct dsq_db *db, uint64_t v);
-void dsq__pc_insert(struct dsq_db *db, const char *segkey, uint64_t offset,
-                    uint32_t pgno, const void *page, uint32_t page_size);
+void dsq__pc_insert(struct dsq_db *db, const char *segkey,
+                    const struct dsq_page_loc *loc, const void *page,
+                    uint32_t page_size);
+/* Read the page at a location (caches first); inc: the incarnation of the
+   manifest naming it. */
+dsq_rc dsq__read_loc(struct dsq_db *db, const char *segkey,
+                     const struct dsq_page_loc *loc, uint32_t page_size,
+                     const char *inc, void *out, struct dsq_err *e);
+/* Bulk form: n locations (keys[i], locs[i]) into out (n pages). */
+dsq_rc dsq__read_locs(struct dsq_db *db, size_t n, char *const *keys,
+                      const struct dsq_page_loc *locs, uint32_t ps,
+                      const char *inc, uint8_t *out, struct dsq_err *e);
+/* ---- db.c helpers for db_read.c (bulk reads) ---- */
+
+/* Copy a cached page out if its number and checksum match; 1 on hit. */
+int dsq__pc_lookup(struct dsq_db *db, const char *segkey,
+                   const struct dsq_page_loc *loc, void *out,
+                   uint32_t page_size);
+/* Count page reads served locally (hits) and by the store (misses). */
+void dsq__count_reads(struct dsq_db *db, uint64_t hits, uint64_t misses);
+/* Where page pgno of m is (*found = 0: zero-filled). */
+dsq_rc dsq__locate(struct dsq_db *db, const struct dsq_manifest *m,
+                   uint32_t pgno, struct dsq_page_loc *loc, char *segkey,
+                   size_t segkey_sz, int *found, struct dsq_err *e);
+/* The disk cache's copy of a page, verified (1), a miss (0) or damaged
+   (-1: fetch it again, which repairs it, and log that). */
+int dsq__disk_cached_page(struct dsq_db *db, const char *segkey,
+                          const struct dsq_page_loc *loc, uint32_t page_size,
+                          void *out, const char *full, struct dsq_buf *buf);
+/* Log that n damaged disk-cache copies of pages of full were repaired. */
+void dsq__log_cache_repair(const char *full, uint32_t pgno, size_t n);
+/* A page carried inline: from the object's bytes at its offset. */
+dsq_rc dsq__inline_decode(const char *text, size_t len,
+                          const struct dsq_page_loc *loc, uint32_t page_size,
+                          void *out, const char *full, struct dsq_err *e);
+/* A page carried inline by a manifest in the snapshot cache: 1. */
+int dsq__inline_cached(struct dsq_db *db, const char *segkey,
+                       const struct dsq_page_loc *loc, uint32_t page_size,
+                       const char *inc, void *out);
+
+/* ---- db_upload.c: segments, chunks, checkpoints ---- */
+
+/* Interning of segment keys into a manifest's or chunk's key table. */
+struct keytab {
+    struct strlist l;
+};
+dsq_rc dsq__keytab_idx(struct keytab *kt, const char *key, uint32_t *idx);
+dsq_rc dsq__loclist_add(struct loclist *l, const struct dsq_page_loc *loc);
+
+/* Upload an immutable object under a fresh key (dir "segments" or
+   "pagetables", ext "seg" or "ptc"); remember it in list. */
+dsq_rc dsq__upload_new(struct dsq_txn *t, const char *dir, const char *ext,
+                       const struct dsq_buf *data, struct strlist *list,
+                       char key_out[96], struct dsq_err *e);
+/* Where an uploaded segment's pages are: called once per page. */
+typedef dsq_rc (*loc_sink)(struct dsq_txn *t, void *arg,
+                           const struct dsq_page_loc *loc, const char *segkey,
+                           struct dsq_err *e);
+/* Finish sb, queue it as a segment (listed in t->segs now), report each
+   page through sink; the upload completes in dsq__uploads_wait. */
+dsq_rc dsq__upload_segment(struct dsq_txn *t, struct dsq_seg_builder *sb,
+                           loc_sink sink, void *arg, struct dsq_err *e);
+/* Wait for the queued uploads (C1); the first failure, if any. */
+dsq_rc dsq__uploads_wait(struct dsq_txn *t, struct dsq_err *e);
+/* Stream mode: upload the segment being filled; finish the chunk. */
+dsq_rc dsq__stream_flush_segment(struct dsq_txn *t, struct dsq_err *e);
+dsq_rc dsq__stream_finish_chunk(struct dsq_txn *t, struct dsq_err *e);
+/*
+ * Checkpoint nm (built on bm): inline pages moved to a segment, chunks
+ * the overlay touches rewritten, the overlay emptied; new objects go to
+ * objs.
+ */
+dsq_rc dsq__checkpoint(struct dsq_txn *t, const struct dsq_manifest *bm,
+                       struct dsq_manifest *nm, struct strlist *objs,
+                       struct dsq_err *e);
+
+/* A page location's key names a manifest carrying the page inline. */
+static inline int dsq__is_inline_key(const char *key)
+{
+    return strncmp(key, "manifests/", 10) == 0;
+}
 void dsq__snap_cache_put(struct dsq_db *db, struct dsq_snap *s);
 dsq_rc dsq__strlist_add(struct strlist *l, const char *s);
 void dsq__strlist_free(struct strlist *l);

@@ -110,11 +110,73 @@ static const char *ranges_check(const struct dsq_range *r, size_t n,
     return NULL;
 }
 
+/*
+ * Format 2: the overlay entries stored in this very manifest (segment key
+ * == its own key) tile the inline text in page-number order, each the
+ * canonical base64 of its stored bytes; no other text is there.
+ */
+static const char *inline_check(const struct dsq_manifest *m, char *why,
+                                size_t wn)
+{
+    char own[64];
+    dsq_manifest_key(m->version, own);
+    if (m->inline_len > dsq_b64_len(DSQ_MANIFEST_INLINE_MAX))
+        return "\"inline\" is longer than the cap";
+    if ((m->inline_len > 0) != (m->inline_text != NULL) ||
+        (m->inline_text && strlen(m->inline_text) != m->inline_len))
+        return "\"inline\" text and length disagree";
+    uint8_t *self = NULL;
+    uint8_t scratch[DSQ_STORED_PAGE_MAX];
+    uint64_t pos = DSQ_MANIFEST_INLINE_OFFSET;
+    const char *w = NULL;
+    if (m->n_segments) {
+        self = calloc(m->n_segments, 1);
+        if (!self)
+            return "out of memory";
+        for (size_t i = 0; i < m->n_segments; i++)
+            self[i] = strcmp(m->segments[i], own) == 0;
+    }
+    for (size_t i = 0; i < m->n_overlay && !w; i++) {
+        const struct dsq_page_loc *p = &m->overlay[i];
+        if (!self[p->seg])
+            continue;
+        size_t tl = dsq_b64_len(p->length);
+        if (p->offset != pos ||
+            pos + tl > DSQ_MANIFEST_INLINE_OFFSET + m->inline_len) {
+            snprintf(why, wn,
+                     "overlay page #%zu (page %u) is not where the inline "
+                     "text puts the next page",
+                     i, p->pgno);
+            w = why;
+        } else if (dsq_b64_decode(m->inline_text +
+                                      (pos - DSQ_MANIFEST_INLINE_OFFSET),
+                                  tl, scratch, p->length) != 0) {
+            snprintf(why, wn,
+                     "overlay page #%zu (page %u): inline text is not the "
+                     "canonical base64 of %u bytes",
+                     i, p->pgno, p->length);
+            w = why;
+        }
+        pos += tl;
+    }
+    free(self);
+    if (!w && pos != DSQ_MANIFEST_INLINE_OFFSET + m->inline_len)
+        w = "\"inline\" holds text no overlay page names";
+    return w;
+}
+
 /* NULL if m satisfies every rule of docs/format.md, else why not. */
 static const char *manifest_check(const struct dsq_manifest *m, char *why,
                                   size_t wn)
 {
     const char *w;
+    unsigned fv = m->format_version ? m->format_version : 1;
+    if (fv < DSQ_MANIFEST_FORMAT_MIN || fv > DSQ_MANIFEST_FORMAT)
+        return "unknown \"format_version\"";
+    if (fv == 1 && (m->incarnation[0] || m->inline_text || m->inline_len))
+        return "format_version 1 has no incarnation and no inline pages";
+    if (fv == 2 && !id_valid(m->incarnation))
+        return "\"incarnation\" is not 32 lowercase hex digits";
     if (m->version < 1 || m->version > DSQ_JSON_INT_MAX)
         return "\"version\" out of range";
     if (m->parent != m->version - 1)
@@ -176,13 +238,26 @@ static const char *manifest_check(const struct dsq_manifest *m, char *why,
     /* overlay */
     if (m->n_segments > DSQ_MANIFEST_MAX_KEYS)
         return "too many overlay segments";
-    for (size_t i = 0; i < m->n_segments; i++)
+    for (size_t i = 0; i < m->n_segments; i++) {
+        uint64_t mv = 0;
+        if (m->segments[i] && fv == 2 &&
+            dsq_key_is_manifest(m->segments[i], &mv)) {
+            if (mv <= m->ckpt_version || mv > m->version) {
+                snprintf(why, wn,
+                         "overlay segment key #%zu names a version outside "
+                         "(checkpoint, version]",
+                         i);
+                return why;
+            }
+            continue;
+        }
         if (!m->segments[i] ||
             !dsq_object_key_valid(m->segments[i], strlen(m->segments[i]),
                                   "segments/")) {
             snprintf(why, wn, "overlay segment key #%zu is not valid", i);
             return why;
         }
+    }
     if (m->n_overlay > DSQ_MANIFEST_MAX_OVERLAY)
         return "too many overlay pages";
     for (size_t i = 0; i < m->n_overlay; i++) {
@@ -203,6 +278,8 @@ static const char *manifest_check(const struct dsq_manifest *m, char *why,
             return why;
         }
     }
+    if (fv == 2)
+        return inline_check(m, why, wn);
     return NULL;
 }
 
@@ -339,15 +416,28 @@ dsq_rc dsq_manifest_encode(const struct dsq_manifest *m, struct dsq_buf *out,
                            (unsigned long long)m->version, why);
     size_t base = out->len;
     struct jw w = {out, DSQ_OK};
-    jw_raw(&w, "{", 1);
-    jw_key(&w, "format", 1);
-    jw_str(&w, "dsqlfs-manifest");
-    jw_key(&w, "format_version", 0);
-    jw_u64(&w, DSQ_MANIFEST_FORMAT);
+    if (m->format_version == 2) {
+        /* the inline text at a fixed offset: its pages' offsets are
+           known before the rest is written */
+        jw_lit(&w, DSQ_MANIFEST_PREFIX2);
+        if (m->inline_len)
+            jw_raw(&w, m->inline_text, m->inline_len);
+        jw_raw(&w, "\"", 1);
+    } else {
+        jw_raw(&w, "{", 1);
+        jw_key(&w, "format", 1);
+        jw_str(&w, "dsqlfs-manifest");
+        jw_key(&w, "format_version", 0);
+        jw_u64(&w, 1);
+    }
     jw_key(&w, "version", 0);
     jw_u64(&w, m->version);
     jw_key(&w, "parent", 0);
     jw_u64(&w, m->parent);
+    if (m->format_version == 2) {
+        jw_key(&w, "incarnation", 0);
+        jw_str(&w, m->incarnation);
+    }
     jw_key(&w, "page_size", 0);
     jw_u64(&w, m->page_size);
     jw_key(&w, "page_count", 0);
@@ -680,11 +770,49 @@ static int joverlay(struct jr *r, const json_t *root, struct dsq_manifest *m)
 }
 
 /*
+ * Format 2: the object starts with DSQ_MANIFEST_PREFIX2 and the "inline"
+ * string stands there verbatim (no escapes), so the offsets the overlay
+ * records point at its bytes; then "incarnation".
+ */
+static int jinline(struct jr *r, const uint8_t *data, size_t len,
+                   const json_t *root, struct dsq_manifest *m)
+{
+    const size_t off = DSQ_MANIFEST_INLINE_OFFSET;
+    if (len < off || memcmp(data, DSQ_MANIFEST_PREFIX2, off) != 0)
+        return jr_fail(r, "a format_version 2 manifest must start with "
+                          "{\"format\":\"dsqlfs-manifest\",\"format_version\":"
+                          "2,\"inline\":\"");
+    const json_t *v = json_object_get(root, "inline");
+    if (!json_is_string(v))
+        return jr_fail(r, "\"inline\" is missing or not a string");
+    size_t n = json_string_length(v);
+    if (n > dsq_b64_len(DSQ_MANIFEST_INLINE_MAX))
+        return jr_fail(r, "\"inline\" is longer than the cap");
+    if (len - off < n + 1 || memcmp(data + off, json_string_value(v), n) != 0 ||
+        data[off + n] != '"')
+        return jr_fail(r, "\"inline\" is not written verbatim at byte %zu",
+                       off);
+    if (n) {
+        m->inline_text = malloc(n + 1);
+        if (!m->inline_text)
+            return jr_oom(r);
+        memcpy(m->inline_text, json_string_value(v), n + 1);
+        m->inline_len = n;
+    }
+    const json_t *inc = json_object_get(root, "incarnation");
+    if (!json_is_string(inc) ||
+        !is_hex(json_string_value(inc), json_string_length(inc), 32))
+        return jr_fail(r, "\"incarnation\" is not 32 lowercase hex digits");
+    memcpy(m->incarnation, json_string_value(inc), 33);
+    return 0;
+}
+
+/*
  * Parse data as a JSON object whose "format" is fmt and whose
- * "format_version" is ours.  DSQ_OK with *root, or the error.
+ * "format_version" is in oldest..ours.  DSQ_OK with *root, or the error.
  */
 static dsq_rc jopen(const uint8_t *data, size_t len, size_t max,
-                    const char *what, const char *fmt, int ours,
+                    const char *what, const char *fmt, int oldest, int ours,
                     const char *key, json_t **root, struct dsq_err *e)
 {
     json_error_t jerr;
@@ -712,13 +840,18 @@ static dsq_rc jopen(const uint8_t *data, size_t len, size_t max,
         return DSQ_CORRUPT(e, "%s %s: bad \"format_version\"", what,
                            OBJ_NAME(key));
     }
-    if (json_integer_value(fv) != ours) {
+    if (json_integer_value(fv) < oldest || json_integer_value(fv) > ours) {
         long long v = (long long)json_integer_value(fv);
         json_decref(j);
+        if (oldest == ours)
+            return dsq_err_set(e, DSQ_EUNSUPPORTED,
+                               "%s %s: format_version %lld is not supported "
+                               "(this build reads format_version %d)",
+                               what, OBJ_NAME(key), v, ours);
         return dsq_err_set(e, DSQ_EUNSUPPORTED,
                            "%s %s: format_version %lld is not supported "
-                           "(this build reads format_version %d)",
-                           what, OBJ_NAME(key), v, ours);
+                           "(this build reads format_version %d to %d)",
+                           what, OBJ_NAME(key), v, oldest, ours);
     }
     *root = j;
     return DSQ_OK;
@@ -732,8 +865,9 @@ dsq_rc dsq_manifest_decode(const uint8_t *data, size_t len, const char *key,
     struct jr r = {"", 0};
     char whybuf[160];
     const char *s;
-    dsq_rc rc = jopen(data, len, DSQ_MANIFEST_MAX_BYTES, "manifest",
-                      "dsqlfs-manifest", DSQ_MANIFEST_FORMAT, key, &root, e);
+    dsq_rc rc =
+        jopen(data, len, DSQ_MANIFEST_MAX_BYTES, "manifest", "dsqlfs-manifest",
+              DSQ_MANIFEST_FORMAT_MIN, DSQ_MANIFEST_FORMAT, key, &root, e);
     if (rc != DSQ_OK)
         return rc;
     m = calloc(1, sizeof(*m));
@@ -742,6 +876,10 @@ dsq_rc dsq_manifest_decode(const uint8_t *data, size_t len, const char *key,
                          OBJ_NAME(key));
         goto out;
     }
+    m->format_version =
+        (unsigned)json_integer_value(json_object_get(root, "format_version"));
+    if (m->format_version == 2 && jinline(&r, data, len, root, m) < 0)
+        goto bad;
     if (jfield_u(&r, root, "version", DSQ_JSON_INT_MAX, &m->version) < 0 ||
         jfield_u(&r, root, "parent", DSQ_JSON_INT_MAX, &m->parent) < 0 ||
         jfield_u32(&r, root, "page_size", &m->page_size) < 0 ||
@@ -835,6 +973,14 @@ dsq_rc dsq_manifest_clone(const struct dsq_manifest *m,
     c->created = c->segments = NULL;
     c->chunks = NULL;
     c->overlay = NULL;
+    c->inline_text = NULL;
+    if (m->inline_text) {
+        c->inline_text = malloc(m->inline_len + 1);
+        if (c->inline_text)
+            memcpy(c->inline_text, m->inline_text, m->inline_len + 1);
+        else
+            fail = 1;
+    }
     size_t n_created = c->n_created, n_segments = c->n_segments;
     size_t n_chunks = c->n_chunks;
     c->n_created = c->n_segments = c->n_chunks = 0;
@@ -893,6 +1039,7 @@ void dsq_manifest_free(struct dsq_manifest *m)
     free(m->chunks);
     free_keys(m->segments, m->n_segments);
     free(m->overlay);
+    free(m->inline_text);
     free(m);
 }
 
@@ -957,7 +1104,7 @@ static dsq_rc small_decode(const uint8_t *data, size_t len, const char *key,
     uint64_t v = 0, t = 0;
     const char *s;
     dsq_rc rc = jopen(data, len, DSQ_ROOT_MAX_BYTES, what, format, ROOT_FORMAT,
-                      key, &root, e);
+                      ROOT_FORMAT, key, &root, e);
     if (rc != DSQ_OK)
         return rc;
     if (jfield_u(&r, root, field, DSQ_JSON_INT_MAX, &v) < 0)
@@ -1012,6 +1159,100 @@ dsq_rc dsq_gcfloor_decode(const uint8_t *data, size_t len, const char *key,
     if (rc == DSQ_OK)
         *out = v;
     return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* inline pages (format 2)                                              */
+
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+size_t dsq_b64_len(size_t n)
+{
+    return (n + 2) / 3 * 4;
+}
+
+static int b64_val(char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
+
+int dsq_b64_decode(const char *text, size_t text_len, uint8_t *out, size_t n)
+{
+    if (text_len != dsq_b64_len(n))
+        return -1;
+    size_t o = 0;
+    for (size_t i = 0; i < text_len; i += 4) {
+        size_t left = n - o; /* bytes this quad carries: 1, 2 or >= 3 */
+        int v[4];
+        for (int k = 0; k < 4; k++) {
+            if (text[i + k] == '=' && left < 3 && k >= (int)left + 1) {
+                v[k] = 0;
+                continue;
+            }
+            v[k] = b64_val(text[i + k]);
+            if (v[k] < 0)
+                return -1;
+        }
+        uint32_t x = ((uint32_t)v[0] << 18) | ((uint32_t)v[1] << 12) |
+                     ((uint32_t)v[2] << 6) | (uint32_t)v[3];
+        if (left >= 3) {
+            out[o++] = (uint8_t)(x >> 16);
+            out[o++] = (uint8_t)(x >> 8);
+            out[o++] = (uint8_t)x;
+        } else if (left == 2) {
+            if ((x & 0xff) != 0 || text[i + 3] != '=')
+                return -1;
+            out[o++] = (uint8_t)(x >> 16);
+            out[o++] = (uint8_t)(x >> 8);
+        } else {
+            if ((x & 0xffff) != 0 || text[i + 2] != '=' || text[i + 3] != '=')
+                return -1;
+            out[o++] = (uint8_t)(x >> 16);
+        }
+    }
+    return 0;
+}
+
+dsq_rc dsq_manifest_inline_append(struct dsq_manifest *m, const uint8_t *stored,
+                                  size_t len, uint64_t *offset)
+{
+    size_t tl = dsq_b64_len(len);
+    char *t = realloc(m->inline_text, m->inline_len + tl + 1);
+    if (!t)
+        return DSQ_ENOMEM;
+    m->inline_text = t;
+    char *p = t + m->inline_len;
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t x = (uint32_t)stored[i] << 16;
+        if (i + 1 < len)
+            x |= (uint32_t)stored[i + 1] << 8;
+        if (i + 2 < len)
+            x |= stored[i + 2];
+        *p++ = b64_alphabet[(x >> 18) & 63];
+        *p++ = b64_alphabet[(x >> 12) & 63];
+        *p++ = i + 1 < len ? b64_alphabet[(x >> 6) & 63] : '=';
+        *p++ = i + 2 < len ? b64_alphabet[x & 63] : '=';
+    }
+    *p = 0;
+    *offset = DSQ_MANIFEST_INLINE_OFFSET + m->inline_len;
+    m->inline_len += tl;
+    return DSQ_OK;
+}
+
+int dsq_key_is_manifest(const char *key, uint64_t *version)
+{
+    return dsq_manifest_key_parse(key, version) == 0;
 }
 
 /* ------------------------------------------------------------------ */

@@ -19,7 +19,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DSQ_MANIFEST_FORMAT 1
+/* format_version written (2) and the oldest one read (1) */
+#define DSQ_MANIFEST_FORMAT 2
+#define DSQ_MANIFEST_FORMAT_MIN 1
+/*
+ * Format 2 carries the pages of a small transaction inline, as base64 in
+ * its "inline" string, which starts at this byte of the object: every
+ * format-2 manifest begins with exactly DSQ_MANIFEST_PREFIX2.
+ */
+#define DSQ_MANIFEST_PREFIX2                                                   \
+    "{\"format\":\"dsqlfs-manifest\",\"format_version\":2,\"inline\":\""
+#define DSQ_MANIFEST_INLINE_OFFSET 57u
+/* Cap on the stored bytes one manifest carries inline (readers). */
+#define DSQ_MANIFEST_INLINE_MAX (1u << 20)
 #define DSQ_MANIFEST_MAX_BYTES (256u << 20) /* cap on a manifest body */
 #define DSQ_ROOT_MAX_BYTES (64u << 10)      /* cap on a root.json body */
 /* Caps on the arrays of one manifest (checked before allocating). */
@@ -61,9 +73,14 @@ enum dsq_page1_change {
  * zero-filled page.
  */
 struct dsq_manifest {
-    uint64_t version;   /* >= 1 */
-    uint64_t parent;    /* version - 1 */
-    uint32_t page_size; /* power of two, 512..65536 */
+    unsigned format_version; /* 1 or 2 (0 is taken as 1 by the encoder) */
+    char incarnation[33];    /* format 2: 32 hex, the same for every
+                                version since the database was created
+                                (or first written in format 2); format 1:
+                                "" */
+    uint64_t version;        /* >= 1 */
+    uint64_t parent;         /* version - 1 */
+    uint32_t page_size;      /* power of two, 512..65536 */
     uint32_t page_count;
     char writer_id[33]; /* 32 hex: the process that committed */
     char txn_id[33];    /* 32 hex: the transaction */
@@ -95,6 +112,15 @@ struct dsq_manifest {
     struct dsq_page_loc *overlay; /* owned; sorted by pgno, unique,
                                      pgno <= page_count */
     size_t n_overlay;
+
+    /*
+     * Format 2: the base64 text of the pages this manifest carries itself
+     * (overlay entries whose segment key is this manifest's own key; their
+     * offsets are object offsets into this text).  Owned, NUL-terminated;
+     * NULL when there are none.
+     */
+    char *inline_text;
+    size_t inline_len;
 };
 
 dsq_rc dsq_manifest_encode(const struct dsq_manifest *m, struct dsq_buf *out,
@@ -105,6 +131,32 @@ dsq_rc dsq_manifest_decode(const uint8_t *data, size_t len, const char *key,
 dsq_rc dsq_manifest_clone(const struct dsq_manifest *m,
                           struct dsq_manifest **out);
 void dsq_manifest_free(struct dsq_manifest *m);
+
+/*
+ * Inline pages (format 2).  Base64 is RFC 4648's standard alphabet with
+ * padding; each page's stored bytes are encoded on their own, so one
+ * ranged GET of [offset, offset + dsq_b64_len(length)) of the manifest
+ * object and dsq_b64_decode give the stored bytes back.
+ */
+size_t dsq_b64_len(size_t n);
+/*
+ * Decode the canonical base64 of exactly n bytes (text_len must be
+ * dsq_b64_len(n)): 0, or -1 if the text is not that (bad character or
+ * padding, non-zero unused bits).  On failure out may hold garbage.
+ */
+int dsq_b64_decode(const char *text, size_t text_len, uint8_t *out, size_t n);
+/*
+ * Append the base64 of one page's stored bytes to m's inline text; *offset
+ * gets the object offset where it starts (what the overlay entry records).
+ * Pages must be appended in increasing page-number order.
+ */
+dsq_rc dsq_manifest_inline_append(struct dsq_manifest *m, const uint8_t *stored,
+                                  size_t len, uint64_t *offset);
+/*
+ * Where a page stored in manifest `version` is: 1 if key names a manifest
+ * ("manifests/v{N:020d}.json"), with *version set; 0 for any other key.
+ */
+int dsq_key_is_manifest(const char *key, uint64_t *version);
 
 /* 1 if pgno lies in one of the sorted ranges. */
 int dsq_ranges_contain(const struct dsq_range *r, size_t n, uint32_t pgno);

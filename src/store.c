@@ -117,6 +117,11 @@ static void may_wait(const struct dsq_store *st, int writes)
         wait_hook();
 }
 
+void dsq_store_will_wait(struct dsq_store *st)
+{
+    may_wait(st, 0);
+}
+
 dsq_rc dsq_store_get(struct dsq_store *st, const char *key, uint64_t off,
                      uint64_t len, struct dsq_buf *out,
                      struct dsq_objinfo *info, struct dsq_err *e)

@@ -123,10 +123,18 @@ struct dsq_store_ops {
     void (*destroy)(struct dsq_store *st);
 };
 
+/* Store flags (struct dsq_store.flags). */
+enum dsq_store_flags {
+    /* calls are local system calls (a HEAD is a stat, a LIST reads a
+       directory): the engine prefers a few HEADs to a LIST */
+    DSQ_STORE_LOCAL = 1,
+};
+
 /* Common header of every store; backends embed it first. */
 struct dsq_store {
     const struct dsq_store_ops *ops;
-    char *url; /* owned: what the user gave, without credentials */
+    char *url;      /* owned: what the user gave, without credentials */
+    unsigned flags; /* enum dsq_store_flags; set at open, then read only */
 };
 
 /* Thin dispatchers that also validate keys (DSQ_EINVAL naming the key). */
@@ -147,6 +155,9 @@ dsq_rc dsq_store_list(struct dsq_store *st, const struct dsq_list_req *req,
  * there.  Set once, before any store is used from more than one thread.
  */
 void dsq_store_set_wait_hook(void (*hook)(void));
+/* Run the hook as a call to st would: the caller is about to wait for
+   another thread's call to st. */
+void dsq_store_will_wait(struct dsq_store *st);
 
 dsq_rc dsq_store_del(struct dsq_store *st, const char *key, struct dsq_err *e);
 /* ops->debris, or DSQ_OK with nothing found when the backend has none. */

@@ -1159,6 +1159,7 @@ dsq_rc dsq_store_file_open_mode(const char *dir, unsigned mode,
         return dsq_err_set(e, DSQ_ENOMEM, "file store %s: out of memory", dir);
     fs->root_fd = -1;
     fs->base.ops = &file_ops;
+    fs->base.flags = DSQ_STORE_LOCAL;
     fs->mode = (mode_t)mode;
     fs->dmode = dsq_store_dir_mode(mode);
     atomic_init(&fs->noreplace, 1);

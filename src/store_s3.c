@@ -52,6 +52,7 @@ struct s3 {
     int path_style;
     unsigned max_retries;
     double retry_base_s, retry_max_s;
+    uint64_t timeout_ns;           /* store_timeout: no retry starts after it */
     struct dsq_http *http;         /* owned, thread-safe */
     struct dsq_creds_chain *creds; /* owned, thread-safe */
     /* stats */
@@ -129,14 +130,21 @@ static int dns_bucket(const char *b, int https)
     return b[0] != '-' && b[n - 1] != '-';
 }
 
-/* Sleep before retry number attempt (1-based): full jitter. */
-static void backoff(const struct s3 *s, unsigned attempt)
+/*
+ * Sleep before retry number attempt (1-based): full jitter, never past the
+ * deadline (dsq_mono_ns) of the request.
+ */
+static void backoff(const struct s3 *s, unsigned attempt, uint64_t deadline)
 {
     double cap = s->retry_base_s * 1000.0;
     for (unsigned i = 1; i < attempt && cap < s->retry_max_s * 1000.0; i++)
         cap *= 2;
     if (cap > s->retry_max_s * 1000.0)
         cap = s->retry_max_s * 1000.0;
+    uint64_t now = dsq_mono_ns();
+    double left = now < deadline ? (double)(deadline - now) / 1e6 : 0;
+    if (cap > left)
+        cap = left;
     /* called even for 0 ms, so a test's recorder sees every retry */
     dsq_env.sleep_ms(dsq_random_below((uint64_t)cap + 1));
 }
@@ -305,6 +313,8 @@ static dsq_rc s3_request(struct s3 *s, const struct s3_op *op,
 
     dsq_sha256_hex(op->body ? op->body : "", op->body_len, payload_hash);
     op_target(s, op, target, sizeof(target));
+    /* no retry starts past store_timeout (docs/options.md) */
+    const uint64_t deadline = dsq_mono_ns() + s->timeout_ns;
 
     for (unsigned attempt = 0;; attempt++) {
         if (attempt > 0)
@@ -313,7 +323,7 @@ static dsq_rc s3_request(struct s3 *s, const struct s3_op *op,
             op->body_out->len = out_base;
         dsq_err_clear(e);
         rc = attempt_once(s, op, payload_hash, resp, e);
-        int more = attempt < s->max_retries;
+        int more = attempt < s->max_retries && dsq_mono_ns() < deadline;
         if (rc == DSQ_ETRANSIENT) {
             dsq_http_resp_cleanup(resp);
             if (op->conditional && resp->maybe_sent) {
@@ -325,13 +335,15 @@ static dsq_rc s3_request(struct s3 *s, const struct s3_op *op,
                 return DSQ_ETRANSIENT;
             }
             if (!more) {
-                dsq_err_prefix(e, "%s %s: gave up after %u attempts", op->name,
-                               target, attempt + 1);
+                dsq_err_prefix(
+                    e, "%s %s: gave up after %u attempts in %.1f s", op->name,
+                    target, attempt + 1,
+                    (double)(dsq_mono_ns() + s->timeout_ns - deadline) / 1e9);
                 return DSQ_ETRANSIENT;
             }
             dsq_log(DSQ_LOG_INFO, "s3", "%s %s: retrying: %s", op->name, target,
                     e ? e->msg : "");
-            backoff(s, attempt + 1);
+            backoff(s, attempt + 1, deadline);
             continue;
         }
         if (rc != DSQ_OK) {
@@ -367,7 +379,7 @@ static dsq_rc s3_request(struct s3 *s, const struct s3_op *op,
             dsq_log(DSQ_LOG_INFO, "s3", "%s %s: HTTP %d %s, retrying", op->name,
                     target, resp->status, er.code);
             dsq_http_resp_cleanup(resp);
-            backoff(s, attempt + 1);
+            backoff(s, attempt + 1, deadline);
             continue;
         }
         if (resp->status == 400 || resp->status == 403) {
@@ -390,7 +402,7 @@ static dsq_rc s3_request(struct s3 *s, const struct s3_op *op,
             if (!strcmp(er.code, "RequestTimeout") && !op->conditional &&
                 more) {
                 dsq_http_resp_cleanup(resp);
-                backoff(s, attempt + 1);
+                backoff(s, attempt + 1, deadline);
                 continue;
             }
         }
@@ -1052,6 +1064,7 @@ dsq_rc dsq_store_s3_open(const char *url, const struct dsq_config *cfg,
         goto fail;
     }
     s->max_retries = cfg->max_retries;
+    s->timeout_ns = (uint64_t)(cfg->store_timeout_s * 1e9);
     s->retry_base_s = cfg->retry_base_s;
     s->retry_max_s = cfg->retry_max_s;
     dsq_log(DSQ_LOG_INFO, "s3",
@@ -1107,9 +1120,11 @@ static dsq_rc probe_put(struct s3 *s, const char *fk, const char *hex,
                         size_t nh, struct dsq_http_resp *resp,
                         struct dsq_err *e)
 {
+    const uint64_t deadline = dsq_mono_ns() + s->timeout_ns;
     for (unsigned attempt = 0;; attempt++) {
         dsq_rc rc = probe_put_once(s, fk, body, h, nh, resp, e);
-        if (rc != DSQ_ETRANSIENT || attempt >= s->max_retries)
+        if (rc != DSQ_ETRANSIENT || attempt >= s->max_retries ||
+            dsq_mono_ns() >= deadline)
             return rc;
         char etag[sizeof(resp->etag)];
         if (probe_landed(s, hex, body, etag, sizeof(etag))) {
@@ -1119,7 +1134,7 @@ static dsq_rc probe_put(struct s3 *s, const char *fk, const char *hex,
             dsq_err_clear(e);
             return DSQ_OK;
         }
-        backoff(s, attempt + 1);
+        backoff(s, attempt + 1, deadline);
     }
 }
 

@@ -9,8 +9,15 @@ import time
 db, seed, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 rnd = random.Random(seed)
 con = sqlite3.connect(db, timeout=2, isolation_level=None)
-(accounts,) = con.execute("SELECT count(*) FROM acct").fetchone()
 retries = 0
+# the other processes' transactions may keep the lock for longer than the
+# busy timeout: the first read retries like the transfers do
+while True:
+    try:
+        (accounts,) = con.execute("SELECT count(*) FROM acct").fetchone()
+        break
+    except sqlite3.OperationalError:
+        retries += 1
 done = 0
 deadline = time.time() + 240
 while done < n:

@@ -2,8 +2,10 @@
  * check_engine_s3.c - the engine (db.h) on the S3 backend against the real
  * S3 server: versions of a real SQLite file read back identical, racing
  * committers in separate processes (disjoint pages all commit, overlapping
- * pages: one wins), and a commit whose manifest PUT reply is lost
- * (resolved by reading, docs/commit.md C3) through the fault proxy.
+ * pages: one wins), a commit whose manifest PUT reply is lost (resolved
+ * by reading, docs/commit.md C3) through the fault proxy, one-request
+ * commits and freshness checks (one LIST; a re-created database is
+ * reported replaced).
  *
  * Run by tests/integration/test_s3_engine.sh under tests/s3/with_rgw.sh.
  */
@@ -121,7 +123,6 @@ START_TEST(test_versions_roundtrip)
 END_TEST
 
 /* ---- racing processes ---- */
-
 
 static void make_base(uint32_t pages)
 {
@@ -301,6 +302,115 @@ START_TEST(test_lost_manifest_reply)
 }
 END_TEST
 
+/* ---- one-request commits and freshness checks on S3 ---- */
+
+static uint64_t requests(struct dsq_db *db)
+{
+    struct dsq_db_stats s;
+    dsq_db_get_stats(db, &s);
+    return s.store_gets + s.store_puts + s.store_lists + s.store_heads +
+           s.store_dels;
+}
+
+static uint64_t commit_small(struct dsq_db *db, int fill)
+{
+    struct dsq_snap *s;
+    struct dsq_txn *t;
+    struct dsq_commit_info ci;
+    struct dsq_err e;
+    uint8_t page[4096];
+    ck_assert_int_eq(dsq_db_snapshot(db, DSQ_VERSION_LATEST, &s, NULL), DSQ_OK);
+    ck_assert_int_eq(dsq_txn_begin(s, 0, &t, NULL), DSQ_OK);
+    if (dsq_snap_page_count(s) == 0)
+        ck_assert_int_eq(dsq_txn_set_page_size(t, 4096, NULL), DSQ_OK);
+    memset(page, fill, sizeof(page));
+    for (uint32_t p = 1; p <= 3; p++)
+        ck_assert_int_eq(dsq_txn_write_page(t, p, page, NULL), DSQ_OK);
+    dsq_rc rc = dsq_txn_commit(t, &ci, &e);
+    ck_assert_msg(rc == DSQ_OK, "commit: %s", dsq_err_text(&e, rc));
+    dsq_txn_free(t);
+    dsq_snap_release(s);
+    return ci.version;
+}
+
+static int del_fn(const struct dsq_list_entry *ent, void *arg)
+{
+    ck_assert_int_eq(dsq_store_del(arg, ent->key, NULL), DSQ_OK);
+    return 0;
+}
+
+START_TEST(test_one_request_commits_and_freshness)
+{
+    struct dsq_config cfg;
+    struct dsq_store *sa, *sb;
+    struct dsq_db *a, *b;
+    dsq_test_config(&cfg, 50);
+    s3_open(&cfg, &sa, &a);
+    s3_open(&cfg, &sb, &b);
+    ck_assert_uint_eq(commit_small(a, 1), 1);
+    /* a commit on a known snapshot: the create-only PUT, nothing else */
+    struct dsq_snap *s;
+    ck_assert_int_eq(dsq_db_snapshot(a, 1, &s, NULL), DSQ_OK);
+    struct dsq_txn *t;
+    uint8_t page[4096];
+    memset(page, 2, sizeof(page));
+    ck_assert_int_eq(dsq_txn_begin(s, 0, &t, NULL), DSQ_OK);
+    ck_assert_int_eq(dsq_txn_write_page(t, 2, page, NULL), DSQ_OK);
+    uint64_t r0 = requests(a);
+    struct dsq_commit_info ci;
+    ck_assert_int_eq(dsq_txn_commit(t, &ci, NULL), DSQ_OK);
+    dsq_txn_free(t);
+    dsq_snap_release(s);
+    ck_assert_uint_eq(ci.version, 2);
+    ck_assert_uint_eq(requests(a) - r0, 1);
+    /* our own PUT's etag is what the listing shows: nothing moved, one
+       LIST */
+    struct dsq_fresh f;
+    ck_assert_int_eq(dsq_db_snapshot(a, 2, &s, NULL), DSQ_OK);
+    r0 = requests(a);
+    ck_assert_int_eq(dsq_db_fresh(a, s, 0, &f, NULL), DSQ_OK);
+    ck_assert_uint_eq(f.version, 2);
+    ck_assert_int_eq(f.replaced, 0);
+    ck_assert_uint_eq(requests(a) - r0, 1);
+    /* another host's view: one LIST when nothing moved, and it sees a's
+       next commit in one LIST too */
+    struct dsq_snap *sbs;
+    ck_assert_int_eq(dsq_db_snapshot(b, DSQ_VERSION_LATEST, &sbs, NULL),
+                     DSQ_OK);
+    ck_assert_uint_eq(dsq_snap_version(sbs), 2);
+    for (int i = 0; i < 2; i++) {
+        r0 = requests(b);
+        ck_assert_int_eq(dsq_db_fresh(b, sbs, 0, &f, NULL), DSQ_OK);
+        ck_assert_uint_eq(f.version, 2 + (uint64_t)i);
+        ck_assert_int_eq(f.replaced, 0);
+        ck_assert_uint_eq(requests(b) - r0, 1);
+        if (i == 0)
+            ck_assert_uint_eq(commit_small(a, 3), 3);
+    }
+    dsq_snap_release(sbs);
+    /* deleted and created again with as many versions: replaced */
+    ck_assert_int_eq(dsq_store_list_all(sa, "db/", NULL, del_fn, sa, NULL),
+                     DSQ_OK);
+    dsq_db_close(b);
+    ck_assert_int_eq(dsq_db_open(sb, "db", &cfg, &b, NULL), DSQ_OK);
+    for (int v = 1; v <= 3; v++)
+        commit_small(b, 50 + v);
+    ck_assert_int_eq(dsq_db_fresh(a, s, 0, &f, NULL), DSQ_OK);
+    ck_assert_int_eq(f.replaced, 1);
+    ck_assert_uint_eq(f.version, 3);
+    dsq_snap_release(s);
+    ck_assert_int_eq(dsq_db_snapshot(a, 3, &s, NULL), DSQ_OK);
+    ck_assert_int_eq(dsq_snap_read_page(s, 1, page, NULL), DSQ_OK);
+    ck_assert_int_eq(page[0], 53);
+    dsq_snap_release(s);
+    dsq_db_close(a);
+    dsq_db_close(b);
+    dsq_store_free(sa);
+    dsq_store_free(sb);
+    dsq_config_cleanup(&cfg);
+}
+END_TEST
+
 int main(void)
 {
     bucket = getenv("DSQ_S3_BUCKET");
@@ -319,6 +429,7 @@ int main(void)
     tcase_add_test(tc, test_disjoint_pages_all_commit);
     tcase_add_test(tc, test_overlapping_pages_one_wins);
     tcase_add_test(tc, test_lost_manifest_reply);
+    tcase_add_test(tc, test_one_request_commits_and_freshness);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);

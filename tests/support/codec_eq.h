@@ -54,6 +54,13 @@ static inline int dsq_eq_ranges(const struct dsq_range *a,
 static inline int dsq_eq_manifest(const struct dsq_manifest *a,
                                   const struct dsq_manifest *b)
 {
+    unsigned fa = a->format_version ? a->format_version : 1;
+    unsigned fb = b->format_version ? b->format_version : 1;
+    if (fa != fb || strcmp(a->incarnation, b->incarnation) != 0 ||
+        a->inline_len != b->inline_len ||
+        (a->inline_len &&
+         memcmp(a->inline_text, b->inline_text, a->inline_len) != 0))
+        return 0;
     if (a->version != b->version || a->parent != b->parent ||
         a->page_size != b->page_size || a->page_count != b->page_count ||
         strcmp(a->writer_id, b->writer_id) != 0 ||

@@ -227,6 +227,7 @@ dsq_rc dsq_fault_store_new(struct dsq_store *inner, int own_inner,
     }
     snprintf(url, ulen, "fault+%s", iu);
     fs->base.ops = &fault_ops;
+    fs->base.flags = inner->flags; /* tests may change it */
     fs->base.url = url;
     fs->inner = inner;
     fs->own_inner = own_inner;

@@ -20,17 +20,29 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define K 10         /* commits in the workload */
+#define K 10 /* commits in the workload */
 #define PS 1024u
+#define BIG                                                                    \
+    300 /* commit 4 writes this many incompressible pages:                     \
+           several segments, uploaded in parallel */
 
 struct ack {
     int ok;
     uint64_t version;
 };
 
-/* Commit k writes pages (k, k+1, 2k) with byte 16*k+p%16; k=1 makes 8. */
+/*
+ * Commit k writes pages (k, k+1, 2k) with byte 16*k+p%16 at both ends;
+ * k=1 makes 8; k=4 writes pages 1..BIG with random bytes in between.
+ */
 static void commit_pages(int k, uint32_t *pages, int *n)
 {
+    if (k == 4) {
+        for (int i = 0; i < BIG; i++)
+            pages[i] = (uint32_t)i + 1;
+        *n = BIG;
+        return;
+    }
     if (k == 1) {
         for (int i = 0; i < 8; i++)
             pages[i] = (uint32_t)i + 1;
@@ -51,7 +63,7 @@ static uint8_t byte_for(int k, uint32_t p)
 /*
  * Every other commit uses a fresh handle (as a new process would: root.json
  * hint, listing, manifest fetch); the others reuse one (its known version,
- * its cached manifest).
+ * its cached manifest) and check freshness first, as the mount does.
  */
 static void run_workload(struct dsq_store *st, const struct dsq_config *cfg,
                          struct ack *acks)
@@ -69,9 +81,15 @@ static void run_workload(struct dsq_store *st, const struct dsq_config *cfg,
         struct dsq_txn *t = NULL;
         struct dsq_commit_info ci;
         struct dsq_err e;
-        uint32_t pages[8];
+        uint32_t pages[BIG];
         int n;
         acks[k].ok = 0;
+        if (!fresh) {
+            /* the reused handle checks freshness as a mount would */
+            struct dsq_fresh f;
+            if (dsq_db_fresh(db, NULL, 0, &f, &e) != DSQ_OK)
+                goto next;
+        }
         if (dsq_db_snapshot(db, DSQ_VERSION_LATEST, &s, &e) != DSQ_OK)
             goto next;
         if (dsq_txn_begin(s, 0, &t, &e) != DSQ_OK)
@@ -82,6 +100,15 @@ static void run_workload(struct dsq_store *st, const struct dsq_config *cfg,
         commit_pages(k, pages, &n);
         for (int i = 0; i < n; i++) {
             memset(page, byte_for(k, pages[i]), PS);
+            if (n == BIG) {
+                uint32_t x = 2463534242u + pages[i];
+                for (uint32_t b = 1; b + 1 < PS; b++) {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    page[b] = (uint8_t)x;
+                }
+            }
             if (dsq_txn_write_page(t, pages[i], page, &e) != DSQ_OK)
                 goto next;
         }
@@ -137,7 +164,7 @@ static const char *check_invariants(struct dsq_store *inner,
             continue;
         struct dsq_snap *s;
         uint8_t page[PS];
-        uint32_t pages[8];
+        uint32_t pages[BIG];
         int n;
         if (dsq_db_snapshot(db, acks[k].version, &s, &e) != DSQ_OK) {
             snprintf(msg, sizeof(msg), "acknowledged version %llu missing",
@@ -173,6 +200,7 @@ static void torture(enum dsq_fault_mode mode)
     struct ack acks[K + 1];
     dsq_test_config(&cfg, 3); /* checkpoints inside the workload */
     cfg.compress = 1;
+    cfg.segment_max_bytes = 65536; /* commit 4 makes five segments */
 
     /* clean run: count the calls */
     struct dsq_store *inner, *fs;
@@ -188,8 +216,9 @@ static void torture(enum dsq_fault_mode mode)
     dsq_store_free(fs);
     dsq_store_free(inner);
     ck_assert_uint_gt(calls, 20);
-    fprintf(stderr, "commit_faults: mode %d, %llu store calls, each failed "
-                    "in turn\n",
+    fprintf(stderr,
+            "commit_faults: mode %d, %llu store calls, each failed "
+            "in turn\n",
             (int)mode, (unsigned long long)calls);
 
     int failures_seen = 0;

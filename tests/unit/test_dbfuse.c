@@ -1,8 +1,8 @@
 /*
  * test_dbfuse.c - the engine functions the FUSE daemon relies on:
- * dsq_db_head_after (cheap freshness check), dsq_db_changes (what the
- * versions after a snapshot wrote or freed) and dsq_txn_drop_unchanged
- * (a rollback writes the original pages back: no write).
+ * dsq_db_changes (what the versions after a snapshot wrote or freed) and
+ * dsq_txn_drop_unchanged (a rollback writes the original pages back: no
+ * write).  Freshness checks (dsq_db_fresh): test_fresh.c.
  */
 #include "db.h"
 #include "enginetest.h"
@@ -34,8 +34,7 @@ static uint64_t commit_pages(struct dsq_db *db, uint32_t first, uint32_t n,
     struct dsq_txn *t;
     struct dsq_commit_info ci;
     uint8_t page[4096];
-    ck_assert_int_eq(dsq_db_snapshot(db, DSQ_VERSION_LATEST, &s, NULL),
-                     DSQ_OK);
+    ck_assert_int_eq(dsq_db_snapshot(db, DSQ_VERSION_LATEST, &s, NULL), DSQ_OK);
     ck_assert_int_eq(dsq_txn_begin(s, 0, &t, NULL), DSQ_OK);
     if (dsq_snap_page_count(s) == 0)
         ck_assert_int_eq(dsq_txn_set_page_size(t, 4096, NULL), DSQ_OK);
@@ -49,30 +48,6 @@ static uint64_t commit_pages(struct dsq_db *db, uint32_t first, uint32_t n,
     return ci.version;
 }
 
-START_TEST(test_head_after)
-{
-    struct dsq_config cfg;
-    struct dsq_store *st;
-    struct dsq_db *db;
-    uint64_t v = 99;
-    dsq_test_config(&cfg, 50);
-    dsq_test_open(tmp, &cfg, &st, &db);
-    ck_assert_int_eq(dsq_db_head_after(db, 0, &v, NULL), DSQ_OK);
-    ck_assert_uint_eq(v, 0);
-    commit_pages(db, 1, 3, 1);
-    commit_pages(db, 2, 1, 2);
-    ck_assert_int_eq(dsq_db_head_after(db, 0, &v, NULL), DSQ_OK);
-    ck_assert_uint_eq(v, 2);
-    ck_assert_int_eq(dsq_db_head_after(db, 2, &v, NULL), DSQ_OK);
-    ck_assert_uint_eq(v, 2);
-    ck_assert_int_eq(dsq_db_head_after(db, 1, &v, NULL), DSQ_OK);
-    ck_assert_uint_eq(v, 2);
-    dsq_db_close(db);
-    dsq_store_free(st);
-    dsq_config_cleanup(&cfg);
-}
-END_TEST
-
 START_TEST(test_changes)
 {
     struct dsq_config cfg;
@@ -81,10 +56,10 @@ START_TEST(test_changes)
     struct dsq_changes c;
     dsq_test_config(&cfg, 50);
     dsq_test_open(tmp, &cfg, &st, &db);
-    commit_pages(db, 1, 10, 1);  /* v1: pages 1..10 */
-    commit_pages(db, 3, 2, 2);   /* v2: 3,4 */
-    commit_pages(db, 5, 1, 3);   /* v3: 5 */
-    commit_pages(db, 8, 1, 4);   /* v4: 8 */
+    commit_pages(db, 1, 10, 1); /* v1: pages 1..10 */
+    commit_pages(db, 3, 2, 2);  /* v2: 3,4 */
+    commit_pages(db, 5, 1, 3);  /* v3: 5 */
+    commit_pages(db, 8, 1, 4);  /* v4: 8 */
     ck_assert_int_eq(dsq_db_changes(db, 1, 4, &c, NULL), DSQ_OK);
     ck_assert_uint_eq(c.n_ranges, 2);
     ck_assert_uint_eq(c.ranges[0].first, 3);
@@ -97,7 +72,7 @@ START_TEST(test_changes)
     ck_assert_int_eq(dsq_db_changes(db, 4, 4, &c, NULL), DSQ_OK);
     ck_assert_uint_eq(c.n_ranges, 0);
     dsq_changes_cleanup(&c);
-    commit_pages(db, 11, 2, 5);  /* v5 grows the file */
+    commit_pages(db, 11, 2, 5); /* v5 grows the file */
     ck_assert_int_eq(dsq_db_changes(db, 4, 5, &c, NULL), DSQ_OK);
     ck_assert_int_eq(c.page1_changed, 1);
     ck_assert_uint_eq(c.page_count, 12);
@@ -125,8 +100,7 @@ START_TEST(test_drop_unchanged)
     dsq_test_config(&cfg, 50);
     dsq_test_open(tmp, &cfg, &st, &db);
     commit_pages(db, 1, 4, 7);
-    ck_assert_int_eq(dsq_db_snapshot(db, DSQ_VERSION_LATEST, &s, NULL),
-                     DSQ_OK);
+    ck_assert_int_eq(dsq_db_snapshot(db, DSQ_VERSION_LATEST, &s, NULL), DSQ_OK);
     /* every page written back unchanged: nothing to commit */
     ck_assert_int_eq(dsq_txn_begin(s, 0, &t, NULL), DSQ_OK);
     memset(page, 7, sizeof(page));
@@ -172,7 +146,6 @@ int main(void)
     Suite *s = suite_create("dbfuse");
     TCase *tc = tcase_create("core");
     tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, test_head_after);
     tcase_add_test(tc, test_changes);
     tcase_add_test(tc, test_drop_unchanged);
     suite_add_tcase(s, tc);

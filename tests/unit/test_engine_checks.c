@@ -314,10 +314,19 @@ START_TEST(test_txn_and_write_set_are_checked)
     char t1[64], t2[64];
     snprintf(t1, sizeof(t1), "\"txn_id\":\"%s\"", manifest_str(1, "txn_id"));
     snprintf(t2, sizeof(t2), "\"txn_id\":\"%s\"", manifest_str(2, "txn_id"));
+    /* a version that created a segment is also caught by the segment's
+       own transaction id; one that carries its pages inline (format 2)
+       has none */
+    size_t mlen;
+    char *mtext = (char *)dsq_test_read_file(manifest_path(2), &mlen);
+    ck_assert_ptr_nonnull(mtext);
+    int made_segment = strstr(mtext, "\"created\":[]") == NULL;
+    free(mtext);
     edit_manifest(2, t2, t1);
-    ck_assert_uint_ge(verify_store(), 2);
+    ck_assert_uint_ge(verify_store(), made_segment ? 2 : 1);
     ck_assert_ptr_nonnull(strstr(problems, "recorded by more than one"));
-    ck_assert_ptr_nonnull(strstr(problems, "says it was written by"));
+    if (made_segment)
+        ck_assert_ptr_nonnull(strstr(problems, "says it was written by"));
     edit_manifest(2, t1, t2);
     ck_assert_uint_eq(verify_store(), 0);
     /* version 2 (no checkpoint) wrote page 1: say it did not */

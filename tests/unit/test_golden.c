@@ -12,10 +12,14 @@
  *   manifest.json manifests/v00000000000000000012.json: checkpoint at 10
  *                 with chunk.ptc, overlay pages 2 (segment.seg) and 69
  *   root.json     version 12
+ *   manifest_v2.json  manifests/v00000000000000000013.json, format_version
+ *                 2: carries pages 5 (text, zstd) and 70 (random, raw)
+ *                 inline, page 2 from segment.seg, checkpoint as above
  *
  * Regenerating (only when the format itself changes, with a new format
  * version and new file names so the old files keep being tested):
- *     DSQ_REGEN_GOLDEN=1 ./tests/test_golden
+ *     DSQ_REGEN_GOLDEN=1 ./tests/test_golden     (format 1 files)
+ *     DSQ_REGEN_GOLDEN=2 ./tests/test_golden     (format 2 files only)
  * writes the files into the source tree and prints the values to paste.
  * Format: docs/format.md.
  */
@@ -39,6 +43,9 @@
 #define M_TXN "f0e1d2c3b4a5968778695a4b3c2d1e0f"
 #define T_MS 1764089099123ull /* 2025-11-25T16:44:59.123Z */
 #define PS 1024
+#define INC2 "c0ffee00c0ffee01c0ffee02c0ffee03"
+#define TXN2 "1234567890abcdef1234567890abcdef"
+#define KEY13 "manifests/v00000000000000000013.json"
 
 /* ---- the page images (must never change) ---- */
 
@@ -134,6 +141,50 @@ static struct dsq_manifest *golden_manifest(void)
     return &m;
 }
 
+/* frozen values of manifest_v2.json (printed by the generator) */
+static struct dsq_page_loc v2_inline[2] = {
+    {5, 0, 57, 49, 1, 0x0b2e79cf71545346ull},
+    {70, 0, 125, 1024, 0, 0xf2367deb4f516abdull},
+};
+#define V2_SIZE 2174u
+
+static struct dsq_manifest *golden_manifest_v2(void)
+{
+    static struct dsq_range ws[2] = {{5, 1}, {70, 1}};
+    static struct dsq_chunk_ref chunks[1];
+    static char *segs[2] = {KEY13, SEG_KEY};
+    static struct dsq_page_loc ov[3];
+    static struct dsq_manifest m;
+    chunks[0] = (struct dsq_chunk_ref){0, CHUNK_KEY, chunk_size, chunk_sum};
+    ov[0] = seg_locs[1]; /* page 2, in segment.seg */
+    ov[0].seg = 1;
+    ov[1] = v2_inline[0];
+    ov[2] = v2_inline[1];
+    memset(&m, 0, sizeof(m));
+    m.format_version = 2;
+    strcpy(m.incarnation, INC2);
+    m.version = 13;
+    m.parent = 12;
+    m.page_size = PS;
+    m.page_count = 70;
+    strcpy(m.writer_id, WRITER);
+    strcpy(m.txn_id, TXN2);
+    m.time_ms = T_MS + 1000;
+    m.write_set = ws;
+    m.n_write = 2;
+    m.page1 = DSQ_PAGE1_NONE;
+    m.ckpt_version = 10;
+    m.ckpt_page_limit = 64;
+    m.chunk_pages = 64;
+    m.chunks = chunks;
+    m.n_chunks = 1;
+    m.segments = segs;
+    m.n_segments = 2;
+    m.overlay = ov;
+    m.n_overlay = 3;
+    return &m;
+}
+
 /* ---- generator ---- */
 
 static void print_loc(const struct dsq_page_loc *l)
@@ -141,6 +192,50 @@ static void print_loc(const struct dsq_page_loc *l)
     printf("    {%u, %u, %llu, %u, %u, 0x%016llxull},\n", l->pgno, l->seg,
            (unsigned long long)l->offset, l->length, l->codec,
            (unsigned long long)l->checksum);
+}
+
+/* Format 2 only: manifest_v2.json from the golden pages. */
+static void regenerate_v2(void)
+{
+    uint8_t page[PS];
+    struct dsq_seg_builder *sb;
+    struct dsq_buf seg, out;
+    struct dsq_page_loc *locs;
+    size_t n;
+    static const uint32_t pages[2] = {5, 70};
+    dsq_buf_init(&seg, 1u << 20);
+    dsq_buf_init(&out, 1u << 20);
+    if (dsq_seg_builder_new(PS, 1, TXN2, &sb) != DSQ_OK)
+        abort();
+    for (int i = 0; i < 2; i++) {
+        golden_page(pages[i], page);
+        if (dsq_seg_builder_add(sb, pages[i], page) != DSQ_OK)
+            abort();
+    }
+    if (dsq_seg_builder_finish(sb, &seg, &locs, &n) != DSQ_OK)
+        abort();
+    struct dsq_manifest *m = golden_manifest_v2();
+    m->inline_text = NULL;
+    m->inline_len = 0;
+    printf("static struct dsq_page_loc v2_inline[2] = {\n");
+    for (size_t i = 0; i < n; i++) {
+        uint64_t off;
+        if (dsq_manifest_inline_append(m, seg.data + locs[i].offset,
+                                       locs[i].length, &off) != DSQ_OK)
+            abort();
+        locs[i].offset = off;
+        m->overlay[1 + i] = locs[i];
+        print_loc(&locs[i]);
+    }
+    if (dsq_manifest_encode(m, &out, NULL) != DSQ_OK)
+        abort();
+    dsq_test_write_file(GDIR "manifest_v2.json", out.data, out.len);
+    printf("};\n#define V2_SIZE %zuu\n", out.len);
+    free(m->inline_text);
+    free(locs);
+    dsq_seg_builder_free(sb);
+    dsq_buf_cleanup(&seg);
+    dsq_buf_cleanup(&out);
 }
 
 static void regenerate(void)
@@ -396,6 +491,57 @@ START_TEST(test_golden_lookup)
 }
 END_TEST
 
+/*
+ * manifest_v2.json decodes to the frozen values; the pages it carries
+ * inline are where its overlay says, in the file's own bytes, and decode
+ * to the golden images; the encoder writes the same bytes again.
+ */
+START_TEST(test_golden_manifest_v2)
+{
+    size_t len;
+    uint8_t *data = load(GDIR "manifest_v2.json", &len);
+    ck_assert_uint_eq(len, V2_SIZE);
+    ck_assert_mem_eq(data, DSQ_MANIFEST_PREFIX2, DSQ_MANIFEST_INLINE_OFFSET);
+    struct dsq_manifest *m = NULL;
+    struct dsq_err e;
+    ck_assert_int_eq(dsq_manifest_decode(data, len, KEY13, &m, &e), DSQ_OK);
+    ck_assert_uint_eq(m->format_version, 2);
+    ck_assert_str_eq(m->incarnation, INC2);
+    ck_assert_uint_eq(m->version, 13);
+    ck_assert_uint_eq(m->page_count, 70);
+    ck_assert_uint_eq(m->n_overlay, 3);
+    ck_assert_str_eq(m->segments[0], KEY13);
+    ck_assert_str_eq(m->segments[1], SEG_KEY);
+    ck_assert_uint_eq(m->overlay[0].pgno, 2);
+    ck_assert_uint_eq(m->overlay[0].offset, seg_locs[1].offset);
+    for (int i = 0; i < 2; i++) {
+        const struct dsq_page_loc *l = &m->overlay[1 + i];
+        ck_assert(dsq_eq_loc(l, &v2_inline[i]));
+        uint8_t stored[PS + 16], got[PS], want[PS];
+        /* the bytes a ranged GET of the object returns */
+        ck_assert_uint_le(l->offset + dsq_b64_len(l->length), len);
+        ck_assert_int_eq(dsq_b64_decode((const char *)data + l->offset,
+                                        dsq_b64_len(l->length), stored,
+                                        l->length),
+                         0);
+        ck_assert_int_eq(
+            dsq_page_decode(stored, l->length, l, PS, got, KEY13, &e), DSQ_OK);
+        golden_page(l->pgno, want);
+        ck_assert_mem_eq(got, want, PS);
+    }
+    ck_assert_uint_eq(m->overlay[1].codec, DSQ_CODEC_ZSTD);
+    ck_assert_uint_eq(m->overlay[2].codec, DSQ_CODEC_RAW);
+    struct dsq_buf out;
+    dsq_buf_init(&out, 1u << 20);
+    ck_assert_int_eq(dsq_manifest_encode(m, &out, NULL), DSQ_OK);
+    ck_assert_uint_eq(out.len, len);
+    ck_assert_mem_eq(out.data, data, len);
+    dsq_buf_cleanup(&out);
+    dsq_manifest_free(m);
+    free(data);
+}
+END_TEST
+
 static Suite *golden_suite(void)
 {
     Suite *s = suite_create("golden");
@@ -405,6 +551,7 @@ static Suite *golden_suite(void)
     tcase_add_test(tc, test_golden_manifest);
     tcase_add_test(tc, test_golden_root);
     tcase_add_test(tc, test_golden_lookup);
+    tcase_add_test(tc, test_golden_manifest_v2);
     suite_add_tcase(s, tc);
     return s;
 }
@@ -412,7 +559,12 @@ static Suite *golden_suite(void)
 int main(void)
 {
     dsq_log_set_level(DSQ_LOG_CRIT);
-    if (getenv("DSQ_REGEN_GOLDEN")) {
+    const char *regen = getenv("DSQ_REGEN_GOLDEN");
+    if (regen && strcmp(regen, "2") == 0) {
+        regenerate_v2();
+        return EXIT_SUCCESS;
+    }
+    if (regen) {
         regenerate();
         return EXIT_SUCCESS;
     }

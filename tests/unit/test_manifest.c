@@ -452,9 +452,12 @@ START_TEST(test_format_and_version)
     BAD("format_version", "null");
     struct dsq_err e;
     dsq_err_clear(&e);
-    ck_assert_int_eq(mutate("format_version", "2", &e), DSQ_EUNSUPPORTED);
-    ck_assert_ptr_nonnull(strstr(e.msg, "format_version 2"));
+    ck_assert_int_eq(mutate("format_version", "3", &e), DSQ_EUNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(e.msg, "format_version 3"));
+    ck_assert_ptr_nonnull(strstr(e.msg, "1 to 2"));
     ck_assert_int_eq(mutate("format_version", "0", NULL), DSQ_EUNSUPPORTED);
+    /* a format-1 body under format_version 2 lacks the fixed prefix */
+    BAD("format_version", "2");
     /* an unknown version is unsupported even if the rest is unknown too */
     ck_assert_int_eq(
         decode_str("{\"format\":\"dsqlfs-manifest\",\"format_version\":7}",
@@ -936,6 +939,249 @@ START_TEST(test_root)
 }
 END_TEST
 
+/* ---- format 2: incarnation and inline pages ---- */
+
+#define INC "0123456789abcdef0123456789abcdef"
+#define KEY11 "manifests/v00000000000000000011.json"
+#define KEY12 "manifests/v00000000000000000012.json"
+
+/*
+ * Version 12 (checkpoint 10) carrying pages 1 ("hello") and 7 ("abc")
+ * inline, page 5 in version 11's inline text, page 9 in a segment.
+ */
+static struct dsq_manifest *sample2(void)
+{
+    struct dsq_manifest *m = calloc(1, sizeof(*m));
+    m->format_version = 2;
+    strcpy(m->incarnation, INC);
+    m->version = 12;
+    m->parent = 11;
+    m->page_size = 4096;
+    m->page_count = 10;
+    strcpy(m->writer_id, WRITER);
+    strcpy(m->txn_id, TXN);
+    m->time_ms = T_MS;
+    m->n_write = 2;
+    m->write_set = calloc(2, sizeof(struct dsq_range));
+    m->write_set[0] = (struct dsq_range){1, 1};
+    m->write_set[1] = (struct dsq_range){7, 1};
+    m->page1 = DSQ_PAGE1_COUNTERS;
+    m->ckpt_version = 10;
+    m->ckpt_page_limit = 10;
+    m->chunk_pages = 4096;
+    m->n_segments = 3;
+    m->segments = calloc(3, sizeof(char *));
+    m->segments[0] = xstrdup(KEY12);
+    m->segments[1] = xstrdup(KEY11);
+    m->segments[2] = xstrdup("segments/s1.seg");
+    m->n_overlay = 4;
+    m->overlay = calloc(4, sizeof(struct dsq_page_loc));
+    uint64_t off;
+    ck_assert_int_eq(
+        dsq_manifest_inline_append(m, (const uint8_t *)"hello", 5, &off),
+        DSQ_OK);
+    ck_assert_uint_eq(off, 57);
+    m->overlay[0] = (struct dsq_page_loc){1, 0, off, 5, 1, 0xaaull};
+    m->overlay[1] = (struct dsq_page_loc){5, 1, 65, 10, 1, 0xbbull};
+    ck_assert_int_eq(
+        dsq_manifest_inline_append(m, (const uint8_t *)"abc", 3, &off), DSQ_OK);
+    ck_assert_uint_eq(off, 65);
+    m->overlay[2] = (struct dsq_page_loc){7, 0, off, 3, 1, 0xccull};
+    m->overlay[3] = (struct dsq_page_loc){9, 2, 99, 4096, 0, 0xddull};
+    return m;
+}
+
+static const char SAMPLE2_JSON[] =
+    "{\"format\":\"dsqlfs-manifest\",\"format_version\":2,"
+    "\"inline\":\"aGVsbG8=YWJj\",\"version\":12,\"parent\":11,"
+    "\"incarnation\":\"" INC "\",\"page_size\":4096,\"page_count\":10,"
+    "\"writer_id\":\"00112233445566778899aabbccddeeff\","
+    "\"txn_id\":\"ffeeddccbbaa99887766554433221100\","
+    "\"time\":\"2025-11-25T16:44:59.123Z\","
+    "\"write_set\":[[1,1],[7,1]],\"freed_set\":[],\"page1\":\"counters\","
+    "\"created\":[],\"checkpoint\":{\"version\":10,\"page_limit\":10,"
+    "\"chunk_pages\":4096,\"chunks\":[]},\"overlay\":{\"segments\":[\"" KEY12
+    "\",\"" KEY11 "\",\"segments/s1.seg\"],\"pages\":["
+    "[1,0,57,5,1,\"00000000000000aa\"],[5,1,65,10,1,\"00000000000000bb\"],"
+    "[7,0,65,3,1,\"00000000000000cc\"],[9,2,99,4096,0,\"00000000000000dd\"]]}}";
+
+START_TEST(test_v2_exact_text_and_roundtrip)
+{
+    struct dsq_manifest *m = sample2();
+    struct dsq_buf out;
+    encode_ok(m, &out);
+    ck_assert_uint_eq(out.len, strlen(SAMPLE2_JSON));
+    ck_assert_mem_eq(out.data, SAMPLE2_JSON, out.len);
+    ck_assert_mem_eq(out.data, DSQ_MANIFEST_PREFIX2,
+                     DSQ_MANIFEST_INLINE_OFFSET);
+    /* an inline page is where its entry says, in the object's bytes */
+    ck_assert_mem_eq(out.data + 57, "aGVsbG8=", 8);
+    ck_assert_mem_eq(out.data + 65, "YWJj", 4);
+    struct dsq_manifest *d = NULL;
+    struct dsq_err e;
+    ck_assert_int_eq(dsq_manifest_decode(out.data, out.len, "m", &d, &e),
+                     DSQ_OK);
+    ck_assert(dsq_eq_manifest(m, d));
+    ck_assert_uint_eq(d->format_version, 2);
+    ck_assert_str_eq(d->incarnation, INC);
+    struct dsq_manifest *c = NULL;
+    ck_assert_int_eq(dsq_manifest_clone(d, &c), DSQ_OK);
+    ck_assert(dsq_eq_manifest(c, d));
+    ck_assert_ptr_ne(c->inline_text, d->inline_text);
+    dsq_manifest_free(c);
+    /* jansson's compact dump of what we wrote is what we wrote */
+    json_error_t jerr;
+    json_t *j = json_loadb((const char *)out.data, out.len, 0, &jerr);
+    ck_assert_ptr_nonnull(j);
+    char *dump = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    ck_assert_str_eq(dump, SAMPLE2_JSON);
+    free(dump);
+    json_decref(j);
+    dsq_manifest_free(d);
+    dsq_buf_cleanup(&out);
+    dsq_manifest_free(m);
+}
+END_TEST
+
+/* Decode SAMPLE2_JSON with the first from replaced by to. */
+static dsq_rc subst2(const char *from, const char *to, struct dsq_err *e)
+{
+    const char *at = strstr(SAMPLE2_JSON, from);
+    ck_assert_msg(at != NULL, "%s not in the sample", from);
+    size_t pre = (size_t)(at - SAMPLE2_JSON);
+    char *t = malloc(sizeof(SAMPLE2_JSON) + strlen(to));
+    memcpy(t, SAMPLE2_JSON, pre);
+    strcpy(t + pre, to);
+    strcat(t, at + strlen(from));
+    dsq_rc rc = decode_str(t, e);
+    free(t);
+    return rc;
+}
+
+static void bad2(const char *from, const char *to)
+{
+    struct dsq_err e;
+    dsq_err_clear(&e);
+    ck_assert_msg(subst2(from, to, &e) == DSQ_ECORRUPT, "%s -> %s accepted",
+                  from, to);
+}
+
+START_TEST(test_v2_rejects)
+{
+    struct dsq_err e;
+    ck_assert_int_eq(subst2("\"version\":12", "\"version\":12", &e), DSQ_OK);
+    /* the prefix is fixed: another key order or whitespace is refused */
+    bad2("{\"format\":\"dsqlfs-manifest\",\"format_version\":2,",
+         "{\"format_version\":2,\"format\":\"dsqlfs-manifest\",");
+    bad2("\"inline\":\"aGVs", "\"inline\": \"aGVs");
+    /* the text must be verbatim (an escape moves every offset) */
+    bad2("aGVsbG8=", "\\u0061GVsbG8=");
+    /* base64: bad character, padding, unused bits, wrong length */
+    bad2("aGVsbG8=", "aGVsbG8*");
+    bad2("aGVsbG8=", "aGVsbG==");
+    bad2("aGVsbG8=", "aGVsbG9=");
+    bad2("YWJj", "YWJjZA==");
+    bad2("YWJj", "YWI=");
+    /* the inline pages tile the text in page order */
+    bad2("[7,0,65,3,1", "[7,0,66,3,1");
+    bad2("[1,0,57,5,1", "[1,0,58,5,1");
+    bad2("[7,0,65,3,1", "[7,2,65,3,1");
+    bad2("\"inline\":\"aGVsbG8=YWJj\"", "\"inline\":\"aGVsbG8=YWJjYWJj\"");
+    /* another version's key only in (checkpoint, version] */
+    bad2("\"" KEY11 "\",\"segments", "\"manifests/v00000000000000000010.json\","
+                                     "\"segments");
+    bad2("\"" KEY11 "\",\"segments", "\"manifests/v00000000000000000013.json\","
+                                     "\"segments");
+    bad2("\"" KEY11 "\",\"segments", "\"manifests/v11.json\",\"segments");
+    /* incarnation */
+    bad2("\"incarnation\":\"" INC "\",", "");
+    bad2("\"incarnation\":\"0123", "\"incarnation\":\"A123");
+    /* format 1 knows no manifest keys in its overlay */
+    ck_assert_int_eq(subst("\"segments/s1.seg\",\"segments/s2.seg\"]",
+                           "\"" KEY11 "\",\"segments/s2.seg\"]"),
+                     DSQ_ECORRUPT);
+}
+END_TEST
+
+START_TEST(test_v2_encode_rejects)
+{
+    for (int k = 0; k < 5; k++) {
+        struct dsq_manifest *m = sample2();
+        switch (k) {
+        case 0:
+            m->incarnation[0] = 0;
+            break;
+        case 1:
+            m->overlay[2].offset++;
+            break;
+        case 2:
+            m->inline_text[0] = '*';
+            break;
+        case 3:
+            m->format_version = 1; /* with inline pages */
+            break;
+        case 4:
+            free(m->segments[1]);
+            m->segments[1] = xstrdup("manifests/v00000000000000000009.json");
+            break;
+        }
+        struct dsq_buf out;
+        struct dsq_err e;
+        dsq_buf_init(&out, 1u << 20);
+        ck_assert_msg(dsq_manifest_encode(m, &out, &e) == DSQ_EINVAL,
+                      "case %d encoded", k);
+        ck_assert_uint_eq(out.len, 0);
+        dsq_buf_cleanup(&out);
+        dsq_manifest_free(m);
+    }
+}
+END_TEST
+
+START_TEST(test_b64)
+{
+    /* RFC 4648 section 10 */
+    static const char *v[][2] = {{"", ""},
+                                 {"f", "Zg=="},
+                                 {"fo", "Zm8="},
+                                 {"foo", "Zm9v"},
+                                 {"foob", "Zm9vYg=="},
+                                 {"fooba", "Zm9vYmE="},
+                                 {"foobar", "Zm9vYmFy"}};
+    for (size_t i = 0; i < sizeof(v) / sizeof(*v); i++) {
+        struct dsq_manifest m;
+        memset(&m, 0, sizeof(m));
+        uint64_t off;
+        size_t n = strlen(v[i][0]);
+        ck_assert_int_eq(
+            dsq_manifest_inline_append(&m, (const uint8_t *)v[i][0], n, &off),
+            DSQ_OK);
+        ck_assert_uint_eq(off, DSQ_MANIFEST_INLINE_OFFSET);
+        ck_assert_uint_eq(dsq_b64_len(n), strlen(v[i][1]));
+        ck_assert_str_eq(m.inline_text, v[i][1]);
+        uint8_t back[8];
+        ck_assert_int_eq(dsq_b64_decode(v[i][1], strlen(v[i][1]), back, n), 0);
+        ck_assert_mem_eq(back, v[i][0], n);
+        free(m.inline_text);
+    }
+    uint8_t out[8];
+    ck_assert_int_eq(dsq_b64_decode("Zg==", 4, out, 2), -1);
+    ck_assert_int_eq(dsq_b64_decode("Zh==", 4, out, 1), -1);
+    ck_assert_int_eq(dsq_b64_decode("Zm9", 3, out, 2), -1);
+    ck_assert_int_eq(dsq_b64_decode("Zm=v", 4, out, 3), -1);
+    /* every byte value survives */
+    uint8_t all[256], back[256];
+    for (int i = 0; i < 256; i++)
+        all[i] = (uint8_t)i;
+    struct dsq_manifest m;
+    memset(&m, 0, sizeof(m));
+    uint64_t off;
+    ck_assert_int_eq(dsq_manifest_inline_append(&m, all, 256, &off), DSQ_OK);
+    ck_assert_int_eq(dsq_b64_decode(m.inline_text, m.inline_len, back, 256), 0);
+    ck_assert_mem_eq(all, back, 256);
+    free(m.inline_text);
+}
+END_TEST
+
 static Suite *manifest_suite(void)
 {
     Suite *s = suite_create("manifest");
@@ -962,6 +1208,10 @@ static Suite *manifest_suite(void)
     tcase_add_test(tc, test_ranges_contain);
     tcase_add_test(tc, test_manifest_key);
     tcase_add_test(tc, test_root);
+    tcase_add_test(tc, test_v2_exact_text_and_roundtrip);
+    tcase_add_test(tc, test_v2_rejects);
+    tcase_add_test(tc, test_v2_encode_rejects);
+    tcase_add_test(tc, test_b64);
     suite_add_tcase(s, tc);
     return s;
 }
