@@ -330,6 +330,8 @@ static int check_head_since(struct dsq_dbfile *df, int force,
     }
     df->head = f.version;
     df->head_checked_ns = now;
+    if (f.replaced)
+        dsq_wal_replaced(df);
     return f.replaced;
 }
 

@@ -53,7 +53,7 @@
 
 #define LOCK_BYTE(i) ((uint64_t)DSQ_SHM_LOCK_BASE + (i))
 #define INJECT_MAX_PAGES 4096u /* more: reset instead (memory bound) */
-#define WAL_RESET_FRAMES 4096u  /* a WAL this long is reset when idle */
+#define WAL_RESET_FRAMES 4096u /* a WAL this long is reset when idle */
 
 /* ---- life cycle ---- */
 
@@ -86,6 +86,17 @@ void dsq_wal_cleanup(struct dsq_dbfile *df)
     free(w->wal_path);
     free(w->shm_mpath);
     memset(w, 0, sizeof(*w));
+}
+
+void dsq_wal_replaced(struct dsq_dbfile *df)
+{
+    struct dsq_wal *w = &df->wal;
+    w->replaced = 1;
+    w->view_version = 0;
+    w->base_version = 0;
+    w->n_commits = 0;
+    w->mx = 0;
+    w->view_exact = 1;
 }
 
 int dsq_wal_db_io(struct dsq_dbfile *df)
@@ -291,8 +302,8 @@ static int publish(struct dsq_dbfile *df, int fd, uint32_t frame)
         /* pages of the WAL's size at their byte offset: the store's page
            size is the file's chunking, SQLite's may differ (VACUUM with
            a new page_size) */
-        rc = dsq__txn_write_bytes(t, (const char *)buf + DSQ_WAL_FRAME_HDR,
-                                  ps, (uint64_t)(fr.pgno - 1) * ps, &e);
+        rc = dsq__txn_write_bytes(t, (const char *)buf + DSQ_WAL_FRAME_HDR, ps,
+                                  (uint64_t)(fr.pgno - 1) * ps, &e);
         db_size = fr.db_size;
     }
     if (rc == DSQ_OK)
@@ -372,16 +383,16 @@ static int is_padding(struct dsq_dbfile *df, int fd, uint32_t n)
         return 0;
     size_t fsz = DSQ_WAL_FRAME_HDR + (size_t)w->hdr.page_size;
     uint8_t *a = malloc(fsz), *b = malloc(fsz);
-    int same = a && b &&
-               dsq__full_pread(fd, a, fsz, dsq_wal_frame_off(n - 1,
-                                                            w->hdr.page_size)) ==
-                   (ssize_t)fsz &&
-               dsq__full_pread(fd, b, fsz,
-                               dsq_wal_frame_off(n, w->hdr.page_size)) ==
-                   (ssize_t)fsz &&
-               memcmp(a, b, 8) == 0 &&
-               memcmp(a + DSQ_WAL_FRAME_HDR, b + DSQ_WAL_FRAME_HDR,
-                      w->hdr.page_size) == 0;
+    int same =
+        a && b &&
+        dsq__full_pread(fd, a, fsz,
+                        dsq_wal_frame_off(n - 1, w->hdr.page_size)) ==
+            (ssize_t)fsz &&
+        dsq__full_pread(fd, b, fsz, dsq_wal_frame_off(n, w->hdr.page_size)) ==
+            (ssize_t)fsz &&
+        memcmp(a, b, 8) == 0 &&
+        memcmp(a + DSQ_WAL_FRAME_HDR, b + DSQ_WAL_FRAME_HDR,
+               w->hdr.page_size) == 0;
     free(a);
     free(b);
     return same;
@@ -415,7 +426,8 @@ ssize_t dsq_wal_write(struct dsq_dbfile *df, int fd, const char *buf,
             struct inval iv = {0};
             /* (W6) SQLite restarts a WAL it checkpointed fully: the db
                file then is the version the WAL had */
-            if (w->view_exact && w->view_version != w->base_version)
+            if (w->view_exact && !w->replaced &&
+                w->view_version != w->base_version)
                 move_db(df, w->view_version, &iv);
             free(iv.r);
             cycle_begin(df);
@@ -491,7 +503,7 @@ void dsq_wal_end(struct dsq_dbfile *df, int64_t size, struct inval *iv)
     if (size > 0)
         return;
     /* (W6) SQLite empties or deletes the WAL after a full checkpoint */
-    if (w->view_exact && w->active)
+    if (w->view_exact && w->active && !w->replaced && w->view_version)
         move_db(df, w->view_version, iv);
     cycle_begin(df);
     if (size < 0 && !w->shm.n)
@@ -741,8 +753,7 @@ static int inject_io(struct dsq_dbfile *df, struct inj *j)
 
 /* The pages between the local WAL's version and target, read with
    df->mu held.  0, -ENOSPC (too many, or another page size), -errno. */
-static int inject_prepare(struct dsq_dbfile *df, uint64_t target,
-                          struct inj *j)
+static int inject_prepare(struct dsq_dbfile *df, uint64_t target, struct inj *j)
 {
     struct dsq_wal *w = &df->wal;
     struct dsq_err e;
@@ -780,8 +791,7 @@ static int inject_prepare(struct dsq_dbfile *df, uint64_t target,
                 continue;
             rc = dsq_snap_read_page(ts, pg, j->data + (size_t)j->n * ps, &e);
             if (rc != DSQ_OK) {
-                dsq__df_log_rc(df, "reading a page for the local WAL", &e,
-                               rc);
+                dsq__df_log_rc(df, "reading a page for the local WAL", &e, rc);
                 r = -dsq_rc_errno(rc);
             }
             j->pgno[j->n++] = pg;
@@ -944,9 +954,18 @@ static int reset(struct dsq_dbfile *df, struct inval *iv)
 static int read_start(struct dsq_dbfile *df, uint64_t owner, struct inval *iv)
 {
     struct dsq_wal *w = &df->wal;
-    dsq__df_check_head(df, 0);
+    int replaced = dsq__df_check_head(df, 0) > 0 || w->replaced;
     int writer = shm_held(df, owner, DSQ_SHM_WRITE, DSQ_SHM_WRITE);
     int others = shm_held(df, owner, DSQ_SHM_WRITE, DSQ_SHM_READ0 + 4);
+    if (replaced) {
+        /* deleted and created again elsewhere: no frame of the old one
+           may stay; readers of the old one get a clean error meanwhile */
+        if (others)
+            return -EIO;
+        w->view_version = 0;
+        w->replaced = 0;
+        return reset(df, iv);
+    }
     if (!w->view_exact || df->head > w->view_version) {
         if (writer)
             return w->view_exact ? 0 : -EAGAIN; /* the writer first */
@@ -1098,7 +1117,12 @@ static int first_open(struct dsq_dbfile *df, uint64_t owner, struct inval *iv)
     w->active = 1;
     if (kept)
         return 0;
-    dsq__df_check_head(df, 0);
+    if (dsq__df_check_head(df, 0) > 0 || w->replaced) {
+        /* deleted and created again elsewhere: nothing of the old one */
+        w->view_version = 0;
+        w->view_exact = 1;
+        w->replaced = 0;
+    }
     uint64_t target = df->head > w->view_version ? df->head : w->view_version;
     if (w->view_exact || target > w->view_version)
         move_db(df, target, iv);

@@ -39,6 +39,8 @@ struct dsq_wal {
                                        lacks others' pages (inject them) */
     struct dsq_wal_commit *commits; /* this cycle's, ascending */
     size_t n_commits, cap_commits;
+    int replaced;             /* the database was deleted and created
+                                 again: the local WAL must be reset */
     int io_busy;              /* the daemon's own I/O runs (wal.c) */
     _Atomic int mfd;          /* the -shm through the mount, while SQLite
                                  uses it (-1: not open) */
@@ -70,6 +72,9 @@ int dsq_wal_shm_setlk(struct dsq_dbfile *df, uint64_t owner,
                       const struct flock *lk, int sleep, fuse_req_t req);
 void dsq_wal_shm_getlk(struct dsq_dbfile *df, uint64_t owner, struct flock *lk);
 void dsq_wal_shm_release(struct dsq_dbfile *df, uint64_t owner);
+
+/* The database was deleted and created again (df->mu held). */
+void dsq_wal_replaced(struct dsq_dbfile *df);
 
 /* With df->mu held: db-file I/O during a WAL cycle goes to the checkpoint
    buffer (1) or not (0). */

@@ -11,7 +11,9 @@
 #  - scrambled first writes, one-byte size hints and truncations up end
 #    byte-identical to the same program on local disk;
 #  - symlink/link/rename EPERM, chmod kept, dot names listed, truncation
-#    of a database with data refused without allow_delete.
+#    of a database with data refused without allow_delete;
+#  - a database deleted and created again under its name while another
+#    mount holds it: the other mount serves the new one or a clean error.
 source "$(dirname "$0")/lib.sh"
 need_fuse
 M=$T/mnt
@@ -186,6 +188,41 @@ sq "$M/spill.db" "DELETE FROM s WHERE a > 100; VACUUM;"
 eq "$(sq "$M2/spill.db" 'SELECT count(*) FROM s; PRAGMA integrity_check')" "100
 ok" "after VACUUM"
 
+log "database identity: deleted and created again while another mount holds it"
+unmount "$M"
+unmount "$M2"
+mount_store "$M" -o allow_delete
+mount_store "$M2"
+cat >"$T/ident.py" <<'EOF'
+import sqlite3, subprocess, sys
+mine, other, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+con = sqlite3.connect(other, isolation_level=None)
+assert con.execute("SELECT group_concat(v) FROM t").fetchone()[0] == "old1,old2"
+# the first mount deletes it and creates a new one under the same name
+subprocess.run(["rm", mine], check=True)
+subprocess.run(["sqlite3", mine, "PRAGMA journal_mode=%s; CREATE TABLE u(w); "
+                "INSERT INTO u VALUES ('new');" % mode],
+               check=True, stdout=subprocess.DEVNULL)
+# the next read transaction here: the new database, or a clean error for
+# the old one, never a mix ("malformed")
+try:
+    rows = con.execute("SELECT w FROM u").fetchall()
+    ok = con.execute("PRAGMA integrity_check").fetchone()[0]
+    print("new" if rows == [("new",)] and ok == "ok" else "bad %r %r" % (rows, ok))
+except sqlite3.DatabaseError as e:
+    print("malformed" if "malformed" in str(e) else "error")
+con.close()
+con = sqlite3.connect(other)
+print(con.execute("SELECT w FROM u").fetchone()[0],
+      con.execute("PRAGMA integrity_check").fetchone()[0])
+EOF
+for mode in delete wal; do
+    sq "$M/ident.db" "PRAGMA journal_mode=$mode; CREATE TABLE t(v); INSERT INTO t VALUES ('old1'), ('old2');" >/dev/null
+    out=$("$PY" "$T/ident.py" "$M/ident.db" "$M2/ident.db" "$mode")
+    case "$(echo "$out" | head -1)" in new | error) ;; *) fail "$mode: the other mount served: $out" ;; esac
+    eq "$(echo "$out" | tail -1)" "new ok" "$mode: a new connection on the other mount"
+    rm "$M/ident.db"
+done
 unmount "$M"
 unmount "$M2"
 log "remount: the same names"
