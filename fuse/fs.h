@@ -84,7 +84,7 @@ struct dsq_dbfile {
     int txn_plain;            /* txn or stage written with no write lock held */
     int content_refused;      /* a write proved it is not a SQLite file: the
                                  file is gone from the namespace */
-    uint32_t mode;            /* permission bits shown (chmod) */
+    _Atomic uint32_t mode;    /* permission bits shown (chmod); atomic */
     struct dsq_locktab locks; /* POSIX locks on NAME.db */
     struct dsq_locktab flocks; /* flock(2) locks (start = end = 0) */
     int inval_busy;

@@ -138,6 +138,8 @@ static int add_commit(struct dsq_wal *w, uint32_t frame, uint64_t version)
    them, or SQLite never indexed them). */
 static void forget_after(struct dsq_wal *w, uint32_t frame)
 {
+    dsq_log(DSQ_LOG_DEBUG, "wal", "forget frames after %u (model mx %u)",
+            frame, w->mx);
     while (w->n_commits && w->commits[w->n_commits - 1].frame > frame)
         w->n_commits--;
     w->mx = frame;
@@ -346,9 +348,10 @@ static int publish(struct dsq_dbfile *df, int fd, uint32_t frame)
         w->view_exact = 0; /* (W3) others' pages come in at the unlock */
     }
     dsq_log(DSQ_LOG_INFO, "wal",
-            "%s: committed version %" PRIu64 " at WAL frame %u (%u "
-            "rebase(s), %.1f ms)",
-            df->name, ci.version, frame, ci.rebases,
+            "%s: %s version %" PRIu64 " at WAL frame %u (on version %" PRIu64
+            ", %u rebase(s), %.1f ms)",
+            df->name, ci.noop ? "nothing changed in" : "committed",
+            ci.noop ? base : ci.version, frame, base, ci.rebases,
             (double)(dsq__mono_ns() - t0) / 1e6);
     return 0;
 }
@@ -467,6 +470,11 @@ ssize_t dsq_wal_write(struct dsq_dbfile *df, int fd, const char *buf,
        from the -shm when this writer took the write lock, W3) */
     if (n <= w->mx)
         forget_after(w, n - 1);
+    dsq_log(DSQ_LOG_DEBUG, "wal",
+            "%s: commit frame %u (db size %u), model mx %u, view %" PRIu64
+            "%s",
+            df->name, n, f.db_size, w->mx, w->view_version,
+            w->view_exact ? "" : " (inexact)");
     if (n == w->mx + 1 && is_padding(df, fd, n)) {
         /* SQLite pads a commit to a sector boundary with copies of its
            commit frame: no new transaction */

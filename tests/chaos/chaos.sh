@@ -56,7 +56,16 @@ unmount "$T/m1"
 wait_daemons
 
 declare -A DAEMON WRITERS
-JOURNALS=(delete truncate persist)
+# DSQ_CHAOS_WAL=1: the database in WAL mode, every writer in WAL mode
+if [ "${DSQ_CHAOS_WAL:-0}" = 1 ]; then
+    JOURNALS=(wal wal wal)
+    mount_store "$T/m1"
+    eq "$(sq "$T/m1/c.db" 'PRAGMA journal_mode=WAL')" wal "WAL switch"
+    unmount "$T/m1"
+    wait_daemons
+else
+    JOURNALS=(delete truncate persist)
+fi
 mount_retries=0
 chaos_mount() { # chaos_mount m1|m2: a daemon through the proxy (retried:
     # the mount-time store probe may meet a fault too)
