@@ -9,8 +9,10 @@
  * Invariants (docs/wal.md cites them as W1..W7):
  *  (W1) A transaction is published at the write that completes its
  *       commit frame, before that write is acknowledged; if the publish
- *       fails the commit frame's header is zeroed before the write
- *       fails, so no WAL recovery can ever replay it.
+ *       fails the commit frame is zeroed before the write fails, so no
+ *       WAL recovery can ever replay it, and every later write into
+ *       that frame fails until a frame is written over it from its
+ *       header (the kernel's retry of a short write never commits).
  *  (W2) During a WAL cycle, writes to the database file are SQLite's
  *       checkpoints of frames already published: they go to a local
  *       checkpoint buffer over the db file's version and never commit.
@@ -160,6 +162,7 @@ static void cycle_begin(struct dsq_dbfile *df)
     struct dsq_wal *w = &df->wal;
     w->have_hdr = 0;
     w->mx = 0;
+    w->failed = 0;
     w->n_commits = 0;
     w->base_version = df->snap ? dsq_snap_version(df->snap) : 0;
     w->view_version = w->base_version;
@@ -417,7 +420,22 @@ ssize_t dsq_wal_write(struct dsq_dbfile *df, int fd, const char *buf,
     dsq__df_lock(df);
     wait_io(df);
     w->wal_ino = ino;
-    ssize_t r = full_pwrite(fd, buf, size, o);
+    ssize_t r = 0;
+    if (w->failed && w->have_hdr) {
+        /* (W1) the kernel cuts a write at page boundaries and, when a
+           later piece fails, returns a short count: SQLite then writes the
+           rest again.  The frame whose publish failed stays failed until
+           a frame is written over it from its header on. */
+        uint64_t fo = dsq_wal_frame_off(w->failed, w->hdr.page_size);
+        uint64_t fe = fo + DSQ_WAL_FRAME_HDR + w->hdr.page_size;
+        if (o == fo || o < DSQ_WAL_HDR_SIZE) {
+            w->failed = 0;
+        } else if (o < fe && end > fo) {
+            r = -EIO;
+            goto out;
+        }
+    }
+    r = full_pwrite(fd, buf, size, o);
     if (r < 0)
         goto out;
     if (o < DSQ_WAL_HDR_SIZE && end >= DSQ_WAL_HDR_SIZE) {
@@ -498,6 +516,7 @@ ssize_t dsq_wal_write(struct dsq_dbfile *df, int fd, const char *buf,
             full_pwrite(fd, zero, fsz, dsq_wal_frame_off(n, ps));
             free(zero);
         }
+        w->failed = n;
     }
 out:
     pthread_mutex_unlock(&df->mu);

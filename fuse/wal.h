@@ -33,6 +33,8 @@ struct dsq_wal {
     int have_hdr; /* hdr is this cycle's valid WAL header */
     struct dsq_walhdr hdr;
     uint32_t mx;                    /* last commit frame the local WAL holds */
+    uint32_t failed;                /* commit frame whose publish failed:
+                                       the rest of its bytes fail too */
     uint64_t base_version;          /* version of the db file under the WAL */
     uint64_t view_version;          /* version the frames up to mx make */
     int view_exact;                 /* 0: after a rebased commit the local WAL
