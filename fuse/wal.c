@@ -981,6 +981,10 @@ static int reset(struct dsq_dbfile *df, struct inval *iv)
 static int read_start(struct dsq_dbfile *df, uint64_t owner, struct inval *iv)
 {
     struct dsq_wal *w = &df->wal;
+    if (dsq_locks_type_at(&w->shm, owner, LOCK_BYTE(DSQ_SHM_WRITE)) ==
+        F_WRLCK)
+        return 0; /* the writer itself, restarting the WAL after a full
+                     checkpoint: its snapshot must not move under it */
     int replaced = dsq__df_check_head(df, 0) > 0 || w->replaced;
     int writer = shm_held(df, owner, DSQ_SHM_WRITE, DSQ_SHM_WRITE);
     int others = shm_held(df, owner, DSQ_SHM_WRITE, DSQ_SHM_READ0 + 4);

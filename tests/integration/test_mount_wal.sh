@@ -112,7 +112,8 @@ try:
     con.execute("COMMIT")
     print("committed")
 except sqlite3.OperationalError as e:
-    con.execute("ROLLBACK")
+    if con.in_transaction:  # SQLite rolls back by itself after an I/O error
+        con.execute("ROLLBACK")
     print("busy" if "locked" in str(e) or "busy" in str(e) else "ioerr")
 con.execute("BEGIN IMMEDIATE")
 (v,) = con.execute("SELECT v FROM counter WHERE id = 1").fetchone()
