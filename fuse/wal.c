@@ -43,6 +43,7 @@
 #include "env.h"
 #include "log.h"
 #include "loop.h"
+#include "selfio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -64,7 +65,7 @@ int dsq_wal_init(struct dsq_dbfile *df)
     struct dsq_wal *w = &df->wal;
     memset(w, 0, sizeof(*w));
     w->view_exact = 1;
-    atomic_init(&w->mfd, -1);
+    atomic_init(&w->mfd, NULL);
     w->wal_path = dsq_fs_side_path(df->fs, df->name, "-wal");
     size_t n = strlen(df->fs->mountpoint) + strlen(df->name) + 8;
     w->shm_mpath = malloc(n);
@@ -77,10 +78,10 @@ int dsq_wal_init(struct dsq_dbfile *df)
 void dsq_wal_cleanup(struct dsq_dbfile *df)
 {
     struct dsq_wal *w = &df->wal;
-    int fd = atomic_exchange(&w->mfd, -1);
-    if (fd >= 0) {
+    struct dsq_selfio *m = atomic_exchange(&w->mfd, NULL);
+    if (m) {
         dsq_loop_may_block();
-        close(fd);
+        dsq_selfio_close(m);
     }
     dsq_txn_free(w->ckpt);
     dsq_locks_free(&w->shm);
@@ -140,8 +141,8 @@ static int add_commit(struct dsq_wal *w, uint32_t frame, uint64_t version)
    them, or SQLite never indexed them). */
 static void forget_after(struct dsq_wal *w, uint32_t frame)
 {
-    dsq_log(DSQ_LOG_DEBUG, "wal", "forget frames after %u (model mx %u)",
-            frame, w->mx);
+    dsq_log(DSQ_LOG_DEBUG, "wal", "forget frames after %u (model mx %u)", frame,
+            w->mx);
     while (w->n_commits && w->commits[w->n_commits - 1].frame > frame)
         w->n_commits--;
     w->mx = frame;
@@ -367,14 +368,14 @@ static void io_end(struct dsq_dbfile *df);
    -1 if it cannot be read.  df->mu held (released meanwhile). */
 static int64_t shm_mx_frame(struct dsq_dbfile *df)
 {
-    int fd = atomic_load(&df->wal.mfd);
-    if (!df->wal.shm.n || fd < 0)
+    struct dsq_selfio *m = atomic_load(&df->wal.mfd);
+    if (!df->wal.shm.n || !m)
         return -1; /* no -shm in use: locking_mode=EXCLUSIVE */
     uint8_t info[DSQ_SHM_INFO_SIZE];
     struct dsq_shmhdr h;
     int64_t mx = -1;
     io_begin(df);
-    if (dsq__full_pread(fd, info, sizeof(info), 0) == (ssize_t)sizeof(info) &&
+    if (dsq_selfio_pread(m, info, sizeof(info), 0) == (ssize_t)sizeof(info) &&
         dsq_shm_hdr_read(info, &h, NULL) == 0)
         mx = h.mx_frame;
     io_end(df);
@@ -489,8 +490,7 @@ ssize_t dsq_wal_write(struct dsq_dbfile *df, int fd, const char *buf,
     if (n <= w->mx)
         forget_after(w, n - 1);
     dsq_log(DSQ_LOG_DEBUG, "wal",
-            "%s: commit frame %u (db size %u), model mx %u, view %" PRIu64
-            "%s",
+            "%s: commit frame %u (db size %u), model mx %u, view %" PRIu64 "%s",
             df->name, n, f.db_size, w->mx, w->view_version,
             w->view_exact ? "" : " (inexact)");
     if (n == w->mx + 1 && is_padding(df, fd, n)) {
@@ -575,15 +575,15 @@ static void wait_io(struct dsq_dbfile *df)
    with no lock held (the open is a request of our own). */
 static void ensure_mfd(struct dsq_dbfile *df)
 {
-    if (atomic_load(&df->wal.mfd) >= 0)
+    if (atomic_load(&df->wal.mfd))
         return;
     dsq_loop_may_block();
-    int fd = open(df->wal.shm_mpath, O_RDWR | O_CLOEXEC);
-    if (fd < 0)
+    struct dsq_selfio *m = dsq_selfio_open(df->wal.shm_mpath);
+    if (!m)
         return;
-    int none = -1;
-    if (!atomic_compare_exchange_strong(&df->wal.mfd, &none, fd))
-        close(fd); /* (still without the leader role: may_block above) */
+    struct dsq_selfio *none = NULL;
+    if (!atomic_compare_exchange_strong(&df->wal.mfd, &none, m))
+        dsq_selfio_close(m); /* (still without the leader role) */
 }
 
 static void put_u32(uint8_t *p, uint32_t v)
@@ -608,12 +608,12 @@ static void next_salts(const uint8_t *old, uint8_t *out)
 
 /* Write a wal-index header the way SQLite's writer does: copy 1, then
    copy 0. */
-static int shm_write_hdr(int fd, struct dsq_shmhdr *h)
+static int shm_write_hdr(struct dsq_selfio *m, struct dsq_shmhdr *h)
 {
     uint8_t b[DSQ_SHM_HDR_SIZE];
     dsq_shm_hdr_encode(h, b);
-    if (full_pwrite(fd, b, sizeof(b), DSQ_SHM_HDR_SIZE) < 0 ||
-        full_pwrite(fd, b, sizeof(b), 0) < 0)
+    if (dsq_selfio_pwrite(m, b, sizeof(b), DSQ_SHM_HDR_SIZE) < 0 ||
+        dsq_selfio_pwrite(m, b, sizeof(b), 0) < 0)
         return -EIO;
     return 0;
 }
@@ -654,7 +654,7 @@ struct inj {
     struct dsq_walhdr hdr;
     uint64_t wal_ino;
     char *wal_path;
-    int mfd;
+    struct dsq_selfio *mfd;
     /* out */
     uint32_t shm_mx; /* what the -shm indexed (-ESTALE) */
     uint32_t last;   /* last frame written */
@@ -676,7 +676,7 @@ static int inject_io(struct dsq_dbfile *df, struct inj *j)
     uint8_t info[DSQ_SHM_INFO_SIZE];
     struct dsq_shmhdr h;
     uint32_t nbackfill = 0;
-    if (dsq__full_pread(j->mfd, info, sizeof(info), 0) !=
+    if (dsq_selfio_pread(j->mfd, info, sizeof(info), 0) !=
             (ssize_t)sizeof(info) ||
         dsq_shm_hdr_read(info, &h, &nbackfill) != 0)
         return -EAGAIN;
@@ -738,14 +738,14 @@ static int inject_io(struct dsq_dbfile *df, struct inj *j)
         if (b != cur) {
             size_t base = cur == 0 ? DSQ_SHM_INFO_SIZE : 0;
             if (cur != UINT32_MAX &&
-                full_pwrite(j->mfd, blk + base, DSQ_SHM_BLOCK - base,
-                            (uint64_t)cur * DSQ_SHM_BLOCK + base) < 0) {
+                dsq_selfio_pwrite(j->mfd, blk + base, DSQ_SHM_BLOCK - base,
+                                  (uint64_t)cur * DSQ_SHM_BLOCK + base) < 0) {
                 r = -EIO;
                 break;
             }
             memset(blk, 0, DSQ_SHM_BLOCK);
-            dsq__full_pread(j->mfd, blk, DSQ_SHM_BLOCK,
-                            (uint64_t)b * DSQ_SHM_BLOCK);
+            dsq_selfio_pread(j->mfd, blk, DSQ_SHM_BLOCK,
+                             (uint64_t)b * DSQ_SHM_BLOCK);
             cur = b;
         }
         if (dsq_shm_index_append(blk, b, frame, j->pgno[i]) != 0)
@@ -753,8 +753,8 @@ static int inject_io(struct dsq_dbfile *df, struct inj *j)
     }
     if (r == 0 && cur != UINT32_MAX) {
         size_t base = cur == 0 ? DSQ_SHM_INFO_SIZE : 0;
-        if (full_pwrite(j->mfd, blk + base, DSQ_SHM_BLOCK - base,
-                        (uint64_t)cur * DSQ_SHM_BLOCK + base) < 0)
+        if (dsq_selfio_pwrite(j->mfd, blk + base, DSQ_SHM_BLOCK - base,
+                              (uint64_t)cur * DSQ_SHM_BLOCK + base) < 0)
             r = -EIO;
     }
     close(bfd);
@@ -832,7 +832,7 @@ static int inject_prepare(struct dsq_dbfile *df, uint64_t target, struct inj *j)
     j->hdr = w->hdr;
     j->wal_ino = w->wal_ino;
     j->mfd = atomic_load(&w->mfd);
-    if (r == 0 && j->mfd < 0)
+    if (r == 0 && !j->mfd)
         r = -EAGAIN;
     return r;
 }
@@ -902,16 +902,16 @@ static int inject(struct dsq_dbfile *df, uint64_t target)
 
 /* The writing half of a reset (df->mu released). */
 static int reset_io(struct dsq_dbfile *df, const char *wal_path,
-                    uint64_t wal_ino, int mfd, uint32_t npage)
+                    uint64_t wal_ino, struct dsq_selfio *mfd, uint32_t npage)
 {
     if (truncate(wal_path, 0) != 0 && errno != ENOENT)
         return -errno;
     inval_wal_file(df, wal_ino);
-    if (mfd < 0)
+    if (!mfd)
         return 0;
     uint8_t info[DSQ_SHM_INFO_SIZE];
     struct dsq_shmhdr h;
-    if (dsq__full_pread(mfd, info, sizeof(info), 0) != (ssize_t)sizeof(info) ||
+    if (dsq_selfio_pread(mfd, info, sizeof(info), 0) != (ssize_t)sizeof(info) ||
         dsq_shm_hdr_read(info, &h, NULL) != 0)
         return 0; /* an uninitialised -shm: SQLite builds it from the
                      empty WAL */
@@ -931,10 +931,10 @@ static int reset_io(struct dsq_dbfile *df, const char *wal_path,
     put_u32(ci + 8, 0);
     for (int i = 0; i < 3; i++)
         put_u32(ci + 12 + 4 * i, 0xffffffffu);
-    if (r == 0 && full_pwrite(mfd, ci, sizeof(ci), 96) < 0)
+    if (r == 0 && dsq_selfio_pwrite(mfd, ci, sizeof(ci), 96) < 0)
         r = -EIO;
     uint8_t z[4] = {0, 0, 0, 0};
-    if (r == 0 && full_pwrite(mfd, z, 4, 128) < 0)
+    if (r == 0 && dsq_selfio_pwrite(mfd, z, 4, 128) < 0)
         r = -EIO;
     return r;
 }
@@ -959,7 +959,7 @@ static int reset(struct dsq_dbfile *df, struct inval *iv)
     if (!wp)
         return -ENOMEM;
     uint64_t ino = w->wal_ino;
-    int mfd = atomic_load(&w->mfd);
+    struct dsq_selfio *mfd = atomic_load(&w->mfd);
     uint32_t npage = df->snap ? dsq_snap_page_count(df->snap) : 0;
     io_begin(df);
     r = reset_io(df, wp, ino, mfd, npage);
@@ -981,8 +981,7 @@ static int reset(struct dsq_dbfile *df, struct inval *iv)
 static int read_start(struct dsq_dbfile *df, uint64_t owner, struct inval *iv)
 {
     struct dsq_wal *w = &df->wal;
-    if (dsq_locks_type_at(&w->shm, owner, LOCK_BYTE(DSQ_SHM_WRITE)) ==
-        F_WRLCK)
+    if (dsq_locks_type_at(&w->shm, owner, LOCK_BYTE(DSQ_SHM_WRITE)) == F_WRLCK)
         return 0; /* the writer itself, restarting the WAL after a full
                      checkpoint: its snapshot must not move under it */
     int replaced = dsq__df_check_head(df, 0) > 0 || w->replaced;
@@ -1176,11 +1175,11 @@ static int first_open(struct dsq_dbfile *df, uint64_t owner, struct inval *iv)
 
 /* Hand back the -shm fd the daemon keeps once SQLite no longer uses it
    (closed by the caller with df->mu released). */
-static int take_mfd_if_unused(struct dsq_dbfile *df)
+static struct dsq_selfio *take_mfd_if_unused(struct dsq_dbfile *df)
 {
     if (df->wal.shm.n)
-        return -1;
-    return atomic_exchange(&df->wal.mfd, -1);
+        return NULL;
+    return atomic_exchange(&df->wal.mfd, NULL);
 }
 
 int dsq_wal_shm_setlk(struct dsq_dbfile *df, uint64_t owner,
@@ -1248,11 +1247,11 @@ int dsq_wal_shm_setlk(struct dsq_dbfile *df, uint64_t owner,
         /* (W3) a rebased commit: its others' pages come in now */
         inject(df, df->head);
     }
-    int cfd = take_mfd_if_unused(df);
+    struct dsq_selfio *cm = take_mfd_if_unused(df);
     dsq__df_unlock_inval(df, &iv);
-    if (cfd >= 0) {
+    if (cm) {
         dsq_loop_may_block(); /* its FLUSH is a request of our own */
-        close(cfd);
+        dsq_selfio_close(cm);
     }
     return r;
 }
@@ -1281,10 +1280,10 @@ void dsq_wal_shm_release(struct dsq_dbfile *df, uint64_t owner)
     dsq__df_lock(df);
     wait_io(df);
     dsq_locks_release_owner(&df->wal.shm, owner);
-    int cfd = take_mfd_if_unused(df);
+    struct dsq_selfio *cm = take_mfd_if_unused(df);
     pthread_mutex_unlock(&df->mu);
-    if (cfd >= 0) {
+    if (cm) {
         dsq_loop_may_block(); /* its FLUSH is a request of our own */
-        close(cfd);
+        dsq_selfio_close(cm);
     }
 }

@@ -27,6 +27,8 @@ struct dsq_wal_commit { /* a commit frame of this WAL cycle */
     uint64_t version; /* the version the frames up to it make */
 };
 
+struct dsq_selfio;
+
 struct dsq_wal {
     int active;   /* a WAL cycle is in use on this host (db writes are
                      checkpoints, never commits) */
@@ -41,17 +43,17 @@ struct dsq_wal {
                                        lacks others' pages (inject them) */
     struct dsq_wal_commit *commits; /* this cycle's, ascending */
     size_t n_commits, cap_commits;
-    int replaced;             /* the database was deleted and created
-                                 again: the local WAL must be reset */
-    int io_busy;              /* the daemon's own I/O runs (wal.c) */
-    _Atomic int mfd;          /* the -shm through the mount, while SQLite
-                                 uses it (-1: not open) */
-    struct dsq_txn *ckpt;     /* checkpoint writes over the db file */
-    struct dsq_locktab shm;   /* POSIX locks on NAME-shm */
-    uint64_t wal_ino;         /* inode of NAME-wal (0: not known) */
-    char *wal_path;           /* the -wal side file (backing) */
-    char *shm_mpath;          /* the -shm through the mount */
-    uint64_t injected_frames; /* counters */
+    int replaced;                   /* the database was deleted and created
+                                       again: the local WAL must be reset */
+    int io_busy;                    /* the daemon's own I/O runs (wal.c) */
+    struct dsq_selfio *_Atomic mfd; /* the -shm through the mount
+                                 (selfio.c), while SQLite uses it */
+    struct dsq_txn *ckpt;           /* checkpoint writes over the db file */
+    struct dsq_locktab shm;         /* POSIX locks on NAME-shm */
+    uint64_t wal_ino;               /* inode of NAME-wal (0: not known) */
+    char *wal_path;                 /* the -wal side file (backing) */
+    char *shm_mpath;                /* the -shm through the mount */
+    uint64_t injected_frames;       /* counters */
     uint64_t resets;
     uint64_t commits_published;
 };

@@ -1,0 +1,30 @@
+/*
+ * selfio.h - the daemon's own reads and writes of a file on its own
+ * mount, made by a child process (selfio.c).
+ */
+#ifndef DSQ_SELFIO_H
+#define DSQ_SELFIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct dsq_selfio;
+
+/* Opens `path` (on the mount) O_RDWR in a new child process.  NULL with
+   errno set on failure.  May wait for FUSE requests: call with no lock
+   held that a request needs, after dsq_loop_may_block(). */
+struct dsq_selfio *dsq_selfio_open(const char *path);
+
+/* Whole reads and writes at `off`: the byte count, or -errno (a short
+   read at the end of the file returns what there was). */
+ssize_t dsq_selfio_pread(struct dsq_selfio *s, void *buf, size_t n,
+                         uint64_t off);
+ssize_t dsq_selfio_pwrite(struct dsq_selfio *s, const void *buf, size_t n,
+                          uint64_t off);
+
+/* Closes the file (the child's close is a FLUSH request of the mount) and
+   reaps the child.  NULL is ignored. */
+void dsq_selfio_close(struct dsq_selfio *s);
+
+#endif
