@@ -231,6 +231,11 @@ ssize_t dsq_selfio_pwrite(struct dsq_selfio *s, const void *buf, size_t n,
     return (ssize_t)n;
 }
 
+pid_t dsq_selfio_pid(const struct dsq_selfio *s)
+{
+    return s->pid;
+}
+
 void dsq_selfio_close(struct dsq_selfio *s)
 {
     if (!s)

@@ -23,6 +23,9 @@ ssize_t dsq_selfio_pread(struct dsq_selfio *s, void *buf, size_t n,
 ssize_t dsq_selfio_pwrite(struct dsq_selfio *s, const void *buf, size_t n,
                           uint64_t off);
 
+/* The child's process id (for tests and logs). */
+pid_t dsq_selfio_pid(const struct dsq_selfio *s);
+
 /* Closes the file (the child's close is a FLUSH request of the mount) and
    reaps the child.  NULL is ignored. */
 void dsq_selfio_close(struct dsq_selfio *s);
