@@ -166,6 +166,26 @@ size=$(stat -c %s "$C/app.db")
 used=$(df -B1 --output=used "$A" | tail -1 | tr -d ' ')
 eq "$used" "$size" "df used bytes"
 eq "$(df --output=iused "$A" | tail -1 | tr -d ' ')" 1 "df -i: one database"
+log "cache counters: a cold mount misses, the next one over the same disk cache hits"
+dj() { # dj MOUNT FIELD: a counter of app in the mount's status file
+    $PY -c "import json; print(json.load(open('$1/.dsqlfs/app.json'))['$2'])"
+}
+D=$T/d
+mount_store "$D" -o maint_interval=0,cache_dir=$T/dcache,page_cache_bytes=262144
+want=$(sq "$C/app.db" 'SELECT count(*) FROM sqlite_schema')
+eq "$(sq "$D/app.db" 'PRAGMA integrity_check')" ok "integrity on a cold mount"
+[ "$(dj "$D" cache_misses)" -gt 0 ] || fail "cold mount: cache_misses $(dj "$D" cache_misses)"
+unmount "$D"
+mount_store "$D" -o maint_interval=0,cache_dir=$T/dcache,page_cache_bytes=262144
+eq "$(sq "$D/app.db" 'SELECT count(*) FROM sqlite_schema')" "$want" "a read over the warm disk cache"
+sq "$D/app.db" 'PRAGMA integrity_check' >/dev/null
+log "warm mount: $(dj "$D" cache_hits) hit(s), $(dj "$D" cache_misses) miss(es)"
+if [ "$IT_S3" = 1 ]; then
+    # objects come from the disk cache, not the store (file:// stores are
+    # read in place: nothing to cache)
+    [ "$(dj "$D" cache_hits)" -gt 0 ] || fail "warm mount on S3: no cache hit"
+fi
+unmount "$D"
 unmount "$A"
 unmount "$B"
 unmount "$C"
