@@ -28,4 +28,5 @@ echo "store: $STORE  options: ${*:-(none)}"
 "$BIN" "$STORE" "$D/mnt" -o "cache_dir=$D/cache" "$@"
 for _ in $(seq 1 100); do mountpoint -q "$D/mnt" && break; sleep 0.05; done
 PY=/usr/bin/python3; [ -x "$PY" ] || PY=python3
-"$PY" bench/mount_bench.py "$D/local" "$D/mnt"
+# DSQ_BENCH_PY: another workload over the same mount (bench/wal_bench.sh)
+"$PY" "${DSQ_BENCH_PY:-bench/mount_bench.py}" "$D/local" "$D/mnt" ${DSQ_BENCH_ARGS:-}
