@@ -34,9 +34,10 @@
  *       starts a new cycle: the -wal left by any earlier one is emptied
  *       (all of it is published already), so SQLite's recovery never
  *       replays frames over a newer db file.
- * Threads: everything runs with df->mu held (fs.h), including the
- * daemon's own reads and writes of the -shm through the mount (their
- * FUSE requests take no df->mu).
+ * Threads: everything runs with df->mu held (fs.h), except the store
+ * round trips of a commit (publish: the writer's WAL write lock keeps the
+ * state still meanwhile) and the daemon's own reads and writes of the
+ * -shm and -wal (io_begin/io_end: io_busy keeps it still).
  */
 #include "dbfile_int.h"
 
@@ -327,7 +328,14 @@ static int publish(struct dsq_dbfile *df, int fd, uint32_t frame)
     }
     struct dsq_commit_info ci;
     uint64_t t0 = dsq__mono_ns();
+    /* the store round trips run without df->mu: readers start and end
+       their read transactions meanwhile (WAL's readers never wait for
+       the writer).  Nothing else changes the WAL state while this
+       writer holds the WAL write lock: injections and resets wait for
+       it, checkpoints only copy published frames into the db file. */
+    pthread_mutex_unlock(&df->mu);
     rc = dsq_txn_commit(t, &ci, &e);
+    dsq__df_lock(df);
     dsq_txn_free(t);
     dsq_snap_release(s);
     if (rc != DSQ_OK) {
