@@ -56,8 +56,9 @@
 #include <unistd.h>
 
 #define LOCK_BYTE(i) ((uint64_t)DSQ_SHM_LOCK_BASE + (i))
-#define INJECT_MAX_PAGES 4096u /* more: reset instead (memory bound) */
-#define WAL_RESET_FRAMES 4096u /* a WAL this long is reset when idle */
+#define INJECT_MAX_PAGES 4096u   /* more: reset instead (memory bound) */
+#define INJECT_MAX_VERSIONS 256u /* more, and nobody reading: reset */
+#define WAL_RESET_FRAMES 4096u   /* a WAL this long is reset when idle */
 
 /* ---- life cycle ---- */
 
@@ -1007,7 +1008,12 @@ static int read_start(struct dsq_dbfile *df, uint64_t owner, struct inval *iv)
     if (!w->view_exact || df->head > w->view_version) {
         if (writer)
             return w->view_exact ? 0 : -EAGAIN; /* the writer first */
-        int r = inject(df, df->head);
+        int r = -ENOSPC;
+        if (others || !w->view_exact ||
+            df->head - w->view_version <= INJECT_MAX_VERSIONS)
+            r = inject(df, df->head);
+        /* else far behind: finding what changed would read every
+           manifest between, a reset costs one snapshot */
         if (r == -ENOSPC && !others)
             r = reset(df, iv);
         if (r)
