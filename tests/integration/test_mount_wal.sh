@@ -7,7 +7,8 @@
 #    commits, busy_timeout works;
 #  - between hosts: a reader holding a read transaction across 50 commits
 #    of the other mount sees one snapshot, then the newest; 2 mounts x 100
-#    increments end at exactly 200; a stale writer gets a BUSY variant or
+#    increments end at exactly 200; disjoint writers on both mounts all
+#    commit; a stale writer gets a BUSY variant or
 #    an I/O error and its retry succeeds;
 #  - checkpoints of every kind publish nothing; locking_mode=EXCLUSIVE;
 #    a database larger than the page cache; verify is clean.
@@ -98,6 +99,31 @@ wait "$pb" || fail "increments on b: $(cat "$T/inc-b")"
 log "retries (a, b): $(head -1 "$T/inc-a"), $(head -1 "$T/inc-b")"
 eq "$(sq "$A/w.db" 'SELECT v FROM counter')" 200 "the counter on a"
 eq "$(sq "$B/w.db" 'SELECT v FROM counter')" 200 "the counter on b"
+
+log "between hosts: disjoint writers on two mounts both commit"
+sq "$A/w.db" "CREATE TABLE da(i INTEGER PRIMARY KEY, v TEXT); CREATE TABLE db(i INTEGER PRIMARY KEY, v TEXT);"
+cat >"$T/disjoint.py" <<'EOF'
+import sqlite3, sys
+db, table, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+con = sqlite3.connect(db, isolation_level=None, timeout=10)
+retries = 0
+for i in range(n):
+    while True:
+        try:
+            con.execute("INSERT INTO %s(v) VALUES (?)" % table, ("%s-%d" % (table, i),))
+            break
+        except sqlite3.OperationalError:
+            retries += 1
+print(retries)
+EOF
+"$PY" "$T/disjoint.py" "$A/w.db" da 100 >"$T/dj-a" 2>&1 &
+pa=$!
+"$PY" "$T/disjoint.py" "$B/w.db" db 100 >"$T/dj-b" 2>&1 &
+pb=$!
+wait "$pa" || fail "disjoint writer on a: $(cat "$T/dj-a")"
+wait "$pb" || fail "disjoint writer on b: $(cat "$T/dj-b")"
+log "retries (a, b): $(cat "$T/dj-a"), $(cat "$T/dj-b")"
+eq "$(sq "$B/w.db" 'SELECT count(*) FROM da')|$(sq "$A/w.db" 'SELECT count(*) FROM db')" "100|100" "each mount sees the other's 100 rows"
 
 log "a stale writer: BUSY or an I/O error, then its retry succeeds"
 cat >"$T/stale.py" <<'EOF'
