@@ -23,8 +23,10 @@
 #include "selfio.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -49,7 +51,8 @@ struct dsq_selfio {
     pthread_mutex_t mu;
     int sock;
     pid_t pid;
-    uint8_t *buf; /* sizeof(struct req or rep) + CHUNK */
+    _Atomic int dead; /* the child is gone: every call fails */
+    uint8_t *buf;     /* sizeof(struct req or rep) + CHUNK */
 };
 
 #define MSG_MAX (sizeof(struct req) + CHUNK)
@@ -63,6 +66,15 @@ static void child_send(int sock, uint8_t *msg, int64_t rc, size_t n)
 
 static void child(int sock, const char *path, uint8_t *msg)
 {
+    /* a terminal's ^C or a signal to every process named dsqlfs is the
+       daemon's to act on: it closes this child's socket when done */
+    struct sigaction ign;
+    memset(&ign, 0, sizeof(ign));
+    ign.sa_handler = SIG_IGN;
+    sigaction(SIGINT, &ign, NULL);
+    sigaction(SIGTERM, &ign, NULL);
+    sigaction(SIGHUP, &ign, NULL);
+    sigaction(SIGPIPE, &ign, NULL);
     if (sock > 0)
         close_range(0, (unsigned)sock - 1, 0);
     close_range((unsigned)sock + 1, ~0u, 0);
@@ -125,13 +137,17 @@ static int64_t roundtrip(struct dsq_selfio *s, size_t msglen, size_t *got)
     do
         k = send(s->sock, s->buf, msglen, MSG_NOSIGNAL);
     while (k < 0 && errno == EINTR);
-    if (k != (ssize_t)msglen)
+    if (k != (ssize_t)msglen) {
+        atomic_store(&s->dead, 1);
         return -EIO;
+    }
     do
         k = recv(s->sock, s->buf, MSG_MAX, 0);
     while (k < 0 && errno == EINTR);
-    if (k < (ssize_t)sizeof(struct rep))
+    if (k < (ssize_t)sizeof(struct rep)) {
+        atomic_store(&s->dead, 1);
         return -EIO; /* the child died */
+    }
     struct rep r;
     memcpy(&r, s->buf, sizeof(r));
     *got = (size_t)k - sizeof(r);
@@ -229,6 +245,11 @@ ssize_t dsq_selfio_pwrite(struct dsq_selfio *s, const void *buf, size_t n,
     }
     pthread_mutex_unlock(&s->mu);
     return (ssize_t)n;
+}
+
+int dsq_selfio_alive(struct dsq_selfio *s)
+{
+    return !atomic_load(&s->dead);
 }
 
 pid_t dsq_selfio_pid(const struct dsq_selfio *s)

@@ -23,6 +23,10 @@ ssize_t dsq_selfio_pread(struct dsq_selfio *s, void *buf, size_t n,
 ssize_t dsq_selfio_pwrite(struct dsq_selfio *s, const void *buf, size_t n,
                           uint64_t off);
 
+/* 0 once a call found the child gone (the handle is then only good for
+   dsq_selfio_close). */
+int dsq_selfio_alive(struct dsq_selfio *s);
+
 /* The child's process id (for tests and logs). */
 pid_t dsq_selfio_pid(const struct dsq_selfio *s);
 

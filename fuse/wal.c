@@ -584,9 +584,26 @@ static void wait_io(struct dsq_dbfile *df)
    with no lock held (the open is a request of our own). */
 static void ensure_mfd(struct dsq_dbfile *df)
 {
-    if (atomic_load(&df->wal.mfd))
+    struct dsq_selfio *cur = atomic_load(&df->wal.mfd);
+    if (cur && dsq_selfio_alive(cur))
         return;
     dsq_loop_may_block();
+    if (cur) {
+        /* its child is gone (killed on its own): a new one.  It is taken
+           out with df->mu held and no I/O running, so no thread is
+           using it */
+        dsq__df_lock(df);
+        wait_io(df);
+        int mine = atomic_compare_exchange_strong(&df->wal.mfd, &cur, NULL);
+        pthread_mutex_unlock(&df->mu);
+        if (mine) {
+            dsq_log(DSQ_LOG_WARNING, "wal",
+                    "%s: the -shm helper process ended; starting another",
+                    df->name);
+            dsq_loop_may_block();
+            dsq_selfio_close(cur);
+        }
+    }
     struct dsq_selfio *m = dsq_selfio_open(df->wal.shm_mpath);
     if (!m)
         return;

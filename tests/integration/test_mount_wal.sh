@@ -152,6 +152,29 @@ case "$(echo "$out" | head -1)" in busy | ioerr) ;; *) fail "a stale write was n
 eq "$(echo "$out" | tail -1)" 1201 "the retry on top of the other mount's commit"
 eq "$(sq "$B/w.db" 'SELECT v FROM counter')" 1201 "the other mount"
 
+log "the daemon's -shm helper process killed: the next transactions work"
+# a connection keeps the -shm in use on a, so its daemon keeps a helper
+"$PY" -c "
+import sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1]); c.execute('SELECT 1 FROM counter').fetchall()
+time.sleep(30)" "$A/w.db" &
+holder=$!
+helpers=""
+for _ in $(seq 1 100); do
+    helpers=$(pgrep -P "${DAEMONS[0]}" || true)
+    [ -n "$helpers" ] && break
+    sleep 0.05
+done
+[ -n "$helpers" ] || fail "no -shm helper process under a's daemon"
+kill -KILL $helpers
+sq "$B/w.db" "UPDATE counter SET v = v + 1 WHERE id = 1;"
+eq "$(sq "$A/w.db" 'SELECT v FROM counter')" 1202 "a commit on b seen on a after the helpers died"
+sq "$A/w.db" "UPDATE counter SET v = v + 1 WHERE id = 1;"
+eq "$(sq "$B/w.db" 'SELECT v FROM counter')" 1203 "and back"
+kill "$holder" 2>/dev/null || true
+wait "$holder" 2>/dev/null || true
+grep -q 'the -shm helper process ended; starting another' "$T/a.log" || fail "no log line for the helper's end"
+
 log "checkpoints publish nothing and keep the -wal bounded"
 sq "$A/w.db" "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<200)
   INSERT INTO t(v) SELECT hex(randomblob(500)) FROM c;" >/dev/null

@@ -96,10 +96,12 @@ START_TEST(test_dead_child)
     int p[2];
     ck_assert_int_eq(pipe(p), 0);
     ck_assert_int_eq(dsq_selfio_pwrite(s, "x", 1, 0), 1);
+    ck_assert_int_eq(dsq_selfio_alive(s), 1);
     ck_assert_int_eq(kill(dsq_selfio_pid(s), SIGKILL), 0);
     char b[4];
     ck_assert_int_lt(dsq_selfio_pread(s, b, 1, 0), 0);
     ck_assert_int_lt(dsq_selfio_pwrite(s, "y", 1, 0), 0);
+    ck_assert_int_eq(dsq_selfio_alive(s), 0);
     dsq_selfio_close(s);
     close(p[0]);
     close(p[1]);
