@@ -55,6 +55,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#define DSQ_ATTR_WAIT_MS 50 /* a getattr waits for df->mu at most this */
+
 #define INVAL_MAX_VERSIONS 256 /* farther apart: drop the whole cache */
 /* A RESERVED asked this soon after the head check that started its read
    transaction (an autocommit write, BEGIN IMMEDIATE) uses that check. */
@@ -912,7 +914,27 @@ void dsq_dbfile_on_release(struct dsq_dbfile *df)
 
 void dsq_dbfile_attr(struct dsq_dbfile *df, uint64_t *size, uint64_t *mtime_ms)
 {
-    dsq__df_lock(df);
+    /* a stat never waits long for another request's store call (a slow
+       store): after DSQ_ATTR_WAIT_MS it gets what was last served */
+    if (pthread_mutex_trylock(&df->mu) != 0) {
+        dsq_loop_may_block();
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += DSQ_ATTR_WAIT_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        if (pthread_mutex_timedlock(&df->mu, &ts) != 0) {
+            uint64_t m = atomic_load(&df->attr_mtime);
+            if (m) {
+                *size = atomic_load(&df->attr_size);
+                *mtime_ms = m;
+                return;
+            }
+            dsq__df_lock(df); /* never served: wait */
+        }
+    }
     dsq__df_ensure_snap(df);
     *size = file_size(df);
     if (dsq__df_buffered(df)) {
@@ -922,6 +944,8 @@ void dsq_dbfile_attr(struct dsq_dbfile *df, uint64_t *size, uint64_t *mtime_ms)
     } else {
         *mtime_ms = df->fs->start_ms;
     }
+    atomic_store(&df->attr_size, *size);
+    atomic_store(&df->attr_mtime, *mtime_ms ? *mtime_ms : 1);
     pthread_mutex_unlock(&df->mu);
 }
 

@@ -23,6 +23,8 @@
  */
 #include "fs.h"
 
+#include "listing.h"
+
 #include "log.h"
 #include "loop.h"
 #include "names.h"
@@ -295,6 +297,12 @@ static int store_probe(struct dsq_fs *fs, const char *prefix, int *is_db,
     *is_dir = !*is_db && (pg.n_entries > 0 || pg.n_prefixes > 0);
     dsq_list_page_cleanup(&pg);
     return 0;
+}
+
+int dsq_fs_store_probe(struct dsq_fs *fs, const char *prefix, int *is_db,
+                       int *is_dir)
+{
+    return store_probe(fs, prefix, is_db, is_dir);
 }
 
 static int store_db_exists(struct dsq_fs *fs, const char *prefix)
@@ -728,93 +736,6 @@ static void dirbuf_add(fuse_req_t req, struct dirbuf *b, const char *name,
     fuse_add_direntry(req, b->p + old, need, name, &st, (off_t)b->size);
 }
 
-struct namelist {
-    char **v;
-    size_t n, cap;
-};
-
-static void names_add(struct namelist *l, const char *s)
-{
-    for (size_t i = 0; i < l->n; i++)
-        if (!strcmp(l->v[i], s))
-            return;
-    if (l->n == l->cap) {
-        size_t nc = l->cap ? l->cap * 2 : 16;
-        char **nv = realloc(l->v, nc * sizeof(*nv));
-        if (!nv)
-            return;
-        l->v = nv;
-        l->cap = nc;
-    }
-    l->v[l->n] = strdup(s);
-    if (l->v[l->n])
-        l->n++;
-}
-
-static void names_free(struct namelist *l)
-{
-    for (size_t i = 0; i < l->n; i++)
-        free(l->v[i]);
-    free(l->v);
-}
-
-static int list_store_dir(struct dsq_fs *fs, const char *dir,
-                          struct namelist *dbs, struct namelist *dirs)
-{
-    char pre[DSQ_KEY_MAX];
-    struct dsq_err e;
-    dsq_err_clear(&e);
-    snprintf(pre, sizeof(pre), "%s%s", dir, dir[0] ? "/" : "");
-    char *token = NULL;
-    int r = 0;
-    do {
-        struct dsq_list_req req = {
-            .prefix = pre, .delimiter = "/", .token = token};
-        struct dsq_list_page pg = {0};
-        dsq_rc rc = dsq_store_list(fs->st, &req, &pg, &e);
-        free(token);
-        token = NULL;
-        if (rc != DSQ_OK) {
-            dsq_log(DSQ_LOG_ERR, "fs", "listing %s: %s", pre,
-                    dsq_err_text(&e, rc));
-            return -dsq_rc_errno(rc);
-        }
-        for (size_t i = 0; i < pg.n_prefixes; i++) {
-            const char *cp = pg.common_prefixes[i] + strlen(pre);
-            size_t l = strlen(cp);
-            if (l < 2)
-                continue;
-            char comp[1024], name[1100];
-            int at_root = dir[0] == 0;
-            snprintf(comp, sizeof(comp), "%.*s", (int)(l - 1), cp);
-            if (dsq_name_component_marked(comp)) {
-                /* a database by its name alone: no request */
-                if (dsq_name_db_from_component(comp, at_root, name,
-                                               sizeof(name)) == 0)
-                    names_add(dbs, name);
-                continue;
-            }
-            char *child = join(dir, comp, strlen(comp));
-            if (!child)
-                continue;
-            int db = 0, isdir = 0;
-            int d = store_probe(fs, child, &db, &isdir);
-            free(child);
-            if (d < 0)
-                continue;
-            if (db && dsq_name_db_from_component(comp, at_root, name,
-                                                 sizeof(name)) == 0)
-                names_add(dbs, name);
-            else if (isdir && dsq_name_dir_shown(comp, at_root))
-                names_add(dirs, comp);
-        }
-        if (pg.next_token)
-            token = strdup(pg.next_token);
-        dsq_list_page_cleanup(&pg);
-    } while (token);
-    return r;
-}
-
 /*
  * The entries of directory in, listed into b (0 or -errno).  Called at
  * the first readdir of a handle: SQLite opens the directory of a new
@@ -825,7 +746,7 @@ static int fill_dir(fuse_req_t req, struct dsq_fs *fs, struct dsq_inode *in,
                     struct dirbuf *b)
 {
     fuse_ino_t ino = in->ino;
-    struct namelist dbs = {0}, dirs = {0}, files = {0};
+    struct dsq_namelist dbs = {0}, dirs = {0}, files = {0};
     dirbuf_add(req, b, ".", ino, S_IFDIR);
     dirbuf_add(req, b, "..", in->parent ? in->parent : ino, S_IFDIR);
     if (in->kind == DSQ_I_STATDIR) {
@@ -835,13 +756,13 @@ static int fill_dir(fuse_req_t req, struct dsq_fs *fs, struct dsq_inode *in,
             char sn[DSQ_KEY_MAX];
             if (d && d->kind == DSQ_I_DB && !d->unlinked) {
                 dsq_status_name(d->path, sn, sizeof(sn));
-                names_add(&files, sn);
+                dsq_names_add(&files, sn);
             }
         }
         pthread_mutex_unlock(&fs->mu);
-        names_add(&files, "metrics.prom");
+        dsq_names_add(&files, "metrics.prom");
         for (const char *const *f = dsq_status_files; *f; f++)
-            names_add(&files, *f);
+            dsq_names_add(&files, *f);
         for (size_t i = 0; i < files.n; i++)
             dirbuf_add(req, b, files.v[i], 0, S_IFREG);
         goto done;
@@ -849,11 +770,12 @@ static int fill_dir(fuse_req_t req, struct dsq_fs *fs, struct dsq_inode *in,
     pthread_mutex_lock(&fs->mu);
     char *dir = strdup(in->path);
     pthread_mutex_unlock(&fs->mu);
-    int r = dir ? list_store_dir(fs, dir, &dbs, &dirs) : -ENOMEM;
+    unsigned stale_ms = 0;
+    int r = dir ? dsq_listing_get(fs, dir, &dbs, &dirs, &stale_ms) : -ENOMEM;
     if (r < 0) {
         free(dir);
-        names_free(&dbs);
-        names_free(&dirs);
+        dsq_names_free(&dbs);
+        dsq_names_free(&dirs);
         return r;
     }
     /* local side files and directories made by mkdir */
@@ -877,7 +799,7 @@ static int fill_dir(fuse_req_t req, struct dsq_fs *fs, struct dsq_inode *in,
         const char *slash = strrchr(full, '/');
         size_t dl = slash ? (size_t)(slash - full) : 0;
         if (dl == strlen(dir) && !strncmp(full, dir, dl))
-            names_add(&files, slash ? slash + 1 : full);
+            dsq_names_add(&files, slash ? slash + 1 : full);
     }
     if (sd)
         closedir(sd);
@@ -887,10 +809,10 @@ static int fill_dir(fuse_req_t req, struct dsq_fs *fs, struct dsq_inode *in,
         if (!d || d->parent != ino || d->unlinked)
             continue;
         if (d->kind == DSQ_I_DIR && d->local_dir)
-            names_add(&dirs, d->name);
+            dsq_names_add(&dirs, d->name);
         /* databases created here, nothing committed yet */
         if (d->kind == DSQ_I_DB && !atomic_load(&d->df->exists))
-            names_add(&dbs, d->name);
+            dsq_names_add(&dbs, d->name);
     }
     pthread_mutex_unlock(&fs->mu);
     free(dir);
@@ -903,9 +825,9 @@ static int fill_dir(fuse_req_t req, struct dsq_fs *fs, struct dsq_inode *in,
     for (size_t i = 0; i < files.n; i++)
         dirbuf_add(req, b, files.v[i], 0, S_IFREG);
 done:
-    names_free(&dbs);
-    names_free(&dirs);
-    names_free(&files);
+    dsq_names_free(&dbs);
+    dsq_names_free(&dirs);
+    dsq_names_free(&files);
     b->built = 1;
     return 0;
 }
@@ -1540,7 +1462,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
             dsq_err_clear(&e);
             char pre[DSQ_KEY_MAX];
             snprintf(pre, sizeof(pre), "%s/", in->path);
-            struct namelist keys = {0};
+            struct dsq_namelist keys = {0};
             char *token = NULL;
             do {
                 struct dsq_list_req lr = {.prefix = pre, .token = token};
@@ -1553,7 +1475,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
                     break;
                 }
                 for (size_t i = 0; i < pg.n_entries; i++)
-                    names_add(&keys, pg.entries[i].key);
+                    dsq_names_add(&keys, pg.entries[i].key);
                 if (pg.next_token)
                     token = strdup(pg.next_token);
                 dsq_list_page_cleanup(&pg);
@@ -1569,7 +1491,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
                     if (rc != DSQ_OK)
                         r = -dsq_rc_errno(rc);
                 }
-            names_free(&keys);
+            dsq_names_free(&keys);
             if (r)
                 dsq_log(DSQ_LOG_ERR, "fs", "deleting %s: %s", name,
                         dsq_err_text(&e, e.rc));
@@ -1792,6 +1714,7 @@ void dsq_fs_free(struct dsq_fs *fs)
 {
     if (!fs)
         return;
+    dsq_listing_shutdown(fs);
     for (size_t i = 0; i < fs->n_inodes; i++)
         if (fs->inodes[i])
             ino_free(fs, fs->inodes[i]);

@@ -85,6 +85,8 @@ struct dsq_dbfile {
     int content_refused;      /* a write proved it is not a SQLite file: the
                                  file is gone from the namespace */
     _Atomic uint32_t mode;    /* permission bits shown (chmod); atomic */
+    _Atomic uint64_t attr_size;  /* the last size and mtime getattr */
+    _Atomic uint64_t attr_mtime; /* served (while df->mu is busy) */
     struct dsq_locktab locks; /* POSIX locks on NAME.db */
     struct dsq_locktab flocks; /* flock(2) locks (start = end = 0) */
     int inval_busy;
@@ -128,21 +130,23 @@ struct dsq_inode {
 };
 
 struct dsq_maint;
+struct dsq_listing;
 
 struct dsq_fs {
     struct fuse_session *se;
     struct dsq_maint *maint; /* set once before the loop runs; may be NULL */
-    struct dsq_config *cfg; /* borrowed, read-only */
-    struct dsq_store *st;   /* borrowed */
-    char *sidedir;          /* local directory for side files */
-    char *mountpoint;       /* absolute path of the mount (the daemon
-                               reads and writes -shm files through it) */
-    char *source;           /* the URL mounted */
+    struct dsq_config *cfg;  /* borrowed, read-only */
+    struct dsq_store *st;    /* borrowed */
+    char *sidedir;           /* local directory for side files */
+    char *mountpoint;        /* absolute path of the mount (the daemon
+                                reads and writes -shm files through it) */
+    char *source;            /* the URL mounted */
     uid_t uid;
     gid_t gid;
     uint64_t start_ms;
-    double db_neg_timeout;   /* negative entries for NAME.db names */
-    double side_neg_timeout; /* negative entries for side-file names */
+    double db_neg_timeout;       /* negative entries for NAME.db names */
+    double side_neg_timeout;     /* negative entries for side-file names */
+    struct dsq_listing *listing; /* the last store listings (listing.c) */
 
     pthread_mutex_t mu;
     /* guarded by mu: */
@@ -156,6 +160,10 @@ const struct fuse_lowlevel_ops *dsq_fs_ops(void);
 struct dsq_fs *dsq_fs_new(struct dsq_store *st, struct dsq_config *cfg,
                           const char *source, const char *sidedir);
 void dsq_fs_free(struct dsq_fs *fs);
+/* What the store holds under prefix/: *is_db (root.json or manifests/),
+   else *is_dir (anything).  One listing request.  0 or -errno (logged). */
+int dsq_fs_store_probe(struct dsq_fs *fs, const char *prefix, int *is_db,
+                       int *is_dir);
 /* The one dsq_rc -> errno table (positive errno). */
 int dsq_rc_errno(dsq_rc rc);
 /* malloc'd "sidedir/" + path with '/' and '%' escaped + suffix: where a
