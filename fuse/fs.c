@@ -1,8 +1,9 @@
 /*
- * fs.c - the FUSE low-level operations: inode table, namespace (databases
- * as NAME.db, prefixes as directories, local side files), dispatch to
- * dbfile.c, and the one dsq_rc -> errno table (reproduced in
- * docs/errors.md).
+ * fs.c - the FUSE low-level operations table, the inode table, the
+ * namespace (databases by name, prefixes as directories, local side
+ * files: lookup, create, unlink, directories), and the one dsq_rc -> errno
+ * table (reproduced in docs/errors.md).  Operations on open files are
+ * fileops.c's.
  *
  * Layer: FUSE front end.  Threads and locks: see fs.h.
  *
@@ -22,6 +23,7 @@
  *       them (their numbers are reused with a new generation).
  */
 #include "fs.h"
+#include "fsops.h"
 
 #include "listing.h"
 
@@ -41,10 +43,6 @@
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
-
-#define ENTRY_TIMEOUT 1.0
-#define ATTR_TIMEOUT 1.0
-#define SIDE_TIMEOUT 60.0
 
 /* ---- the errno table (docs/errors.md) ---- */
 
@@ -98,11 +96,6 @@ int dsq_rc_errno(dsq_rc rc)
     }
 }
 
-static struct dsq_fs *fs_of(fuse_req_t req)
-{
-    return fuse_req_userdata(req);
-}
-
 static uint64_t wall_ms(void)
 {
     struct timespec ts;
@@ -112,7 +105,7 @@ static uint64_t wall_ms(void)
 
 /* ---- names (the rules: names.c) ---- */
 
-static int is_side_name(const char *name, int *is_journal)
+int dsq_fs_is_side(const char *name, int *is_journal)
 {
     enum dsq_side_kind k = dsq_name_side(name, NULL);
     if (is_journal)
@@ -167,15 +160,15 @@ static char *side_path(struct dsq_fs *fs, const char *dir, const char *name)
 
 /* ---- inode table (fs->mu held) ---- */
 
-static struct dsq_inode *ino_get(struct dsq_fs *fs, fuse_ino_t ino)
+struct dsq_inode *dsq_fs_ino(struct dsq_fs *fs, fuse_ino_t ino)
 {
     if (ino == 0 || ino > fs->n_inodes)
         return NULL;
     return fs->inodes[ino - 1];
 }
 
-static struct dsq_inode *ino_child(struct dsq_fs *fs, fuse_ino_t parent,
-                                   const char *name)
+struct dsq_inode *dsq_fs_child(struct dsq_fs *fs, fuse_ino_t parent,
+                               const char *name)
 {
     for (size_t i = 0; i < fs->n_inodes; i++) {
         struct dsq_inode *in = fs->inodes[i];
@@ -240,7 +233,7 @@ static void ino_free(struct dsq_fs *fs, struct dsq_inode *in)
 
 static void ino_forget(struct dsq_fs *fs, fuse_ino_t ino, uint64_t n)
 {
-    struct dsq_inode *in = ino_get(fs, ino);
+    struct dsq_inode *in = dsq_fs_ino(fs, ino);
     if (!in || ino == FUSE_ROOT_ID)
         return;
     in->nlookup = in->nlookup > n ? in->nlookup - n : 0;
@@ -314,7 +307,7 @@ static int store_db_exists(struct dsq_fs *fs, const char *prefix)
 
 /* ---- attributes ---- */
 
-static void fill_attr(struct dsq_fs *fs, struct dsq_inode *in, struct stat *st)
+void dsq_fs_fill_attr(struct dsq_fs *fs, struct dsq_inode *in, struct stat *st)
 {
     memset(st, 0, sizeof(*st));
     st->st_ino = in->ino;
@@ -368,9 +361,9 @@ static void fill_attr(struct dsq_fs *fs, struct dsq_inode *in, struct stat *st)
     st->st_atim = st->st_mtim;
 }
 
-static double attr_timeout(const struct dsq_inode *in)
+double dsq_fs_attr_timeout(const struct dsq_inode *in)
 {
-    return in->kind == DSQ_I_STATFILE ? 0.0 : ATTR_TIMEOUT;
+    return in->kind == DSQ_I_STATFILE ? 0.0 : DSQ_ATTR_TIMEOUT;
 }
 
 static void reply_entry_for(fuse_req_t req, struct dsq_fs *fs,
@@ -380,9 +373,10 @@ static void reply_entry_for(fuse_req_t req, struct dsq_fs *fs,
     memset(&ep, 0, sizeof(ep));
     ep.ino = in->ino;
     ep.generation = in->generation;
-    fill_attr(fs, in, &ep.attr);
-    ep.attr_timeout = attr_timeout(in);
-    ep.entry_timeout = in->kind == DSQ_I_SIDE ? SIDE_TIMEOUT : ENTRY_TIMEOUT;
+    dsq_fs_fill_attr(fs, in, &ep.attr);
+    ep.attr_timeout = dsq_fs_attr_timeout(in);
+    ep.entry_timeout =
+        in->kind == DSQ_I_SIDE ? DSQ_SIDE_TIMEOUT : DSQ_ENTRY_TIMEOUT;
     fuse_reply_entry(req, &ep);
 }
 
@@ -479,15 +473,15 @@ static int resolve_name(struct dsq_fs *fs, const char *dir, int at_root,
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-    struct dsq_fs *fs = fs_of(req);
+    struct dsq_fs *fs = dsq_fs_of(req);
     pthread_mutex_lock(&fs->mu);
-    struct dsq_inode *p = ino_get(fs, parent), *in;
+    struct dsq_inode *p = dsq_fs_ino(fs, parent), *in;
     if (!p) {
         pthread_mutex_unlock(&fs->mu);
         fuse_reply_err(req, ENOENT);
         return;
     }
-    in = ino_child(fs, parent, name);
+    in = dsq_fs_child(fs, parent, name);
     if (in) {
         in->nlookup++;
         pthread_mutex_unlock(&fs->mu);
@@ -537,7 +531,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     } else if (parent == FUSE_ROOT_ID && !strcmp(name, ".dsqlfs")) {
         kind = DSQ_I_STATDIR;
         path = strdup("");
-    } else if (is_side_name(name, NULL)) {
+    } else if (dsq_fs_is_side(name, NULL)) {
         neg = fs->side_neg_timeout;
         path = side_path(fs, ppath, name);
         struct stat ls;
@@ -561,7 +555,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     char *mpath = kind == DSQ_I_DB ? join(ppath, name, strlen(name)) : NULL;
     free(ppath);
     pthread_mutex_lock(&fs->mu);
-    in = ino_child(fs, parent, name); /* raced with another lookup? */
+    in = dsq_fs_child(fs, parent, name); /* raced with another lookup? */
     if (!in && (kind != DSQ_I_DB || mpath)) {
         if (kind == DSQ_I_DB)
             in = add_db_inode(fs, parent, name, path, mpath);
@@ -584,7 +578,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-    struct dsq_fs *fs = fs_of(req);
+    struct dsq_fs *fs = dsq_fs_of(req);
     pthread_mutex_lock(&fs->mu);
     ino_forget(fs, ino, nlookup);
     pthread_mutex_unlock(&fs->mu);
@@ -594,7 +588,7 @@ static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 static void op_forget_multi(fuse_req_t req, size_t count,
                             struct fuse_forget_data *forgets)
 {
-    struct dsq_fs *fs = fs_of(req);
+    struct dsq_fs *fs = dsq_fs_of(req);
     pthread_mutex_lock(&fs->mu);
     for (size_t i = 0; i < count; i++)
         ino_forget(fs, forgets[i].ino, forgets[i].nlookup);
@@ -603,11 +597,11 @@ static void op_forget_multi(fuse_req_t req, size_t count,
 }
 
 /* Look an inode up for an operation; NULL after replying ENOENT. */
-static struct dsq_inode *get_or_reply(fuse_req_t req, fuse_ino_t ino)
+struct dsq_inode *dsq_fs_get_or_reply(fuse_req_t req, fuse_ino_t ino)
 {
-    struct dsq_fs *fs = fs_of(req);
+    struct dsq_fs *fs = dsq_fs_of(req);
     pthread_mutex_lock(&fs->mu);
-    struct dsq_inode *in = ino_get(fs, ino);
+    struct dsq_inode *in = dsq_fs_ino(fs, ino);
     pthread_mutex_unlock(&fs->mu);
     if (!in)
         fuse_reply_err(req, ENOENT);
@@ -618,97 +612,13 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
                        struct fuse_file_info *fi)
 {
     (void)fi;
-    struct dsq_fs *fs = fs_of(req);
-    struct dsq_inode *in = get_or_reply(req, ino);
+    struct dsq_fs *fs = dsq_fs_of(req);
+    struct dsq_inode *in = dsq_fs_get_or_reply(req, ino);
     if (!in)
         return;
     struct stat st;
-    fill_attr(fs, in, &st);
-    fuse_reply_attr(req, &st, attr_timeout(in));
-}
-
-static struct dsq_dbfile *journal_db(struct dsq_fs *fs, struct dsq_inode *side);
-static struct dsq_dbfile *side_db(struct dsq_fs *fs, struct dsq_inode *side,
-                                  enum dsq_side_kind k);
-static void gone_if_refused(struct dsq_fs *fs, struct dsq_dbfile *df);
-
-static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
-                       int to_set, struct fuse_file_info *fi)
-{
-    struct dsq_fs *fs = fs_of(req);
-    struct dsq_inode *in = get_or_reply(req, ino);
-    int r = 0;
-    if (!in)
-        return;
-    if (to_set & FUSE_SET_ATTR_SIZE) {
-        if (in->kind == DSQ_I_DB) {
-            r = dsq_dbfile_truncate(in->df, (uint64_t)attr->st_size);
-        } else if (in->kind == DSQ_I_SIDE) {
-            int isj = 0;
-            is_side_name(in->name, &isj);
-            struct dsq_dbfile *df = isj ? journal_db(fs, in) : NULL;
-            if (df)
-                dsq_dbfile_journal_touched(df);
-            if (df && attr->st_size == 0) {
-                r = dsq_dbfile_journal_commit(df, "journal truncation");
-                gone_if_refused(fs, df);
-            }
-            if (r == 0) {
-                int rr = fi ? ftruncate((int)fi->fh, attr->st_size)
-                            : truncate(in->path, attr->st_size);
-                if (rr != 0)
-                    r = -errno;
-            }
-            struct dsq_dbfile *wdf = side_db(fs, in, DSQ_SIDE_WAL);
-            if (r == 0 && wdf)
-                dsq_dbfile_wal_end(wdf, (int64_t)attr->st_size);
-        } else {
-            r = in->kind == DSQ_I_DIR || in->kind == DSQ_I_STATDIR ? -EISDIR
-                                                                   : -EACCES;
-        }
-    }
-    if (r == 0 && (to_set & FUSE_SET_ATTR_MODE)) {
-        if (in->kind == DSQ_I_DB) {
-            /* kept by this mount for the life of the mount (SQLite gives
-               its journals the database's mode) */
-            atomic_store(&in->df->mode, (uint32_t)attr->st_mode & 07777);
-        } else if (in->kind == DSQ_I_SIDE) {
-            if (chmod(in->path, attr->st_mode & 07777) != 0)
-                r = -errno;
-        } else if (in->kind != DSQ_I_DIR) {
-            r = -EACCES;
-        }
-    }
-    /* owner and times are fixed: accepted and ignored (cp -p) */
-    if (r) {
-        fuse_reply_err(req, -r);
-        return;
-    }
-    struct stat st;
-    fill_attr(fs, in, &st);
-    fuse_reply_attr(req, &st, attr_timeout(in));
-}
-
-/* The database a side file of kind k belongs to (NAME-journal -> NAME). */
-static struct dsq_dbfile *side_db(struct dsq_fs *fs, struct dsq_inode *side,
-                                  enum dsq_side_kind k)
-{
-    char name[1024];
-    size_t bl = 0;
-    if (dsq_name_side(side->name, &bl) != k || bl >= sizeof(name))
-        return NULL;
-    memcpy(name, side->name, bl);
-    name[bl] = 0;
-    pthread_mutex_lock(&fs->mu);
-    struct dsq_inode *db = ino_child(fs, side->parent, name);
-    struct dsq_dbfile *df = db && db->kind == DSQ_I_DB ? db->df : NULL;
-    pthread_mutex_unlock(&fs->mu);
-    return df;
-}
-
-static struct dsq_dbfile *journal_db(struct dsq_fs *fs, struct dsq_inode *side)
-{
-    return side_db(fs, side, DSQ_SIDE_JOURNAL);
+    dsq_fs_fill_attr(fs, in, &st);
+    fuse_reply_attr(req, &st, dsq_fs_attr_timeout(in));
 }
 
 /* ---- directories ---- */
@@ -835,7 +745,7 @@ done:
 static void op_opendir(fuse_req_t req, fuse_ino_t ino,
                        struct fuse_file_info *fi)
 {
-    struct dsq_inode *in = get_or_reply(req, ino);
+    struct dsq_inode *in = dsq_fs_get_or_reply(req, ino);
     if (!in)
         return;
     if (in->kind != DSQ_I_DIR && in->kind != DSQ_I_STATDIR) {
@@ -856,10 +766,10 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
     struct dirbuf *b = (struct dirbuf *)(uintptr_t)fi->fh;
     if (!b->built) {
-        struct dsq_inode *in = get_or_reply(req, ino);
+        struct dsq_inode *in = dsq_fs_get_or_reply(req, ino);
         if (!in)
             return;
-        int r = fill_dir(req, fs_of(req), in, b);
+        int r = fill_dir(req, dsq_fs_of(req), in, b);
         if (r < 0) {
             free(b->p);
             b->p = NULL;
@@ -892,7 +802,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
                      mode_t mode)
 {
     (void)mode;
-    struct dsq_fs *fs = fs_of(req);
+    struct dsq_fs *fs = dsq_fs_of(req);
     if (fs->cfg->read_only) {
         fuse_reply_err(req, EROFS);
         return;
@@ -901,7 +811,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
     size_t nl = strlen(name);
     int r = dsq_name_dir_check(name, parent == FUSE_ROOT_ID, &why);
     if (r == 0 && ((nl > 3 && !strcmp(name + nl - 3, ".db")) ||
-                   is_side_name(name, NULL))) {
+                   dsq_fs_is_side(name, NULL))) {
         why = "NAME.db and SQLite's side-file names are files, not "
               "directories";
         r = -EPERM;
@@ -914,7 +824,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
     }
     /* the prefix of a database shown as NAME.db is not a directory */
     pthread_mutex_lock(&fs->mu);
-    struct dsq_inode *p = ino_get(fs, parent), *in = NULL;
+    struct dsq_inode *p = dsq_fs_ino(fs, parent), *in = NULL;
     char *ppath = p && p->kind == DSQ_I_DIR ? strdup(p->path) : NULL;
     pthread_mutex_unlock(&fs->mu);
     int err = 0;
@@ -935,12 +845,12 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
         free(ppath);
     }
     pthread_mutex_lock(&fs->mu);
-    p = ino_get(fs, parent);
+    p = dsq_fs_ino(fs, parent);
     if (err)
         ;
     else if (!p || p->kind != DSQ_I_DIR)
         err = p ? ENOTDIR : ENOENT;
-    else if (ino_child(fs, parent, name))
+    else if (dsq_fs_child(fs, parent, name))
         err = EEXIST;
     else {
         char *path = join(p->path, name, strlen(name));
@@ -962,10 +872,10 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-    struct dsq_fs *fs = fs_of(req);
+    struct dsq_fs *fs = dsq_fs_of(req);
     int err = 0;
     pthread_mutex_lock(&fs->mu);
-    struct dsq_inode *in = ino_child(fs, parent, name);
+    struct dsq_inode *in = dsq_fs_child(fs, parent, name);
     if (!in) {
         err = ENOENT;
     } else if (in->kind != DSQ_I_DIR) {
@@ -984,98 +894,12 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
     fuse_reply_err(req, err);
 }
 
-/* ---- files ---- */
-
-struct statbuf {
-    char *p;
-    size_t len;
-};
-
-/* Opens and replies; returns the error replied (0 or -errno). */
-static int open_common(fuse_req_t req, struct dsq_inode *in,
-                       struct fuse_file_info *fi, int created)
-{
-    struct dsq_fs *fs = fs_of(req);
-    int r = 0;
-    int acc = fi->flags & O_ACCMODE;
-    switch (in->kind) {
-    case DSQ_I_DB:
-        if (acc != O_RDONLY && fs->cfg->read_only) {
-            r = -EROFS;
-            break;
-        }
-        r = dsq_dbfile_on_open(in->df,
-                               (fi->flags & O_TRUNC) && acc != O_RDONLY);
-        fi->keep_cache = 1;
-        fi->fh = 0;
-        break;
-    case DSQ_I_SIDE: {
-        struct dsq_dbfile *wdf = side_db(fs, in, DSQ_SIDE_WAL);
-        if (wdf)
-            dsq_dbfile_wal_seen(wdf, in->ino);
-        if (created)
-            break; /* fh set by create */
-        int fd = open(in->path,
-                      (fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY)) | O_CLOEXEC);
-        if (fd < 0)
-            r = -errno;
-        fi->fh = (uint64_t)fd;
-        fi->keep_cache = 1;
-        break;
-    }
-    case DSQ_I_STATFILE: {
-        if (acc != O_RDONLY) {
-            r = -EACCES;
-            break;
-        }
-        struct statbuf *sb = calloc(1, sizeof(*sb));
-        if (!sb) {
-            r = -ENOMEM;
-            break;
-        }
-        sb->p = dsq_status_render(fs, in->path, &sb->len);
-        fi->fh = (uint64_t)(uintptr_t)sb;
-        fi->direct_io = 1; /* not a SQLite file: sizes vary */
-        break;
-    }
-    default:
-        r = -EISDIR;
-    }
-    if (r) {
-        fuse_reply_err(req, -r);
-        return r;
-    }
-    if (created) {
-        struct fuse_entry_param ep;
-        memset(&ep, 0, sizeof(ep));
-        ep.ino = in->ino;
-        ep.generation = in->generation;
-        fill_attr(fs, in, &ep.attr);
-        ep.attr_timeout = attr_timeout(in);
-        ep.entry_timeout =
-            in->kind == DSQ_I_SIDE ? SIDE_TIMEOUT : ENTRY_TIMEOUT;
-        if (fuse_reply_create(req, &ep, fi) == -ENOENT &&
-            in->kind == DSQ_I_SIDE)
-            close((int)fi->fh);
-    } else {
-        fuse_reply_open(req, fi);
-    }
-    return 0;
-}
-
-static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-    struct dsq_inode *in = get_or_reply(req, ino);
-    if (in)
-        open_common(req, in, fi, 0);
-}
-
 /* A side file (journal, -wal, -shm, -mj): a local file in fs->sidedir. */
 static void create_side(fuse_req_t req, fuse_ino_t parent, const char *ppath,
                         const char *name, mode_t mode,
                         struct fuse_file_info *fi)
 {
-    struct dsq_fs *fs = fs_of(req);
+    struct dsq_fs *fs = dsq_fs_of(req);
     struct dsq_inode *in = NULL;
     int err = 0;
     size_t bl = 0;
@@ -1087,7 +911,7 @@ static void create_side(fuse_req_t req, fuse_ino_t parent, const char *ppath,
             memcpy(dbname, name, bl);
             dbname[bl] = 0;
             pthread_mutex_lock(&fs->mu);
-            struct dsq_inode *db = ino_child(fs, parent, dbname);
+            struct dsq_inode *db = dsq_fs_child(fs, parent, dbname);
             if (db && db->kind == DSQ_I_DB)
                 dsq_dbfile_journal_touched(db->df);
             pthread_mutex_unlock(&fs->mu);
@@ -1103,7 +927,7 @@ static void create_side(fuse_req_t req, fuse_ino_t parent, const char *ppath,
         err = path ? errno : ENOMEM;
     } else {
         pthread_mutex_lock(&fs->mu);
-        in = ino_child(fs, parent, name);
+        in = dsq_fs_child(fs, parent, name);
         if (!in)
             in = ino_add(fs, DSQ_I_SIDE, parent, name, path);
         if (in)
@@ -1122,7 +946,7 @@ static void create_side(fuse_req_t req, fuse_ino_t parent, const char *ppath,
         fuse_reply_err(req, err);
         return;
     }
-    open_common(req, in, fi, 1);
+    dsq_fop_open_common(req, in, fi, 1);
 }
 
 /* Refuse a database name with errno r and one log line. */
@@ -1141,13 +965,13 @@ static void refuse_create(fuse_req_t req, const char *name, int r,
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
                       mode_t mode, struct fuse_file_info *fi)
 {
-    struct dsq_fs *fs = fs_of(req);
+    struct dsq_fs *fs = dsq_fs_of(req);
     if (fs->cfg->read_only) {
         fuse_reply_err(req, EROFS);
         return;
     }
     pthread_mutex_lock(&fs->mu);
-    struct dsq_inode *p = ino_get(fs, parent);
+    struct dsq_inode *p = dsq_fs_ino(fs, parent);
     char *ppath = p && p->kind == DSQ_I_DIR ? strdup(p->path) : NULL;
     pthread_mutex_unlock(&fs->mu);
     if (!ppath) {
@@ -1155,7 +979,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
                               : ENOENT);
         return;
     }
-    if (is_side_name(name, NULL)) {
+    if (dsq_fs_is_side(name, NULL)) {
         create_side(req, parent, ppath, name, mode, fi);
         free(ppath);
         return;
@@ -1177,7 +1001,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
            other */
         int db = 0, isdir = 0;
         pthread_mutex_lock(&fs->mu);
-        struct dsq_inode *d = ino_child(fs, parent, comp);
+        struct dsq_inode *d = dsq_fs_child(fs, parent, comp);
         isdir = d && d->kind == DSQ_I_DIR;
         pthread_mutex_unlock(&fs->mu);
         if (!isdir) {
@@ -1196,7 +1020,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
         return;
     }
     pthread_mutex_lock(&fs->mu);
-    struct dsq_inode *in = ino_child(fs, parent, name);
+    struct dsq_inode *in = dsq_fs_child(fs, parent, name);
     int fresh = in == NULL;
     if (!in)
         in = add_db_inode(fs, parent, name, prefix, mpath);
@@ -1228,7 +1052,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
     }
     free(prefix);
     if (r == 0)
-        r = open_common(req, in, fi, 1);
+        r = dsq_fop_open_common(req, in, fi, 1);
     else
         fuse_reply_err(req, -r);
     if (r && fresh && !atomic_load(&in->df->exists)) {
@@ -1239,194 +1063,11 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
     }
 }
 
-static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-                    struct fuse_file_info *fi)
-{
-    struct dsq_inode *in = get_or_reply(req, ino);
-    if (!in)
-        return;
-    if (in->kind == DSQ_I_STATFILE) {
-        struct statbuf *sb = (struct statbuf *)(uintptr_t)fi->fh;
-        if (!sb->p || (size_t)off >= sb->len) {
-            fuse_reply_buf(req, NULL, 0);
-            return;
-        }
-        size_t n = sb->len - (size_t)off;
-        fuse_reply_buf(req, sb->p + off, n < size ? n : size);
-        return;
-    }
-    char *buf = malloc(size ? size : 1);
-    if (!buf) {
-        fuse_reply_err(req, ENOMEM);
-        return;
-    }
-    ssize_t n;
-    if (in->kind == DSQ_I_DB)
-        n = dsq_dbfile_read(in->df, buf, size, off);
-    else {
-        n = pread((int)fi->fh, buf, size, off);
-        if (n < 0)
-            n = -errno;
-    }
-    if (n < 0)
-        fuse_reply_err(req, (int)-n);
-    else
-        fuse_reply_buf(req, buf, (size_t)n);
-    free(buf);
-}
-
-static int all_zero(const char *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (p[i])
-            return 0;
-    return 1;
-}
-
-/*
- * (N1) A database created here whose content proved not to be SQLite
- * leaves the namespace: the name is free again, nothing is in the store.
- */
-static void gone_if_refused(struct dsq_fs *fs, struct dsq_dbfile *df)
-{
-    if (!df || !dsq_dbfile_content_refused(df))
-        return;
-    pthread_mutex_lock(&fs->mu);
-    struct dsq_inode *in = ino_get(fs, df->ino);
-    int was = 1;
-    uint64_t parent = 0;
-    char *name = NULL;
-    if (in && in->df == df) {
-        was = in->unlinked;
-        in->unlinked = 1;
-        parent = in->parent;
-        name = strdup(in->name);
-    }
-    pthread_mutex_unlock(&fs->mu);
-    if (!was && name && fs->se) {
-        dsq_loop_may_block();
-        fuse_lowlevel_notify_inval_entry(fs->se, parent, name, strlen(name));
-    }
-    free(name);
-}
-
-static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
-                     size_t size, off_t off, struct fuse_file_info *fi)
-{
-    struct dsq_fs *fs = fs_of(req);
-    struct dsq_inode *in = get_or_reply(req, ino);
-    struct dsq_dbfile *wdf = NULL;
-    if (!in)
-        return;
-    ssize_t n;
-    if (in->kind == DSQ_I_DB) {
-        n = dsq_dbfile_write(in->df, buf, size, off);
-        if (n < 0)
-            gone_if_refused(fs, in->df);
-    } else if (in->kind == DSQ_I_SIDE &&
-               (wdf = side_db(fs, in, DSQ_SIDE_WAL)) != NULL) {
-        n = dsq_wal_write(wdf, (int)fi->fh, buf, size, off, in->ino);
-    } else if (in->kind == DSQ_I_SIDE) {
-        int isj = 0;
-        n = 0;
-        is_side_name(in->name, &isj);
-        struct dsq_dbfile *df = isj ? journal_db(fs, in) : NULL;
-        if (df)
-            dsq_dbfile_journal_touched(df); /* before the write lands */
-        if (df && off == 0 && size >= 8 &&
-            all_zero(buf, size < 28 ? size : 28)) {
-            /* PERSIST: the journal header zeroed is the commit point */
-            n = dsq_dbfile_journal_commit(df, "journal header zeroed");
-            gone_if_refused(fs, df);
-        }
-        if (n == 0) {
-            n = pwrite((int)fi->fh, buf, size, off);
-            if (n < 0)
-                n = -errno;
-        }
-    } else {
-        n = -EACCES;
-    }
-    if (n < 0)
-        fuse_reply_err(req, (int)-n);
-    else
-        fuse_reply_write(req, (size_t)n);
-}
-
-static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-    struct dsq_fs *fs = fs_of(req);
-    struct dsq_inode *in = get_or_reply(req, ino);
-    if (!in)
-        return;
-    int r = 0;
-    if (in->kind == DSQ_I_DB) {
-        r = dsq_dbfile_flush(in->df, fi->lock_owner);
-        gone_if_refused(fs, in->df);
-    } else {
-        struct dsq_dbfile *sdf =
-            in->kind == DSQ_I_SIDE ? side_db(fs, in, DSQ_SIDE_SHM) : NULL;
-        if (sdf)
-            dsq_wal_shm_release(sdf, fi->lock_owner);
-        pthread_mutex_lock(&fs->mu);
-        dsq_locks_release_owner(&in->locks, fi->lock_owner);
-        pthread_mutex_unlock(&fs->mu);
-    }
-    fuse_reply_err(req, -r);
-}
-
-static void op_release(fuse_req_t req, fuse_ino_t ino,
-                       struct fuse_file_info *fi)
-{
-    struct dsq_fs *fs = fs_of(req);
-    struct dsq_inode *in = get_or_reply(req, ino);
-    if (!in)
-        return;
-    if (in->kind == DSQ_I_DB) {
-        if (fi->flock_release)
-            dsq_dbfile_flock_release(in->df, fi->lock_owner);
-        dsq_dbfile_on_release(in->df);
-        gone_if_refused(fs, in->df);
-    } else if (in->kind == DSQ_I_SIDE) {
-        close((int)fi->fh);
-        if (fi->flock_release) {
-            pthread_mutex_lock(&fs->mu);
-            dsq_locks_release_owner(&in->locks, fi->lock_owner);
-            pthread_mutex_unlock(&fs->mu);
-        }
-    } else if (in->kind == DSQ_I_STATFILE) {
-        struct statbuf *sb = (struct statbuf *)(uintptr_t)fi->fh;
-        if (sb) {
-            free(sb->p);
-            free(sb);
-        }
-    }
-    fuse_reply_err(req, 0);
-}
-
-static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
-                     struct fuse_file_info *fi)
-{
-    (void)datasync;
-    (void)fi;
-    struct dsq_inode *in = get_or_reply(req, ino);
-    if (!in)
-        return;
-    int r = 0;
-    if (in->kind == DSQ_I_DB) {
-        r = dsq_dbfile_fsync(in->df);
-        gone_if_refused(fs_of(req), in->df);
-    }
-    /* side files need no durability: a journal only matters while this
-       daemon holds the transaction it protects (docs/locking.md) */
-    fuse_reply_err(req, -r);
-}
-
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-    struct dsq_fs *fs = fs_of(req);
+    struct dsq_fs *fs = dsq_fs_of(req);
     pthread_mutex_lock(&fs->mu);
-    struct dsq_inode *in = ino_child(fs, parent, name);
+    struct dsq_inode *in = dsq_fs_child(fs, parent, name);
     pthread_mutex_unlock(&fs->mu);
     if (!in) {
         fuse_reply_err(req, ENOENT);
@@ -1439,15 +1080,15 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
     int r = 0;
     if (in->kind == DSQ_I_SIDE) {
         int isj = 0;
-        is_side_name(name, &isj);
-        struct dsq_dbfile *df = isj ? journal_db(fs, in) : NULL;
+        dsq_fs_is_side(name, &isj);
+        struct dsq_dbfile *df = isj ? dsq_fs_journal_db(fs, in) : NULL;
         if (df) {
             r = dsq_dbfile_journal_commit(df, "journal unlink");
-            gone_if_refused(fs, df);
+            dsq_fs_gone_if_refused(fs, df);
         }
         if (r == 0 && unlink(in->path) != 0 && errno != ENOENT)
             r = -errno;
-        struct dsq_dbfile *wdf = side_db(fs, in, DSQ_SIDE_WAL);
+        struct dsq_dbfile *wdf = dsq_fs_side_db(fs, in, DSQ_SIDE_WAL);
         if (r == 0 && wdf)
             dsq_dbfile_wal_end(wdf, -1);
     } else if (in->kind == DSQ_I_DB) {
@@ -1553,100 +1194,8 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
     (void)ino;
     struct statvfs sv;
-    dsq_status_statfs(fs_of(req), &sv); /* status.c, maint.c */
+    dsq_status_statfs(dsq_fs_of(req), &sv); /* status.c, maint.c */
     fuse_reply_statfs(req, &sv);
-}
-
-/* ---- locks ---- */
-
-static void op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
-                     struct flock *lock)
-{
-    struct dsq_fs *fs = fs_of(req);
-    struct dsq_inode *in = get_or_reply(req, ino);
-    if (!in)
-        return;
-    struct dsq_dbfile *sdf =
-        in->kind == DSQ_I_SIDE ? side_db(fs, in, DSQ_SIDE_SHM) : NULL;
-    if (in->kind == DSQ_I_DB) {
-        dsq_dbfile_getlk(in->df, fi->lock_owner, lock);
-    } else if (sdf) {
-        dsq_wal_shm_getlk(sdf, fi->lock_owner, lock);
-    } else {
-        uint64_t start = (uint64_t)lock->l_start;
-        uint64_t end =
-            lock->l_len == 0 ? UINT64_MAX : start + (uint64_t)lock->l_len - 1;
-        pthread_mutex_lock(&fs->mu);
-        const struct dsq_lock *c = dsq_locks_conflict(
-            &in->locks, fi->lock_owner, start, end, lock->l_type);
-        if (c) {
-            lock->l_type = (short)c->type;
-            lock->l_start = (off_t)c->start;
-            lock->l_len =
-                c->end == UINT64_MAX ? 0 : (off_t)(c->end - c->start + 1);
-            lock->l_pid = c->pid;
-        } else {
-            lock->l_type = F_UNLCK;
-        }
-        pthread_mutex_unlock(&fs->mu);
-    }
-    fuse_reply_lock(req, lock);
-}
-
-static void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
-                     struct flock *lock, int sleep)
-{
-    struct dsq_fs *fs = fs_of(req);
-    struct dsq_inode *in = get_or_reply(req, ino);
-    if (!in)
-        return;
-    int r;
-    struct dsq_dbfile *sdf =
-        in->kind == DSQ_I_SIDE ? side_db(fs, in, DSQ_SIDE_SHM) : NULL;
-    if (in->kind == DSQ_I_DB) {
-        r = dsq_dbfile_setlk(in->df, fi->lock_owner, lock, sleep, req);
-    } else if (sdf) {
-        r = dsq_wal_shm_setlk(sdf, fi->lock_owner, lock, sleep, req);
-    } else {
-        uint64_t start = (uint64_t)lock->l_start;
-        uint64_t end =
-            lock->l_len == 0 ? UINT64_MAX : start + (uint64_t)lock->l_len - 1;
-        pthread_mutex_lock(&fs->mu);
-        for (;;) {
-            if (lock->l_type == F_UNLCK ||
-                !dsq_locks_conflict(&in->locks, fi->lock_owner, start, end,
-                                    lock->l_type)) {
-                r = dsq_locks_apply(&in->locks, fi->lock_owner, start, end,
-                                    lock->l_type, lock->l_pid);
-                break;
-            }
-            if (!sleep || fuse_req_interrupted(req) ||
-                fuse_session_exited(fs->se)) {
-                r = sleep ? -EINTR : -EAGAIN;
-                break;
-            }
-            pthread_mutex_unlock(&fs->mu);
-            dsq_loop_may_block();
-            usleep(5000);
-            pthread_mutex_lock(&fs->mu);
-        }
-        pthread_mutex_unlock(&fs->mu);
-    }
-    fuse_reply_err(req, -r);
-}
-
-static void op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
-                     int op)
-{
-    struct dsq_inode *in = get_or_reply(req, ino);
-    if (!in)
-        return;
-    int r = 0;
-    if (in->kind == DSQ_I_DB)
-        r = dsq_dbfile_flock(in->df, fi->lock_owner, op, req);
-    /* flock on side files: accepted (only SQLite uses them, without
-       flock) */
-    fuse_reply_err(req, -r);
 }
 
 static const struct fuse_lowlevel_ops ops = {
@@ -1655,7 +1204,7 @@ static const struct fuse_lowlevel_ops ops = {
     .forget = op_forget,
     .forget_multi = op_forget_multi,
     .getattr = op_getattr,
-    .setattr = op_setattr,
+    .setattr = dsq_fop_setattr,
     .mknod = op_mknod,
     .mkdir = op_mkdir,
     .unlink = op_unlink,
@@ -1663,20 +1212,20 @@ static const struct fuse_lowlevel_ops ops = {
     .rename = op_rename,
     .symlink = op_symlink,
     .link = op_link,
-    .open = op_open,
-    .read = op_read,
-    .write = op_write,
-    .flush = op_flush,
-    .release = op_release,
-    .fsync = op_fsync,
+    .open = dsq_fop_open,
+    .read = dsq_fop_read,
+    .write = dsq_fop_write,
+    .flush = dsq_fop_flush,
+    .release = dsq_fop_release,
+    .fsync = dsq_fop_fsync,
     .opendir = op_opendir,
     .readdir = op_readdir,
     .releasedir = op_releasedir,
     .statfs = op_statfs,
     .create = op_create,
-    .getlk = op_getlk,
-    .setlk = op_setlk,
-    .flock = op_flock,
+    .getlk = dsq_fop_getlk,
+    .setlk = dsq_fop_setlk,
+    .flock = dsq_fop_flock,
 };
 
 const struct fuse_lowlevel_ops *dsq_fs_ops(void)
@@ -1699,7 +1248,7 @@ struct dsq_fs *dsq_fs_new(struct dsq_store *st, struct dsq_config *cfg,
     fs->gid = getgid();
     fs->start_ms = wall_ms();
     fs->db_neg_timeout = cfg->staleness_s > 0 ? cfg->staleness_s : 1.0;
-    fs->side_neg_timeout = SIDE_TIMEOUT;
+    fs->side_neg_timeout = DSQ_SIDE_TIMEOUT;
     pthread_mutex_init(&fs->mu, NULL);
     struct dsq_inode *root = ino_add(fs, DSQ_I_DIR, 0, "", "");
     if (!fs->source || !fs->sidedir || !root || root->ino != FUSE_ROOT_ID) {

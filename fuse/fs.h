@@ -7,6 +7,7 @@
  *   mount.c   command line, options, store probe, session loop, signals
  *   fs.c      fuse_lowlevel_ops, inode table, namespace, side files, the
  *             one dsq_rc -> errno table (docs/errors.md)
+ *   fileops.c the operations on open files (read, write, locks, ...)
  *   dbfile.c  one database as a file: pinned snapshot, transaction buffer,
  *             locks, commit points, journal parsing (docs/locking.md)
  *   locks.c   POSIX byte-range lock tables
