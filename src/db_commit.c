@@ -5,9 +5,9 @@
  * manifest building, publishing with create-only and rebasing.
  *
  * Layer: services (the engine; shares db_int.h with db.c, db_upload.c,
- * db_admin.c and db_fresh.c).  Protocol, states and invariants: docs/commit.md, cited as
- * (C1)...  A transaction is used by one thread at a time; what it shares
- * with other threads goes through the db handle (db->mu).
+ * db_admin.c and db_fresh.c).  Protocol, states and invariants: docs/commit.md,
+ * cited as (C1)...  A transaction is used by one thread at a time; what it
+ * shares with other threads goes through the db handle (db->mu).
  */
 #include "db_int.h"
 
@@ -98,6 +98,24 @@ size_t dsq_txn_dirty_pages(const struct dsq_txn *t)
     if (t->flags & DSQ_TXN_STREAM)
         return t->last_pgno;
     return t->buf ? dsq_pgbuf_count(t->buf) : 0;
+}
+
+dsq_rc dsq_txn_set_mode(struct dsq_txn *t, uint32_t mode, struct dsq_err *e)
+{
+    if (mode == 0 || mode > DSQ_MANIFEST_MODE_MAX)
+        return dsq_err_set(e, DSQ_EINVAL, "mode %o: not permission bits", mode);
+    if (t->page_size == 0)
+        return dsq_err_set(e, DSQ_EINVAL,
+                           "the database is empty: no version to hold a "
+                           "mode");
+    t->mode = mode;
+    return DSQ_OK;
+}
+
+/* 1 if the transaction sets a mode its snapshot does not have. */
+static int mode_changes(const struct dsq_txn *t)
+{
+    return t->mode && t->mode != dsq_snap_mode(t->snap);
 }
 
 dsq_rc dsq_txn_set_page_size(struct dsq_txn *t, uint32_t page_size,
@@ -698,9 +716,12 @@ static dsq_rc build_manifest(struct dsq_txn *t, const struct dsq_snap *base,
     if (!nm)
         return DSQ_ENOMEM;
 
-    nm->format_version = DSQ_MANIFEST_FORMAT;
+    /* a mode set once is carried to every later version; only a mode
+       needs format 3, so stores that never chmod stay format 2 */
+    nm->mode = t->mode ? t->mode : (bm ? bm->mode : 0);
+    nm->format_version = nm->mode ? 3 : 2;
     /* the incarnation is born with the first format-2 version */
-    if (bm && bm->format_version == 2)
+    if (bm && bm->format_version >= 2)
         memcpy(nm->incarnation, bm->incarnation, 33);
     else
         dsq_random_hex32(nm->incarnation);
@@ -1232,7 +1253,8 @@ dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
             rc = dsq_err_set(e, DSQ_EINVAL, "no page size for the database");
             goto out;
         }
-    } else if (dsq_txn_dirty_pages(t) == 0 && t->page_count == t->base_count) {
+    } else if (dsq_txn_dirty_pages(t) == 0 && t->page_count == t->base_count &&
+               !mode_changes(t)) {
         ci.version = t->snap->version;
         ci.noop = 1;
         goto done;
@@ -1252,7 +1274,7 @@ dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
     rc = compute_effects(t, &ef, e);
     if (rc != DSQ_OK)
         goto out;
-    if (!stream && ef.n_pgnos == 0 && !ef.count_changed) {
+    if (!stream && ef.n_pgnos == 0 && !ef.count_changed && !mode_changes(t)) {
         ci.version = t->snap->version;
         ci.noop = 1;
         goto done;

@@ -162,6 +162,7 @@ struct dsq_txn {
     uint32_t low_water;  /* smallest page count set in this txn */
     int truncated;       /* set_page_count went below base_count */
     int finished;
+    uint32_t mode;         /* dsq_txn_set_mode's bits; 0: carry the base's */
     struct dsq_pgbuf *buf; /* normal mode */
 
     /* stream mode */

@@ -111,7 +111,7 @@ static const char *ranges_check(const struct dsq_range *r, size_t n,
 }
 
 /*
- * Format 2: the overlay entries stored in this very manifest (segment key
+ * Formats 2, 3: the overlay entries stored in this very manifest (segment key
  * == its own key) tile the inline text in page-number order, each the
  * canonical base64 of its stored bytes; no other text is there.
  */
@@ -175,8 +175,12 @@ static const char *manifest_check(const struct dsq_manifest *m, char *why,
         return "unknown \"format_version\"";
     if (fv == 1 && (m->incarnation[0] || m->inline_text || m->inline_len))
         return "format_version 1 has no incarnation and no inline pages";
-    if (fv == 2 && !id_valid(m->incarnation))
+    if (fv >= 2 && !id_valid(m->incarnation))
         return "\"incarnation\" is not 32 lowercase hex digits";
+    if (fv < 3 && m->mode)
+        return "a permission mode needs format_version 3";
+    if (m->mode > DSQ_MANIFEST_MODE_MAX)
+        return "\"mode\" is above 07777";
     if (m->version < 1 || m->version > DSQ_JSON_INT_MAX)
         return "\"version\" out of range";
     if (m->parent != m->version - 1)
@@ -240,7 +244,7 @@ static const char *manifest_check(const struct dsq_manifest *m, char *why,
         return "too many overlay segments";
     for (size_t i = 0; i < m->n_segments; i++) {
         uint64_t mv = 0;
-        if (m->segments[i] && fv == 2 &&
+        if (m->segments[i] && fv >= 2 &&
             dsq_key_is_manifest(m->segments[i], &mv)) {
             if (mv <= m->ckpt_version || mv > m->version) {
                 snprintf(why, wn,
@@ -278,7 +282,7 @@ static const char *manifest_check(const struct dsq_manifest *m, char *why,
             return why;
         }
     }
-    if (fv == 2)
+    if (fv >= 2)
         return inline_check(m, why, wn);
     return NULL;
 }
@@ -416,10 +420,11 @@ dsq_rc dsq_manifest_encode(const struct dsq_manifest *m, struct dsq_buf *out,
                            (unsigned long long)m->version, why);
     size_t base = out->len;
     struct jw w = {out, DSQ_OK};
-    if (m->format_version == 2) {
+    if (m->format_version >= 2) {
         /* the inline text at a fixed offset: its pages' offsets are
            known before the rest is written */
-        jw_lit(&w, DSQ_MANIFEST_PREFIX2);
+        jw_lit(&w, m->format_version == 3 ? DSQ_MANIFEST_PREFIX3
+                                          : DSQ_MANIFEST_PREFIX2);
         if (m->inline_len)
             jw_raw(&w, m->inline_text, m->inline_len);
         jw_raw(&w, "\"", 1);
@@ -434,9 +439,13 @@ dsq_rc dsq_manifest_encode(const struct dsq_manifest *m, struct dsq_buf *out,
     jw_u64(&w, m->version);
     jw_key(&w, "parent", 0);
     jw_u64(&w, m->parent);
-    if (m->format_version == 2) {
+    if (m->format_version >= 2) {
         jw_key(&w, "incarnation", 0);
         jw_str(&w, m->incarnation);
+    }
+    if (m->format_version == 3) {
+        jw_key(&w, "mode", 0);
+        jw_u64(&w, m->mode);
     }
     jw_key(&w, "page_size", 0);
     jw_u64(&w, m->page_size);
@@ -770,18 +779,19 @@ static int joverlay(struct jr *r, const json_t *root, struct dsq_manifest *m)
 }
 
 /*
- * Format 2: the object starts with DSQ_MANIFEST_PREFIX2 and the "inline"
- * string stands there verbatim (no escapes), so the offsets the overlay
- * records point at its bytes; then "incarnation".
+ * Formats 2, 3: the object starts with DSQ_MANIFEST_PREFIX2 (or 3) and the
+ * "inline" string stands there verbatim (no escapes), so the offsets the
+ * overlay records point at its bytes; then "incarnation".
  */
 static int jinline(struct jr *r, const uint8_t *data, size_t len,
                    const json_t *root, struct dsq_manifest *m)
 {
     const size_t off = DSQ_MANIFEST_INLINE_OFFSET;
-    if (len < off || memcmp(data, DSQ_MANIFEST_PREFIX2, off) != 0)
-        return jr_fail(r, "a format_version 2 manifest must start with "
-                          "{\"format\":\"dsqlfs-manifest\",\"format_version\":"
-                          "2,\"inline\":\"");
+    const char *prefix =
+        m->format_version == 3 ? DSQ_MANIFEST_PREFIX3 : DSQ_MANIFEST_PREFIX2;
+    if (len < off || memcmp(data, prefix, off) != 0)
+        return jr_fail(r, "a format_version %u manifest must start with %s",
+                       m->format_version, prefix);
     const json_t *v = json_object_get(root, "inline");
     if (!json_is_string(v))
         return jr_fail(r, "\"inline\" is missing or not a string");
@@ -878,7 +888,9 @@ dsq_rc dsq_manifest_decode(const uint8_t *data, size_t len, const char *key,
     }
     m->format_version =
         (unsigned)json_integer_value(json_object_get(root, "format_version"));
-    if (m->format_version == 2 && jinline(&r, data, len, root, m) < 0)
+    if (m->format_version >= 2 && jinline(&r, data, len, root, m) < 0)
+        goto bad;
+    if (m->format_version == 3 && jfield_u32(&r, root, "mode", &m->mode) < 0)
         goto bad;
     if (jfield_u(&r, root, "version", DSQ_JSON_INT_MAX, &m->version) < 0 ||
         jfield_u(&r, root, "parent", DSQ_JSON_INT_MAX, &m->parent) < 0 ||

@@ -19,16 +19,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* format_version written (2) and the oldest one read (1) */
-#define DSQ_MANIFEST_FORMAT 2
+/*
+ * The newest format_version read and written (3) and the oldest one read
+ * (1).  A writer writes the oldest format that can say what the version
+ * holds: 3 only when a permission mode was set (chmod), else 2, so stores
+ * that never used a format-3 field stay readable by format-2 builds.
+ */
+#define DSQ_MANIFEST_FORMAT 3
 #define DSQ_MANIFEST_FORMAT_MIN 1
 /*
- * Format 2 carries the pages of a small transaction inline, as base64 in
- * its "inline" string, which starts at this byte of the object: every
- * format-2 manifest begins with exactly DSQ_MANIFEST_PREFIX2.
+ * Formats 2 and 3 carry the pages of a small transaction inline, as base64
+ * in their "inline" string, which starts at this byte of the object: every
+ * format-2 manifest begins with exactly DSQ_MANIFEST_PREFIX2, every
+ * format-3 one with DSQ_MANIFEST_PREFIX3 (the same length).
  */
 #define DSQ_MANIFEST_PREFIX2                                                   \
     "{\"format\":\"dsqlfs-manifest\",\"format_version\":2,\"inline\":\""
+#define DSQ_MANIFEST_PREFIX3                                                   \
+    "{\"format\":\"dsqlfs-manifest\",\"format_version\":3,\"inline\":\""
+/* Largest permission mode a format-3 manifest holds. */
+#define DSQ_MANIFEST_MODE_MAX 07777u
 #define DSQ_MANIFEST_INLINE_OFFSET 57u
 /* Cap on the stored bytes one manifest carries inline (readers). */
 #define DSQ_MANIFEST_INLINE_MAX (1u << 20)
@@ -73,11 +83,15 @@ enum dsq_page1_change {
  * zero-filled page.
  */
 struct dsq_manifest {
-    unsigned format_version; /* 1 or 2 (0 is taken as 1 by the encoder) */
-    char incarnation[33];    /* format 2: 32 hex, the same for every
+    unsigned format_version; /* 1, 2 or 3 (0 is taken as 1 by the
+                                encoder) */
+    char incarnation[33];    /* formats 2, 3: 32 hex, the same for every
                                 version since the database was created
                                 (or first written in format 2); format 1:
                                 "" */
+    uint32_t mode;           /* format 3: the permission bits a chmod set
+                                (0..07777), carried to every later
+                                version; formats 1, 2: 0, never set */
     uint64_t version;        /* >= 1 */
     uint64_t parent;         /* version - 1 */
     uint32_t page_size;      /* power of two, 512..65536 */
@@ -114,7 +128,7 @@ struct dsq_manifest {
     size_t n_overlay;
 
     /*
-     * Format 2: the base64 text of the pages this manifest carries itself
+     * Formats 2, 3: the base64 text of the pages this manifest carries itself
      * (overlay entries whose segment key is this manifest's own key; their
      * offsets are object offsets into this text).  Owned, NUL-terminated;
      * NULL when there are none.

@@ -1001,6 +1001,101 @@ START_TEST(test_gc_keeps_what_is_needed_and_fences_stale_writers)
 }
 END_TEST
 
+/* ---- a chmod's mode is stored, carried, and survives a rebase ---- */
+
+static uint32_t mode_at(const char *dir, uint64_t v)
+{
+    struct dsq_config cfg;
+    struct dsq_store *st;
+    struct dsq_db *db;
+    struct dsq_snap *s;
+    dsq_test_config(&cfg, 50);
+    dsq_test_open(dir, &cfg, &st, &db);
+    ck_assert_int_eq(dsq_db_snapshot(db, v, &s, NULL), DSQ_OK);
+    uint32_t m = dsq_snap_mode(s);
+    dsq_snap_release(s);
+    dsq_db_close(db);
+    dsq_store_free(st);
+    return m;
+}
+
+static char manifest_format(struct dsq_store *st, uint64_t v)
+{
+    char rel[64], key[256];
+    struct dsq_buf b;
+    dsq_manifest_key(v, rel);
+    snprintf(key, sizeof(key), "db/%s", rel);
+    dsq_buf_init(&b, 1u << 20);
+    ck_assert_int_eq(dsq_store_get(st, key, 0, 0, &b, NULL, NULL), DSQ_OK);
+    ck_assert_uint_ge(b.len, DSQ_MANIFEST_INLINE_OFFSET);
+    char c = (char)b.data[45]; /* ..."format_version":N,"inline":" */
+    dsq_buf_cleanup(&b);
+    return c;
+}
+
+START_TEST(test_mode_is_stored_and_carried)
+{
+    const char *dir = path_in("store");
+    make_base(dir, 4); /* v1: no mode */
+    struct dsq_config cfg;
+    struct dsq_store *st;
+    struct dsq_db *db;
+    struct dsq_snap *s;
+    struct dsq_txn *t, *a, *b;
+    struct dsq_commit_info ci;
+    struct dsq_err e;
+    uint8_t page[4096];
+    dsq_test_config(&cfg, 50);
+    dsq_test_open(dir, &cfg, &st, &db);
+    ck_assert_int_eq(dsq_db_snapshot(db, 1, &s, NULL), DSQ_OK);
+    ck_assert_uint_eq(dsq_snap_mode(s), 0);
+    ck_assert_int_eq(dsq_txn_begin(s, 0, &t, NULL), DSQ_OK);
+    ck_assert_int_eq(dsq_txn_set_mode(t, 0, &e), DSQ_EINVAL);
+    ck_assert_int_eq(dsq_txn_set_mode(t, 010000, &e), DSQ_EINVAL);
+    /* a mode alone is a version with no pages */
+    ck_assert_int_eq(dsq_txn_set_mode(t, 0640, NULL), DSQ_OK);
+    ck_assert_int_eq(dsq_txn_commit(t, &ci, NULL), DSQ_OK);
+    ck_assert(!ci.noop);
+    ck_assert_uint_eq(ci.version, 2);
+    dsq_txn_free(t);
+    dsq_snap_release(s);
+    ck_assert_int_eq(manifest_format(st, 1), '2');
+    ck_assert_int_eq(manifest_format(st, 2), '3');
+    ck_assert_uint_eq(mode_at(dir, 2), 0640);
+    ck_assert_uint_eq(mode_at(dir, 1), 0);
+    ck_assert_int_eq(page_byte(dir, 2, 3), 3);
+    /* the same mode again changes nothing */
+    ck_assert_int_eq(dsq_db_snapshot(db, 2, &s, NULL), DSQ_OK);
+    ck_assert_int_eq(dsq_txn_begin(s, 0, &t, NULL), DSQ_OK);
+    ck_assert_int_eq(dsq_txn_set_mode(t, 0640, NULL), DSQ_OK);
+    ck_assert_int_eq(dsq_txn_commit(t, &ci, NULL), DSQ_OK);
+    ck_assert(ci.noop);
+    dsq_txn_free(t);
+    /* a page commit carries the mode; a mode set on an older snapshot
+       rebases over a page commit and keeps its pages */
+    ck_assert_int_eq(dsq_txn_begin(s, 0, &a, NULL), DSQ_OK);
+    ck_assert_int_eq(dsq_txn_begin(s, 0, &b, NULL), DSQ_OK);
+    fill(page, sizeof(page), 0x5e);
+    ck_assert_int_eq(dsq_txn_write_page(b, 3, page, NULL), DSQ_OK);
+    ck_assert_int_eq(dsq_txn_commit(b, &ci, NULL), DSQ_OK);
+    ck_assert_uint_eq(ci.version, 3);
+    ck_assert_int_eq(dsq_txn_set_mode(a, 0600, NULL), DSQ_OK);
+    ck_assert_int_eq(dsq_txn_commit(a, &ci, NULL), DSQ_OK);
+    ck_assert_uint_eq(ci.version, 4);
+    dsq_txn_free(a);
+    dsq_txn_free(b);
+    dsq_snap_release(s);
+    ck_assert_uint_eq(mode_at(dir, 3), 0640);
+    ck_assert_uint_eq(mode_at(dir, 4), 0600);
+    ck_assert_int_eq(page_byte(dir, 4, 3), 0x5e);
+    struct dsq_verify_report rep;
+    ck_assert_int_eq(dsq_db_verify(db, &rep, NULL, NULL, NULL, NULL), DSQ_OK);
+    ck_assert_uint_eq(rep.problems, 0);
+    dsq_db_close(db);
+    dsq_store_free(st);
+}
+END_TEST
+
 static Suite *engine_suite(void)
 {
     Suite *s = suite_create("engine");
@@ -1030,6 +1125,7 @@ static Suite *engine_suite(void)
     tcase_add_test(tc, test_page1_real_change_conflicts);
     tcase_add_test(tc, test_freed_page_conflicts_a_first);
     tcase_add_test(tc, test_freed_page_conflicts_b_first);
+    tcase_add_test(tc, test_mode_is_stored_and_carried);
     suite_add_tcase(s, tc);
     return s;
 }

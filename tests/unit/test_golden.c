@@ -15,11 +15,14 @@
  *   manifest_v2.json  manifests/v00000000000000000013.json, format_version
  *                 2: carries pages 5 (text, zstd) and 70 (random, raw)
  *                 inline, page 2 from segment.seg, checkpoint as above
+ *   manifest_v3.json  the same version in format_version 3, with the
+ *                 permission mode 0640 a chmod stored
  *
  * Regenerating (only when the format itself changes, with a new format
  * version and new file names so the old files keep being tested):
  *     DSQ_REGEN_GOLDEN=1 ./tests/test_golden     (format 1 files)
  *     DSQ_REGEN_GOLDEN=2 ./tests/test_golden     (format 2 files only)
+ *     DSQ_REGEN_GOLDEN=3 ./tests/test_golden     (format 3, from format 2)
  * writes the files into the source tree and prints the values to paste.
  * Format: docs/format.md.
  */
@@ -147,6 +150,7 @@ static struct dsq_page_loc v2_inline[2] = {
     {70, 0, 125, 1024, 0, 0xf2367deb4f516abdull},
 };
 #define V2_SIZE 2174u
+#define V3_SIZE 2185u
 
 static struct dsq_manifest *golden_manifest_v2(void)
 {
@@ -236,6 +240,27 @@ static void regenerate_v2(void)
     dsq_seg_builder_free(sb);
     dsq_buf_cleanup(&seg);
     dsq_buf_cleanup(&out);
+}
+
+/* Format 3 only: manifest_v3.json is manifest_v2.json with a mode. */
+static void regenerate_v3(void)
+{
+    size_t len;
+    uint8_t *data = dsq_test_read_file(GDIR "manifest_v2.json", &len);
+    struct dsq_manifest *m = NULL;
+    struct dsq_buf out;
+    dsq_buf_init(&out, 1u << 20);
+    if (!data || dsq_manifest_decode(data, len, KEY13, &m, NULL) != DSQ_OK)
+        abort();
+    m->format_version = 3;
+    m->mode = 0640;
+    if (dsq_manifest_encode(m, &out, NULL) != DSQ_OK)
+        abort();
+    dsq_test_write_file(GDIR "manifest_v3.json", out.data, out.len);
+    printf("#define V3_SIZE %zuu\n", out.len);
+    dsq_manifest_free(m);
+    dsq_buf_cleanup(&out);
+    free(data);
 }
 
 static void regenerate(void)
@@ -542,6 +567,71 @@ START_TEST(test_golden_manifest_v2)
 }
 END_TEST
 
+START_TEST(test_golden_manifest_v3)
+{
+    size_t len, len2;
+    uint8_t *data = load(GDIR "manifest_v3.json", &len);
+    uint8_t *data2 = load(GDIR "manifest_v2.json", &len2);
+    ck_assert_uint_eq(len, V3_SIZE);
+    ck_assert_mem_eq(data, DSQ_MANIFEST_PREFIX3, DSQ_MANIFEST_INLINE_OFFSET);
+    struct dsq_manifest *m = NULL, *m2 = NULL;
+    struct dsq_err e;
+    ck_assert_int_eq(dsq_manifest_decode(data, len, KEY13, &m, &e), DSQ_OK);
+    ck_assert_int_eq(dsq_manifest_decode(data2, len2, KEY13, &m2, &e), DSQ_OK);
+    ck_assert_uint_eq(m->format_version, 3);
+    ck_assert_uint_eq(m->mode, 0640);
+    ck_assert_uint_eq(m2->mode, 0);
+    /* everything else is the format-2 version's, the inline pages at the
+       same offsets */
+    ck_assert_str_eq(m->incarnation, INC2);
+    ck_assert_uint_eq(m->n_overlay, m2->n_overlay);
+    for (size_t i = 0; i < m->n_overlay; i++)
+        ck_assert(dsq_eq_loc(&m->overlay[i], &m2->overlay[i]));
+    ck_assert_uint_eq(m->inline_len, m2->inline_len);
+    ck_assert_mem_eq(data + DSQ_MANIFEST_INLINE_OFFSET,
+                     data2 + DSQ_MANIFEST_INLINE_OFFSET, m->inline_len);
+    struct dsq_buf out;
+    dsq_buf_init(&out, 1u << 20);
+    ck_assert_int_eq(dsq_manifest_encode(m, &out, NULL), DSQ_OK);
+    ck_assert_uint_eq(out.len, len);
+    ck_assert_mem_eq(out.data, data, len);
+    /* a mode needs format 3; format 3 needs its own prefix */
+    m2->mode = 0600;
+    dsq_buf_reset(&out);
+    ck_assert_int_eq(dsq_manifest_encode(m2, &out, &e), DSQ_EINVAL);
+    ck_assert_ptr_nonnull(strstr(e.msg, "format_version 3"));
+    m->mode = 010000;
+    ck_assert_int_eq(dsq_manifest_encode(m, &out, &e), DSQ_EINVAL);
+    /* format 3 without its "mode", or with its prefix spaced out */
+    char *bad = malloc(len + 1);
+    memcpy(bad, data, len);
+    bad[len] = 0;
+    char *mk = strstr(bad, ",\"mode\":416");
+    ck_assert_ptr_nonnull(mk);
+    memmove(mk, mk + 11, strlen(mk + 11) + 1);
+    struct dsq_manifest *mb = NULL;
+    ck_assert_int_eq(
+        dsq_manifest_decode((uint8_t *)bad, strlen(bad), KEY13, &mb, &e),
+        DSQ_ECORRUPT);
+    ck_assert_ptr_nonnull(strstr(e.msg, "\"mode\""));
+    free(bad);
+    bad = malloc(len + 1);
+    memcpy(bad, data, 9);
+    bad[9] = ' '; /* {"format" :"dsqlfs-manifest",... still JSON */
+    memcpy(bad + 10, data + 9, len - 9);
+    ck_assert_int_eq(
+        dsq_manifest_decode((uint8_t *)bad, len + 1, KEY13, &mb, &e),
+        DSQ_ECORRUPT);
+    ck_assert_ptr_nonnull(strstr(e.msg, "must start with"));
+    free(bad);
+    dsq_buf_cleanup(&out);
+    dsq_manifest_free(m);
+    dsq_manifest_free(m2);
+    free(data);
+    free(data2);
+}
+END_TEST
+
 static Suite *golden_suite(void)
 {
     Suite *s = suite_create("golden");
@@ -552,6 +642,7 @@ static Suite *golden_suite(void)
     tcase_add_test(tc, test_golden_root);
     tcase_add_test(tc, test_golden_lookup);
     tcase_add_test(tc, test_golden_manifest_v2);
+    tcase_add_test(tc, test_golden_manifest_v3);
     suite_add_tcase(s, tc);
     return s;
 }
@@ -560,6 +651,10 @@ int main(void)
 {
     dsq_log_set_level(DSQ_LOG_CRIT);
     const char *regen = getenv("DSQ_REGEN_GOLDEN");
+    if (regen && strcmp(regen, "3") == 0) {
+        regenerate_v3();
+        return EXIT_SUCCESS;
+    }
     if (regen && strcmp(regen, "2") == 0) {
         regenerate_v2();
         return EXIT_SUCCESS;
