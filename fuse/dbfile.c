@@ -34,6 +34,10 @@
  *       held is refused (EPERM) unless the mount allows deleting.
  *  (L9) A write that proves the content is not SQLite is refused
  *       (EINVAL); a database created here and never committed is gone.
+ *  (L10) A chmod is stored: a version that changes only the mode (or,
+ *       while nothing is committed, the first content's version), so
+ *       stat shows it on every mount from that mount's next read
+ *       transaction, and on this one at once.
  * Threads: every function takes df->mu (fs.h); invalidations are sent
  * with it released, under inval_busy.
  */
@@ -226,7 +230,8 @@ struct dsq_dbfile *dsq_dbfile_new(struct dsq_fs *fs, const char *prefix,
     df->fs = fs;
     df->ino = ino;
     df->stage_fd = -1;
-    atomic_init(&df->mode, 0644);
+    df->mode_new = df->mode_set = -1;
+    atomic_init(&df->attr_mode, DSQ_DEFAULT_MODE);
     df->prefix = strdup(prefix);
     df->name = strdup(name);
     df->journal_path = dsq_fs_side_path(fs, name, "-journal");
@@ -684,6 +689,8 @@ static int stage_to_txn(struct dsq_dbfile *df)
         page ? dsq_txn_begin(df->snap, DSQ_TXN_STREAM, &t, &e) : DSQ_ENOMEM;
     if (rc == DSQ_OK)
         rc = dsq_txn_set_page_size(t, ps, &e);
+    if (rc == DSQ_OK && df->mode_new >= 0) /* (L10) */
+        rc = dsq_txn_set_mode(t, (uint32_t)df->mode_new, &e);
     for (uint64_t p = 1; rc == DSQ_OK && p <= count; p++) {
         memset(page, 0, ps);
         ssize_t k = dsq__full_pread(df->stage_fd, page, ps, (p - 1) * ps);
@@ -912,7 +919,84 @@ void dsq_dbfile_on_release(struct dsq_dbfile *df)
     dsq__df_unlock_inval(df, &iv);
 }
 
-void dsq_dbfile_attr(struct dsq_dbfile *df, uint64_t *size, uint64_t *mtime_ms)
+/* (L10) The mode shown; df->mu held. */
+static uint32_t mode_shown(struct dsq_dbfile *df)
+{
+    int empty = !df->snap || dsq_snap_page_count(df->snap) == 0;
+    if (empty && df->mode_new >= 0)
+        return (uint32_t)df->mode_new;
+    if (df->mode_set >= 0 &&
+        (!df->snap || dsq_snap_version(df->snap) < df->mode_set_ver))
+        return (uint32_t)df->mode_set;
+    int64_t m = df->snap ? dsq_snap_mode(df->snap) : -1;
+    return m >= 0 ? (uint32_t)m : DSQ_DEFAULT_MODE;
+}
+
+void dsq_dbfile_create_mode(struct dsq_dbfile *df, uint32_t mode)
+{
+    dsq__df_lock(df);
+    if (!atomic_load(&df->exists) && (mode & 07777) != DSQ_DEFAULT_MODE)
+        df->mode_new = mode & 07777;
+    pthread_mutex_unlock(&df->mu);
+}
+
+int dsq_dbfile_chmod(struct dsq_dbfile *df, uint32_t mode)
+{
+    mode &= 07777;
+    dsq__df_lock(df);
+    int r = dsq__df_ensure_snap(df);
+    if (r == 0 && (dsq_snap_page_count(df->snap) == 0 || df->stage_fd >= 0) &&
+        df->head <= dsq_snap_version(df->snap)) {
+        /* nothing stored yet: the first content carries it */
+        df->mode_new = mode;
+        pthread_mutex_unlock(&df->mu);
+        return 0;
+    }
+    struct dsq_err e;
+    dsq_err_clear(&e);
+    dsq_rc rc = DSQ_OK;
+    struct dsq_commit_info ci = {0};
+    dsq_loop_may_block();
+    for (int attempt = 0; r == 0 && attempt < 4; attempt++) {
+        /* on the newest version: a mode alone meets no page, so only
+           isolation=serializable can refuse it, and a retry then wins */
+        struct dsq_snap *s = NULL;
+        struct dsq_txn *t = NULL;
+        dsq_err_clear(&e);
+        rc = dsq_db_snapshot(df->db, DSQ_VERSION_LATEST, &s, &e);
+        if (rc == DSQ_OK)
+            rc = dsq_txn_begin(s, 0, &t, &e);
+        if (rc == DSQ_OK)
+            rc = dsq_txn_set_mode(t, mode, &e);
+        if (rc == DSQ_OK)
+            rc = dsq_txn_commit(t, &ci, &e);
+        dsq_txn_free(t);
+        dsq_snap_release(s);
+        if (rc != DSQ_ECONFLICT)
+            break;
+    }
+    if (r == 0 && rc != DSQ_OK) {
+        dsq_log(DSQ_LOG_ERR, "fs", "%s: chmod %04o failed: %s", df->name, mode,
+                dsq_err_text(&e, rc));
+        r = rc == DSQ_ECONFLICT ? -EIO : -dsq_rc_errno(rc);
+    } else if (r == 0) {
+        df->mode_set = mode;
+        df->mode_set_ver = ci.version;
+        if (ci.version > df->head)
+            df->head = ci.version;
+        if (!ci.noop) {
+            df->st.local_commits++;
+            dsq_log(DSQ_LOG_INFO, "fs",
+                    "%s: committed version %" PRIu64 " at chmod %04o", df->name,
+                    ci.version, mode);
+        }
+    }
+    pthread_mutex_unlock(&df->mu);
+    return r;
+}
+
+void dsq_dbfile_attr(struct dsq_dbfile *df, uint64_t *size, uint64_t *mtime_ms,
+                     uint32_t *mode)
 {
     /* a stat never waits long for another request's store call (a slow
        store): after DSQ_ATTR_WAIT_MS it gets what was last served */
@@ -930,6 +1014,7 @@ void dsq_dbfile_attr(struct dsq_dbfile *df, uint64_t *size, uint64_t *mtime_ms)
             if (m) {
                 *size = atomic_load(&df->attr_size);
                 *mtime_ms = m;
+                *mode = atomic_load(&df->attr_mode);
                 return;
             }
             dsq__df_lock(df); /* never served: wait */
@@ -944,7 +1029,9 @@ void dsq_dbfile_attr(struct dsq_dbfile *df, uint64_t *size, uint64_t *mtime_ms)
     } else {
         *mtime_ms = df->fs->start_ms;
     }
+    *mode = mode_shown(df);
     atomic_store(&df->attr_size, *size);
+    atomic_store(&df->attr_mode, *mode);
     atomic_store(&df->attr_mtime, *mtime_ms ? *mtime_ms : 1);
     pthread_mutex_unlock(&df->mu);
 }

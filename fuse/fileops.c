@@ -62,9 +62,10 @@ void dsq_fop_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
     }
     if (r == 0 && (to_set & FUSE_SET_ATTR_MODE)) {
         if (in->kind == DSQ_I_DB) {
-            /* kept by this mount for the life of the mount (SQLite gives
-               its journals the database's mode) */
-            atomic_store(&in->df->mode, (uint32_t)attr->st_mode & 07777);
+            /* (L10) stored with a version: every mount shows it */
+            r = fs->cfg->read_only
+                    ? -EROFS
+                    : dsq_dbfile_chmod(in->df, (uint32_t)attr->st_mode);
         } else if (in->kind == DSQ_I_SIDE) {
             if (chmod(in->path, attr->st_mode & 07777) != 0)
                 r = -errno;

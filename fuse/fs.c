@@ -327,8 +327,8 @@ void dsq_fs_fill_attr(struct dsq_fs *fs, struct dsq_inode *in, struct stat *st)
         break;
     case DSQ_I_DB: {
         uint64_t size = 0;
-        dsq_dbfile_attr(in->df, &size, &mt);
-        uint32_t mode = atomic_load(&in->df->mode);
+        uint32_t mode = DSQ_DEFAULT_MODE;
+        dsq_dbfile_attr(in->df, &size, &mt, &mode);
         st->st_mode = S_IFREG | (fs->cfg->read_only ? (mode & ~0222u) : mode);
         st->st_size = (off_t)size;
         break;
@@ -1033,9 +1033,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
         fuse_reply_err(req, ENOMEM);
         return;
     }
-    if (fresh) {
-        atomic_store(&in->df->mode, (uint32_t)mode & 07777);
-    }
+    if (fresh)
+        dsq_dbfile_create_mode(in->df, (uint32_t)mode);
     if (fi->flags & O_EXCL) {
         int exists = !fresh;
         if (!exists) {

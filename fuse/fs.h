@@ -46,6 +46,9 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+/* The mode of a database no chmod or create set (SQLite's own default). */
+#define DSQ_DEFAULT_MODE 0644u
+
 /* SQLite's lock bytes (os_unix.c). */
 #define DSQ_PENDING_BYTE 0x40000000ULL
 #define DSQ_RESERVED_BYTE (DSQ_PENDING_BYTE + 1)
@@ -85,10 +88,15 @@ struct dsq_dbfile {
     int txn_plain;            /* txn or stage written with no write lock held */
     int content_refused;      /* a write proved it is not a SQLite file: the
                                  file is gone from the namespace */
-    _Atomic uint32_t mode;    /* permission bits shown (chmod); atomic */
-    _Atomic uint64_t attr_size;  /* the last size and mtime getattr */
+    int64_t mode_new;         /* (L10) the mode of the first content of an
+                                 empty database: create's or a chmod's
+                                 before anything is committed (-1: none) */
+    int64_t mode_set;         /* a chmod this mount committed (-1: none) */
+    uint64_t mode_set_ver;    /* ... in this version */
+    _Atomic uint64_t attr_size;  /* the last size, mtime and mode getattr */
     _Atomic uint64_t attr_mtime; /* served (while df->mu is busy) */
-    struct dsq_locktab locks; /* POSIX locks on NAME.db */
+    _Atomic uint32_t attr_mode;
+    struct dsq_locktab locks;  /* POSIX locks on NAME.db */
     struct dsq_locktab flocks; /* flock(2) locks (start = end = 0) */
     int inval_busy;
     int refused;              /* EXCLUSIVE refused for snapshot ... */
@@ -186,8 +194,15 @@ void dsq_dbfile_free(struct dsq_dbfile *df);
    mount allows deleting). */
 int dsq_dbfile_on_open(struct dsq_dbfile *df, int trunc);
 void dsq_dbfile_on_release(struct dsq_dbfile *df);
-/* Size and mtime as served. */
-void dsq_dbfile_attr(struct dsq_dbfile *df, uint64_t *size, uint64_t *mtime_ms);
+/* Size, mtime and permission bits as served. */
+void dsq_dbfile_attr(struct dsq_dbfile *df, uint64_t *size, uint64_t *mtime_ms,
+                     uint32_t *mode);
+/* (L10) chmod: stored with a new version (every mount's stat shows it from
+   its next read transaction); 0 or -errno. */
+int dsq_dbfile_chmod(struct dsq_dbfile *df, uint32_t mode);
+/* The mode open(O_CREAT) gave a database this mount creates: kept for its
+   first content when nothing is committed yet, else ignored. */
+void dsq_dbfile_create_mode(struct dsq_dbfile *df, uint32_t mode);
 /* Bytes read into buf (<= size), or -errno. */
 ssize_t dsq_dbfile_read(struct dsq_dbfile *df, char *buf, size_t size,
                         off_t off);

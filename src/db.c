@@ -1238,9 +1238,9 @@ uint64_t dsq_snap_time_ms(const struct dsq_snap *s)
     return s->m ? s->m->time_ms : 0;
 }
 
-uint32_t dsq_snap_mode(const struct dsq_snap *s)
+int64_t dsq_snap_mode(const struct dsq_snap *s)
 {
-    return s->m ? s->m->mode : 0;
+    return s->m && s->m->has_mode ? (int64_t)s->m->mode : -1;
 }
 
 const char *dsq_snap_incarnation(const struct dsq_snap *s)

@@ -96,8 +96,8 @@ uint64_t dsq_snap_version(const struct dsq_snap *s);
 uint32_t dsq_snap_page_size(const struct dsq_snap *s); /* 0 if empty */
 uint32_t dsq_snap_page_count(const struct dsq_snap *s);
 uint64_t dsq_snap_time_ms(const struct dsq_snap *s); /* 0 if empty */
-/* The permission bits a chmod stored (format 3); 0 if never set. */
-uint32_t dsq_snap_mode(const struct dsq_snap *s);
+/* The permission bits a chmod stored (format 3); -1 if never set. */
+int64_t dsq_snap_mode(const struct dsq_snap *s);
 /*
  * The database's incarnation: 32 hex digits, the same in every version
  * since the database was created (or first written in format 2), so a
@@ -158,7 +158,7 @@ uint64_t dsq_txn_snapshot_version(const struct dsq_txn *t);
 /* Number of distinct pages written so far. */
 size_t dsq_txn_dirty_pages(const struct dsq_txn *t);
 /*
- * Store permission bits (1..07777) with the version this transaction
+ * Store permission bits (0..07777) with the version this transaction
  * makes; a transaction that sets none carries its base's forward.  A
  * transaction that changes only the mode commits a version with no pages.
  * DSQ_EINVAL for bits outside 07777 or an empty database.

@@ -102,20 +102,21 @@ size_t dsq_txn_dirty_pages(const struct dsq_txn *t)
 
 dsq_rc dsq_txn_set_mode(struct dsq_txn *t, uint32_t mode, struct dsq_err *e)
 {
-    if (mode == 0 || mode > DSQ_MANIFEST_MODE_MAX)
+    if (mode > DSQ_MANIFEST_MODE_MAX)
         return dsq_err_set(e, DSQ_EINVAL, "mode %o: not permission bits", mode);
     if (t->page_size == 0)
         return dsq_err_set(e, DSQ_EINVAL,
                            "the database is empty: no version to hold a "
                            "mode");
     t->mode = mode;
+    t->has_mode = 1;
     return DSQ_OK;
 }
 
 /* 1 if the transaction sets a mode its snapshot does not have. */
 static int mode_changes(const struct dsq_txn *t)
 {
-    return t->mode && t->mode != dsq_snap_mode(t->snap);
+    return t->has_mode && (int64_t)t->mode != dsq_snap_mode(t->snap);
 }
 
 dsq_rc dsq_txn_set_page_size(struct dsq_txn *t, uint32_t page_size,
@@ -718,8 +719,9 @@ static dsq_rc build_manifest(struct dsq_txn *t, const struct dsq_snap *base,
 
     /* a mode set once is carried to every later version; only a mode
        needs format 3, so stores that never chmod stay format 2 */
-    nm->mode = t->mode ? t->mode : (bm ? bm->mode : 0);
-    nm->format_version = nm->mode ? 3 : 2;
+    nm->has_mode = t->has_mode || (bm && bm->has_mode);
+    nm->mode = t->has_mode ? t->mode : (bm ? bm->mode : 0);
+    nm->format_version = nm->has_mode ? 3 : 2;
     /* the incarnation is born with the first format-2 version */
     if (bm && bm->format_version >= 2)
         memcpy(nm->incarnation, bm->incarnation, 33);

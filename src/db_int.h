@@ -162,7 +162,8 @@ struct dsq_txn {
     uint32_t low_water;  /* smallest page count set in this txn */
     int truncated;       /* set_page_count went below base_count */
     int finished;
-    uint32_t mode;         /* dsq_txn_set_mode's bits; 0: carry the base's */
+    int has_mode;          /* dsq_txn_set_mode was called: */
+    uint32_t mode;         /* its bits (else the base's are carried) */
     struct dsq_pgbuf *buf; /* normal mode */
 
     /* stream mode */

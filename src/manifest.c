@@ -177,8 +177,9 @@ static const char *manifest_check(const struct dsq_manifest *m, char *why,
         return "format_version 1 has no incarnation and no inline pages";
     if (fv >= 2 && !id_valid(m->incarnation))
         return "\"incarnation\" is not 32 lowercase hex digits";
-    if (fv < 3 && m->mode)
-        return "a permission mode needs format_version 3";
+    if ((fv == 3) != (m->has_mode != 0))
+        return fv == 3 ? "format_version 3 has no \"mode\""
+                       : "a permission mode needs format_version 3";
     if (m->mode > DSQ_MANIFEST_MODE_MAX)
         return "\"mode\" is above 07777";
     if (m->version < 1 || m->version > DSQ_JSON_INT_MAX)
@@ -890,8 +891,11 @@ dsq_rc dsq_manifest_decode(const uint8_t *data, size_t len, const char *key,
         (unsigned)json_integer_value(json_object_get(root, "format_version"));
     if (m->format_version >= 2 && jinline(&r, data, len, root, m) < 0)
         goto bad;
-    if (m->format_version == 3 && jfield_u32(&r, root, "mode", &m->mode) < 0)
-        goto bad;
+    if (m->format_version == 3) {
+        if (jfield_u32(&r, root, "mode", &m->mode) < 0)
+            goto bad;
+        m->has_mode = 1;
+    }
     if (jfield_u(&r, root, "version", DSQ_JSON_INT_MAX, &m->version) < 0 ||
         jfield_u(&r, root, "parent", DSQ_JSON_INT_MAX, &m->parent) < 0 ||
         jfield_u32(&r, root, "page_size", &m->page_size) < 0 ||

@@ -89,9 +89,10 @@ struct dsq_manifest {
                                 version since the database was created
                                 (or first written in format 2); format 1:
                                 "" */
-    uint32_t mode;           /* format 3: the permission bits a chmod set
+    int has_mode;            /* format 3 (and only 3): mode is set */
+    uint32_t mode;           /* the permission bits a chmod set
                                 (0..07777), carried to every later
-                                version; formats 1, 2: 0, never set */
+                                version */
     uint64_t version;        /* >= 1 */
     uint64_t parent;         /* version - 1 */
     uint32_t page_size;      /* power of two, 512..65536 */

@@ -10,7 +10,8 @@
 #    write that proves it, and is gone from the listing and the store;
 #  - scrambled first writes, one-byte size hints and truncations up end
 #    byte-identical to the same program on local disk;
-#  - symlink/link/rename EPERM, chmod kept, dot names listed, truncation
+#  - symlink/link/rename EPERM, chmod stored (every mount, a remount, the
+#    create mode of a new file, SQLite's journal), dot names listed, truncation
 #    of a database with data refused without allow_delete;
 #  - a database deleted and created again under its name while another
 #    mount holds it: the other mount serves the new one or a clean error.
@@ -171,9 +172,37 @@ echo "$err" | grep -q "Operation not permitted" || fail "symlink: $err"
 err=$(mv "$M/shop.db" "$M/moved.db" 2>&1) && fail "rename"
 echo "$err" | grep -q "Operation not permitted" || fail "rename: $err"
 
-log "chmod is kept, and SQLite's journal gets the database's mode"
+log "chmod is stored: every mount shows it, and SQLite's journal gets it"
+eq "$(stat -c %a "$M2/new.db")" 644 "mode before chmod"
 chmod 0640 "$M/new.db"
 eq "$(stat -c %a "$M/new.db")" 640 "mode after chmod"
+grep -q "new.db: committed version .* at chmod 0640" "$T/mnt.log" || fail "no version for the chmod"
+sq "$M2/new.db" "SELECT count(*) FROM t" >/dev/null  # a read transaction
+eq "$(stat -c %a "$M2/new.db")" 640 "mode on the second mount"
+eq "$(sq "$M2/new.db" 'SELECT v FROM t')" new.db "content after chmod"
+sq "$M/new.db" "PRAGMA journal_mode=persist; INSERT INTO t VALUES ('j');" >/dev/null
+eq "$(stat -c %a "$M/new.db-journal")" 640 "the journal's mode"
+sq "$M/new.db" "PRAGMA journal_mode=delete; DELETE FROM t WHERE v='j';" >/dev/null
+eq "$(stat -c %a "$M/new.db")" 640 "mode after a commit"
+chmod 0 "$M/new.db"
+eq "$(stat -c %a "$M/new.db")" 0 "chmod 0"
+chmod 0640 "$M/new.db"
+# a new database takes open()'s mode (SQLite: 0644 less the umask)
+(umask 077 && sq "$M/private.db" "CREATE TABLE t(v); INSERT INTO t VALUES (1);")
+eq "$(stat -c %a "$M/private.db")" 600 "create mode"
+eq "$(sq "$M2/private.db" 'SELECT v FROM t')" 1 "private.db on the second mount"
+eq "$(stat -c %a "$M2/private.db")" 600 "create mode on the second mount"
+# chmod of a database created here before its first commit
+touch "$M/early.db"
+chmod 0604 "$M/early.db"
+eq "$(stat -c %a "$M/early.db")" 604 "chmod before the first commit"
+sq "$M/early.db" "CREATE TABLE t(v);"
+eq "$(stat -c %a "$M2/early.db")" 604 "first commit carries the mode"
+mount_store "$T/ro" -o ro
+err=$(chmod 0600 "$T/ro/new.db" 2>&1) && fail "chmod on a ro mount"
+echo "$err" | grep -q "Read-only file system" || fail "chmod ro: $err"
+eq "$(stat -c %a "$T/ro/new.db")" 440 "mode on a ro mount (less write bits)"
+unmount "$T/ro"
 
 log "truncation of a database with data: refused without allow_delete"
 size=$(stat -c %s "$M/shop.db")
@@ -193,6 +222,7 @@ unmount "$M"
 unmount "$M2"
 mount_store "$M" -o allow_delete
 mount_store "$M2"
+eq "$(stat -c %a "$M/new.db")" 640 "mode after a remount"
 cat >"$T/ident.py" <<'EOF'
 import sqlite3, subprocess, sys
 mine, other, mode = sys.argv[1], sys.argv[2], sys.argv[3]

@@ -10,6 +10,7 @@
 #    increments end at exactly 200; disjoint writers on both mounts all
 #    commit; a stale writer gets a BUSY variant or
 #    an I/O error and its retry succeeds;
+#  - a chmod between WAL commits is seen by the other mount;
 #  - checkpoints of every kind publish nothing; locking_mode=EXCLUSIVE;
 #    a database larger than the page cache; verify is clean.
 source "$(dirname "$0")/lib.sh"
@@ -205,6 +206,22 @@ sq "$B/w.db" "CREATE TABLE big(x); WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SE
   INSERT INTO big SELECT randomblob(1000) FROM c;"
 eq "$(sq "$A/w.db" 'SELECT count(*), sum(length(x)) FROM big')" "4000|4000000" "big table on a"
 eq "$(sq "$B/w.db" 'PRAGMA integrity_check')" ok "integrity of the big database"
+
+log "chmod of a WAL database while both mounts have it open"
+cat >"$T/chmod.py" <<'EOF'
+import os, sqlite3, sys
+a = sqlite3.connect(sys.argv[1], isolation_level=None)
+b = sqlite3.connect(sys.argv[2], isolation_level=None)
+a.execute("INSERT INTO t(v) VALUES ('chmod-1')")
+os.chmod(sys.argv[1], 0o600)
+a.execute("INSERT INTO t(v) VALUES ('chmod-2')")
+n = b.execute("SELECT count(*) FROM t WHERE v LIKE 'chmod-%'").fetchone()[0]
+print(n, oct(os.stat(sys.argv[2]).st_mode & 0o7777))
+b.execute("INSERT INTO t(v) VALUES ('chmod-3')")
+print(a.execute("SELECT count(*) FROM t WHERE v LIKE 'chmod-%'").fetchone()[0])
+EOF
+eq "$("$PY" "$T/chmod.py" "$A/w.db" "$B/w.db" | tr '\n' ' ')" "2 0o600 3 " "commits around a chmod, its mode on b"
+chmod 0644 "$A/w.db"
 
 log "mixed mounts: a rollback-mode reader open on a while b switches"
 sq "$A/m.db" "CREATE TABLE m(x); INSERT INTO m VALUES (1);"

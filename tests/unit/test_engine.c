@@ -1003,7 +1003,7 @@ END_TEST
 
 /* ---- a chmod's mode is stored, carried, and survives a rebase ---- */
 
-static uint32_t mode_at(const char *dir, uint64_t v)
+static int64_t mode_at(const char *dir, uint64_t v)
 {
     struct dsq_config cfg;
     struct dsq_store *st;
@@ -1012,7 +1012,7 @@ static uint32_t mode_at(const char *dir, uint64_t v)
     dsq_test_config(&cfg, 50);
     dsq_test_open(dir, &cfg, &st, &db);
     ck_assert_int_eq(dsq_db_snapshot(db, v, &s, NULL), DSQ_OK);
-    uint32_t m = dsq_snap_mode(s);
+    int64_t m = dsq_snap_mode(s);
     dsq_snap_release(s);
     dsq_db_close(db);
     dsq_store_free(st);
@@ -1048,9 +1048,8 @@ START_TEST(test_mode_is_stored_and_carried)
     dsq_test_config(&cfg, 50);
     dsq_test_open(dir, &cfg, &st, &db);
     ck_assert_int_eq(dsq_db_snapshot(db, 1, &s, NULL), DSQ_OK);
-    ck_assert_uint_eq(dsq_snap_mode(s), 0);
+    ck_assert_int_eq(dsq_snap_mode(s), -1);
     ck_assert_int_eq(dsq_txn_begin(s, 0, &t, NULL), DSQ_OK);
-    ck_assert_int_eq(dsq_txn_set_mode(t, 0, &e), DSQ_EINVAL);
     ck_assert_int_eq(dsq_txn_set_mode(t, 010000, &e), DSQ_EINVAL);
     /* a mode alone is a version with no pages */
     ck_assert_int_eq(dsq_txn_set_mode(t, 0640, NULL), DSQ_OK);
@@ -1061,8 +1060,8 @@ START_TEST(test_mode_is_stored_and_carried)
     dsq_snap_release(s);
     ck_assert_int_eq(manifest_format(st, 1), '2');
     ck_assert_int_eq(manifest_format(st, 2), '3');
-    ck_assert_uint_eq(mode_at(dir, 2), 0640);
-    ck_assert_uint_eq(mode_at(dir, 1), 0);
+    ck_assert_int_eq(mode_at(dir, 2), 0640);
+    ck_assert_int_eq(mode_at(dir, 1), -1);
     ck_assert_int_eq(page_byte(dir, 2, 3), 3);
     /* the same mode again changes nothing */
     ck_assert_int_eq(dsq_db_snapshot(db, 2, &s, NULL), DSQ_OK);
@@ -1085,8 +1084,17 @@ START_TEST(test_mode_is_stored_and_carried)
     dsq_txn_free(a);
     dsq_txn_free(b);
     dsq_snap_release(s);
-    ck_assert_uint_eq(mode_at(dir, 3), 0640);
-    ck_assert_uint_eq(mode_at(dir, 4), 0600);
+    ck_assert_int_eq(mode_at(dir, 3), 0640);
+    ck_assert_int_eq(mode_at(dir, 4), 0600);
+    /* chmod 000 is a mode too */
+    ck_assert_int_eq(dsq_db_snapshot(db, 4, &s, NULL), DSQ_OK);
+    ck_assert_int_eq(dsq_txn_begin(s, 0, &t, NULL), DSQ_OK);
+    ck_assert_int_eq(dsq_txn_set_mode(t, 0, NULL), DSQ_OK);
+    ck_assert_int_eq(dsq_txn_commit(t, &ci, NULL), DSQ_OK);
+    ck_assert_uint_eq(ci.version, 5);
+    dsq_txn_free(t);
+    dsq_snap_release(s);
+    ck_assert_int_eq(mode_at(dir, 5), 0);
     ck_assert_int_eq(page_byte(dir, 4, 3), 0x5e);
     struct dsq_verify_report rep;
     ck_assert_int_eq(dsq_db_verify(db, &rep, NULL, NULL, NULL, NULL), DSQ_OK);

@@ -253,6 +253,7 @@ static void regenerate_v3(void)
     if (!data || dsq_manifest_decode(data, len, KEY13, &m, NULL) != DSQ_OK)
         abort();
     m->format_version = 3;
+    m->has_mode = 1;
     m->mode = 0640;
     if (dsq_manifest_encode(m, &out, NULL) != DSQ_OK)
         abort();
@@ -580,7 +581,8 @@ START_TEST(test_golden_manifest_v3)
     ck_assert_int_eq(dsq_manifest_decode(data2, len2, KEY13, &m2, &e), DSQ_OK);
     ck_assert_uint_eq(m->format_version, 3);
     ck_assert_uint_eq(m->mode, 0640);
-    ck_assert_uint_eq(m2->mode, 0);
+    ck_assert_int_eq(m2->has_mode, 0);
+    ck_assert_int_eq(m->has_mode, 1);
     /* everything else is the format-2 version's, the inline pages at the
        same offsets */
     ck_assert_str_eq(m->incarnation, INC2);
@@ -596,6 +598,7 @@ START_TEST(test_golden_manifest_v3)
     ck_assert_uint_eq(out.len, len);
     ck_assert_mem_eq(out.data, data, len);
     /* a mode needs format 3; format 3 needs its own prefix */
+    m2->has_mode = 1;
     m2->mode = 0600;
     dsq_buf_reset(&out);
     ck_assert_int_eq(dsq_manifest_encode(m2, &out, &e), DSQ_EINVAL);
