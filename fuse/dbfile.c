@@ -61,7 +61,6 @@
 
 #define DSQ_ATTR_WAIT_MS 50 /* a getattr waits for df->mu at most this */
 
-#define INVAL_MAX_VERSIONS 256 /* farther apart: drop the whole cache */
 /* A RESERVED asked this soon after the head check that started its read
    transaction (an autocommit write, BEGIN IMMEDIATE) uses that check. */
 #define HEAD_FRESH_NS 2000000u
@@ -88,120 +87,6 @@ static uint32_t be32(const uint8_t *p)
 {
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
            ((uint32_t)p[2] << 8) | p[3];
-}
-
-/* ---- kernel cache invalidation ---- */
-
-void dsq__inval_whole(struct inval *iv)
-{
-    iv->whole = 1;
-}
-
-void dsq__inval_take(struct inval *iv, struct dsq_changes *c, uint32_t ps)
-{
-    free(iv->r);
-    iv->r = c->ranges;
-    iv->n = c->n_ranges;
-    iv->ps = ps;
-    c->ranges = NULL;
-    c->n_ranges = 0;
-}
-
-/* Called with df->mu held and inval_busy just set by the caller. */
-static void inval_send(struct dsq_dbfile *df, struct inval *iv)
-{
-    struct fuse_session *se = df->fs->se;
-    if (se && (iv->whole || iv->n)) {
-        if (iv->whole || !iv->ps || iv->n > 4096) {
-            fuse_lowlevel_notify_inval_inode(se, df->ino, 0, 0);
-            df->st.inval_ranges++;
-        } else {
-            for (size_t i = 0; i < iv->n; i++)
-                fuse_lowlevel_notify_inval_inode(
-                    se, df->ino, (off_t)(iv->r[i].first - 1) * iv->ps,
-                    (off_t)iv->r[i].count * iv->ps);
-            df->st.inval_ranges += iv->n;
-        }
-    } else if (se) {
-        /* attributes only (size, mtime) */
-        fuse_lowlevel_notify_inval_inode(se, df->ino, -1, 0);
-    }
-    free(iv->r);
-    memset(iv, 0, sizeof(*iv));
-}
-
-/* Unlock df->mu after sending iv (if any) with inval_busy protocol. */
-void dsq__df_unlock_inval(struct dsq_dbfile *df, struct inval *iv)
-{
-    if (!iv->whole && !iv->n && !iv->ps) {
-        pthread_mutex_unlock(&df->mu);
-        return;
-    }
-    df->inval_busy = 1;
-    pthread_mutex_unlock(&df->mu);
-    /* dropping pages waits for page locks held by READs still queued for
-       the daemon: someone else must be reading the device meanwhile */
-    dsq_loop_may_block();
-    struct inval local = *iv;
-    memset(iv, 0, sizeof(*iv));
-    inval_send(df, &local);
-    dsq__df_lock(df);
-    df->inval_busy = 0;
-    pthread_cond_broadcast(&df->cv);
-    pthread_mutex_unlock(&df->mu);
-}
-
-void dsq__df_inval_now(struct dsq_dbfile *df, struct inval *iv)
-{
-    if (!iv->whole && !iv->n && !iv->ps)
-        return;
-    df->inval_busy = 1;
-    pthread_mutex_unlock(&df->mu);
-    dsq_loop_may_block();
-    struct inval local = *iv;
-    memset(iv, 0, sizeof(*iv));
-    inval_send(df, &local);
-    dsq__df_lock(df);
-    df->inval_busy = 0;
-    pthread_cond_broadcast(&df->cv);
-}
-
-void dsq__df_wait_inval(struct dsq_dbfile *df)
-{
-    if (df->inval_busy)
-        dsq_loop_may_block(); /* the kernel may wait for a READ of ours */
-    while (df->inval_busy)
-        pthread_cond_wait(&df->cv, &df->mu);
-}
-
-void dsq__df_inval_between(struct dsq_dbfile *df, uint64_t from, uint64_t to,
-                           uint32_t ps, struct inval *iv)
-{
-    struct dsq_err e;
-    dsq_err_clear(&e);
-    struct dsq_changes c;
-    if (to <= from)
-        return;
-    if (to - from > INVAL_MAX_VERSIONS || iv->whole ||
-        (iv->ps && iv->ps != ps) ||
-        dsq_db_changes(df->db, from, to, &c, &e) != DSQ_OK) {
-        dsq__inval_whole(iv);
-        return;
-    }
-    if (!iv->n) {
-        dsq__inval_take(iv, &c, ps);
-    } else {
-        struct dsq_page_range *nr =
-            realloc(iv->r, (iv->n + c.n_ranges) * sizeof(*nr));
-        if (!nr) {
-            dsq__inval_whole(iv);
-        } else {
-            memcpy(nr + iv->n, c.ranges, c.n_ranges * sizeof(*nr));
-            iv->r = nr;
-            iv->n += c.n_ranges;
-        }
-    }
-    dsq_changes_cleanup(&c);
 }
 
 /*
@@ -381,7 +266,7 @@ int dsq__df_refresh(struct dsq_dbfile *df, struct inval *iv,
         return -dsq_rc_errno(rc);
     }
     uint32_t ops = dsq_snap_page_size(df->snap);
-    if (replaced || df->head - cur > INVAL_MAX_VERSIONS || ops == 0 ||
+    if (replaced || df->head - cur > DSQ_INVAL_MAX_VERSIONS || ops == 0 ||
         ops != dsq_snap_page_size(ns)) {
         dsq__inval_whole(iv);
     } else {
@@ -551,7 +436,7 @@ static int early_conflict(struct dsq_dbfile *df, int any_commit, int fresh)
     struct dsq_changes c;
     struct dsq_err e;
     dsq_err_clear(&e);
-    if (df->head - sv > INVAL_MAX_VERSIONS)
+    if (df->head - sv > DSQ_INVAL_MAX_VERSIONS)
         return 1;
     if (dsq_db_changes(df->db, sv, df->head, &c, &e) != DSQ_OK)
         return 0;
@@ -1588,74 +1473,4 @@ void dsq_dbfile_wal_seen(struct dsq_dbfile *df, uint64_t ino)
     dsq__df_lock(df);
     df->wal.wal_ino = ino;
     pthread_mutex_unlock(&df->mu);
-}
-
-/* ---- status ---- */
-
-void dsq_dbfile_status(struct dsq_dbfile *df, struct dsq_buf *b, int prom)
-{
-    struct dsq_db_stats s;
-    dsq_db_get_stats(df->db, &s);
-    dsq__df_lock(df);
-    uint64_t v = df->snap ? dsq_snap_version(df->snap) : 0;
-    uint64_t head = df->head > v ? df->head : v;
-    struct dsq_dbstat d = df->st;
-    int txn = df->txn != NULL;
-    size_t dirty = df->txn ? dsq_txn_dirty_pages(df->txn) : 0;
-    size_t locks = df->locks.n;
-    pthread_mutex_unlock(&df->mu);
-    uint64_t reqs = s.store_gets + s.store_puts + s.store_lists +
-                    s.store_heads + s.store_dels;
-    if (!prom) {
-        dsq_buf_printf(
-            b,
-            "{\n  \"database\": \"%s\",\n  \"version\": %" PRIu64
-            ",\n  \"head\": %" PRIu64 ",\n  \"lag\": %" PRIu64
-            ",\n  \"commits\": %" PRIu64 ",\n  \"conflicts\": %" PRIu64
-            ",\n  \"rebases\": %" PRIu64 ",\n  \"retries\": %" PRIu64
-            ",\n  \"busy_refusals\": %" PRIu64
-            ",\n  \"commit_failures\": %" PRIu64
-            ",\n  \"wal_commits\": %" PRIu64
-            ",\n  \"wal_injected_frames\": %" PRIu64
-            ",\n  \"wal_resets\": %" PRIu64 ",\n  \"read_txns\": %" PRIu64
-            ",\n  \"snapshot_moves\": %" PRIu64 ",\n  \"cache_hits\": %" PRIu64
-            ",\n  \"cache_misses\": %" PRIu64 ",\n  \"cache_hit_ratio\": %.4f"
-            ",\n  \"store_requests\": %" PRIu64
-            ",\n  \"store\": {\"get\": %" PRIu64 ", \"put\": %" PRIu64
-            ", \"list\": %" PRIu64 ", \"head\": %" PRIu64
-            ", \"delete\": %" PRIu64 ", \"bytes_read\": %" PRIu64
-            ", \"bytes_written\": %" PRIu64
-            "},\n  \"transaction_open\": %s,\n  \"dirty_pages\": %zu"
-            ",\n  \"locks\": %zu\n}\n",
-            df->prefix, v, head, head - v, s.commits, s.conflicts, s.rebases,
-            s.retries, d.busy_refusals, d.commit_failures,
-            df->wal.commits_published, df->wal.injected_frames, df->wal.resets,
-            d.read_txns, d.snapshot_moves, s.cache_hits, s.cache_misses,
-            s.cache_hits + s.cache_misses
-                ? (double)s.cache_hits / (double)(s.cache_hits + s.cache_misses)
-                : 0.0,
-            reqs, s.store_gets, s.store_puts, s.store_lists, s.store_heads,
-            s.store_dels, s.bytes_read, s.bytes_written, txn ? "true" : "false",
-            dirty, locks);
-        return;
-    }
-#define PROM(name, val)                                                        \
-    dsq_buf_printf(b, "dsqlfs_%s{db=\"%s\"} %" PRIu64 "\n", name, df->prefix,  \
-                   (uint64_t)(val))
-    PROM("version", v);
-    PROM("head_version", head);
-    PROM("lag_versions", head - v);
-    PROM("commits_total", s.commits);
-    PROM("conflicts_total", s.conflicts);
-    PROM("rebases_total", s.rebases);
-    PROM("retries_total", s.retries);
-    PROM("busy_refusals_total", d.busy_refusals);
-    PROM("commit_failures_total", d.commit_failures);
-    PROM("read_transactions_total", d.read_txns);
-    PROM("cache_hits_total", s.cache_hits);
-    PROM("cache_misses_total", s.cache_misses);
-    PROM("store_requests_total", reqs);
-    PROM("store_bytes_read_total", s.bytes_read);
-    PROM("store_bytes_written_total", s.bytes_written);
-#undef PROM
 }

@@ -1,8 +1,9 @@
 /*
- * dbfile_int.h - what dbfile.c (a database as a file) and wal.c (its WAL
- * mode) share: kernel cache invalidation and the snapshot helpers.
+ * dbfile_int.h - what dbfile.c (a database as a file), wal.c (its WAL
+ * mode), inval.c (kernel cache invalidation) and status.c (its counters)
+ * share: kernel cache invalidation and the snapshot helpers.
  *
- * Layer: FUSE front end, private to dbfile.c and wal.c.  Every function
+ * Layer: FUSE front end, private to those files.  Every function
  * here is called with df->mu held unless it says otherwise.
  */
 #ifndef DSQ_FUSE_DBFILE_INT_H
@@ -12,7 +13,10 @@
 
 #include <sys/types.h>
 
-/* Kernel cache ranges to drop once df->mu is released. */
+/* Versions farther apart than this: drop the whole kernel cache. */
+#define DSQ_INVAL_MAX_VERSIONS 256
+
+/* Kernel cache ranges to drop once df->mu is released (inval.c). */
 struct inval {
     struct dsq_page_range *r; /* owned */
     size_t n;

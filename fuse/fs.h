@@ -14,6 +14,7 @@
  *   loop.c    the session loop: worker threads, the leader runs requests
  *             inline and spins between them (dsq_loop_may_block() before
  *             anything that waits)
+ *   inval.c   kernel page-cache invalidation of database files
  *   status.c  the read-only .dsqlfs/ directory
  *
  * Threads: the loop (loop.c) calls the ops from any of its threads.

@@ -12,8 +12,11 @@
  * Layer: FUSE front end.  Content is rendered at open (and at getattr for
  * the size); files are opened direct_io so sizes may change.
  */
+#include "dbfile_int.h"
 #include "fs.h"
 #include "maint.h"
+
+#include <inttypes.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,4 +95,73 @@ done:;
     char *s = (char *)dsq_buf_detach(&b, &n);
     *len = n;
     return s;
+}
+
+/* One database's counters, as JSON or Prometheus text (df->mu taken). */
+void dsq_dbfile_status(struct dsq_dbfile *df, struct dsq_buf *b, int prom)
+{
+    struct dsq_db_stats s;
+    dsq_db_get_stats(df->db, &s);
+    dsq__df_lock(df);
+    uint64_t v = df->snap ? dsq_snap_version(df->snap) : 0;
+    uint64_t head = df->head > v ? df->head : v;
+    struct dsq_dbstat d = df->st;
+    int txn = df->txn != NULL;
+    size_t dirty = df->txn ? dsq_txn_dirty_pages(df->txn) : 0;
+    size_t locks = df->locks.n;
+    pthread_mutex_unlock(&df->mu);
+    uint64_t reqs = s.store_gets + s.store_puts + s.store_lists +
+                    s.store_heads + s.store_dels;
+    if (!prom) {
+        dsq_buf_printf(
+            b,
+            "{\n  \"database\": \"%s\",\n  \"version\": %" PRIu64
+            ",\n  \"head\": %" PRIu64 ",\n  \"lag\": %" PRIu64
+            ",\n  \"commits\": %" PRIu64 ",\n  \"conflicts\": %" PRIu64
+            ",\n  \"rebases\": %" PRIu64 ",\n  \"retries\": %" PRIu64
+            ",\n  \"busy_refusals\": %" PRIu64
+            ",\n  \"commit_failures\": %" PRIu64
+            ",\n  \"wal_commits\": %" PRIu64
+            ",\n  \"wal_injected_frames\": %" PRIu64
+            ",\n  \"wal_resets\": %" PRIu64 ",\n  \"read_txns\": %" PRIu64
+            ",\n  \"snapshot_moves\": %" PRIu64 ",\n  \"cache_hits\": %" PRIu64
+            ",\n  \"cache_misses\": %" PRIu64 ",\n  \"cache_hit_ratio\": %.4f"
+            ",\n  \"store_requests\": %" PRIu64
+            ",\n  \"store\": {\"get\": %" PRIu64 ", \"put\": %" PRIu64
+            ", \"list\": %" PRIu64 ", \"head\": %" PRIu64
+            ", \"delete\": %" PRIu64 ", \"bytes_read\": %" PRIu64
+            ", \"bytes_written\": %" PRIu64
+            "},\n  \"transaction_open\": %s,\n  \"dirty_pages\": %zu"
+            ",\n  \"locks\": %zu\n}\n",
+            df->prefix, v, head, head - v, s.commits, s.conflicts, s.rebases,
+            s.retries, d.busy_refusals, d.commit_failures,
+            df->wal.commits_published, df->wal.injected_frames, df->wal.resets,
+            d.read_txns, d.snapshot_moves, s.cache_hits, s.cache_misses,
+            s.cache_hits + s.cache_misses
+                ? (double)s.cache_hits / (double)(s.cache_hits + s.cache_misses)
+                : 0.0,
+            reqs, s.store_gets, s.store_puts, s.store_lists, s.store_heads,
+            s.store_dels, s.bytes_read, s.bytes_written, txn ? "true" : "false",
+            dirty, locks);
+        return;
+    }
+#define PROM(name, val)                                                        \
+    dsq_buf_printf(b, "dsqlfs_%s{db=\"%s\"} %" PRIu64 "\n", name, df->prefix,  \
+                   (uint64_t)(val))
+    PROM("version", v);
+    PROM("head_version", head);
+    PROM("lag_versions", head - v);
+    PROM("commits_total", s.commits);
+    PROM("conflicts_total", s.conflicts);
+    PROM("rebases_total", s.rebases);
+    PROM("retries_total", s.retries);
+    PROM("busy_refusals_total", d.busy_refusals);
+    PROM("commit_failures_total", d.commit_failures);
+    PROM("read_transactions_total", d.read_txns);
+    PROM("cache_hits_total", s.cache_hits);
+    PROM("cache_misses_total", s.cache_misses);
+    PROM("store_requests_total", reqs);
+    PROM("store_bytes_read_total", s.bytes_read);
+    PROM("store_bytes_written_total", s.bytes_written);
+#undef PROM
 }
