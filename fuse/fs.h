@@ -15,6 +15,7 @@
  *             inline and spins between them (dsq_loop_may_block() before
  *             anything that waits)
  *   status.c  the read-only .dsqlfs/ directory
+ *   views.c   version views (NAME@vN.EXT), read-only
  *
  * Threads: the loop (loop.c) calls the ops from any of its threads.
  *  - fs->mu guards the inode table (every field of every struct dsq_inode
@@ -88,8 +89,8 @@ struct dsq_dbfile {
     _Atomic uint32_t mode;    /* permission bits shown (chmod); atomic */
     _Atomic uint64_t attr_size;  /* the last size and mtime getattr */
     _Atomic uint64_t attr_mtime; /* served (while df->mu is busy) */
-    struct dsq_locktab locks; /* POSIX locks on NAME.db */
-    struct dsq_locktab flocks; /* flock(2) locks (start = end = 0) */
+    struct dsq_locktab locks;    /* POSIX locks on NAME.db */
+    struct dsq_locktab flocks;   /* flock(2) locks (start = end = 0) */
     int inval_busy;
     int refused;              /* EXCLUSIVE refused for snapshot ... */
     uint64_t refused_version; /* ... of this version */
@@ -111,7 +112,10 @@ enum dsq_ikind {
     DSQ_I_SIDE,     /* a local side file (journal, -wal, -shm, -mj...) */
     DSQ_I_STATDIR,  /* .dsqlfs/ */
     DSQ_I_STATFILE, /* .dsqlfs/NAME.json, .dsqlfs/metrics.prom */
+    DSQ_I_VIEW,     /* NAME@vN.EXT, NAME@TIME.EXT (views.c) */
 };
+
+struct dsq_view;
 
 struct dsq_inode {
     uint64_t ino;
@@ -126,6 +130,8 @@ struct dsq_inode {
     int unlinked;
     int local_dir;            /* DIR made by mkdir, not (yet) in the store */
     struct dsq_dbfile *df;    /* DB; set once at creation */
+    struct dsq_view *view;    /* VIEW; set once at creation, owned */
+    unsigned view_refs;       /* DB: views made of it (kept while > 0) */
     struct dsq_locktab locks; /* non-DB inodes */
     uint64_t mtime_ms;
 };

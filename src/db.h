@@ -352,10 +352,17 @@ uint64_t dsq_db_gc_min_retention_ms(void);
 
 /*
  * The newest version committed at or before at_ms (ms since the epoch);
- * 0 in *version when the first version is younger (or none exists).
+ * 0 in *version when the first version is younger (or none exists).  One
+ * listing of manifests/, then a binary search by commit time (manifests
+ * from the snapshot cache where they are in it).
  */
 dsq_rc dsq_db_version_at(struct dsq_db *db, uint64_t at_ms, uint64_t *version,
                          struct dsq_err *e);
+
+/* 1 in *exists if manifest `version` is in the store (one HEAD): a
+   version gc removed is gone even when its snapshot is still cached. */
+dsq_rc dsq_db_version_exists(struct dsq_db *db, uint64_t version, int *exists,
+                             struct dsq_err *e);
 
 struct dsq_restore_info {
     uint64_t from;          /* the newest version when the restore began */

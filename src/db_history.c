@@ -9,28 +9,90 @@
  */
 #include "db_int.h"
 
-struct at_state {
-    uint64_t at_ms;
-    uint64_t best;
+struct vnums {
+    uint64_t *v;
+    size_t n, cap;
 };
 
-static int at_fn(const struct dsq_version_info *v, void *arg)
+static int vnum_fn(const char *rel, const struct dsq_objinfo *info, void *arg)
 {
-    struct at_state *s = arg;
-    if (v->time_ms <= s->at_ms)
-        s->best = v->version;
+    struct vnums *l = arg;
+    uint64_t v;
+    (void)info;
+    if (dsq_manifest_key_parse(rel, &v) != 0)
+        return 0;
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 64;
+        uint64_t *nv = realloc(l->v, nc * sizeof(*nv));
+        if (!nv)
+            return 1;
+        l->v = nv;
+        l->cap = nc;
+    }
+    l->v[l->n++] = v;
     return 0;
 }
 
+static int u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/*
+ * Commit times grow with versions (each is stamped after its parent was
+ * read, by a clock that skew between hosts blurs by at most the skew), so
+ * a binary search over the listed versions finds the answer: one listing
+ * and about log2(versions) manifests, each from the snapshot cache when
+ * it was read before.
+ */
 dsq_rc dsq_db_version_at(struct dsq_db *db, uint64_t at_ms, uint64_t *version,
                          struct dsq_err *e)
 {
-    struct at_state s = {.at_ms = at_ms};
-    dsq_rc rc = dsq_db_versions(db, at_fn, &s, e);
-    if (rc != DSQ_OK)
-        return rc;
-    *version = s.best;
-    return DSQ_OK;
+    struct vnums l = {0};
+    dsq_rc rc = dsq__list_rel(db, "manifests/", NULL, vnum_fn, &l, e);
+    if (rc == DSQ_OK && l.n)
+        qsort(l.v, l.n, sizeof(*l.v), u64_cmp);
+    size_t lo = 0, hi = l.n; /* answer: the last index < hi with time <= at */
+    while (rc == DSQ_OK && lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        struct dsq_snap *s = NULL;
+        rc = dsq_db_snapshot(db, l.v[mid], &s, e);
+        if (rc == DSQ_ENOTFOUND) { /* gc removed it since the listing */
+            dsq_err_clear(e);
+            rc = DSQ_OK;
+            lo = mid + 1;
+            continue;
+        }
+        if (rc != DSQ_OK)
+            break;
+        if (dsq_snap_time_ms(s) <= at_ms)
+            lo = mid + 1;
+        else
+            hi = mid;
+        dsq_snap_release(s);
+    }
+    if (rc == DSQ_OK)
+        *version = lo ? l.v[lo - 1] : 0;
+    free(l.v);
+    return rc;
+}
+
+dsq_rc dsq_db_version_exists(struct dsq_db *db, uint64_t version, int *exists,
+                             struct dsq_err *e)
+{
+    char rel[64], full[DSQ_KEY_MAX];
+    struct dsq_objinfo info;
+    dsq_manifest_key(version, rel);
+    dsq__full_key(db, rel, full, sizeof(full));
+    STAT_ADD(db, store_heads, 1);
+    dsq_rc rc = dsq_store_head(db->st, full, &info, e);
+    *exists = rc == DSQ_OK;
+    if (rc == DSQ_ENOTFOUND) {
+        dsq_err_clear(e);
+        rc = DSQ_OK;
+    }
+    return rc;
 }
 
 /* 1 if page pgno is stored at the same place in both manifests (so the
