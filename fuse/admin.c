@@ -1,6 +1,6 @@
 /*
  * admin.c - admin subcommands: init, import, export, versions, status,
- * verify, recovery-scan.
+ * verify, recovery-scan, gc, restore.
  *
  * Layer: front end.  Uses only the engine facade (db.h), the store opener,
  * config and logging.  Every failure ends in one line on stderr naming the
@@ -47,7 +47,7 @@ struct args {
 
 static const char *const commands[] = {"init",          "import", "export",
                                        "versions",      "status", "verify",
-                                       "recovery-scan", "gc"};
+                                       "recovery-scan", "gc",     "restore"};
 
 int dsq_admin_is_command(const char *name)
 {
@@ -162,9 +162,10 @@ static dsq_rc open_db(struct args *a, const char *url, struct dsq_store **st,
         return rc;
     rc = dsq_store_open(store_url, &a->cfg, st, e);
     /* commands that write need a store that honours create-only */
-    if (rc == DSQ_OK && (!strcmp(a->cmd, "init") || !strcmp(a->cmd, "import") ||
-                         (!strcmp(a->cmd, "gc") && !a->dry_run) ||
-                         (!strcmp(a->cmd, "recovery-scan") && a->do_delete))) {
+    if (rc == DSQ_OK &&
+        (!strcmp(a->cmd, "init") || !strcmp(a->cmd, "import") ||
+         !strcmp(a->cmd, "restore") || (!strcmp(a->cmd, "gc") && !a->dry_run) ||
+         (!strcmp(a->cmd, "recovery-scan") && a->do_delete))) {
         rc = dsq_store_check_conditional(*st, e);
         if (rc != DSQ_OK) {
             dsq_store_free(*st);
@@ -393,17 +394,31 @@ out:
 
 /* ---- export ---- */
 
-struct at_state {
-    uint64_t at_ms;
-    uint64_t best;
-};
-
-static int at_fn(const struct dsq_version_info *v, void *arg)
+/*
+ * The version --version or --at names (--at: the newest committed at or
+ * before it); DSQ_VERSION_LATEST when neither is given.
+ */
+static dsq_rc pick_version(struct args *a, struct dsq_db *db, uint64_t *out,
+                           struct dsq_err *e)
 {
-    struct at_state *s = arg;
-    if (v->time_ms <= s->at_ms)
-        s->best = v->version;
-    return 0;
+    *out = a->version ? a->version : DSQ_VERSION_LATEST;
+    if (!a->at)
+        return DSQ_OK;
+    uint64_t at_ms, v = 0;
+    if (dsq_parse_time_user(a->at, strlen(a->at), &at_ms) != 0)
+        return dsq_err_set(e, DSQ_EINVAL,
+                           "--at '%s': use a time like 2026-11-25T16:44:59Z "
+                           "(seconds and .mmm optional, Z or +HH:MM)",
+                           a->at);
+    dsq_rc rc = dsq_db_version_at(db, at_ms, &v, e);
+    if (rc != DSQ_OK)
+        return rc;
+    if (!v)
+        return dsq_err_set(e, DSQ_ENOTFOUND,
+                           "%s has no version committed at or before %s",
+                           a->pos[0], a->at);
+    *out = v;
+    return DSQ_OK;
 }
 
 static int write_all(int fd, const uint8_t *p, size_t n)
@@ -441,27 +456,10 @@ static int cmd_export(struct args *a)
     rc = open_db(a, a->pos[0], &st, &db, &e);
     if (rc != DSQ_OK)
         goto out;
-    uint64_t version = a->version ? a->version : DSQ_VERSION_LATEST;
-    if (a->at) {
-        struct at_state s = {0};
-        if (dsq_parse_time_ms(a->at, &s.at_ms) != 0) {
-            rc = dsq_err_set(&e, DSQ_EINVAL,
-                             "--at '%s': use UTC like "
-                             "2026-11-25T16:44:59.000Z",
-                             a->at);
-            goto out;
-        }
-        rc = dsq_db_versions(db, at_fn, &s, &e);
-        if (rc != DSQ_OK)
-            goto out;
-        if (!s.best) {
-            rc = dsq_err_set(&e, DSQ_ENOTFOUND,
-                             "%s has no version committed at or before %s",
-                             a->pos[0], a->at);
-            goto out;
-        }
-        version = s.best;
-    }
+    uint64_t version;
+    rc = pick_version(a, db, &version, &e);
+    if (rc != DSQ_OK)
+        goto out;
     rc = dsq_db_snapshot(db, version, &snap, &e);
     if (rc != DSQ_OK)
         goto out;
@@ -698,6 +696,38 @@ static int cmd_recovery_scan(struct args *a)
     return rc == DSQ_OK ? 0 : fail(a->cmd, &e, rc);
 }
 
+/* ---- restore ---- */
+
+static int cmd_restore(struct args *a)
+{
+    struct dsq_err e;
+    struct dsq_store *st = NULL;
+    struct dsq_db *db = NULL;
+    struct dsq_restore_info ri;
+    dsq_err_clear(&e);
+    if (a->npos != 1 || (!a->version && !a->at))
+        return usage_error(a->cmd,
+                           "usage: restore URL --version N | --at TIME");
+    if (a->version && a->at)
+        return usage_error(a->cmd, "--version and --at exclude each other");
+    uint64_t version = 0;
+    dsq_rc rc = open_db(a, a->pos[0], &st, &db, &e);
+    if (rc == DSQ_OK)
+        rc = pick_version(a, db, &version, &e);
+    if (rc == DSQ_OK)
+        rc = dsq_db_restore(db, version, &ri, &e);
+    if (rc == DSQ_OK && !a->quiet)
+        printf("%s: version %llu has the content of version %llu "
+               "(%llu pages written; was at version %llu)\n",
+               a->pos[0], (unsigned long long)ri.version,
+               (unsigned long long)ri.restored,
+               (unsigned long long)ri.pages_written,
+               (unsigned long long)ri.from);
+    dsq_db_close(db);
+    dsq_store_free(st);
+    return rc == DSQ_OK ? 0 : fail(a->cmd, &e, rc);
+}
+
 /* ---- gc ---- */
 
 static int cmd_gc(struct args *a)
@@ -756,6 +786,8 @@ int dsq_admin_main(int argc, char **argv)
         r = cmd_verify(&a);
     else if (!strcmp(c, "gc"))
         r = cmd_gc(&a);
+    else if (!strcmp(c, "restore"))
+        r = cmd_restore(&a);
     else
         r = cmd_recovery_scan(&a);
     dsq_config_cleanup(&a.cfg);

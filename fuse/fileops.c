@@ -15,6 +15,7 @@
 
 #include "loop.h"
 #include "names.h"
+#include "views.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -137,6 +138,16 @@ int dsq_fop_open_common(fuse_req_t req, struct dsq_inode *in,
         fi->keep_cache = 1;
         break;
     }
+    case DSQ_I_VIEW:
+        /* read-only: SQLite then opens it O_RDONLY and says "attempt to
+           write a readonly database" at any write */
+        if (acc != O_RDONLY || (fi->flags & O_TRUNC)) {
+            r = -EROFS;
+            break;
+        }
+        fi->keep_cache = 1; /* immutable: the kernel may keep its pages */
+        fi->fh = 0;
+        break;
     case DSQ_I_STATFILE: {
         if (acc != O_RDONLY) {
             r = -EACCES;
@@ -208,6 +219,8 @@ void dsq_fop_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     ssize_t n;
     if (in->kind == DSQ_I_DB)
         n = dsq_dbfile_read(in->df, buf, size, off);
+    else if (in->kind == DSQ_I_VIEW)
+        n = dsq_view_read(in->view, buf, size, off);
     else {
         n = pread((int)fi->fh, buf, size, off);
         if (n < 0)
@@ -415,6 +428,8 @@ void dsq_fop_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
         in->kind == DSQ_I_SIDE ? dsq_fs_side_db(fs, in, DSQ_SIDE_SHM) : NULL;
     if (in->kind == DSQ_I_DB) {
         r = dsq_dbfile_setlk(in->df, fi->lock_owner, lock, sleep, req);
+    } else if (in->kind == DSQ_I_VIEW && lock->l_type == F_WRLCK) {
+        r = -EACCES; /* no lock past SHARED on a view */
     } else if (sdf) {
         r = dsq_wal_shm_setlk(sdf, fi->lock_owner, lock, sleep, req);
     } else {

@@ -30,6 +30,7 @@
 #include "log.h"
 #include "loop.h"
 #include "names.h"
+#include "views.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -221,9 +222,16 @@ fail:
     return NULL;
 }
 
+static void db_unref_locked(struct dsq_fs *fs, uint64_t ino);
+
 static void ino_free(struct dsq_fs *fs, struct dsq_inode *in)
 {
     fs->inodes[in->ino - 1] = NULL;
+    if (in->view) {
+        uint64_t base = dsq_view_base_ino(in->view);
+        dsq_view_free(in->view);
+        db_unref_locked(fs, base);
+    }
     dsq_dbfile_free(in->df);
     dsq_locks_free(&in->locks);
     free(in->name);
@@ -240,8 +248,25 @@ static void ino_forget(struct dsq_fs *fs, fuse_ino_t ino, uint64_t n)
     if (in->nlookup > 0)
         return;
     if (in->kind == DSQ_I_SIDE || in->kind == DSQ_I_STATFILE ||
-        (in->kind == DSQ_I_DB && in->unlinked))
+        in->kind == DSQ_I_VIEW ||
+        (in->kind == DSQ_I_DB && in->unlinked && !in->view_refs))
         ino_free(fs, in);
+}
+
+static void db_unref_locked(struct dsq_fs *fs, uint64_t ino)
+{
+    struct dsq_inode *in = dsq_fs_ino(fs, ino);
+    if (!in || in->kind != DSQ_I_DB || !in->view_refs)
+        return;
+    if (--in->view_refs == 0 && in->unlinked && in->nlookup == 0)
+        ino_free(fs, in);
+}
+
+void dsq_fs_db_unref(struct dsq_fs *fs, uint64_t ino)
+{
+    pthread_mutex_lock(&fs->mu);
+    db_unref_locked(fs, ino);
+    pthread_mutex_unlock(&fs->mu);
 }
 
 void dsq_fs_each_db(struct dsq_fs *fs,
@@ -344,6 +369,13 @@ void dsq_fs_fill_attr(struct dsq_fs *fs, struct dsq_inode *in, struct stat *st)
         }
         break;
     }
+    case DSQ_I_VIEW: {
+        uint64_t size = 0;
+        dsq_view_attr(in->view, &size, &mt);
+        st->st_mode = S_IFREG | 0444;
+        st->st_size = (off_t)size;
+        break;
+    }
     case DSQ_I_STATFILE: {
         size_t len = 0;
         char *s = dsq_status_render(fs, in->path, &len);
@@ -366,8 +398,7 @@ double dsq_fs_attr_timeout(const struct dsq_inode *in)
     return in->kind == DSQ_I_STATFILE ? 0.0 : DSQ_ATTR_TIMEOUT;
 }
 
-static void reply_entry_for(fuse_req_t req, struct dsq_fs *fs,
-                            struct dsq_inode *in)
+void dsq_fs_reply_entry(fuse_req_t req, struct dsq_fs *fs, struct dsq_inode *in)
 {
     struct fuse_entry_param ep;
     memset(&ep, 0, sizeof(ep));
@@ -485,7 +516,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     if (in) {
         in->nlookup++;
         pthread_mutex_unlock(&fs->mu);
-        reply_entry_for(req, fs, in);
+        dsq_fs_reply_entry(req, fs, in);
         return;
     }
     enum dsq_ikind pk = p->kind;
@@ -497,6 +528,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     }
     enum dsq_ikind kind = 0;
     char *path = NULL;
+    struct dsq_view_name vn;
     double neg = fs->db_neg_timeout;
     int r = 0;
     if (pk == DSQ_I_STATDIR) {
@@ -531,6 +563,10 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     } else if (parent == FUSE_ROOT_ID && !strcmp(name, ".dsqlfs")) {
         kind = DSQ_I_STATDIR;
         path = strdup("");
+    } else if (dsq_name_view(name, &vn)) {
+        dsq_view_lookup(req, parent, ppath, name, &vn);
+        free(ppath);
+        return;
     } else if (dsq_fs_is_side(name, NULL)) {
         neg = fs->side_neg_timeout;
         path = side_path(fs, ppath, name);
@@ -573,7 +609,77 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         fuse_reply_err(req, ENOMEM);
         return;
     }
-    reply_entry_for(req, fs, in);
+    dsq_fs_reply_entry(req, fs, in);
+}
+
+struct dsq_dbfile *dsq_fs_db_named(struct dsq_fs *fs, fuse_ino_t parent,
+                                   const char *ppath, const char *name,
+                                   uint64_t *ino)
+{
+    pthread_mutex_lock(&fs->mu);
+    struct dsq_inode *in = dsq_fs_child(fs, parent, name);
+    int known = in != NULL;
+    pthread_mutex_unlock(&fs->mu);
+    enum dsq_ikind kind = 0;
+    char *path = NULL, *mpath = NULL;
+    if (!known) {
+        if (resolve_name(fs, ppath, parent == FUSE_ROOT_ID, name, &kind,
+                         &path) < 0 ||
+            kind != DSQ_I_DB) {
+            free(path);
+            return NULL;
+        }
+        mpath = join(ppath, name, strlen(name));
+    }
+    struct dsq_dbfile *df = NULL;
+    pthread_mutex_lock(&fs->mu);
+    in = dsq_fs_child(fs, parent, name);
+    if (!in && path && mpath) {
+        in = add_db_inode(fs, parent, name, path, mpath);
+        if (in)
+            atomic_store(&in->df->exists, 1);
+    }
+    if (in && in->kind == DSQ_I_DB && atomic_load(&in->df->exists)) {
+        in->view_refs++;
+        *ino = in->ino;
+        df = in->df;
+    }
+    pthread_mutex_unlock(&fs->mu);
+    free(path);
+    free(mpath);
+    return df;
+}
+
+struct dsq_inode *dsq_fs_view_inode(struct dsq_fs *fs, fuse_ino_t parent,
+                                    const char *name, struct dsq_view *vw)
+{
+    pthread_mutex_lock(&fs->mu);
+    struct dsq_inode *in = dsq_fs_child(fs, parent, name);
+    if (in && in->kind == DSQ_I_VIEW &&
+        dsq_view_version(in->view) == dsq_view_version(vw)) {
+        uint64_t base = dsq_view_base_ino(vw);
+        dsq_view_free(vw);
+        db_unref_locked(fs, base);
+    } else {
+        if (in) /* @TIME now names a newer version */
+            in->unlinked = 1;
+        struct dsq_dbfile *bdf = NULL;
+        struct dsq_inode *b = dsq_fs_ino(fs, dsq_view_base_ino(vw));
+        if (b)
+            bdf = b->df;
+        in = ino_add(fs, DSQ_I_VIEW, parent, name, bdf ? bdf->prefix : "");
+        if (!in) {
+            uint64_t base = dsq_view_base_ino(vw);
+            dsq_view_free(vw);
+            db_unref_locked(fs, base);
+            pthread_mutex_unlock(&fs->mu);
+            return NULL;
+        }
+        in->view = vw;
+    }
+    in->nlookup++;
+    pthread_mutex_unlock(&fs->mu);
+    return in;
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -867,7 +973,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
     if (err)
         fuse_reply_err(req, err);
     else
-        reply_entry_for(req, fs, in);
+        dsq_fs_reply_entry(req, fs, in);
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -966,6 +1072,15 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
                       mode_t mode, struct fuse_file_info *fi)
 {
     struct dsq_fs *fs = dsq_fs_of(req);
+    struct dsq_view_name vn;
+    if (dsq_name_view_side(name) || dsq_name_view(name, &vn)) {
+        /* no journal, -wal or -shm next to a view, no view made by hand */
+        dsq_log(DSQ_LOG_INFO, "fs",
+                "create %s refused (%s): a version view is read-only", name,
+                strerror(EROFS));
+        fuse_reply_err(req, EROFS);
+        return;
+    }
     if (fs->cfg->read_only) {
         fuse_reply_err(req, EROFS);
         return;
@@ -1072,7 +1187,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
         fuse_reply_err(req, ENOENT);
         return;
     }
-    if (fs->cfg->read_only) {
+    if (fs->cfg->read_only || in->kind == DSQ_I_VIEW) {
         fuse_reply_err(req, EROFS);
         return;
     }

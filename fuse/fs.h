@@ -16,6 +16,7 @@
  *             anything that waits)
  *   inval.c   kernel page-cache invalidation of database files
  *   status.c  the read-only .dsqlfs/ directory
+ *   views.c   version views (NAME@vN.EXT), read-only
  *
  * Threads: the loop (loop.c) calls the ops from any of its threads.
  *  - fs->mu guards the inode table (every field of every struct dsq_inode
@@ -120,7 +121,10 @@ enum dsq_ikind {
     DSQ_I_SIDE,     /* a local side file (journal, -wal, -shm, -mj...) */
     DSQ_I_STATDIR,  /* .dsqlfs/ */
     DSQ_I_STATFILE, /* .dsqlfs/NAME.json, .dsqlfs/metrics.prom */
+    DSQ_I_VIEW,     /* NAME@vN.EXT, NAME@TIME.EXT (views.c) */
 };
+
+struct dsq_view;
 
 struct dsq_inode {
     uint64_t ino;
@@ -135,6 +139,8 @@ struct dsq_inode {
     int unlinked;
     int local_dir;            /* DIR made by mkdir, not (yet) in the store */
     struct dsq_dbfile *df;    /* DB; set once at creation */
+    struct dsq_view *view;    /* VIEW; set once at creation, owned */
+    unsigned view_refs;       /* DB: views made of it (kept while > 0) */
     struct dsq_locktab locks; /* non-DB inodes */
     uint64_t mtime_ms;
 };

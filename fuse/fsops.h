@@ -40,6 +40,30 @@ struct dsq_inode *dsq_fs_get_or_reply(fuse_req_t req, fuse_ino_t ino);
 void dsq_fs_fill_attr(struct dsq_fs *fs, struct dsq_inode *in, struct stat *st);
 double dsq_fs_attr_timeout(const struct dsq_inode *in);
 
+/* Reply to a lookup with in's entry. */
+void dsq_fs_reply_entry(fuse_req_t req, struct dsq_fs *fs,
+                        struct dsq_inode *in);
+
+/* ---- for views.c (each takes fs->mu itself) ---- */
+/*
+ * The database file name in directory parent (store prefix ppath), made
+ * known to the inode table if the store has it (as a lookup would, without
+ * a kernel reference); NULL if there is none.  Takes a view reference on
+ * its inode (*ino): the database stays while a view of it does.
+ */
+struct dsq_dbfile *dsq_fs_db_named(struct dsq_fs *fs, fuse_ino_t parent,
+                                   const char *ppath, const char *name,
+                                   uint64_t *ino);
+void dsq_fs_db_unref(struct dsq_fs *fs, uint64_t ino);
+/*
+ * The inode of view vw (owned from here on) named name in parent, with a
+ * kernel reference: the existing one if it shows the same version (vw is
+ * then freed), else a new one (an older one of that name leaves the
+ * namespace).  NULL if out of memory (vw freed).
+ */
+struct dsq_inode *dsq_fs_view_inode(struct dsq_fs *fs, fuse_ino_t parent,
+                                    const char *name, struct dsq_view *vw);
+
 /* Whether name is one of SQLite's side files (*is_journal: NAME-journal). */
 int dsq_fs_is_side(const char *name, int *is_journal);
 /* The database a side file of kind k belongs to (NAME-journal -> NAME),

@@ -6,6 +6,8 @@
  */
 #include "names.h"
 
+#include "env.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -226,4 +228,74 @@ int dsq_name_dir_shown(const char *comp, int at_root)
 {
     const char *why;
     return dsq_name_dir_check(comp, at_root, &why) == 0;
+}
+
+/* The view whose '@' is at name[at]: 0 and *vn filled, or -1. */
+static int view_at(const char *name, size_t at, struct dsq_view_name *vn)
+{
+    const char *t = name + at + 1;
+    size_t tl = strlen(t), len = 0;
+    memset(vn, 0, sizeof(*vn));
+    if (at == 0)
+        return -1; /* no NAME */
+    if (t[0] == 'v' && is_digit(t[1])) {
+        uint64_t v = 0;
+        len = 1;
+        while (is_digit(t[len])) {
+            unsigned d = (unsigned)(t[len] - '0');
+            if (v > (UINT64_MAX - d) / 10)
+                return -1;
+            v = v * 10 + d;
+            len++;
+        }
+        if (v == 0)
+            return -1;
+        vn->version = v;
+    } else {
+        /* the time ends at Z, or 6 bytes after an offset's sign (which
+           comes after the minutes: byte 16 on) */
+        for (size_t i = 16; i < tl && !len; i++) {
+            if (t[i] == 'Z')
+                len = i + 1;
+            else if ((t[i] == '+' || t[i] == '-') && i + 6 <= tl)
+                len = i + 6;
+        }
+        if (!len || dsq_parse_time_user(t, len, &vn->at_ms) != 0)
+            return -1;
+        vn->by_time = 1;
+    }
+    const char *ext = t + len;
+    if (*ext && (ext[0] != '.' || !ext[1]))
+        return -1;
+    if (at + strlen(ext) >= sizeof(vn->base))
+        return -1;
+    memcpy(vn->base, name, at);
+    strcpy(vn->base + at, ext);
+    return 0;
+}
+
+int dsq_name_view(const char *name, struct dsq_view_name *vn)
+{
+    for (const char *p = strrchr(name, '@'); p;) {
+        if (view_at(name, (size_t)(p - name), vn) == 0)
+            return 1;
+        const char *q = NULL;
+        for (const char *r = name; r < p; r++)
+            if (*r == '@')
+                q = r;
+        p = q;
+    }
+    return 0;
+}
+
+int dsq_name_view_side(const char *name)
+{
+    size_t bl = 0;
+    char base[256];
+    struct dsq_view_name vn;
+    if (dsq_name_side(name, &bl) == DSQ_SIDE_NONE || bl >= sizeof(base))
+        return 0;
+    memcpy(base, name, bl);
+    base[bl] = 0;
+    return dsq_name_view(base, &vn);
 }

@@ -22,6 +22,7 @@
 #define DSQ_FUSE_NAMES_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define DSQ_NAME_MARK '!'
 /* longest database name: NAME-journal must fit NAME_MAX (255) */
@@ -68,6 +69,26 @@ int dsq_name_component_marked(const char *comp);
  */
 int dsq_name_db_from_component(const char *comp, int at_root, char *out,
                                size_t outsz);
+
+/*
+ * Version views (docs/mount.md, "Versions as files"): NAME@vN.EXT and
+ * NAME@TIME.EXT (or without .EXT) are version N, or the version current
+ * at TIME, of the database file NAME.EXT (NAME without an extension:
+ * NAME@vN, NAME@TIME).  TIME is YYYY-MM-DDTHH:MM[:SS[.f..fff]] then Z or
+ * +HH:MM / -HH:MM.  The extension is what follows the version or time
+ * ('.' and at least one byte).  The last '@' that starts a valid version
+ * or time is the one that counts.
+ */
+struct dsq_view_name {
+    char base[256]; /* the database file's name */
+    int by_time;    /* 0: by version */
+    uint64_t version;
+    uint64_t at_ms;
+};
+/* 1 if name is a view name (*vn filled), 0 if not. */
+int dsq_name_view(const char *name, struct dsq_view_name *vn);
+/* 1 if name is a side file (journal, -wal, ...) of a view name. */
+int dsq_name_view_side(const char *name);
 
 /* 1 if a directory prefix component may show as a directory. */
 int dsq_name_dir_shown(const char *comp, int at_root);

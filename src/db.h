@@ -357,6 +357,40 @@ dsq_rc dsq_db_gc_pinned(struct dsq_db *db, uint64_t keep_versions,
  */
 uint64_t dsq_db_gc_min_retention_ms(void);
 
+/* ---- history (db_history.c) ---- */
+
+/*
+ * The newest version committed at or before at_ms (ms since the epoch);
+ * 0 in *version when the first version is younger (or none exists).  One
+ * listing of manifests/, then a binary search by commit time (manifests
+ * from the snapshot cache where they are in it).
+ */
+dsq_rc dsq_db_version_at(struct dsq_db *db, uint64_t at_ms, uint64_t *version,
+                         struct dsq_err *e);
+
+/* 1 in *exists if manifest `version` is in the store (one HEAD): a
+   version gc removed is gone even when its snapshot is still cached. */
+dsq_rc dsq_db_version_exists(struct dsq_db *db, uint64_t version, int *exists,
+                             struct dsq_err *e);
+
+struct dsq_restore_info {
+    uint64_t from;          /* the newest version when the restore began */
+    uint64_t restored;      /* the version whose content was restored */
+    uint64_t version;       /* the version the restore committed */
+    uint64_t pages_written; /* pages that differed from the newest */
+    int noop;
+};
+/*
+ * Commit a new version whose content is version `version` (history stays;
+ * nothing is rewritten).  Only pages stored elsewhere than in the newest
+ * version are read and written; page 1's change counters move forward.
+ * Any commit since the newest version seen is a conflict (DSQ_ECONFLICT,
+ * nothing committed): the restore never rebases, so what it commits is
+ * exactly that version.
+ */
+dsq_rc dsq_db_restore(struct dsq_db *db, uint64_t version,
+                      struct dsq_restore_info *info, struct dsq_err *e);
+
 /* Named fault points (crash tests): DSQ_FAULT_POINT("commit.after_segments")
    exits the process when the environment variable DSQLFS_FAULT names it. */
 void dsq_fault_point(const char *name);

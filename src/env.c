@@ -122,3 +122,86 @@ int dsq_parse_time_ms(const char *s, uint64_t *ms)
     *ms = (uint64_t)t * 1000u + frac;
     return 0;
 }
+
+static int digits(const char *s, size_t len, size_t *i, unsigned n,
+                  unsigned *out)
+{
+    unsigned v = 0;
+    for (unsigned k = 0; k < n; k++, (*i)++) {
+        if (*i >= len || s[*i] < '0' || s[*i] > '9')
+            return -1;
+        v = v * 10 + (unsigned)(s[*i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+static int lit(const char *s, size_t len, size_t *i, char c)
+{
+    if (*i >= len || s[*i] != c)
+        return -1;
+    (*i)++;
+    return 0;
+}
+
+int dsq_parse_time_user(const char *s, size_t len, uint64_t *ms)
+{
+    unsigned y, mo, d, h, mi, sec = 0, frac = 0, oh = 0, om = 0;
+    size_t i = 0;
+    if (digits(s, len, &i, 4, &y) || lit(s, len, &i, '-') ||
+        digits(s, len, &i, 2, &mo) || lit(s, len, &i, '-') ||
+        digits(s, len, &i, 2, &d) || lit(s, len, &i, 'T') ||
+        digits(s, len, &i, 2, &h) || lit(s, len, &i, ':') ||
+        digits(s, len, &i, 2, &mi))
+        return -1;
+    if (i < len && s[i] == ':') {
+        i++;
+        if (digits(s, len, &i, 2, &sec))
+            return -1;
+        if (i < len && s[i] == '.') {
+            i++;
+            unsigned nd = 0;
+            while (i < len && s[i] >= '0' && s[i] <= '9' && nd < 3) {
+                frac = frac * 10 + (unsigned)(s[i] - '0');
+                i++;
+                nd++;
+            }
+            if (nd == 0)
+                return -1;
+            for (; nd < 3; nd++)
+                frac *= 10;
+        }
+    }
+    int sign = 0;
+    if (i < len && s[i] == 'Z') {
+        i++;
+    } else if (i < len && (s[i] == '+' || s[i] == '-')) {
+        sign = s[i] == '+' ? 1 : -1;
+        i++;
+        if (digits(s, len, &i, 2, &oh) || lit(s, len, &i, ':') ||
+            digits(s, len, &i, 2, &om) || oh > 23 || om > 59)
+            return -1;
+    } else {
+        return -1;
+    }
+    if (i != len || y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 ||
+        h > 23 || mi > 59 || sec > 59)
+        return -1;
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    tm.tm_year = (int)y - 1900;
+    tm.tm_mon = (int)mo - 1;
+    tm.tm_mday = (int)d;
+    tm.tm_hour = (int)h;
+    tm.tm_min = (int)mi;
+    tm.tm_sec = (int)sec;
+    time_t t = timegm(&tm);
+    if (t < 0 || tm.tm_mday != (int)d || tm.tm_mon != (int)mo - 1)
+        return -1; /* 2026-02-30 normalised into March */
+    int64_t v = (int64_t)t * 1000 + frac;
+    v -= (int64_t)sign * ((int64_t)oh * 3600 + (int64_t)om * 60) * 1000;
+    if (v < 0)
+        return -1;
+    *ms = (uint64_t)v;
+    return 0;
+}

@@ -43,5 +43,12 @@ void dsq_random_hex32(char out[33]);
 void dsq_format_time_ms(uint64_t ms, char out[32]);
 /* Parse that format back; 0 on success, -1 if malformed. */
 int dsq_parse_time_ms(const char *s, uint64_t *ms);
+/*
+ * A time as a user types it, the len bytes of s (no NUL needed):
+ * YYYY-MM-DDTHH:MM, then optionally :SS and .f to .fff, then Z or an
+ * offset +HH:MM / -HH:MM; a real calendar date, year 1970..9999.  The
+ * instant in ms since the epoch (UTC); 0 on success, -1 if malformed.
+ */
+int dsq_parse_time_user(const char *s, size_t len, uint64_t *ms);
 
 #endif

@@ -89,8 +89,8 @@ refuse() { # refuse NAME ERRNO-TEXT
 refuse "$(printf 'bad\001name.db')" "Invalid argument"
 refuse ".dsqtmp.x" "Operation not permitted"
 refuse "_dsqlfs-probe.db" "Operation not permitted"
-refuse "shop@v3.db" "Invalid argument"
-refuse "shop@2026-12-01T10:00:00Z.db" "Invalid argument"
+refuse "shop@v3.db" "Read-only file system" # a version view (docs/mount.md)
+refuse "shop@2026-12-01T10:00:00Z.db" "Read-only file system"
 refuse "$(head -c 248 /dev/zero | tr '\0' a)" "File name too long"
 err=$(mkdir "$M/dir!" 2>&1) && fail "directory ending with ! made"
 echo "$err" | grep -q "Invalid argument" || fail "mkdir dir!: $err"

@@ -5,12 +5,14 @@
 #include "buf.h"
 #include "config.h"
 #include "enginetest.h"
+#include "env.h"
 #include "err.h"
 #include "pgbuf.h"
 #include "sqlitefmt.h"
 #include "testutil.h"
 
 #include <check.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,6 +276,53 @@ START_TEST(test_freelist_real_and_hostile)
 }
 END_TEST
 
+START_TEST(test_user_times)
+{
+    uint64_t ms = 0, base = 0;
+    const char *z = "2026-12-01T10:00:00.000Z";
+    ck_assert_int_eq(dsq_parse_time_ms(z, &base), 0);
+    struct {
+        const char *s;
+        int64_t delta; /* ms from base, or INT64_MIN: malformed */
+    } v[] = {
+        {"2026-12-01T10:00Z", 0},
+        {"2026-12-01T10:00:00Z", 0},
+        {"2026-12-01T10:00:00.000Z", 0},
+        {"2026-12-01T10:00:00.5Z", 500},
+        {"2026-12-01T10:00:00.25Z", 250},
+        {"2026-12-01T10:00:01.007Z", 1007},
+        {"2026-12-01T11:00:00+01:00", 0},
+        {"2026-12-01T05:30-04:30", 0},
+        {"2026-12-01T10:00:00.000+00:00", 0},
+        {"2026-12-01T10:00:00", INT64_MIN},   /* no zone */
+        {"2026-12-01T10Z", INT64_MIN},        /* no minutes */
+        {"2026-12-01T10:00:00.Z", INT64_MIN}, /* empty fraction */
+        {"2026-12-01T10:00:00.1234Z", INT64_MIN},
+        {"2026-02-30T10:00Z", INT64_MIN}, /* no such day */
+        {"2026-13-01T10:00Z", INT64_MIN},
+        {"2026-12-01T24:00Z", INT64_MIN},
+        {"2026-12-01T10:00:60Z", INT64_MIN},
+        {"2026-12-01T10:00+1:00", INT64_MIN},
+        {"2026-12-01T10:00Zx", INT64_MIN},
+        {"1969-12-31T23:59Z", INT64_MIN},
+        {"", INT64_MIN},
+    };
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        int r = dsq_parse_time_user(v[i].s, strlen(v[i].s), &ms);
+        if (v[i].delta == INT64_MIN) {
+            ck_assert_msg(r != 0, "%s accepted", v[i].s);
+        } else {
+            ck_assert_msg(r == 0, "%s refused", v[i].s);
+            ck_assert_msg(ms == base + (uint64_t)v[i].delta, "%s: %llu", v[i].s,
+                          (unsigned long long)ms);
+        }
+    }
+    /* the length bounds the text: a view name's tail is not parsed */
+    ck_assert_int_eq(dsq_parse_time_user("2026-12-01T10:00Z.db", 17, &ms), 0);
+    ck_assert_uint_eq(ms, base);
+}
+END_TEST
+
 START_TEST(test_page1_counters_rule)
 {
     uint8_t a[1024], b[1024];
@@ -307,6 +356,7 @@ int main(void)
     tcase_add_test(tc, test_pgbuf_spills_and_truncates);
     tcase_add_test(tc, test_freelist_real_and_hostile);
     tcase_add_test(tc, test_page1_counters_rule);
+    tcase_add_test(tc, test_user_times);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -146,6 +146,60 @@ static int by_comp(const void *a, const void *b)
                   ((const struct pair *)b)->comp);
 }
 
+START_TEST(test_view_names)
+{
+    struct dsq_view_name vn;
+    ck_assert(dsq_name_view("shop@v12.db", &vn));
+    ck_assert_str_eq(vn.base, "shop.db");
+    ck_assert(!vn.by_time);
+    ck_assert_uint_eq(vn.version, 12);
+    ck_assert(dsq_name_view("shop@v12", &vn));
+    ck_assert_str_eq(vn.base, "shop");
+    ck_assert(dsq_name_view("db@v3.sqlite3", &vn));
+    ck_assert_str_eq(vn.base, "db.sqlite3");
+    ck_assert(dsq_name_view("a@b@v7.db", &vn));
+    ck_assert_str_eq(vn.base, "a@b.db");
+    ck_assert_uint_eq(vn.version, 7);
+    ck_assert(dsq_name_view("shop@2026-12-01T10:00:00Z.db", &vn));
+    ck_assert_str_eq(vn.base, "shop.db");
+    ck_assert(vn.by_time);
+    ck_assert_uint_eq(vn.at_ms, 1796119200000ull);
+    ck_assert(dsq_name_view("shop@2026-12-01T11:00+01:00.db", &vn));
+    ck_assert_uint_eq(vn.at_ms, 1796119200000ull);
+    ck_assert(dsq_name_view("shop@2026-12-01T10:00:00.250Z", &vn));
+    ck_assert_str_eq(vn.base, "shop");
+    ck_assert_uint_eq(vn.at_ms, 1796119200250ull);
+    ck_assert(dsq_name_view("shop@2026-12-01T09:00:00.5-01:00.db", &vn));
+    ck_assert_uint_eq(vn.at_ms, 1796119200500ull);
+    /* not views */
+    const char *no[] = {"shop.db",
+                        "@v12.db", /* no NAME */
+                        "shop@v0.db",
+                        "shop@v.db",
+                        "shop@v12x",
+                        "shop@v12.",
+                        "shop@v99999999999999999999.db",
+                        "shop@2026-12-01T10:00:00.db", /* no zone */
+                        "shop@2026-02-30T10:00Z.db",
+                        "shop@2026-12-01T10:00Zdb",
+                        "user@example.db"};
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+        ck_assert_msg(!dsq_name_view(no[i], &vn), "%s", no[i]);
+    /* their side files */
+    ck_assert(dsq_name_view_side("shop@v12.db-journal"));
+    ck_assert(dsq_name_view_side("shop@v12.db-wal"));
+    ck_assert(dsq_name_view_side("shop@2026-12-01T10:00Z-shm"));
+    ck_assert(!dsq_name_view_side("shop.db-journal"));
+    ck_assert(!dsq_name_view_side("shop@v12.db"));
+    /* a view name is never a database's own name */
+    const char *why = NULL;
+    char out[300];
+    ck_assert_int_eq(
+        dsq_name_db_component("shop@v12.db", 1, out, sizeof(out), &why),
+        -EINVAL);
+}
+END_TEST
+
 START_TEST(test_bijection)
 {
     enum { N = 20000 };
@@ -184,6 +238,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_refusals);
     tcase_add_test(tc, test_side_names);
     tcase_add_test(tc, test_bijection);
+    tcase_add_test(tc, test_view_names);
     suite_add_tcase(s, tc);
     return s;
 }

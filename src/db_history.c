@@ -1,0 +1,233 @@
+/*
+ * db_history.c - history as a first-class operation: which version stood
+ * at a time, and restore (a new version whose content is an old one).
+ *
+ * Layer: services, part of the engine (db_int.h).  Owns no state of its
+ * own: it reads through snapshots and commits through an ordinary
+ * transaction, so the locking is that of db.c and db_commit.c (db->mu is
+ * never held here).
+ */
+#include "db_int.h"
+
+struct vnums {
+    uint64_t *v;
+    size_t n, cap;
+};
+
+static int vnum_fn(const char *rel, const struct dsq_objinfo *info, void *arg)
+{
+    struct vnums *l = arg;
+    uint64_t v;
+    (void)info;
+    if (dsq_manifest_key_parse(rel, &v) != 0)
+        return 0;
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 64;
+        uint64_t *nv = realloc(l->v, nc * sizeof(*nv));
+        if (!nv)
+            return 1;
+        l->v = nv;
+        l->cap = nc;
+    }
+    l->v[l->n++] = v;
+    return 0;
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/*
+ * Commit times grow with versions (each is stamped after its parent was
+ * read, by a clock that skew between hosts blurs by at most the skew), so
+ * a binary search over the listed versions finds the answer: one listing
+ * and about log2(versions) manifests, each from the snapshot cache when
+ * it was read before.
+ */
+dsq_rc dsq_db_version_at(struct dsq_db *db, uint64_t at_ms, uint64_t *version,
+                         struct dsq_err *e)
+{
+    struct vnums l = {0};
+    dsq_rc rc = dsq__list_rel(db, "manifests/", NULL, vnum_fn, &l, e);
+    if (rc == DSQ_OK && l.n)
+        qsort(l.v, l.n, sizeof(*l.v), u64_cmp);
+    size_t lo = 0, hi = l.n; /* answer: the last index < hi with time <= at */
+    while (rc == DSQ_OK && lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        struct dsq_snap *s = NULL;
+        rc = dsq_db_snapshot(db, l.v[mid], &s, e);
+        if (rc == DSQ_ENOTFOUND) { /* gc removed it since the listing */
+            dsq_err_clear(e);
+            rc = DSQ_OK;
+            lo = mid + 1;
+            continue;
+        }
+        if (rc != DSQ_OK)
+            break;
+        if (dsq_snap_time_ms(s) <= at_ms)
+            lo = mid + 1;
+        else
+            hi = mid;
+        dsq_snap_release(s);
+    }
+    if (rc == DSQ_OK)
+        *version = lo ? l.v[lo - 1] : 0;
+    free(l.v);
+    return rc;
+}
+
+dsq_rc dsq_db_version_exists(struct dsq_db *db, uint64_t version, int *exists,
+                             struct dsq_err *e)
+{
+    char rel[64], full[DSQ_KEY_MAX];
+    struct dsq_objinfo info;
+    dsq_manifest_key(version, rel);
+    dsq__full_key(db, rel, full, sizeof(full));
+    STAT_ADD(db, store_heads, 1);
+    dsq_rc rc = dsq_store_head(db->st, full, &info, e);
+    *exists = rc == DSQ_OK;
+    if (rc == DSQ_ENOTFOUND) {
+        dsq_err_clear(e);
+        rc = DSQ_OK;
+    }
+    return rc;
+}
+
+/* 1 if page pgno is stored at the same place in both manifests (so the
+   same bytes: objects are immutable and the checksum matches too). */
+static dsq_rc same_place(struct dsq_db *db, const struct dsq_manifest *a,
+                         const struct dsq_manifest *b, uint32_t pgno, int *same,
+                         struct dsq_err *e)
+{
+    struct dsq_page_loc la, lb;
+    char ka[DSQ_KEY_MAX], kb[DSQ_KEY_MAX];
+    int fa = 0, fb = 0;
+    *same = 0;
+    dsq_rc rc = dsq__locate(db, a, pgno, &la, ka, sizeof(ka), &fa, e);
+    if (rc == DSQ_OK)
+        rc = dsq__locate(db, b, pgno, &lb, kb, sizeof(kb), &fb, e);
+    if (rc != DSQ_OK)
+        return rc;
+    if (!fa && !fb)
+        *same = 1;
+    else if (fa && fb && la.offset == lb.offset && la.checksum == lb.checksum &&
+             la.length == lb.length && !strcmp(ka, kb))
+        *same = 1;
+    return DSQ_OK;
+}
+
+dsq_rc dsq_db_restore(struct dsq_db *db, uint64_t version,
+                      struct dsq_restore_info *info, struct dsq_err *e)
+{
+    struct dsq_snap *old = NULL, *cur = NULL;
+    struct dsq_txn *t = NULL;
+    uint8_t *page = NULL, *p1 = NULL;
+    struct dsq_restore_info ri = {0};
+    dsq_rc rc = dsq_db_snapshot(db, version, &old, e);
+    if (rc != DSQ_OK)
+        goto out;
+    if (!old->m) {
+        rc = dsq_err_set(e, DSQ_ENOTFOUND, "%s has no version %llu", db->prefix,
+                         (unsigned long long)version);
+        goto out;
+    }
+    rc = dsq_db_snapshot(db, DSQ_VERSION_LATEST, &cur, e);
+    if (rc != DSQ_OK)
+        goto out;
+    ri.from = cur->version;
+    ri.restored = version;
+    const struct dsq_manifest *om = old->m;
+    uint32_t ps = om->page_size, n = om->page_count;
+    /* a page size change, or nothing to diff against: the whole image */
+    int whole = !cur->m || cur->m->page_size != ps;
+    rc = dsq_txn_begin(cur, DSQ_TXN_NO_REBASE | (whole ? DSQ_TXN_STREAM : 0),
+                       &t, e);
+    if (rc != DSQ_OK)
+        goto out;
+    if (whole) {
+        rc = dsq_txn_set_page_size(t, ps, e);
+        if (rc != DSQ_OK)
+            goto out;
+    }
+    page = malloc(ps);
+    p1 = malloc(ps);
+    if (!page || !p1) {
+        rc = DSQ_ENOMEM;
+        goto out;
+    }
+    /*
+     * Page 1's change counters only move forward: SQLite on other hosts
+     * keeps its cache while the counter it saw is unchanged, so a counter
+     * that went back could one day meet a value it cached.  The restored
+     * page 1 gets the newest counter + 1.
+     */
+    uint32_t counter = 0;
+    if (cur->m && cur->m->page_count > 0) {
+        rc = dsq_snap_read_page(cur, 1, p1, e);
+        if (rc != DSQ_OK)
+            goto out;
+        if (dsq_sqlite_is_db(p1, cur->m->page_size))
+            counter = dsq_sqlite_counter(p1);
+    }
+    for (uint32_t pg = 1; pg <= n; pg++) {
+        int same = 0;
+        if (!whole && pg != 1 && pg <= cur->m->page_count) {
+            rc = same_place(db, om, cur->m, pg, &same, e);
+            if (rc != DSQ_OK)
+                goto out;
+        }
+        if (same)
+            continue;
+        rc = dsq_snap_read_page(old, pg, page, e);
+        if (rc != DSQ_OK)
+            goto out;
+        if (pg == 1 && dsq_sqlite_is_db(page, ps)) {
+            uint32_t c = dsq_sqlite_counter(page);
+            dsq_sqlite_set_counter(page, (c > counter ? c : counter) + 1);
+        }
+        rc = dsq_txn_write_page(t, pg, page, e);
+        if (rc != DSQ_OK)
+            goto out;
+        ri.pages_written++;
+    }
+    if (!whole) {
+        rc = dsq_txn_set_page_count(t, n, e);
+        if (rc != DSQ_OK)
+            goto out;
+        /* pages written back to what the newest version already holds
+           are not a change */
+        rc = dsq_txn_drop_unchanged(t, NULL, e);
+        if (rc != DSQ_OK)
+            goto out;
+    }
+    struct dsq_commit_info ci;
+    rc = dsq_txn_commit(t, &ci, e);
+    dsq_txn_free(t);
+    t = NULL;
+    if (rc == DSQ_ECONFLICT && e)
+        dsq_err_prefix(e,
+                       "version %llu was not restored (nothing was "
+                       "committed; run the restore again)",
+                       (unsigned long long)version);
+    if (rc != DSQ_OK)
+        goto out;
+    ri.version = ci.version;
+    ri.noop = ci.noop;
+    dsq_log_msg(
+        DSQ_LOG_INFO, "history",
+        "%s: restored version %llu as version %llu (%llu pages written)",
+        db->prefix, (unsigned long long)version, (unsigned long long)ci.version,
+        (unsigned long long)ri.pages_written);
+out:
+    if (t)
+        dsq_txn_free(t);
+    free(page);
+    free(p1);
+    dsq_snap_release(old);
+    dsq_snap_release(cur);
+    if (info)
+        *info = ri;
+    return rc;
+}

@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# History on the mount and the command line (docs/mount.md, "Versions as
+# files"): restore on one mount while another reads; the reader sees the
+# restored content at its next transaction, and the restored version is
+# the old one byte for byte (page 1's change counters aside).  Views:
+# NAME@vN.db of every version of a database made by 50 commits reads
+# byte-identical to export --version N; NAME@TIME picks the right version
+# around commit boundaries; writes to a view fail and change nothing; a
+# view survives a commit to the live database and a remount; a WAL-mode
+# version opens plainly; gc'd versions vanish.
+# gc's minimum age is 3 s here (DSQLFS_TEST_MIN_AGE_MS, a test build's).
+export DSQLFS_TEST_MIN_AGE_MS=3000
+source "$(dirname "$0")/lib.sh"
+need_fuse
+mount_store "$T/m1"
+mount_store "$T/m2"
+DB1=$T/m1/x.db
+DB2=$T/m2/x.db
+U=$STORE/x
+
+# differ DB VERSION_A VERSION_B: exports equal except page 1's counters
+same_content() {
+    "$DSQLFS" export -q "$U" "$T/a.db" --version "$1" || fail "export $1"
+    "$DSQLFS" export -q "$U" "$T/b.db" --version "$2" || fail "export $2"
+    "$PY" - "$T/a.db" "$T/b.db" <<'PY'
+import sys
+a = bytearray(open(sys.argv[1], "rb").read())
+b = bytearray(open(sys.argv[2], "rb").read())
+for x in (a, b):
+    x[24:28] = b"\0" * 4
+    x[92:96] = b"\0" * 4
+sys.exit(0 if a == b else 1)
+PY
+}
+
+log "restore: 20 versions, restore version 5 while another mount reads"
+sq "$DB1" "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); CREATE INDEX tv ON t(v);"
+for i in $(seq 1 19); do
+    sq "$DB1" "INSERT INTO t(v) SELECT printf('r$i-%d-%s', value, hex(randomblob(40))) FROM generate_series(1, 50);" 2>/dev/null ||
+        sq "$DB1" "WITH RECURSIVE c(k) AS (SELECT 1 UNION ALL SELECT k+1 FROM c WHERE k<50) INSERT INTO t(v) SELECT printf('r$i-%d-%s', k, hex(randomblob(40))) FROM c;"
+done
+H=$("$DSQLFS" status "$U" | awk '/^version:/ {print $2}')
+[ "$H" -ge 20 ] || fail "only $H versions after 20 commits"
+want=$("$DSQLFS" export -q "$U" "$T/v5.db" --version 5 && sqlite3 "$T/v5.db" "SELECT count(*), max(v) FROM t")
+now=$(sq "$DB2" "SELECT count(*), max(v) FROM t")
+[ "$want" != "$now" ] || fail "version 5 already looks like the newest"
+timeout 120 "$PY" - "$DB2" "$DSQLFS" "$U" "$want" <<'PY'
+import sqlite3, subprocess, sys
+db, bin_, url, want = sys.argv[1:5]
+c = sqlite3.connect(db, isolation_level=None)
+before = "|".join(map(str, c.execute("SELECT count(*), max(v) FROM t").fetchone()))
+c.execute("BEGIN")
+inside = c.execute("SELECT count(*) FROM t").fetchone()
+r = subprocess.run([bin_, "restore", url, "--version", "5"], capture_output=True, text=True)
+if r.returncode != 0:
+    raise SystemExit("FAIL: restore: " + r.stderr)
+print("ok:", r.stdout.strip())
+# the open read transaction keeps its snapshot
+if c.execute("SELECT count(*) FROM t").fetchone() != inside:
+    raise SystemExit("FAIL: a read transaction saw the restore")
+c.execute("COMMIT")
+after = "|".join(map(str, c.execute("SELECT count(*), max(v) FROM t").fetchone()))
+if after != want:
+    raise SystemExit(f"FAIL: after restore the reader sees {after}, want {want} (before {before})")
+if c.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
+    raise SystemExit("FAIL: integrity after restore")
+print("ok: reader sees version 5's content at its next transaction")
+PY
+head=$("$DSQLFS" status "$U" | awk '/^version:/ {print $2}')
+eq "$head" $((H + 1)) "restore commits one version"
+same_content 5 $((H + 1)) || fail "version $((H + 1)) is not version 5's content"
+eq "$(sq "$DB1" "SELECT count(*), max(v) FROM t")" "$want" "the writer mount sees the restore"
+log "history stays: version $H still reads; writing on top of the restore works"
+"$DSQLFS" export -q "$U" "$T/vh.db" --version $H || fail "export $H"
+eq "$(sqlite3 "$T/vh.db" "SELECT count(*) FROM t")" 950 "version $H after the restore"
+sq "$DB1" "INSERT INTO t(v) VALUES('after-restore')"
+eq "$(sq "$DB2" "SELECT count(*) FROM t WHERE v = 'after-restore'")" 1 "a commit on top of the restore"
+eq "$(sq "$DB2" "PRAGMA integrity_check")" ok "integrity after a commit on the restore"
+
+log "restore --at: the version current at a time (with an offset)"
+t10=$("$DSQLFS" versions "$U" | awk '$1 == 10 {print $2}')
+# the same instant written as +01:00
+at=$("$PY" -c "import datetime,sys; t=datetime.datetime.strptime(sys.argv[1],'%Y-%m-%dT%H:%M:%S.%fZ').replace(tzinfo=datetime.timezone.utc); print(t.astimezone(datetime.timezone(datetime.timedelta(hours=1))).isoformat(timespec='milliseconds'))" "$t10")
+"$DSQLFS" restore "$U" --at "$at" | grep -q 'content of version 10' || fail "restore --at $at"
+same_content 10 $((H + 3)) || fail "version $((H + 3)) is not version 10's content"
+eq "$(sq "$DB2" "SELECT count(*) FROM t")" "$(sqlite3 "$T/a.db" "SELECT count(*) FROM t")" "reader after restore --at"
+
+log "restore errors: one line naming the cause"
+out=$("$DSQLFS" restore "$U" --version 99 2>&1) && fail "restore of a missing version succeeded"
+case $out in *99*) ;; *) fail "restore --version 99: '$out'" ;; esac
+out=$("$DSQLFS" restore "$U" --at 1999-01-01T00:00Z 2>&1) && fail "restore before the first version succeeded"
+case $out in *"no version committed at or before"*) ;; *) fail "restore --at 1999: '$out'" ;; esac
+rc=0; out=$("$DSQLFS" restore "$U" 2>&1) || rc=$?
+[ $rc = 2 ] || fail "restore without a version: exit $rc ($out)"
+"$DSQLFS" verify "$U" >/dev/null || fail "verify after restores"
+
+log "views: every version of a database made by 50 commits"
+V=$STORE/v
+sq "$T/m1/v.db" "CREATE TABLE a(id INTEGER PRIMARY KEY, s TEXT); CREATE INDEX a_s ON a(s);"
+for i in $(seq 1 49); do
+    sq "$T/m1/v.db" "INSERT INTO a(s) VALUES(printf('%0${i}d-%s', $i, hex(randomblob($i * 20)))); UPDATE a SET s = s || '.' WHERE id % 7 = $i % 7;"
+done
+HV=$("$DSQLFS" status "$V" | awk '/^version:/ {print $2}')
+[ "$HV" -ge 50 ] || fail "only $HV versions of v"
+for n in $(seq 1 "$HV"); do
+    "$DSQLFS" export -q "$V" "$T/e.db" --version "$n" || fail "export v $n"
+    cmp -s "$T/e.db" "$T/m2/v@v$n.db" || fail "v@v$n.db differs from export --version $n"
+done
+[ "$(sq "$T/m2/v@v$HV.db" "SELECT count(*) FROM a")" = 49 ] || fail "the newest view's rows"
+[ "$(sq "file:$T/m2/v@v20.db?mode=ro" "PRAGMA integrity_check")" = ok ] || fail "view integrity (mode=ro)"
+ls -a "$T/m2" | grep -q '@' && fail "views are listed: $(ls -a "$T/m2")"
+
+log "views by time: around commit boundaries"
+"$DSQLFS" versions "$V" | awk 'NR > 1 {print $1, $2}' >"$T/times"
+"$PY" - "$T/times" "$T/m2" "$DSQLFS" "$V" "$T" <<'PY'
+import datetime, filecmp, os, subprocess, sys
+times, mnt, bin_, url, tmp = sys.argv[1:6]
+rows = [(int(v), datetime.datetime.strptime(t, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc))
+        for v, t in (l.split() for l in open(times))]
+def check(name, want):
+    p = os.path.join(mnt, name)
+    if want is None:
+        if os.path.exists(p):
+            raise SystemExit(f"FAIL: {name} exists, want ENOENT")
+        return
+    out = os.path.join(tmp, "t.db")
+    subprocess.run([bin_, "export", "-q", url, out, "--version", str(want)], check=True)
+    if not filecmp.cmp(out, p, shallow=False):
+        raise SystemExit(f"FAIL: {name} is not version {want}")
+ms = datetime.timedelta(milliseconds=1)
+iso = lambda t: t.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (t.microsecond // 1000)
+check("v@" + iso(rows[0][1] - ms) + ".db", None)         # before the first
+check("v@" + iso(rows[0][1]) + ".db", rows[0][0])
+n = 0
+for (v0, t0), (v1, t1) in zip(rows, rows[1:]):
+    if t1 - t0 < 2 * ms or n >= 10:
+        continue
+    n += 1
+    check("v@" + iso(t1 - ms) + ".db", v0)              # just before
+    check("v@" + iso(t1) + ".db", v1)                   # at the commit
+    plus1 = (t1 + ms).astimezone(datetime.timezone(datetime.timedelta(hours=1)))
+    check("v@" + plus1.isoformat(timespec="milliseconds") + ".db", v1)  # offset
+if n < 3:
+    raise SystemExit("FAIL: too few commit boundaries 2 ms apart")
+last = rows[-1][1] + datetime.timedelta(seconds=5)
+check("v@" + last.strftime("%Y-%m-%dT%H:%M:%SZ") + ".db", rows[-1][0])  # seconds
+mins = (rows[-1][1] + datetime.timedelta(seconds=60)).replace(second=0, microsecond=0)
+check("v@" + mins.strftime("%Y-%m-%dT%H:%MZ") + ".db", rows[-1][0])  # minutes only
+print(f"ok: {n} commit boundaries, before/at/offset")
+PY
+
+log "writes to a view fail and change nothing"
+cp "$T/m2/v@v30.db" "$T/v30.before"
+out=$(sqlite3 "$T/m2/v@v30.db" "INSERT INTO a(s) VALUES('nope')" 2>&1) && fail "a write to a view succeeded"
+case $out in *"readonly database"*) ;; *) fail "write to a view: '$out'" ;; esac
+out=$(sqlite3 "$T/m2/v@v30.db" "PRAGMA journal_mode=WAL; CREATE TABLE z(x)" 2>&1) && fail "WAL on a view succeeded"
+if (echo junk >>"$T/m2/v@v30.db") 2>/dev/null; then fail "appending to a view worked"; fi
+if : >"$T/m2/v@v30.db-journal" 2>/dev/null; then fail "a journal next to a view was made"; fi
+if rm -f "$T/m2/v@v30.db" 2>/dev/null && [ ! -e "$T/m2/v@v30.db" ]; then fail "rm of a view"; fi
+cmp -s "$T/v30.before" "$T/m2/v@v30.db" || fail "the view changed"
+"$DSQLFS" export -q "$V" "$T/e.db" --version 30
+cmp -s "$T/e.db" "$T/m2/v@v30.db" || fail "version 30 changed"
+eq "$("$DSQLFS" status "$V" | awk '/^version:/ {print $2}')" "$HV" "versions after writes to views"
+
+log "a view survives a commit to the live database and a remount"
+timeout 60 "$PY" - "$T/m2/v@v25.db" "$T/m1/v.db" <<'PY'
+import sqlite3, sys
+v = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
+before = v.execute("SELECT count(*), max(s) FROM a").fetchall()
+live = sqlite3.connect(sys.argv[2], isolation_level=None)
+live.execute("INSERT INTO a(s) VALUES('live')")
+live.execute("DELETE FROM a WHERE id < 10")
+if v.execute("SELECT count(*), max(s) FROM a").fetchall() != before:
+    raise SystemExit("FAIL: the view moved with the live database")
+print("ok: view unchanged across a commit")
+PY
+unmount "$T/m2"
+mount_store "$T/m2"
+"$DSQLFS" export -q "$V" "$T/e.db" --version 25
+cmp -s "$T/e.db" "$T/m2/v@v25.db" || fail "v@v25.db after a remount"
+
+log "a WAL-mode database's versions open plainly"
+sq "$T/m1/w.db" "PRAGMA journal_mode=WAL; CREATE TABLE t(x);" >/dev/null
+for i in 1 2 3; do sq "$T/m1/w.db" "INSERT INTO t VALUES($i)"; done
+HW=$("$DSQLFS" status "$STORE/w" | awk '/^version:/ {print $2}')
+eq "$(sq "$T/m2/w@v$HW.db" "SELECT count(*) FROM t")" 3 "plain open of a WAL-mode version"
+eq "$(sq "file:$T/m2/w@v$HW.db?mode=ro" "SELECT count(*) FROM t")" 3 "mode=ro open of a WAL-mode version"
+eq "$(sq "file:$T/m2/w@v$((HW - 1)).db?immutable=1" "SELECT count(*) FROM t")" 2 "immutable open of a WAL-mode version"
+
+log "gc'd versions vanish from view"
+sleep 4
+"$DSQLFS" gc "$V" --keep 5 --keep-for 3 >/dev/null || fail "gc"
+floor=$("$DSQLFS" versions "$V" | awk 'NR == 2 {print $1}')
+[ "$floor" -gt 10 ] || fail "gc left version $floor"
+sleep 1.2 # the kernel's entry cache (1 s)
+[ -e "$T/m2/v@v3.db" ] && fail "v@v3.db still there after gc"
+[ -e "$T/m1/v@v3.db" ] && fail "v@v3.db still there after gc (m1)"
+grep -q 'v@v3.db: no such version' "$T/m2.log" || fail "no log line for the gc'd view"
+"$DSQLFS" export -q "$V" "$T/e.db" --version "$floor"
+cmp -s "$T/e.db" "$T/m2/v@v$floor.db" || fail "the oldest kept version"
+echo "test_mount_timetravel: ok"
