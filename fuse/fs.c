@@ -370,9 +370,19 @@ void dsq_fs_fill_attr(struct dsq_fs *fs, struct dsq_inode *in, struct stat *st)
         break;
     }
     case DSQ_I_VIEW: {
-        uint64_t size = 0;
+        uint64_t size = 0, bsize, bmt;
         dsq_view_attr(in->view, &size, &mt);
-        st->st_mode = S_IFREG | 0444;
+        /* the live database's mode, less write bits: a chmod that closes
+           a database closes its history too (the base inode lives while
+           views of it do) */
+        uint32_t mode = DSQ_DEFAULT_MODE;
+        pthread_mutex_lock(&fs->mu);
+        struct dsq_inode *b = dsq_fs_ino(fs, dsq_view_base_ino(in->view));
+        struct dsq_dbfile *bdf = b && b->kind == DSQ_I_DB ? b->df : NULL;
+        pthread_mutex_unlock(&fs->mu);
+        if (bdf)
+            dsq_dbfile_attr(bdf, &bsize, &bmt, &mode);
+        st->st_mode = S_IFREG | (mode & 0444);
         st->st_size = (off_t)size;
         break;
     }

@@ -132,8 +132,10 @@ iso = lambda t: t.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (t.microsecond // 1
 check("v@" + iso(rows[0][1] - ms) + ".db", None)         # before the first
 check("v@" + iso(rows[0][1]) + ".db", rows[0][0])
 n = 0
-for (v0, t0), (v1, t1) in zip(rows, rows[1:]):
-    if t1 - t0 < 2 * ms or n >= 10:
+far = rows[-1][1] + datetime.timedelta(days=1)
+for (v0, t0), (v1, t1), (_, t2) in zip(rows, rows[1:], rows[2:] + [(None, far)]):
+    # t1 - 1 ms must be v0's and t1 + 1 ms still v1's
+    if t1 - t0 < 2 * ms or t2 - t1 < 2 * ms or n >= 10:
         continue
     n += 1
     check("v@" + iso(t1 - ms) + ".db", v0)              # just before
@@ -161,6 +163,13 @@ cmp -s "$T/v30.before" "$T/m2/v@v30.db" || fail "the view changed"
 "$DSQLFS" export -q "$V" "$T/e.db" --version 30
 cmp -s "$T/e.db" "$T/m2/v@v30.db" || fail "version 30 changed"
 eq "$("$DSQLFS" status "$V" | awk '/^version:/ {print $2}')" "$HV" "versions after writes to views"
+
+log "a view has its live database's mode, less write bits"
+eq "$(stat -c %a "$T/m2/v@v30.db")" 444 "a view's mode"
+chmod 0600 "$T/m2/v.db"
+sleep 1.1 # the kernel keeps a view's attributes for a second
+eq "$(stat -c %a "$T/m2/v@v30.db")" 400 "a view's mode after chmod 0600 of its database"
+chmod 0644 "$T/m2/v.db"
 
 log "a view survives a commit to the live database and a remount"
 timeout 60 "$PY" - "$T/m2/v@v25.db" "$T/m1/v.db" <<'PY'
