@@ -126,6 +126,7 @@ void dsq_dbfile_status(struct dsq_dbfile *df, struct dsq_buf *b, int prom)
             ",\n  \"wal_resets\": %" PRIu64 ",\n  \"read_txns\": %" PRIu64
             ",\n  \"snapshot_moves\": %" PRIu64 ",\n  \"cache_hits\": %" PRIu64
             ",\n  \"cache_misses\": %" PRIu64 ",\n  \"cache_hit_ratio\": %.4f"
+            ",\n  \"readahead_pages\": %" PRIu64
             ",\n  \"store_requests\": %" PRIu64
             ",\n  \"store\": {\"get\": %" PRIu64 ", \"put\": %" PRIu64
             ", \"list\": %" PRIu64 ", \"head\": %" PRIu64
@@ -140,9 +141,9 @@ void dsq_dbfile_status(struct dsq_dbfile *df, struct dsq_buf *b, int prom)
             s.cache_hits + s.cache_misses
                 ? (double)s.cache_hits / (double)(s.cache_hits + s.cache_misses)
                 : 0.0,
-            reqs, s.store_gets, s.store_puts, s.store_lists, s.store_heads,
-            s.store_dels, s.bytes_read, s.bytes_written, txn ? "true" : "false",
-            dirty, locks);
+            s.readahead_pages, reqs, s.store_gets, s.store_puts, s.store_lists,
+            s.store_heads, s.store_dels, s.bytes_read, s.bytes_written,
+            txn ? "true" : "false", dirty, locks);
         return;
     }
 #define PROM(name, val)                                                        \
@@ -160,6 +161,7 @@ void dsq_dbfile_status(struct dsq_dbfile *df, struct dsq_buf *b, int prom)
     PROM("read_transactions_total", d.read_txns);
     PROM("cache_hits_total", s.cache_hits);
     PROM("cache_misses_total", s.cache_misses);
+    PROM("readahead_pages_total", s.readahead_pages);
     PROM("store_requests_total", reqs);
     PROM("store_bytes_read_total", s.bytes_read);
     PROM("store_bytes_written_total", s.bytes_written);

@@ -110,6 +110,7 @@ dsq_rc dsq_db_open(struct dsq_store *st, const char *prefix,
     db->pc_hash = calloc(db->pc_nbuckets, sizeof(*db->pc_hash));
     pthread_mutex_init(&db->mu, NULL);
     pthread_cond_init(&db->fresh_cv, NULL);
+    pthread_cond_init(&db->ra_cv, NULL);
     if (!db->prefix || !db->pc_hash || (cfg->cache_dir && !db->spill_dir)) {
         dsq_db_close(db);
         return DSQ_ENOMEM;
@@ -129,6 +130,7 @@ void dsq_db_close(struct dsq_db *db)
 {
     if (!db)
         return;
+    dsq__readahead_wait(db); /* its thread holds a snapshot of ours */
     for (struct pc_entry *p = db->pc_head, *n; p; p = n) {
         n = p->next;
         free(p->segkey);
@@ -145,6 +147,7 @@ void dsq_db_close(struct dsq_db *db)
             dsq_snap_release(db->snaps[i]);
     pthread_mutex_destroy(&db->mu);
     pthread_cond_destroy(&db->fresh_cv);
+    pthread_cond_destroy(&db->ra_cv);
     dsq_cache_close(db->dcache);
     free(db->spill_dir);
     free(db->prefix);
@@ -414,6 +417,17 @@ int dsq__pc_lookup(struct dsq_db *db, const char *segkey,
     }
     pthread_mutex_unlock(&db->mu);
     return hit;
+}
+
+int dsq__pc_has(struct dsq_db *db, const char *segkey,
+                const struct dsq_page_loc *loc)
+{
+    size_t b;
+    pthread_mutex_lock(&db->mu);
+    struct pc_entry *p = pc_find(db, segkey, loc->offset, &b);
+    int has = p && p->pgno == loc->pgno && p->checksum == loc->checksum;
+    pthread_mutex_unlock(&db->mu);
+    return has;
 }
 
 /* Page reads served without a store request (memory or disk cache) and

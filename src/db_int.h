@@ -125,6 +125,14 @@ struct dsq_db {
     struct chunk_entry chunks[CHUNK_CACHE_MAX];
     uint64_t chunk_clock;
     int chunks_warmed; /* the first manifest's chunks were fetched */
+    /* read-ahead of sequential bulk reads (db_read.c): guarded by mu */
+    uint64_t ra_version; /* the snapshot the last read was of */
+    uint32_t ra_next;    /* the page after the last read */
+    uint32_t ra_from;    /* the window being fetched: [ra_from, ra_end) */
+    uint32_t ra_end;     /* pages before this are fetched ahead already */
+    uint32_t ra_pages;   /* the window, 0 while reads are not sequential */
+    unsigned ra_busy;    /* read-ahead threads running (at most 1) */
+    pthread_cond_t ra_cv; /* ra_busy went down */
     /* snapshot cache: guarded by mu (holds one ref each) */
     struct dsq_snap *snaps[SNAP_CACHE_MAX];
     uint64_t snap_stamp[SNAP_CACHE_MAX];
@@ -137,6 +145,9 @@ struct dsq_db {
         (db)->stats.field += (n);                                              \
         pthread_mutex_unlock(&(db)->mu);                                       \
     } while (0)
+
+/* Wait until no read-ahead of db runs (db_read.c; before closing). */
+void dsq__readahead_wait(struct dsq_db *db);
 
 /* helpers defined in one of the three files for the others */
 /* A growable list of owned strings. */
@@ -262,6 +273,9 @@ dsq_rc dsq__read_locs(struct dsq_db *db, size_t n, char *const *keys,
 int dsq__pc_lookup(struct dsq_db *db, const char *segkey,
                    const struct dsq_page_loc *loc, void *out,
                    uint32_t page_size);
+/* 1 if the page cache holds the page at loc (nothing copied, LRU kept). */
+int dsq__pc_has(struct dsq_db *db, const char *segkey,
+                const struct dsq_page_loc *loc);
 /* Count page reads served locally (hits) and by the store (misses). */
 void dsq__count_reads(struct dsq_db *db, uint64_t hits, uint64_t misses);
 /* Where page pgno of m is (*found = 0: zero-filled). */

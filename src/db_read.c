@@ -3,7 +3,10 @@
  * several pages, export, the pages a checkpoint moves), served from the
  * caches where they can be and otherwise sorted by object and offset,
  * coalesced into ranged GETs of up to COALESCE_MAX and fetched by up to
- * READ_THREADS threads at once.  Single-page reads and the caches are in
+ * READ_THREADS threads at once; and read-ahead: reads of one handle that
+ * follow each other page after page (a table scan through the mount)
+ * fetch a growing window of the pages after them into the page cache, in
+ * parallel ranges of RA_RUN_MAX.  Single-page reads and the caches are in
  * db.c.
  *
  * Layer: services (the engine; shares db_int.h with db.c).  Locking: the
@@ -37,8 +40,15 @@ static int want_cmp(const void *a, const void *b)
    cache (FUSE reads); bigger ones (export) would only churn it. */
 #define READ_PAGES_CACHE_MAX 256u
 
+/* Read-ahead: the window starts at 4 reads' worth and doubles up to
+   RA_MAX_BYTES (and a quarter of the page cache); it is fetched in ranges
+   of at most RA_RUN_MAX, READ_THREADS at once. */
+#define RA_MAX_BYTES (16u << 20)
+#define RA_RUN_MAX (1u << 20)
+
 struct run_job {
     struct dsq_db *db;
+    uint64_t run_max; /* bytes per ranged GET */
     struct want *w;
     const size_t *runs; /* run i is w[runs[i] .. runs[i+1]) */
     size_t nruns;
@@ -131,7 +141,7 @@ static void *run_worker(void *arg)
  * fetched by up to READ_THREADS threads at once.
  */
 static dsq_rc fetch_wants(struct dsq_db *db, struct want *w, size_t nw,
-                          uint32_t ps, uint8_t *out, int warm,
+                          uint32_t ps, uint8_t *out, int warm, uint64_t run_max,
                           struct dsq_err *e)
 {
     if (nw == 0)
@@ -149,7 +159,7 @@ static dsq_rc fetch_wants(struct dsq_db *db, struct want *w, size_t nw,
         while (b < nw && strcmp(w[b].segkey, w[a].segkey) == 0 &&
                w[b].loc.offset >= end &&
                w[b].loc.offset - end <= COALESCE_GAP &&
-               w[b].loc.offset + w[b].span - start <= COALESCE_MAX) {
+               w[b].loc.offset + w[b].span - start <= run_max) {
             end = w[b].loc.offset + w[b].span;
             b++;
         }
@@ -158,6 +168,7 @@ static dsq_rc fetch_wants(struct dsq_db *db, struct want *w, size_t nw,
     }
     runs[nruns] = nw;
     struct run_job job = {.db = db,
+                          .run_max = run_max,
                           .w = w,
                           .runs = runs,
                           .nruns = nruns,
@@ -241,12 +252,129 @@ dsq_rc dsq__read_locs(struct dsq_db *db, size_t n, char *const *keys,
                      out + i * ps, 1, &scratch) < 0)
             rc = DSQ_ENOMEM;
     if (rc == DSQ_OK)
-        rc = fetch_wants(db, w, nw, ps, out, 1, e);
+        rc = fetch_wants(db, w, nw, ps, out, 1, COALESCE_MAX, e);
     for (size_t i = 0; i < nw; i++)
         free(w[i].segkey);
     free(w);
     dsq_buf_cleanup(&scratch);
     return rc;
+}
+
+/* One window of read-ahead, fetched by its own thread. */
+struct ra_job {
+    struct dsq_snap *snap; /* owned reference */
+    uint32_t from, n;
+};
+
+static void *ra_worker(void *arg)
+{
+    struct ra_job *j = arg;
+    struct dsq_snap *s = j->snap;
+    struct dsq_db *db = s->db;
+    const uint32_t ps = s->m->page_size;
+    uint8_t *tmp = malloc((size_t)j->n * ps);
+    struct want *w = calloc(j->n, sizeof(*w));
+    struct dsq_buf rb;
+    dsq_buf_init(&rb, DSQ_STORED_PAGE_MAX);
+    size_t nw = 0;
+    int ok = tmp && w;
+    for (uint32_t i = 0; ok && i < j->n; i++) {
+        char segkey[DSQ_KEY_MAX];
+        struct dsq_page_loc loc;
+        int found;
+        struct dsq_err e;
+        if (dsq__locate(db, s->m, j->from + i, &loc, segkey, sizeof(segkey),
+                        &found, &e) != DSQ_OK)
+            break;
+        /* pages the cache has are skipped, not counted as reads */
+        if (found && !dsq__pc_has(db, segkey, &loc) &&
+            want_add(db, w, &nw, i, segkey, &loc, ps, s->m->incarnation,
+                     tmp + (size_t)i * ps, 1, &rb) < 0)
+            ok = 0;
+    }
+    if (ok && nw) {
+        struct dsq_err e;
+        dsq_err_clear(&e);
+        STAT_ADD(db, readahead_pages, nw);
+        fetch_wants(db, w, nw, ps, tmp, 1, RA_RUN_MAX, &e);
+    }
+    for (size_t i = 0; i < nw; i++)
+        free(w[i].segkey);
+    free(w);
+    free(tmp);
+    dsq_buf_cleanup(&rb);
+    dsq_snap_release(s);
+    free(j);
+    pthread_mutex_lock(&db->mu);
+    db->ra_busy--;
+    pthread_cond_broadcast(&db->ra_cv);
+    pthread_mutex_unlock(&db->mu);
+    return NULL;
+}
+
+void dsq__readahead_wait(struct dsq_db *db)
+{
+    pthread_mutex_lock(&db->mu);
+    while (db->ra_busy)
+        pthread_cond_wait(&db->ra_cv, &db->mu);
+    pthread_mutex_unlock(&db->mu);
+}
+
+/*
+ * After a read of [first, first + count): if it began where the previous
+ * read of this handle ended, in the same version, a thread fetches the
+ * next window of pages into the page cache while the reader goes on,
+ * once the reader is less than a window short of what was fetched ahead.
+ * Best effort: a failure only leaves the pages to be read when asked for.
+ */
+static void read_ahead(struct dsq_snap *s, uint32_t first, uint32_t count)
+{
+    struct dsq_db *db = s->db;
+    const uint32_t ps = s->m->page_size;
+    const uint32_t pages = s->m->page_count;
+    uint32_t from = 0, n = 0;
+    pthread_mutex_lock(&db->mu);
+    uint32_t cap = RA_MAX_BYTES / ps;
+    if (cap > db->pc_max / 4)
+        cap = (uint32_t)(db->pc_max / 4);
+    const uint32_t next = first + count;
+    if (first != db->ra_next || db->ra_version != s->version) {
+        db->ra_pages = 0; /* not sequential: start again */
+        db->ra_end = 0;
+    } else {
+        db->ra_pages = db->ra_pages ? db->ra_pages * 2 : count * 4;
+        if (db->ra_pages > cap)
+            db->ra_pages = cap;
+        if (db->ra_busy == 0 && db->ra_pages > count && next <= pages &&
+            (db->ra_end < next || db->ra_end - next < db->ra_pages)) {
+            from = db->ra_end > next ? db->ra_end : next;
+            n = from <= pages ? pages - from + 1 : 0;
+            if (n > db->ra_pages)
+                n = db->ra_pages;
+        }
+    }
+    db->ra_next = next;
+    db->ra_version = s->version;
+    struct ra_job *j = n ? malloc(sizeof(*j)) : NULL;
+    if (j) {
+        *j = (struct ra_job){dsq_snap_ref(s), from, n};
+        pthread_attr_t at;
+        pthread_t th;
+        pthread_attr_init(&at);
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&th, &at, ra_worker, j) == 0) {
+            db->ra_busy++;
+            db->ra_from = from;
+            db->ra_end = from + n;
+            j = NULL;
+        }
+        pthread_attr_destroy(&at);
+    }
+    pthread_mutex_unlock(&db->mu);
+    if (j) {
+        dsq_snap_release(j->snap);
+        free(j);
+    }
 }
 
 dsq_rc dsq_snap_read_pages(struct dsq_snap *s, uint32_t first, uint32_t count,
@@ -265,6 +393,15 @@ dsq_rc dsq_snap_read_pages(struct dsq_snap *s, uint32_t first, uint32_t count,
     const uint32_t ps = s->m->page_size;
     const int keep = count <= READ_PAGES_CACHE_MAX;
     uint8_t *out = buf;
+    if (keep) {
+        /* a sequential reader that caught up with the window being
+           fetched ahead waits for it rather than fetching it again */
+        pthread_mutex_lock(&db->mu);
+        while (db->ra_busy && db->ra_version == s->version &&
+               first >= db->ra_from && first < db->ra_end)
+            pthread_cond_wait(&db->ra_cv, &db->mu);
+        pthread_mutex_unlock(&db->mu);
+    }
     struct want *w = calloc(count, sizeof(*w));
     size_t nw = 0;
     dsq_rc rc = DSQ_OK;
@@ -290,7 +427,9 @@ dsq_rc dsq_snap_read_pages(struct dsq_snap *s, uint32_t first, uint32_t count,
             goto out;
         }
     }
-    rc = fetch_wants(db, w, nw, ps, out, keep, e);
+    rc = fetch_wants(db, w, nw, ps, out, keep, COALESCE_MAX, e);
+    if (rc == DSQ_OK && keep)
+        read_ahead(s, first, count);
 out:
     for (size_t i = 0; i < nw; i++)
         free(w[i].segkey);
