@@ -12,6 +12,7 @@
 #include "config.h"
 #include "db.h"
 #include "env.h"
+#include "buf.h"
 #include "err.h"
 #include "log.h"
 #include "store.h"
@@ -42,6 +43,7 @@ struct args {
     uint64_t keep;     /* gc --keep N */
     double keep_for_s; /* gc --keep-for SECONDS */
     int dry_run;
+    int tables; /* versions --tables */
     struct dsq_config cfg;
 };
 
@@ -92,6 +94,8 @@ static int parse_args(int argc, char **argv, struct args *a)
             a->do_delete = 1;
         } else if (!strcmp(s, "--dry-run")) {
             a->dry_run = 1;
+        } else if (!strcmp(s, "--tables")) {
+            a->tables = 1;
         } else if (!strcmp(s, "-q") || !strcmp(s, "--quiet")) {
             a->quiet = 1;
         } else if (!strcmp(s, "-v") || !strcmp(s, "--verbose")) {
@@ -527,21 +531,37 @@ out:
 
 /* ---- versions, status ---- */
 
+struct print_state {
+    int header_done;
+    struct dsq_db *db; /* --tables: name what each version changed */
+    dsq_rc rc;
+    struct dsq_err e;
+};
+
 static int print_version(const struct dsq_version_info *v, void *arg)
 {
     char t[32];
-    int *header_done = arg;
-    if (!*header_done) {
+    struct print_state *ps = arg;
+    if (!ps->header_done) {
         printf("%10s  %-24s  %10s  %6s  %10s  %10s  %s\n", "version", "time",
-               "pages", "psize", "written", "checkpoint", "writer");
-        *header_done = 1;
+               "pages", "psize", "written", "checkpoint",
+               ps->db ? "writer    tables" : "writer");
+        ps->header_done = 1;
     }
     dsq_format_time_ms(v->time_ms, t);
-    printf("%10llu  %s  %10u  %6u  %10llu  %10llu  %.8s\n",
+    printf("%10llu  %s  %10u  %6u  %10llu  %10llu  %.8s",
            (unsigned long long)v->version, t, v->page_count, v->page_size,
            (unsigned long long)v->pages_written,
            (unsigned long long)v->ckpt_version, v->writer_id);
-    return 0;
+    if (ps->db) {
+        struct dsq_buf b;
+        dsq_buf_init(&b, 1u << 20);
+        ps->rc = dsq_db_version_tables(ps->db, v->version, &b, &ps->e);
+        printf("  %s", b.data && b.len ? (const char *)b.data : "-");
+        dsq_buf_cleanup(&b);
+    }
+    printf("\n");
+    return ps->rc != DSQ_OK;
 }
 
 static int cmd_versions(struct args *a)
@@ -551,12 +571,17 @@ static int cmd_versions(struct args *a)
     struct dsq_db *db = NULL;
     dsq_err_clear(&e);
     if (a->npos != 1)
-        return usage_error(a->cmd, "usage: versions URL");
+        return usage_error(a->cmd, "usage: versions URL [--tables]");
     dsq_rc rc = open_db(a, a->pos[0], &st, &db, &e);
-    int header_done = 0;
+    struct print_state ps = {0};
+    ps.db = a->tables ? db : NULL;
     if (rc == DSQ_OK)
-        rc = dsq_db_versions(db, print_version, &header_done, &e);
-    if (rc == DSQ_OK && !header_done)
+        rc = dsq_db_versions(db, print_version, &ps, &e);
+    if (rc == DSQ_OK && ps.rc != DSQ_OK) {
+        rc = ps.rc;
+        e = ps.e;
+    }
+    if (rc == DSQ_OK && !ps.header_done)
         printf("%s has no versions\n", a->pos[0]);
     dsq_db_close(db);
     dsq_store_free(st);

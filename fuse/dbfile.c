@@ -37,6 +37,7 @@
  * Threads: every function takes df->mu (fs.h); invalidations are sent
  * with it released, under inval_busy.
  */
+#include "conflicts.h"
 #include "dbfile_int.h"
 
 #include "env.h"
@@ -256,6 +257,7 @@ void dsq_dbfile_free(struct dsq_dbfile *df)
     if (df->stage_fd >= 0)
         close(df->stage_fd);
     dsq_wal_cleanup(df);
+    dsq_conflicts_free(df->conflicts);
     dsq_snap_release(df->snap);
     dsq_db_close(df->db);
     dsq_locks_free(&df->locks);
@@ -562,6 +564,8 @@ static int early_conflict(struct dsq_dbfile *df, int any_commit, int fresh)
                     conflict = 1;
         }
     }
+    if (conflict)
+        dsq_conflicts_lock_refused(df, sv, df->head, pg, n);
     dsq_log(DSQ_LOG_DEBUG, "lock",
             "%s: early check: snapshot %" PRIu64 ", head %" PRIu64
             ", %zu changed range(s), page 1 %s, %zu journaled page(s): %s",
@@ -766,6 +770,8 @@ static int commit_locked(struct dsq_dbfile *df, const char *why,
                 "%s: commit at %s failed, the transaction is rolled "
                 "back: %s",
                 df->name, why, dsq_err_text(&e, rc));
+        if (rc == DSQ_ECONFLICT)
+            dsq_conflicts_commit_refused(df, from);
         return rc == DSQ_ECONFLICT ? -EIO : -dsq_rc_errno(rc);
     }
     df->st.local_commits++;
@@ -1539,7 +1545,7 @@ void dsq_dbfile_status(struct dsq_dbfile *df, struct dsq_buf *b, int prom)
             ", \"delete\": %" PRIu64 ", \"bytes_read\": %" PRIu64
             ", \"bytes_written\": %" PRIu64
             "},\n  \"transaction_open\": %s,\n  \"dirty_pages\": %zu"
-            ",\n  \"locks\": %zu\n}\n",
+            ",\n  \"locks\": %zu",
             df->prefix, v, head, head - v, s.commits, s.conflicts, s.rebases,
             s.retries, d.busy_refusals, d.commit_failures,
             df->wal.commits_published, df->wal.injected_frames, df->wal.resets,
@@ -1550,6 +1556,8 @@ void dsq_dbfile_status(struct dsq_dbfile *df, struct dsq_buf *b, int prom)
             reqs, s.store_gets, s.store_puts, s.store_lists, s.store_heads,
             s.store_dels, s.bytes_read, s.bytes_written, txn ? "true" : "false",
             dirty, locks);
+        dsq_conflicts_json(df, b);
+        dsq_buf_printf(b, "\n}\n");
         return;
     }
 #define PROM(name, val)                                                        \
@@ -1571,4 +1579,5 @@ void dsq_dbfile_status(struct dsq_dbfile *df, struct dsq_buf *b, int prom)
     PROM("store_bytes_read_total", s.bytes_read);
     PROM("store_bytes_written_total", s.bytes_written);
 #undef PROM
+    dsq_conflicts_prom(df, b);
 }

@@ -5,9 +5,9 @@
  * manifest building, publishing with create-only and rebasing.
  *
  * Layer: services (the engine; shares db_int.h with db.c, db_upload.c,
- * db_admin.c and db_fresh.c).  Protocol, states and invariants: docs/commit.md, cited as
- * (C1)...  A transaction is used by one thread at a time; what it shares
- * with other threads goes through the db handle (db->mu).
+ * db_admin.c and db_fresh.c).  Protocol, states and invariants: docs/commit.md,
+ * cited as (C1)...  A transaction is used by one thread at a time; what it
+ * shares with other threads goes through the db handle (db->mu).
  */
 #include "db_int.h"
 
@@ -1398,6 +1398,8 @@ dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
                                      "transaction's snapshot (version %llu)",
                                      db->prefix, witness, (unsigned long long)v,
                                      (unsigned long long)t->snap->version);
+                dsq__note_conflict(db, t->snap->version, x->m, ef.conf,
+                                   ef.n_conf, witness == 1);
                 dsq_snap_release(x);
                 STAT_ADD(db, conflicts, 1);
                 if (!ambiguous) {

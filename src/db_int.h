@@ -115,7 +115,9 @@ struct dsq_db {
                                   version (dsq_db_head_after) */
 
     pthread_mutex_t mu;
-    struct dsq_db_stats stats; /* guarded by mu */
+    struct dsq_db_stats stats;         /* guarded by mu */
+    struct dsq_conflict last_conflict; /* guarded by mu (db_history.c) */
+    int has_conflict;
     /* page cache: guarded by mu */
     struct pc_entry **pc_hash;
     size_t pc_nbuckets;
@@ -324,6 +326,11 @@ static inline int dsq__is_inline_key(const char *key)
     return strncmp(key, "manifests/", 10) == 0;
 }
 void dsq__snap_cache_put(struct dsq_db *db, struct dsq_snap *s);
+/* db_history.c: a commit on snapshot `snapshot` was refused for version
+   x (conf: our pages, sorted; page1: the collision was on page 1). */
+void dsq__note_conflict(struct dsq_db *db, uint64_t snapshot,
+                        const struct dsq_manifest *x, const uint32_t *conf,
+                        size_t n_conf, int page1);
 dsq_rc dsq__strlist_add(struct strlist *l, const char *s);
 void dsq__strlist_free(struct strlist *l);
 dsq_rc dsq__read_gc_floor(struct dsq_db *db, uint64_t *floor,
