@@ -412,6 +412,27 @@ struct dsq_buf;
 dsq_rc dsq_db_version_tables(struct dsq_db *db, uint64_t version,
                              struct dsq_buf *out, struct dsq_err *e);
 
+/* ---- forks (db_fork.c) ---- */
+
+struct dsq_fork_info {
+    uint64_t version; /* the source version forked */
+    char fork_id[33]; /* the pin's id (= the fork's incarnation) */
+    uint32_t pages, page_size;
+    uint64_t pages_copied; /* pages the source carried inline, copied */
+    uint64_t bytes_copied;
+};
+/*
+ * Make dst (no versions yet) a fork of src at version (DSQ_VERSION_LATEST:
+ * the newest): dst's version 1 names src's checkpoint chunks and
+ * segments ("../src/..." keys, manifest format 3), copying only the
+ * pages src's manifests carry inline; a pin src/forks/{id}.json keeps
+ * gc on src from removing that version.  Same store only
+ * (DSQ_EUNSUPPORTED otherwise: copy with export and import).  The cost
+ * does not depend on the database's size: a few requests.
+ */
+dsq_rc dsq_db_fork(struct dsq_db *src, uint64_t version, struct dsq_db *dst,
+                   struct dsq_fork_info *info, struct dsq_err *e);
+
 struct dsq_restore_info {
     uint64_t from;          /* the newest version when the restore began */
     uint64_t restored;      /* the version whose content was restored */

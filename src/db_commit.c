@@ -700,7 +700,7 @@ static dsq_rc build_manifest(struct dsq_txn *t, const struct dsq_snap *base,
 
     nm->format_version = DSQ_MANIFEST_FORMAT;
     /* the incarnation is born with the first format-2 version */
-    if (bm && bm->format_version == 2)
+    if (bm && bm->format_version >= 2)
         memcpy(nm->incarnation, bm->incarnation, 33);
     else
         dsq_random_hex32(nm->incarnation);

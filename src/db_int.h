@@ -326,6 +326,11 @@ static inline int dsq__is_inline_key(const char *key)
     return strncmp(key, "manifests/", 10) == 0;
 }
 void dsq__snap_cache_put(struct dsq_db *db, struct dsq_snap *s);
+/* db_fork.c: the oldest version a fork pins (UINT64_MAX: none), and how
+   many pins there are (n may be NULL).  One LIST of forks/ plus a GET
+   per pin. */
+dsq_rc dsq__fork_pins_min(struct dsq_db *db, uint64_t *min, size_t *n,
+                          struct dsq_err *e);
 /* db_history.c: a commit on snapshot `snapshot` was refused for version
    x (conf: our pages, sorted; page1: the collision was on page 1). */
 void dsq__note_conflict(struct dsq_db *db, uint64_t snapshot,

@@ -166,16 +166,19 @@ static const char *inline_check(const struct dsq_manifest *m, char *why,
 }
 
 /* NULL if m satisfies every rule of docs/format.md, else why not. */
-static const char *manifest_check(const struct dsq_manifest *m, char *why,
-                                  size_t wn)
+static const char *manifest_check(const struct dsq_manifest *m, int encoding,
+                                  char *why, size_t wn)
 {
     const char *w;
     unsigned fv = m->format_version ? m->format_version : 1;
-    if (fv < DSQ_MANIFEST_FORMAT_MIN || fv > DSQ_MANIFEST_FORMAT)
+    if (fv < DSQ_MANIFEST_FORMAT_MIN || fv > DSQ_MANIFEST_FORMAT_MAX)
         return "unknown \"format_version\"";
+    /* format 3 is format 2 whose keys may name another database's objects;
+       the encoder picks it by itself (manifest_fv) */
+    int foreign_ok = fv == 3 || (encoding && fv == 2);
     if (fv == 1 && (m->incarnation[0] || m->inline_text || m->inline_len))
         return "format_version 1 has no incarnation and no inline pages";
-    if (fv == 2 && !id_valid(m->incarnation))
+    if (fv >= 2 && !id_valid(m->incarnation))
         return "\"incarnation\" is not 32 lowercase hex digits";
     if (m->version < 1 || m->version > DSQ_JSON_INT_MAX)
         return "\"version\" out of range";
@@ -225,7 +228,10 @@ static const char *manifest_check(const struct dsq_manifest *m, char *why,
         else if (i > 0 && c->index <= m->chunks[i - 1].index)
             w = "indexes not sorted and unique";
         else if (!c->key ||
-                 !dsq_object_key_valid(c->key, strlen(c->key), "pagetables/"))
+                 !(dsq_object_key_valid(c->key, strlen(c->key),
+                                        "pagetables/") ||
+                   (foreign_ok && dsq_foreign_key_valid(c->key, strlen(c->key),
+                                                        "pagetables/"))))
             w = "bad key";
         else if (c->size < 1 || c->size > DSQ_JSON_INT_MAX)
             w = "size out of range";
@@ -240,7 +246,7 @@ static const char *manifest_check(const struct dsq_manifest *m, char *why,
         return "too many overlay segments";
     for (size_t i = 0; i < m->n_segments; i++) {
         uint64_t mv = 0;
-        if (m->segments[i] && fv == 2 &&
+        if (m->segments[i] && fv >= 2 &&
             dsq_key_is_manifest(m->segments[i], &mv)) {
             if (mv <= m->ckpt_version || mv > m->version) {
                 snprintf(why, wn,
@@ -252,8 +258,11 @@ static const char *manifest_check(const struct dsq_manifest *m, char *why,
             continue;
         }
         if (!m->segments[i] ||
-            !dsq_object_key_valid(m->segments[i], strlen(m->segments[i]),
-                                  "segments/")) {
+            !(dsq_object_key_valid(m->segments[i], strlen(m->segments[i]),
+                                   "segments/") ||
+              (foreign_ok &&
+               dsq_foreign_key_valid(m->segments[i], strlen(m->segments[i]),
+                                     "segments/")))) {
             snprintf(why, wn, "overlay segment key #%zu is not valid", i);
             return why;
         }
@@ -278,9 +287,24 @@ static const char *manifest_check(const struct dsq_manifest *m, char *why,
             return why;
         }
     }
-    if (fv == 2)
+    if (fv >= 2)
         return inline_check(m, why, wn);
     return NULL;
+}
+
+/* The format_version written for m: 3 when a format-2 manifest names
+   another database's object, else m's own. */
+static unsigned manifest_fv(const struct dsq_manifest *m)
+{
+    if (m->format_version < 2)
+        return m->format_version;
+    for (size_t i = 0; i < m->n_chunks; i++)
+        if (dsq_key_is_foreign(m->chunks[i].key))
+            return DSQ_MANIFEST_FORMAT_FOREIGN;
+    for (size_t i = 0; i < m->n_segments; i++)
+        if (dsq_key_is_foreign(m->segments[i]))
+            return DSQ_MANIFEST_FORMAT_FOREIGN;
+    return 2;
 }
 
 /* ------------------------------------------------------------------ */
@@ -410,16 +434,17 @@ dsq_rc dsq_manifest_encode(const struct dsq_manifest *m, struct dsq_buf *out,
                            struct dsq_err *e)
 {
     char whybuf[160];
-    const char *why = manifest_check(m, whybuf, sizeof(whybuf));
+    const char *why = manifest_check(m, 1, whybuf, sizeof(whybuf));
     if (why)
         return dsq_err_set(e, DSQ_EINVAL, "manifest v%llu: %s",
                            (unsigned long long)m->version, why);
     size_t base = out->len;
     struct jw w = {out, DSQ_OK};
-    if (m->format_version == 2) {
+    unsigned fv = manifest_fv(m);
+    if (fv >= 2) {
         /* the inline text at a fixed offset: its pages' offsets are
            known before the rest is written */
-        jw_lit(&w, DSQ_MANIFEST_PREFIX2);
+        jw_lit(&w, fv == 3 ? DSQ_MANIFEST_PREFIX3 : DSQ_MANIFEST_PREFIX2);
         if (m->inline_len)
             jw_raw(&w, m->inline_text, m->inline_len);
         jw_raw(&w, "\"", 1);
@@ -434,7 +459,7 @@ dsq_rc dsq_manifest_encode(const struct dsq_manifest *m, struct dsq_buf *out,
     jw_u64(&w, m->version);
     jw_key(&w, "parent", 0);
     jw_u64(&w, m->parent);
-    if (m->format_version == 2) {
+    if (fv >= 2) {
         jw_key(&w, "incarnation", 0);
         jw_str(&w, m->incarnation);
     }
@@ -778,10 +803,14 @@ static int jinline(struct jr *r, const uint8_t *data, size_t len,
                    const json_t *root, struct dsq_manifest *m)
 {
     const size_t off = DSQ_MANIFEST_INLINE_OFFSET;
-    if (len < off || memcmp(data, DSQ_MANIFEST_PREFIX2, off) != 0)
-        return jr_fail(r, "a format_version 2 manifest must start with "
-                          "{\"format\":\"dsqlfs-manifest\",\"format_version\":"
-                          "2,\"inline\":\"");
+    const char *pre =
+        m->format_version == 3 ? DSQ_MANIFEST_PREFIX3 : DSQ_MANIFEST_PREFIX2;
+    if (len < off || memcmp(data, pre, off) != 0)
+        return jr_fail(r,
+                       "a format_version %u manifest must start with "
+                       "{\"format\":\"dsqlfs-manifest\",\"format_version\":"
+                       "%u,\"inline\":\"",
+                       m->format_version, m->format_version);
     const json_t *v = json_object_get(root, "inline");
     if (!json_is_string(v))
         return jr_fail(r, "\"inline\" is missing or not a string");
@@ -867,7 +896,7 @@ dsq_rc dsq_manifest_decode(const uint8_t *data, size_t len, const char *key,
     const char *s;
     dsq_rc rc =
         jopen(data, len, DSQ_MANIFEST_MAX_BYTES, "manifest", "dsqlfs-manifest",
-              DSQ_MANIFEST_FORMAT_MIN, DSQ_MANIFEST_FORMAT, key, &root, e);
+              DSQ_MANIFEST_FORMAT_MIN, DSQ_MANIFEST_FORMAT_MAX, key, &root, e);
     if (rc != DSQ_OK)
         return rc;
     m = calloc(1, sizeof(*m));
@@ -878,7 +907,7 @@ dsq_rc dsq_manifest_decode(const uint8_t *data, size_t len, const char *key,
     }
     m->format_version =
         (unsigned)json_integer_value(json_object_get(root, "format_version"));
-    if (m->format_version == 2 && jinline(&r, data, len, root, m) < 0)
+    if (m->format_version >= 2 && jinline(&r, data, len, root, m) < 0)
         goto bad;
     if (jfield_u(&r, root, "version", DSQ_JSON_INT_MAX, &m->version) < 0 ||
         jfield_u(&r, root, "parent", DSQ_JSON_INT_MAX, &m->parent) < 0 ||
@@ -909,7 +938,7 @@ dsq_rc dsq_manifest_decode(const uint8_t *data, size_t len, const char *key,
     if (jkeys(&r, root, "created", &m->created, &m->n_created) < 0 ||
         jcheckpoint(&r, root, m) < 0 || joverlay(&r, root, m) < 0)
         goto bad;
-    const char *why = manifest_check(m, whybuf, sizeof(whybuf));
+    const char *why = manifest_check(m, 0, whybuf, sizeof(whybuf));
     if (why) {
         snprintf(r.why, sizeof(r.why), "%s", why);
         goto bad;
@@ -1285,4 +1314,24 @@ int dsq_manifest_key_parse(const char *key, uint64_t *version)
     }
     *version = v;
     return 0;
+}
+
+dsq_rc dsq_forkpin_encode(const struct dsq_forkpin *p, struct dsq_buf *out,
+                          struct dsq_err *e)
+{
+    return small_encode("fork pin", "dsqlfs-fork-pin", "version", p->version,
+                        p->time_ms, out, e);
+}
+
+dsq_rc dsq_forkpin_decode(const uint8_t *data, size_t len, const char *key,
+                          struct dsq_forkpin *out, struct dsq_err *e)
+{
+    struct dsq_forkpin v;
+    dsq_rc rc = small_decode(data, len, key, "fork pin", "dsqlfs-fork-pin",
+                             "version", &v.version, &v.time_ms, e);
+    if (rc == DSQ_OK && v.version < 1)
+        rc = DSQ_CORRUPT(e, "fork pin %s: version 0", OBJ_NAME(key));
+    if (rc == DSQ_OK)
+        *out = v;
+    return rc;
 }

@@ -19,8 +19,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* format_version written (2) and the oldest one read (1) */
+/* format_version written (2; 3 when a key names another database's
+   object: forks, docs/format.md section 9), the newest read (3) and the
+   oldest one read (1) */
 #define DSQ_MANIFEST_FORMAT 2
+#define DSQ_MANIFEST_FORMAT_FOREIGN 3
+#define DSQ_MANIFEST_FORMAT_MAX 3
 #define DSQ_MANIFEST_FORMAT_MIN 1
 /*
  * Format 2 carries the pages of a small transaction inline, as base64 in
@@ -29,6 +33,8 @@
  */
 #define DSQ_MANIFEST_PREFIX2                                                   \
     "{\"format\":\"dsqlfs-manifest\",\"format_version\":2,\"inline\":\""
+#define DSQ_MANIFEST_PREFIX3                                                   \
+    "{\"format\":\"dsqlfs-manifest\",\"format_version\":3,\"inline\":\""
 #define DSQ_MANIFEST_INLINE_OFFSET 57u
 /* Cap on the stored bytes one manifest carries inline (readers). */
 #define DSQ_MANIFEST_INLINE_MAX (1u << 20)
@@ -186,6 +192,20 @@ dsq_rc dsq_gcfloor_encode(const struct dsq_gcfloor *g, struct dsq_buf *out,
                           struct dsq_err *e);
 dsq_rc dsq_gcfloor_decode(const uint8_t *data, size_t len, const char *key,
                           struct dsq_gcfloor *out, struct dsq_err *e);
+
+/*
+ * A fork's pin on its source, SRC/forks/{id}.json (docs/format.md
+ * section 9): {"format":"dsqlfs-fork-pin","format_version":1,
+ * "version":N,"time":T}, the same shape as gc.json.
+ */
+struct dsq_forkpin {
+    uint64_t version; /* >= 1: the source version the fork names */
+    uint64_t time_ms;
+};
+dsq_rc dsq_forkpin_encode(const struct dsq_forkpin *p, struct dsq_buf *out,
+                          struct dsq_err *e);
+dsq_rc dsq_forkpin_decode(const uint8_t *data, size_t len, const char *key,
+                          struct dsq_forkpin *out, struct dsq_err *e);
 
 /* "manifests/v00000000000000000012.json" (buffer of 64 bytes). */
 void dsq_manifest_key(uint64_t version, char out[64]);

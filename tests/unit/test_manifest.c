@@ -452,9 +452,11 @@ START_TEST(test_format_and_version)
     BAD("format_version", "null");
     struct dsq_err e;
     dsq_err_clear(&e);
-    ck_assert_int_eq(mutate("format_version", "3", &e), DSQ_EUNSUPPORTED);
-    ck_assert_ptr_nonnull(strstr(e.msg, "format_version 3"));
-    ck_assert_ptr_nonnull(strstr(e.msg, "1 to 2"));
+    ck_assert_int_eq(mutate("format_version", "4", &e), DSQ_EUNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(e.msg, "format_version 4"));
+    ck_assert_ptr_nonnull(strstr(e.msg, "1 to 3"));
+    /* a format-1 body under format_version 3 lacks the fixed prefix */
+    BAD("format_version", "3");
     ck_assert_int_eq(mutate("format_version", "0", NULL), DSQ_EUNSUPPORTED);
     /* a format-1 body under format_version 2 lacks the fixed prefix */
     BAD("format_version", "2");
