@@ -247,6 +247,11 @@ dsq_rc dsq_db_fork(struct dsq_db *src, uint64_t version, struct dsq_db *dst,
                          "%s already has %llu version(s): a fork makes a new "
                          "database",
                          dst->prefix, (unsigned long long)dv);
+    /* a fork reads no page-table chunk: no cold-open chunk warm-up (it
+       would cost a GET per 16 MB of the source) */
+    pthread_mutex_lock(&src->mu);
+    src->chunks_warmed = 1;
+    pthread_mutex_unlock(&src->mu);
     if (rc == DSQ_OK)
         rc = dsq_db_snapshot(src, version, &s, e);
     if (rc != DSQ_OK)

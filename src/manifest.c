@@ -296,7 +296,7 @@ static const char *manifest_check(const struct dsq_manifest *m, int encoding,
    another database's object, else m's own. */
 static unsigned manifest_fv(const struct dsq_manifest *m)
 {
-    if (m->format_version < 2)
+    if (m->format_version != 2)
         return m->format_version;
     for (size_t i = 0; i < m->n_chunks; i++)
         if (dsq_key_is_foreign(m->chunks[i].key))
