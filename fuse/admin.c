@@ -1,6 +1,6 @@
 /*
  * admin.c - admin subcommands: init, import, export, versions, status,
- * verify, recovery-scan, gc, restore.
+ * verify, recovery-scan, gc, restore, fork.
  *
  * Layer: front end.  Uses only the engine facade (db.h), the store opener,
  * config and logging.  Every failure ends in one line on stderr naming the
@@ -12,6 +12,7 @@
 #include "config.h"
 #include "db.h"
 #include "env.h"
+#include "buf.h"
 #include "err.h"
 #include "log.h"
 #include "store.h"
@@ -42,12 +43,13 @@ struct args {
     uint64_t keep;     /* gc --keep N */
     double keep_for_s; /* gc --keep-for SECONDS */
     int dry_run;
+    int tables; /* versions --tables */
     struct dsq_config cfg;
 };
 
-static const char *const commands[] = {"init",          "import", "export",
-                                       "versions",      "status", "verify",
-                                       "recovery-scan", "gc",     "restore"};
+static const char *const commands[] = {
+    "init",   "import",        "export", "versions", "status",
+    "verify", "recovery-scan", "gc",     "restore",  "fork"};
 
 int dsq_admin_is_command(const char *name)
 {
@@ -92,6 +94,8 @@ static int parse_args(int argc, char **argv, struct args *a)
             a->do_delete = 1;
         } else if (!strcmp(s, "--dry-run")) {
             a->dry_run = 1;
+        } else if (!strcmp(s, "--tables")) {
+            a->tables = 1;
         } else if (!strcmp(s, "-q") || !strcmp(s, "--quiet")) {
             a->quiet = 1;
         } else if (!strcmp(s, "-v") || !strcmp(s, "--verbose")) {
@@ -527,21 +531,37 @@ out:
 
 /* ---- versions, status ---- */
 
+struct print_state {
+    int header_done;
+    struct dsq_db *db; /* --tables: name what each version changed */
+    dsq_rc rc;
+    struct dsq_err e;
+};
+
 static int print_version(const struct dsq_version_info *v, void *arg)
 {
     char t[32];
-    int *header_done = arg;
-    if (!*header_done) {
+    struct print_state *ps = arg;
+    if (!ps->header_done) {
         printf("%10s  %-24s  %10s  %6s  %10s  %10s  %s\n", "version", "time",
-               "pages", "psize", "written", "checkpoint", "writer");
-        *header_done = 1;
+               "pages", "psize", "written", "checkpoint",
+               ps->db ? "writer    tables" : "writer");
+        ps->header_done = 1;
     }
     dsq_format_time_ms(v->time_ms, t);
-    printf("%10llu  %s  %10u  %6u  %10llu  %10llu  %.8s\n",
+    printf("%10llu  %s  %10u  %6u  %10llu  %10llu  %.8s",
            (unsigned long long)v->version, t, v->page_count, v->page_size,
            (unsigned long long)v->pages_written,
            (unsigned long long)v->ckpt_version, v->writer_id);
-    return 0;
+    if (ps->db) {
+        struct dsq_buf b;
+        dsq_buf_init(&b, 1u << 20);
+        ps->rc = dsq_db_version_tables(ps->db, v->version, &b, &ps->e);
+        printf("  %s", b.data && b.len ? (const char *)b.data : "-");
+        dsq_buf_cleanup(&b);
+    }
+    printf("\n");
+    return ps->rc != DSQ_OK;
 }
 
 static int cmd_versions(struct args *a)
@@ -551,12 +571,17 @@ static int cmd_versions(struct args *a)
     struct dsq_db *db = NULL;
     dsq_err_clear(&e);
     if (a->npos != 1)
-        return usage_error(a->cmd, "usage: versions URL");
+        return usage_error(a->cmd, "usage: versions URL [--tables]");
     dsq_rc rc = open_db(a, a->pos[0], &st, &db, &e);
-    int header_done = 0;
+    struct print_state ps = {0};
+    ps.db = a->tables ? db : NULL;
     if (rc == DSQ_OK)
-        rc = dsq_db_versions(db, print_version, &header_done, &e);
-    if (rc == DSQ_OK && !header_done)
+        rc = dsq_db_versions(db, print_version, &ps, &e);
+    if (rc == DSQ_OK && ps.rc != DSQ_OK) {
+        rc = ps.rc;
+        e = ps.e;
+    }
+    if (rc == DSQ_OK && !ps.header_done)
         printf("%s has no versions\n", a->pos[0]);
     dsq_db_close(db);
     dsq_store_free(st);
@@ -728,6 +753,176 @@ static int cmd_restore(struct args *a)
     return rc == DSQ_OK ? 0 : fail(a->cmd, &e, rc);
 }
 
+/* ---- fork ---- */
+
+/*
+ * SRC_URL[@vN|@TIME]: the URL and the version it names (DSQ_VERSION_LATEST
+ * without a suffix).  0, or -1 if the suffix is malformed.
+ */
+static int fork_source(struct args *a, const char *arg, char **url,
+                       struct dsq_db **db_for_time, uint64_t *version,
+                       uint64_t *at_ms)
+{
+    (void)a;
+    (void)db_for_time;
+    *version = DSQ_VERSION_LATEST;
+    *at_ms = 0;
+    const char *at = strrchr(arg, '@');
+    const char *slash = strrchr(arg, '/');
+    if (at && (!slash || at > slash)) {
+        const char *t = at + 1;
+        char *end;
+        if (t[0] == 'v' && t[1] >= '0' && t[1] <= '9') {
+            errno = 0;
+            unsigned long long n = strtoull(t + 1, &end, 10);
+            if (*end || errno || n == 0)
+                return -1;
+            *version = n;
+        } else if (dsq_parse_time_user(t, strlen(t), at_ms) != 0 ||
+                   *at_ms == 0) {
+            return -1;
+        }
+        *url = strndup(arg, (size_t)(at - arg));
+    } else {
+        *url = strdup(arg);
+    }
+    return *url ? 0 : -1;
+}
+
+/* Across stores: version `version` of src copied page by page into dst. */
+static dsq_rc fork_copy(struct dsq_db *src, uint64_t version,
+                        struct dsq_db *dst, struct dsq_fork_info *fi,
+                        struct dsq_err *e)
+{
+    struct dsq_snap *s = NULL, *ds = NULL;
+    struct dsq_txn *t = NULL;
+    uint8_t *buf = NULL;
+    uint64_t dv = 0;
+    dsq_rc rc = dsq_db_latest(dst, &dv, e);
+    if (rc == DSQ_OK && dv)
+        return dsq_err_set(e, DSQ_EEXIST,
+                           "%s already has versions: a fork makes a new "
+                           "database",
+                           dsq_db_prefix(dst));
+    if (rc == DSQ_OK)
+        rc = dsq_db_snapshot(src, version, &s, e);
+    if (rc == DSQ_OK && dsq_snap_version(s) == 0)
+        rc = dsq_err_set(e, DSQ_ENOTFOUND, "%s has no versions",
+                         dsq_db_prefix(src));
+    if (rc == DSQ_OK)
+        rc = dsq_db_init(dst, NULL, e);
+    if (rc == DSQ_OK)
+        rc = dsq_db_snapshot(dst, DSQ_VERSION_LATEST, &ds, e);
+    if (rc == DSQ_OK)
+        rc = dsq_txn_begin(ds, DSQ_TXN_STREAM, &t, e);
+    uint32_t ps = s ? dsq_snap_page_size(s) : 0,
+             n = s ? dsq_snap_page_count(s) : 0;
+    if (rc == DSQ_OK)
+        rc = dsq_txn_set_page_size(t, ps, e);
+    if (rc == DSQ_OK && !(buf = malloc((size_t)BATCH_PAGES * ps)))
+        rc = DSQ_ENOMEM;
+    for (uint32_t p = 1; rc == DSQ_OK && p <= n;) {
+        uint32_t k = n - p + 1 < BATCH_PAGES ? n - p + 1 : BATCH_PAGES;
+        rc = dsq_snap_read_pages(s, p, k, buf, e);
+        for (uint32_t i = 0; rc == DSQ_OK && i < k; i++)
+            rc = dsq_txn_write_page(t, p + i, buf + (size_t)i * ps, e);
+        p += k;
+    }
+    struct dsq_commit_info ci;
+    if (rc == DSQ_OK) {
+        rc = dsq_txn_commit(t, &ci, e);
+        dsq_txn_free(t);
+        t = NULL;
+    }
+    if (rc == DSQ_OK) {
+        fi->version = dsq_snap_version(s);
+        fi->pages = n;
+        fi->page_size = ps;
+        fi->pages_copied = n;
+        fi->bytes_copied = (uint64_t)n * ps;
+    }
+    if (t)
+        dsq_txn_free(t);
+    free(buf);
+    dsq_snap_release(s);
+    dsq_snap_release(ds);
+    return rc;
+}
+
+static int cmd_fork(struct args *a)
+{
+    struct dsq_err e;
+    char *src_url = NULL, *sstore = NULL, *sprefix = NULL, *dstore = NULL,
+         *dprefix = NULL;
+    struct dsq_store *st = NULL, *st2 = NULL;
+    struct dsq_db *src = NULL, *dst = NULL;
+    struct dsq_fork_info fi;
+    uint64_t version, at_ms;
+    dsq_err_clear(&e);
+    if (a->npos != 2)
+        return usage_error(a->cmd, "usage: fork SRC_URL[@vN|@TIME] DEST_URL");
+    if (fork_source(a, a->pos[0], &src_url, NULL, &version, &at_ms) != 0) {
+        free(src_url);
+        return usage_error(a->cmd, "SRC_URL@vN (N >= 1) or SRC_URL@TIME (like "
+                                   "2026-12-01T10:00:00Z)");
+    }
+    uint64_t t0 = dsq_mono_ns();
+    dsq_rc rc = dsq_url_split(src_url, &sstore, &sprefix, &e);
+    if (rc == DSQ_OK)
+        rc = dsq_url_split(a->pos[1], &dstore, &dprefix, &e);
+    if (rc == DSQ_OK)
+        rc = dsq_store_open(sstore, &a->cfg, &st, &e);
+    if (rc == DSQ_OK)
+        rc = dsq_store_check_conditional(st, &e);
+    int same = rc == DSQ_OK && !strcmp(sstore, dstore);
+    if (rc == DSQ_OK && !same) {
+        rc = dsq_store_open(dstore, &a->cfg, &st2, &e);
+        if (rc == DSQ_OK)
+            rc = dsq_store_check_conditional(st2, &e);
+    }
+    if (rc == DSQ_OK)
+        rc = dsq_db_open(st, sprefix, &a->cfg, &src, &e);
+    if (rc == DSQ_OK)
+        rc = dsq_db_open(same ? st : st2, dprefix, &a->cfg, &dst, &e);
+    if (rc == DSQ_OK && at_ms) {
+        rc = dsq_db_version_at(src, at_ms, &version, &e);
+        if (rc == DSQ_OK && !version)
+            rc = dsq_err_set(&e, DSQ_ENOTFOUND,
+                             "%s has no version committed at or before %s",
+                             src_url, strrchr(a->pos[0], '@') + 1);
+    }
+    memset(&fi, 0, sizeof(fi));
+    if (rc == DSQ_OK)
+        rc = same ? dsq_db_fork(src, version, dst, &fi, &e)
+                  : fork_copy(src, version, dst, &fi, &e);
+    double ms = (double)(dsq_mono_ns() - t0) / 1e6;
+    if (rc == DSQ_OK && !a->quiet) {
+        struct dsq_db_stats s1, s2;
+        dsq_db_get_stats(src, &s1);
+        dsq_db_get_stats(dst, &s2);
+        uint64_t reqs = s1.store_gets + s1.store_puts + s1.store_lists +
+                        s1.store_heads + s1.store_dels + s2.store_gets +
+                        s2.store_puts + s2.store_lists + s2.store_heads +
+                        s2.store_dels;
+        printf("%s is a fork of %s at version %llu (%u pages of %u bytes): "
+               "%s, %llu page(s) copied, %llu store requests, %.1f ms\n",
+               a->pos[1], src_url, (unsigned long long)fi.version, fi.pages,
+               fi.page_size, same ? "objects shared" : "copied (another store)",
+               (unsigned long long)fi.pages_copied, (unsigned long long)reqs,
+               ms);
+    }
+    dsq_db_close(src);
+    dsq_db_close(dst);
+    dsq_store_free(st);
+    dsq_store_free(st2);
+    free(src_url);
+    free(sstore);
+    free(sprefix);
+    free(dstore);
+    free(dprefix);
+    return rc == DSQ_OK ? 0 : fail(a->cmd, &e, rc);
+}
+
 /* ---- gc ---- */
 
 static int cmd_gc(struct args *a)
@@ -788,6 +983,8 @@ int dsq_admin_main(int argc, char **argv)
         r = cmd_gc(&a);
     else if (!strcmp(c, "restore"))
         r = cmd_restore(&a);
+    else if (!strcmp(c, "fork"))
+        r = cmd_fork(&a);
     else
         r = cmd_recovery_scan(&a);
     dsq_config_cleanup(&a.cfg);

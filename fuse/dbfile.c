@@ -41,6 +41,7 @@
  * Threads: every function takes df->mu (fs.h); invalidations are sent
  * with it released, under inval_busy.
  */
+#include "conflicts.h"
 #include "dbfile_int.h"
 
 #include "env.h"
@@ -146,6 +147,7 @@ void dsq_dbfile_free(struct dsq_dbfile *df)
     if (df->stage_fd >= 0)
         close(df->stage_fd);
     dsq_wal_cleanup(df);
+    dsq_conflicts_free(df->conflicts);
     dsq_snap_release(df->snap);
     dsq_db_close(df->db);
     dsq_locks_free(&df->locks);
@@ -452,6 +454,8 @@ static int early_conflict(struct dsq_dbfile *df, int any_commit, int fresh)
                     conflict = 1;
         }
     }
+    if (conflict)
+        dsq_conflicts_lock_refused(df, sv, df->head, pg, n);
     dsq_log(DSQ_LOG_DEBUG, "lock",
             "%s: early check: snapshot %" PRIu64 ", head %" PRIu64
             ", %zu changed range(s), page 1 %s, %zu journaled page(s): %s",
@@ -658,6 +662,8 @@ static int commit_locked(struct dsq_dbfile *df, const char *why,
                 "%s: commit at %s failed, the transaction is rolled "
                 "back: %s",
                 df->name, why, dsq_err_text(&e, rc));
+        if (rc == DSQ_ECONFLICT)
+            dsq_conflicts_commit_refused(df, from);
         return rc == DSQ_ECONFLICT ? -EIO : -dsq_rc_errno(rc);
     }
     df->st.local_commits++;

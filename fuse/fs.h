@@ -57,6 +57,7 @@
 #define DSQ_SHARED_FIRST (DSQ_PENDING_BYTE + 2)
 
 struct dsq_fs;
+struct dsq_conflicts;
 
 struct dsq_dbstat {     /* counters of the daemon for one database */
     uint64_t read_txns; /* snapshot pins (no lock -> SHARED) */
@@ -112,7 +113,8 @@ struct dsq_dbfile {
        written (set by fs.c before each write; not guarded by mu) */
     atomic_int journal_maybe_hot;
     struct dsq_dbstat st;
-    struct dsq_wal wal; /* WAL mode (wal.c); guarded by mu */
+    struct dsq_wal wal;              /* WAL mode (wal.c); guarded by mu */
+    struct dsq_conflicts *conflicts; /* conflicts.c; made under mu */
 };
 
 enum dsq_ikind {

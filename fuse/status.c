@@ -12,6 +12,7 @@
  * Layer: FUSE front end.  Content is rendered at open (and at getattr for
  * the size); files are opened direct_io so sizes may change.
  */
+#include "conflicts.h"
 #include "dbfile_int.h"
 #include "fs.h"
 #include "maint.h"
@@ -133,7 +134,7 @@ void dsq_dbfile_status(struct dsq_dbfile *df, struct dsq_buf *b, int prom)
             ", \"delete\": %" PRIu64 ", \"bytes_read\": %" PRIu64
             ", \"bytes_written\": %" PRIu64
             "},\n  \"transaction_open\": %s,\n  \"dirty_pages\": %zu"
-            ",\n  \"locks\": %zu\n}\n",
+            ",\n  \"locks\": %zu",
             df->prefix, v, head, head - v, s.commits, s.conflicts, s.rebases,
             s.retries, d.busy_refusals, d.commit_failures,
             df->wal.commits_published, df->wal.injected_frames, df->wal.resets,
@@ -144,6 +145,8 @@ void dsq_dbfile_status(struct dsq_dbfile *df, struct dsq_buf *b, int prom)
             s.readahead_pages, reqs, s.store_gets, s.store_puts, s.store_lists,
             s.store_heads, s.store_dels, s.bytes_read, s.bytes_written,
             txn ? "true" : "false", dirty, locks);
+        dsq_conflicts_json(df, b);
+        dsq_buf_printf(b, "\n}\n");
         return;
     }
 #define PROM(name, val)                                                        \
@@ -166,4 +169,5 @@ void dsq_dbfile_status(struct dsq_dbfile *df, struct dsq_buf *b, int prom)
     PROM("store_bytes_read_total", s.bytes_read);
     PROM("store_bytes_written_total", s.bytes_written);
 #undef PROM
+    dsq_conflicts_prom(df, b);
 }

@@ -39,6 +39,7 @@
  * state still meanwhile) and the daemon's own reads and writes of the
  * -shm and -wal (io_begin/io_end: io_busy keeps it still).
  */
+#include "conflicts.h"
 #include "dbfile_int.h"
 
 #include "env.h"
@@ -335,6 +336,7 @@ static int publish(struct dsq_dbfile *df, int fd, uint32_t frame)
        writer holds the WAL write lock: injections and resets wait for
        it, checkpoints only copy published frames into the db file. */
     pthread_mutex_unlock(&df->mu);
+    uint64_t from = dsq_snap_version(s);
     rc = dsq_txn_commit(t, &ci, &e);
     dsq__df_lock(df);
     dsq_txn_free(t);
@@ -345,6 +347,8 @@ static int publish(struct dsq_dbfile *df, int fd, uint32_t frame)
                 "%s: WAL commit (frames %u..%u) failed, the transaction is "
                 "not committed: %s",
                 df->name, w->mx + 1, frame, dsq_err_text(&e, rc));
+        if (rc == DSQ_ECONFLICT)
+            dsq_conflicts_commit_refused(df, from);
         return rc == DSQ_ECONFLICT ? -EIO : -dsq_rc_errno(rc);
     }
     df->st.local_commits++;

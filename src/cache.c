@@ -131,6 +131,16 @@ static int key_path(const struct dsq_cache *c, const char *key, char *out,
                     size_t outsz)
 {
     const char *name;
+    /* another database's object (a fork's source): names are 128 random
+       bits, so its own directory and name identify it */
+    while (!strncmp(key, "../", 3)) {
+        const char *d = strstr(key, "/segments/");
+        const char *t = strstr(key, "/pagetables/");
+        const char *x = d && (!t || d < t) ? d : t;
+        if (!x)
+            return -1;
+        key = x + 1;
+    }
     if (!strncmp(key, "segments/", 9))
         name = key + 9;
     else if (!strncmp(key, "pagetables/", 11))

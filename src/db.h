@@ -375,6 +375,75 @@ dsq_rc dsq_db_version_at(struct dsq_db *db, uint64_t at_ms, uint64_t *version,
 dsq_rc dsq_db_version_exists(struct dsq_db *db, uint64_t version, int *exists,
                              struct dsq_err *e);
 
+/* ---- conflicts explained (db_history.c) ---- */
+
+#define DSQ_CONFLICT_PAGES_MAX 64
+/* Why a transaction was refused as a conflict. */
+struct dsq_conflict {
+    uint64_t snapshot;      /* the refused transaction's snapshot */
+    uint64_t other_version; /* the first version since then that met it */
+    char other_writer[33];  /* that version's writer id */
+    uint64_t time_ms;       /* when it was refused */
+    int page1;              /* they met on page 1 (schema, page count) */
+    uint32_t pages[DSQ_CONFLICT_PAGES_MAX]; /* pages both wrote (sorted; the
+                                               first ones) */
+    size_t n_pages;
+};
+/* The last commit of this handle refused as a conflict: 1 (*out filled),
+   or 0 if none was. */
+int dsq_db_last_conflict(struct dsq_db *db, struct dsq_conflict *out);
+/*
+ * The first version in from+1..to that wrote or freed any of pages[0..n)
+ * (sorted), or changed page 1 beyond its counters: *out filled (pages:
+ * the ones it met).  out->other_version 0 if none did.
+ */
+dsq_rc dsq_db_conflict_find(struct dsq_db *db, uint64_t from, uint64_t to,
+                            const uint32_t *pages, size_t n,
+                            struct dsq_conflict *out, struct dsq_err *e);
+
+struct dsq_page_owner; /* sqlitetree.h */
+#define DSQ_OWNER_MAX_READS 4096
+/*
+ * The tables and indexes pages[0..n) belong to at version `version`
+ * (sqlite_schema and the b-trees walked through the snapshot, at most
+ * DSQ_OWNER_MAX_READS pages read; through the caches like any read).
+ */
+dsq_rc dsq_db_page_owners(struct dsq_db *db, uint64_t version,
+                          const uint32_t *pages, size_t n,
+                          struct dsq_page_owner *out, struct dsq_err *e);
+
+/*
+ * The tables and indexes version `version` changed (its write set, the
+ * first DSQ_TABLES_PAGES_MAX pages, named at that version;
+ * "sqlite_schema" first when page 1 changed beyond its counters), comma
+ * separated and NUL-terminated, appended to out.
+ */
+#define DSQ_TABLES_PAGES_MAX 256
+struct dsq_buf;
+dsq_rc dsq_db_version_tables(struct dsq_db *db, uint64_t version,
+                             struct dsq_buf *out, struct dsq_err *e);
+
+/* ---- forks (db_fork.c) ---- */
+
+struct dsq_fork_info {
+    uint64_t version; /* the source version forked */
+    char fork_id[33]; /* the pin's id (= the fork's incarnation) */
+    uint32_t pages, page_size;
+    uint64_t pages_copied; /* pages the source carried inline, copied */
+    uint64_t bytes_copied;
+};
+/*
+ * Make dst (no versions yet) a fork of src at version (DSQ_VERSION_LATEST:
+ * the newest): dst's version 1 names src's checkpoint chunks and
+ * segments ("../src/..." keys, manifest format 3), copying only the
+ * pages src's manifests carry inline; a pin src/forks/{id}.json keeps
+ * gc on src from removing that version.  Same store only
+ * (DSQ_EUNSUPPORTED otherwise: copy with export and import).  The cost
+ * does not depend on the database's size: a few requests.
+ */
+dsq_rc dsq_db_fork(struct dsq_db *src, uint64_t version, struct dsq_db *dst,
+                   struct dsq_fork_info *info, struct dsq_err *e);
+
 struct dsq_restore_info {
     uint64_t from;          /* the newest version when the restore began */
     uint64_t restored;      /* the version whose content was restored */

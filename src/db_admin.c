@@ -950,6 +950,13 @@ dsq_rc dsq_db_gc_pinned(struct dsq_db *db, uint64_t keep_versions,
     if (pinned && floor > pinned)
         floor = pinned; /* a reader or writer still uses it (and so what
                            it reads, below) */
+    /* C11: a fork names the objects of the version it pins */
+    uint64_t minpin = UINT64_MAX;
+    rc = dsq__fork_pins_min(db, &minpin, NULL, e);
+    if (rc != DSQ_OK)
+        goto out;
+    if (floor > minpin)
+        floor = minpin;
     /* a kept version may read pages that an older manifest carries
        inline (until a checkpoint moves them): keep that one too, and
        what it reads in turn */
@@ -972,9 +979,13 @@ dsq_rc dsq_db_gc_pinned(struct dsq_db *db, uint64_t keep_versions,
         upto = floor;
         floor = lowest;
     }
+    uint64_t keep_from = floor;
     if (floor < floor_old)
         floor = floor_old;
-    rep->floor = floor;
+    /* the floor (gc.json) never goes back; what is removed stops at the
+       oldest pin even below an older floor */
+    uint64_t limit = minpin < floor ? keep_from : floor;
+    rep->floor = limit;
     rep->head = head;
     /* what the doomed versions created, and what the kept ones use */
     for (size_t i = 0; i < l.n; i++) {
@@ -982,7 +993,7 @@ dsq_rc dsq_db_gc_pinned(struct dsq_db *db, uint64_t keep_versions,
         rc = dsq__load_manifest(db, l.v[i], &m, e);
         if (rc != DSQ_OK)
             goto out;
-        if (l.v[i] < floor) {
+        if (l.v[i] < limit) {
             rep->versions_removed++;
             for (size_t k = 0; rc == DSQ_OK && k < m->n_created; k++)
                 rc = dsq__strlist_add(&dead, m->created[k]);
@@ -1022,8 +1033,19 @@ dsq_rc dsq_db_gc_pinned(struct dsq_db *db, uint64_t keep_versions,
         if (rc != DSQ_OK)
             goto out;
     }
+    /* C11: a fork that pinned a version before the floor was written
+       (and so read the old floor) is seen now */
+    uint64_t minpin2 = UINT64_MAX;
+    rc = dsq__fork_pins_min(db, &minpin2, NULL, e);
+    if (rc == DSQ_OK && minpin2 < limit)
+        rc = dsq_err_set(e, DSQ_EBUSY,
+                         "%s: a fork pinned version %llu meanwhile; nothing "
+                         "was removed, run gc again",
+                         db->prefix, (unsigned long long)minpin2);
+    if (rc != DSQ_OK)
+        goto out;
     /* manifests first (oldest first), then what only they used */
-    for (size_t i = 0; i < l.n && l.v[i] < floor; i++) {
+    for (size_t i = 0; i < l.n && l.v[i] < limit; i++) {
         char rel[64];
         dsq_manifest_key(l.v[i], rel);
         rc = dsq__obj_del(db, rel, e);

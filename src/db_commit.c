@@ -717,11 +717,11 @@ static dsq_rc build_manifest(struct dsq_txn *t, const struct dsq_snap *base,
     if (!nm)
         return DSQ_ENOMEM;
 
-    /* a mode set once is carried to every later version; only a mode
-       needs format 3, so stores that never chmod stay format 2 */
+    /* a mode set once is carried to every later version; the encoder
+       writes format 4 only for a version with a mode (C12) */
     nm->has_mode = t->has_mode || (bm && bm->has_mode);
     nm->mode = t->has_mode ? t->mode : (bm ? bm->mode : 0);
-    nm->format_version = nm->has_mode ? 3 : 2;
+    nm->format_version = DSQ_MANIFEST_FORMAT; /* 3, 4 when needed */
     /* the incarnation is born with the first format-2 version */
     if (bm && bm->format_version >= 2)
         memcpy(nm->incarnation, bm->incarnation, 33);
@@ -1422,6 +1422,8 @@ dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
                                      "transaction's snapshot (version %llu)",
                                      db->prefix, witness, (unsigned long long)v,
                                      (unsigned long long)t->snap->version);
+                dsq__note_conflict(db, t->snap->version, x->m, ef.conf,
+                                   ef.n_conf, witness == 1);
                 dsq_snap_release(x);
                 STAT_ADD(db, conflicts, 1);
                 if (!ambiguous) {

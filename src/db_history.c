@@ -1,13 +1,17 @@
 /*
  * db_history.c - history as a first-class operation: which version stood
- * at a time, and restore (a new version whose content is an old one).
+ * at a time, restore (a new version whose content is an old one), and
+ * conflicts explained (which pages met which version, and the tables and
+ * indexes those pages belong to).
  *
  * Layer: services, part of the engine (db_int.h).  Owns no state of its
- * own: it reads through snapshots and commits through an ordinary
- * transaction, so the locking is that of db.c and db_commit.c (db->mu is
- * never held here).
+ * own but db->last_conflict (guarded by db->mu, never held across a store
+ * call): it reads through snapshots and commits through an ordinary
+ * transaction, so the locking is that of db.c and db_commit.c.
  */
 #include "db_int.h"
+
+#include "sqlitetree.h"
 
 struct vnums {
     uint64_t *v;
@@ -229,5 +233,160 @@ out:
     dsq_snap_release(cur);
     if (info)
         *info = ri;
+    return rc;
+}
+
+/* ---- conflicts explained ---- */
+
+static int page1_moved(const struct dsq_manifest *x)
+{
+    return x->page1 == DSQ_PAGE1_CHANGED ||
+           (x->page1 == DSQ_PAGE1_NONE &&
+            (dsq_ranges_contain(x->write_set, x->n_write, 1) ||
+             dsq_ranges_contain(x->freed_set, x->n_freed, 1)));
+}
+
+/* The pages of conf x wrote or freed, into c. */
+static void met_pages(struct dsq_conflict *c, const struct dsq_manifest *x,
+                      const uint32_t *conf, size_t n)
+{
+    c->n_pages = 0;
+    for (size_t i = 0; i < n && c->n_pages < DSQ_CONFLICT_PAGES_MAX; i++)
+        if (dsq_ranges_contain(x->write_set, x->n_write, conf[i]) ||
+            dsq_ranges_contain(x->freed_set, x->n_freed, conf[i]))
+            c->pages[c->n_pages++] = conf[i];
+}
+
+void dsq__note_conflict(struct dsq_db *db, uint64_t snapshot,
+                        const struct dsq_manifest *x, const uint32_t *conf,
+                        size_t n_conf, int page1)
+{
+    struct dsq_conflict c;
+    memset(&c, 0, sizeof(c));
+    c.snapshot = snapshot;
+    c.other_version = x->version;
+    memcpy(c.other_writer, x->writer_id, 33);
+    c.time_ms = dsq_now_ms();
+    met_pages(&c, x, conf, n_conf);
+    c.page1 = page1 || (c.n_pages == 0 && page1_moved(x));
+    pthread_mutex_lock(&db->mu);
+    db->last_conflict = c;
+    db->has_conflict = 1;
+    pthread_mutex_unlock(&db->mu);
+}
+
+int dsq_db_last_conflict(struct dsq_db *db, struct dsq_conflict *out)
+{
+    pthread_mutex_lock(&db->mu);
+    int has = db->has_conflict;
+    if (has)
+        *out = db->last_conflict;
+    pthread_mutex_unlock(&db->mu);
+    return has;
+}
+
+dsq_rc dsq_db_conflict_find(struct dsq_db *db, uint64_t from, uint64_t to,
+                            const uint32_t *pages, size_t n,
+                            struct dsq_conflict *out, struct dsq_err *e)
+{
+    memset(out, 0, sizeof(*out));
+    out->snapshot = from;
+    out->time_ms = dsq_now_ms();
+    for (uint64_t v = from + 1; v <= to; v++) {
+        struct dsq_snap *s = NULL;
+        dsq_rc rc = dsq_db_snapshot(db, v, &s, e);
+        if (rc != DSQ_OK)
+            return rc;
+        const struct dsq_manifest *x = s->m;
+        if (x) {
+            met_pages(out, x, pages, n);
+            int p1 = page1_moved(x);
+            if (out->n_pages || p1) {
+                out->other_version = v;
+                memcpy(out->other_writer, x->writer_id, 33);
+                out->page1 = out->n_pages == 0 && p1;
+                dsq_snap_release(s);
+                return DSQ_OK;
+            }
+        }
+        dsq_snap_release(s);
+    }
+    return DSQ_OK;
+}
+
+static dsq_rc snap_reader(void *ctx, uint32_t pgno, uint8_t *buf,
+                          struct dsq_err *e)
+{
+    return dsq_snap_read_page(ctx, pgno, buf, e);
+}
+
+dsq_rc dsq_db_page_owners(struct dsq_db *db, uint64_t version,
+                          const uint32_t *pages, size_t n,
+                          struct dsq_page_owner *out, struct dsq_err *e)
+{
+    struct dsq_snap *s = NULL;
+    uint8_t *p1 = NULL;
+    for (size_t i = 0; i < n; i++) {
+        memset(&out[i], 0, sizeof(out[i]));
+        out[i].pgno = pages[i];
+    }
+    dsq_rc rc = dsq_db_snapshot(db, version, &s, e);
+    if (rc != DSQ_OK || !s->m || s->m->page_count == 0)
+        goto out;
+    uint32_t ps = s->m->page_size;
+    p1 = malloc(ps);
+    if (!p1) {
+        rc = DSQ_ENOMEM;
+        goto out;
+    }
+    rc = dsq_snap_read_page(s, 1, p1, e);
+    if (rc == DSQ_OK)
+        rc = dsq_sqlite_page_owners(p1, ps, s->m->page_count, snap_reader, s,
+                                    pages, n, out, DSQ_OWNER_MAX_READS, e);
+out:
+    free(p1);
+    dsq_snap_release(s);
+    return rc;
+}
+
+dsq_rc dsq_db_version_tables(struct dsq_db *db, uint64_t version,
+                             struct dsq_buf *out, struct dsq_err *e)
+{
+    struct dsq_snap *s = NULL;
+    dsq_rc rc = dsq_db_snapshot(db, version, &s, e);
+    if (rc != DSQ_OK)
+        return rc;
+    const struct dsq_manifest *m = s->m;
+    uint32_t pages[DSQ_TABLES_PAGES_MAX];
+    size_t n = 0;
+    int schema = m && m->page1 == DSQ_PAGE1_CHANGED;
+    for (size_t i = 0; m && i < m->n_write && n < DSQ_TABLES_PAGES_MAX; i++)
+        for (uint64_t k = 0;
+             k < m->write_set[i].count && n < DSQ_TABLES_PAGES_MAX; k++) {
+            uint64_t p = m->write_set[i].start + k;
+            if (p != 1 && p <= m->page_count)
+                pages[n++] = (uint32_t)p;
+        }
+    dsq_snap_release(s);
+    struct dsq_page_owner *own = calloc(n ? n : 1, sizeof(*own));
+    if (!own)
+        return DSQ_ENOMEM;
+    rc = n ? dsq_db_page_owners(db, version, pages, n, own, e) : DSQ_OK;
+    size_t shown = 0;
+    if (rc == DSQ_OK && schema) {
+        dsq_buf_append_str(out, "sqlite_schema");
+        shown++;
+    }
+    for (size_t i = 0; rc == DSQ_OK && i < n; i++) {
+        const char *nm = own[i].name[0] ? own[i].name : "(unknown)";
+        size_t j = 0;
+        while (j < i && strcmp(own[j].name[0] ? own[j].name : "(unknown)", nm))
+            j++;
+        if (j < i || (schema && !strcmp(nm, "sqlite_schema")))
+            continue;
+        dsq_buf_printf(out, "%s%s", shown++ ? "," : "", nm);
+    }
+    free(own);
+    dsq_buf_terminate(out);
     return rc;
 }

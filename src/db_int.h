@@ -115,7 +115,9 @@ struct dsq_db {
                                   version (dsq_db_head_after) */
 
     pthread_mutex_t mu;
-    struct dsq_db_stats stats; /* guarded by mu */
+    struct dsq_db_stats stats;         /* guarded by mu */
+    struct dsq_conflict last_conflict; /* guarded by mu (db_history.c) */
+    int has_conflict;
     /* page cache: guarded by mu */
     struct pc_entry **pc_hash;
     size_t pc_nbuckets;
@@ -340,6 +342,16 @@ static inline int dsq__is_inline_key(const char *key)
     return strncmp(key, "manifests/", 10) == 0;
 }
 void dsq__snap_cache_put(struct dsq_db *db, struct dsq_snap *s);
+/* db_fork.c: the oldest version a fork pins (UINT64_MAX: none), and how
+   many pins there are (n may be NULL).  One LIST of forks/ plus a GET
+   per pin. */
+dsq_rc dsq__fork_pins_min(struct dsq_db *db, uint64_t *min, size_t *n,
+                          struct dsq_err *e);
+/* db_history.c: a commit on snapshot `snapshot` was refused for version
+   x (conf: our pages, sorted; page1: the collision was on page 1). */
+void dsq__note_conflict(struct dsq_db *db, uint64_t snapshot,
+                        const struct dsq_manifest *x, const uint32_t *conf,
+                        size_t n_conf, int page1);
 dsq_rc dsq__strlist_add(struct strlist *l, const char *s);
 void dsq__strlist_free(struct strlist *l);
 dsq_rc dsq__read_gc_floor(struct dsq_db *db, uint64_t *floor,

@@ -111,7 +111,7 @@ static const char *ranges_check(const struct dsq_range *r, size_t n,
 }
 
 /*
- * Formats 2, 3: the overlay entries stored in this very manifest (segment key
+ * Format 2: the overlay entries stored in this very manifest (segment key
  * == its own key) tile the inline text in page-number order, each the
  * canonical base64 of its stored bytes; no other text is there.
  */
@@ -166,20 +166,27 @@ static const char *inline_check(const struct dsq_manifest *m, char *why,
 }
 
 /* NULL if m satisfies every rule of docs/format.md, else why not. */
-static const char *manifest_check(const struct dsq_manifest *m, char *why,
-                                  size_t wn)
+static const char *manifest_check(const struct dsq_manifest *m, int encoding,
+                                  char *why, size_t wn)
 {
     const char *w;
     unsigned fv = m->format_version ? m->format_version : 1;
-    if (fv < DSQ_MANIFEST_FORMAT_MIN || fv > DSQ_MANIFEST_FORMAT)
+    if (fv < DSQ_MANIFEST_FORMAT_MIN || fv > DSQ_MANIFEST_FORMAT_MAX)
         return "unknown \"format_version\"";
+    /* format 3 is format 2 whose keys may name another database's objects;
+       the encoder picks it by itself (manifest_fv) */
+    int foreign_ok = fv >= 3 || (encoding && fv == 2);
     if (fv == 1 && (m->incarnation[0] || m->inline_text || m->inline_len))
         return "format_version 1 has no incarnation and no inline pages";
     if (fv >= 2 && !id_valid(m->incarnation))
         return "\"incarnation\" is not 32 lowercase hex digits";
-    if ((fv == 3) != (m->has_mode != 0))
-        return fv == 3 ? "format_version 3 has no \"mode\""
-                       : "a permission mode needs format_version 3";
+    /* format 4 is format 3 with a permission mode; the encoder picks it
+       for a format-2 manifest that has one */
+    if (!encoding && (fv == 4) != (m->has_mode != 0))
+        return fv == 4 ? "format_version 4 has no \"mode\""
+                       : "a permission mode needs format_version 4";
+    if (encoding && m->has_mode && fv != 2 && fv != 4)
+        return "a permission mode needs format_version 4";
     if (m->mode > DSQ_MANIFEST_MODE_MAX)
         return "\"mode\" is above 07777";
     if (m->version < 1 || m->version > DSQ_JSON_INT_MAX)
@@ -230,7 +237,10 @@ static const char *manifest_check(const struct dsq_manifest *m, char *why,
         else if (i > 0 && c->index <= m->chunks[i - 1].index)
             w = "indexes not sorted and unique";
         else if (!c->key ||
-                 !dsq_object_key_valid(c->key, strlen(c->key), "pagetables/"))
+                 !(dsq_object_key_valid(c->key, strlen(c->key),
+                                        "pagetables/") ||
+                   (foreign_ok && dsq_foreign_key_valid(c->key, strlen(c->key),
+                                                        "pagetables/"))))
             w = "bad key";
         else if (c->size < 1 || c->size > DSQ_JSON_INT_MAX)
             w = "size out of range";
@@ -257,8 +267,11 @@ static const char *manifest_check(const struct dsq_manifest *m, char *why,
             continue;
         }
         if (!m->segments[i] ||
-            !dsq_object_key_valid(m->segments[i], strlen(m->segments[i]),
-                                  "segments/")) {
+            !(dsq_object_key_valid(m->segments[i], strlen(m->segments[i]),
+                                   "segments/") ||
+              (foreign_ok &&
+               dsq_foreign_key_valid(m->segments[i], strlen(m->segments[i]),
+                                     "segments/")))) {
             snprintf(why, wn, "overlay segment key #%zu is not valid", i);
             return why;
         }
@@ -286,6 +299,23 @@ static const char *manifest_check(const struct dsq_manifest *m, char *why,
     if (fv >= 2)
         return inline_check(m, why, wn);
     return NULL;
+}
+
+/* The format_version written for m: for a format-2 manifest, 4 when it
+   has a mode, 3 when it names another database's object; else m's own. */
+static unsigned manifest_fv(const struct dsq_manifest *m)
+{
+    if (m->format_version != 2)
+        return m->format_version;
+    if (m->has_mode)
+        return DSQ_MANIFEST_FORMAT_MODE;
+    for (size_t i = 0; i < m->n_chunks; i++)
+        if (dsq_key_is_foreign(m->chunks[i].key))
+            return DSQ_MANIFEST_FORMAT_FOREIGN;
+    for (size_t i = 0; i < m->n_segments; i++)
+        if (dsq_key_is_foreign(m->segments[i]))
+            return DSQ_MANIFEST_FORMAT_FOREIGN;
+    return 2;
 }
 
 /* ------------------------------------------------------------------ */
@@ -415,17 +445,19 @@ dsq_rc dsq_manifest_encode(const struct dsq_manifest *m, struct dsq_buf *out,
                            struct dsq_err *e)
 {
     char whybuf[160];
-    const char *why = manifest_check(m, whybuf, sizeof(whybuf));
+    const char *why = manifest_check(m, 1, whybuf, sizeof(whybuf));
     if (why)
         return dsq_err_set(e, DSQ_EINVAL, "manifest v%llu: %s",
                            (unsigned long long)m->version, why);
     size_t base = out->len;
     struct jw w = {out, DSQ_OK};
-    if (m->format_version >= 2) {
+    unsigned fv = manifest_fv(m);
+    if (fv >= 2) {
         /* the inline text at a fixed offset: its pages' offsets are
            known before the rest is written */
-        jw_lit(&w, m->format_version == 3 ? DSQ_MANIFEST_PREFIX3
-                                          : DSQ_MANIFEST_PREFIX2);
+        jw_lit(&w, fv == 4   ? DSQ_MANIFEST_PREFIX4
+                   : fv == 3 ? DSQ_MANIFEST_PREFIX3
+                             : DSQ_MANIFEST_PREFIX2);
         if (m->inline_len)
             jw_raw(&w, m->inline_text, m->inline_len);
         jw_raw(&w, "\"", 1);
@@ -440,11 +472,11 @@ dsq_rc dsq_manifest_encode(const struct dsq_manifest *m, struct dsq_buf *out,
     jw_u64(&w, m->version);
     jw_key(&w, "parent", 0);
     jw_u64(&w, m->parent);
-    if (m->format_version >= 2) {
+    if (fv >= 2) {
         jw_key(&w, "incarnation", 0);
         jw_str(&w, m->incarnation);
     }
-    if (m->format_version == 3) {
+    if (fv == 4) {
         jw_key(&w, "mode", 0);
         jw_u64(&w, m->mode);
     }
@@ -780,19 +812,23 @@ static int joverlay(struct jr *r, const json_t *root, struct dsq_manifest *m)
 }
 
 /*
- * Formats 2, 3: the object starts with DSQ_MANIFEST_PREFIX2 (or 3) and the
- * "inline" string stands there verbatim (no escapes), so the offsets the
- * overlay records point at its bytes; then "incarnation".
+ * Format 2: the object starts with DSQ_MANIFEST_PREFIX2 and the "inline"
+ * string stands there verbatim (no escapes), so the offsets the overlay
+ * records point at its bytes; then "incarnation".
  */
 static int jinline(struct jr *r, const uint8_t *data, size_t len,
                    const json_t *root, struct dsq_manifest *m)
 {
     const size_t off = DSQ_MANIFEST_INLINE_OFFSET;
-    const char *prefix =
-        m->format_version == 3 ? DSQ_MANIFEST_PREFIX3 : DSQ_MANIFEST_PREFIX2;
-    if (len < off || memcmp(data, prefix, off) != 0)
-        return jr_fail(r, "a format_version %u manifest must start with %s",
-                       m->format_version, prefix);
+    const char *pre = m->format_version == 4   ? DSQ_MANIFEST_PREFIX4
+                      : m->format_version == 3 ? DSQ_MANIFEST_PREFIX3
+                                               : DSQ_MANIFEST_PREFIX2;
+    if (len < off || memcmp(data, pre, off) != 0)
+        return jr_fail(r,
+                       "a format_version %u manifest must start with "
+                       "{\"format\":\"dsqlfs-manifest\",\"format_version\":"
+                       "%u,\"inline\":\"",
+                       m->format_version, m->format_version);
     const json_t *v = json_object_get(root, "inline");
     if (!json_is_string(v))
         return jr_fail(r, "\"inline\" is missing or not a string");
@@ -878,7 +914,7 @@ dsq_rc dsq_manifest_decode(const uint8_t *data, size_t len, const char *key,
     const char *s;
     dsq_rc rc =
         jopen(data, len, DSQ_MANIFEST_MAX_BYTES, "manifest", "dsqlfs-manifest",
-              DSQ_MANIFEST_FORMAT_MIN, DSQ_MANIFEST_FORMAT, key, &root, e);
+              DSQ_MANIFEST_FORMAT_MIN, DSQ_MANIFEST_FORMAT_MAX, key, &root, e);
     if (rc != DSQ_OK)
         return rc;
     m = calloc(1, sizeof(*m));
@@ -891,7 +927,7 @@ dsq_rc dsq_manifest_decode(const uint8_t *data, size_t len, const char *key,
         (unsigned)json_integer_value(json_object_get(root, "format_version"));
     if (m->format_version >= 2 && jinline(&r, data, len, root, m) < 0)
         goto bad;
-    if (m->format_version == 3) {
+    if (m->format_version == 4) {
         if (jfield_u32(&r, root, "mode", &m->mode) < 0)
             goto bad;
         m->has_mode = 1;
@@ -925,7 +961,7 @@ dsq_rc dsq_manifest_decode(const uint8_t *data, size_t len, const char *key,
     if (jkeys(&r, root, "created", &m->created, &m->n_created) < 0 ||
         jcheckpoint(&r, root, m) < 0 || joverlay(&r, root, m) < 0)
         goto bad;
-    const char *why = manifest_check(m, whybuf, sizeof(whybuf));
+    const char *why = manifest_check(m, 0, whybuf, sizeof(whybuf));
     if (why) {
         snprintf(r.why, sizeof(r.why), "%s", why);
         goto bad;
@@ -1301,4 +1337,24 @@ int dsq_manifest_key_parse(const char *key, uint64_t *version)
     }
     *version = v;
     return 0;
+}
+
+dsq_rc dsq_forkpin_encode(const struct dsq_forkpin *p, struct dsq_buf *out,
+                          struct dsq_err *e)
+{
+    return small_encode("fork pin", "dsqlfs-fork-pin", "version", p->version,
+                        p->time_ms, out, e);
+}
+
+dsq_rc dsq_forkpin_decode(const uint8_t *data, size_t len, const char *key,
+                          struct dsq_forkpin *out, struct dsq_err *e)
+{
+    struct dsq_forkpin v;
+    dsq_rc rc = small_decode(data, len, key, "fork pin", "dsqlfs-fork-pin",
+                             "version", &v.version, &v.time_ms, e);
+    if (rc == DSQ_OK && v.version < 1)
+        rc = DSQ_CORRUPT(e, "fork pin %s: version 0", OBJ_NAME(key));
+    if (rc == DSQ_OK)
+        *out = v;
+    return rc;
 }

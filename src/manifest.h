@@ -19,25 +19,28 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/*
- * The newest format_version read and written (3) and the oldest one read
- * (1).  A writer writes the oldest format that can say what the version
- * holds: 3 only when a permission mode was set (chmod), else 2, so stores
- * that never used a format-3 field stay readable by format-2 builds.
- */
-#define DSQ_MANIFEST_FORMAT 3
+/* format_version written (2; 3 when a key names another database's
+   object: forks, docs/format.md section 9; 4 when the version has a
+   permission mode, section 5 "Format 4"), the newest read (4) and the
+   oldest one read (1).  The encoder picks the oldest format that can say
+   what the manifest holds, so stores that use neither stay format 2. */
+#define DSQ_MANIFEST_FORMAT 2
+#define DSQ_MANIFEST_FORMAT_FOREIGN 3
+#define DSQ_MANIFEST_FORMAT_MODE 4
+#define DSQ_MANIFEST_FORMAT_MAX 4
 #define DSQ_MANIFEST_FORMAT_MIN 1
 /*
- * Formats 2 and 3 carry the pages of a small transaction inline, as base64
- * in their "inline" string, which starts at this byte of the object: every
- * format-2 manifest begins with exactly DSQ_MANIFEST_PREFIX2, every
- * format-3 one with DSQ_MANIFEST_PREFIX3 (the same length).
+ * Format 2 carries the pages of a small transaction inline, as base64 in
+ * its "inline" string, which starts at this byte of the object: every
+ * format-2 manifest begins with exactly DSQ_MANIFEST_PREFIX2.
  */
 #define DSQ_MANIFEST_PREFIX2                                                   \
     "{\"format\":\"dsqlfs-manifest\",\"format_version\":2,\"inline\":\""
 #define DSQ_MANIFEST_PREFIX3                                                   \
     "{\"format\":\"dsqlfs-manifest\",\"format_version\":3,\"inline\":\""
-/* Largest permission mode a format-3 manifest holds. */
+#define DSQ_MANIFEST_PREFIX4                                                   \
+    "{\"format\":\"dsqlfs-manifest\",\"format_version\":4,\"inline\":\""
+/* Largest permission mode a format-4 manifest holds. */
 #define DSQ_MANIFEST_MODE_MAX 07777u
 #define DSQ_MANIFEST_INLINE_OFFSET 57u
 /* Cap on the stored bytes one manifest carries inline (readers). */
@@ -83,13 +86,12 @@ enum dsq_page1_change {
  * zero-filled page.
  */
 struct dsq_manifest {
-    unsigned format_version; /* 1, 2 or 3 (0 is taken as 1 by the
-                                encoder) */
-    char incarnation[33];    /* formats 2, 3: 32 hex, the same for every
+    unsigned format_version; /* 1..4 (0 is taken as 1 by the encoder) */
+    char incarnation[33];    /* format 2: 32 hex, the same for every
                                 version since the database was created
                                 (or first written in format 2); format 1:
                                 "" */
-    int has_mode;            /* format 3 (and only 3): mode is set */
+    int has_mode;            /* the version has a mode (format 4) */
     uint32_t mode;           /* the permission bits a chmod set
                                 (0..07777), carried to every later
                                 version */
@@ -129,7 +131,7 @@ struct dsq_manifest {
     size_t n_overlay;
 
     /*
-     * Formats 2, 3: the base64 text of the pages this manifest carries itself
+     * Format 2: the base64 text of the pages this manifest carries itself
      * (overlay entries whose segment key is this manifest's own key; their
      * offsets are object offsets into this text).  Owned, NUL-terminated;
      * NULL when there are none.
@@ -201,6 +203,20 @@ dsq_rc dsq_gcfloor_encode(const struct dsq_gcfloor *g, struct dsq_buf *out,
                           struct dsq_err *e);
 dsq_rc dsq_gcfloor_decode(const uint8_t *data, size_t len, const char *key,
                           struct dsq_gcfloor *out, struct dsq_err *e);
+
+/*
+ * A fork's pin on its source, SRC/forks/{id}.json (docs/format.md
+ * section 9): {"format":"dsqlfs-fork-pin","format_version":1,
+ * "version":N,"time":T}, the same shape as gc.json.
+ */
+struct dsq_forkpin {
+    uint64_t version; /* >= 1: the source version the fork names */
+    uint64_t time_ms;
+};
+dsq_rc dsq_forkpin_encode(const struct dsq_forkpin *p, struct dsq_buf *out,
+                          struct dsq_err *e);
+dsq_rc dsq_forkpin_decode(const uint8_t *data, size_t len, const char *key,
+                          struct dsq_forkpin *out, struct dsq_err *e);
 
 /* "manifests/v00000000000000000012.json" (buffer of 64 bytes). */
 void dsq_manifest_key(uint64_t version, char out[64]);

@@ -898,6 +898,89 @@ void dsq_seg_free(struct dsq_segment *s)
     free(s);
 }
 
+int dsq_foreign_key_valid(const char *key, size_t len, const char *dir)
+{
+    size_t i = 0;
+    while (i + 3 <= len && !memcmp(key + i, "../", 3))
+        i += 3;
+    if (i == 0 || i >= len || len > DSQ_OBJECT_KEY_MAX)
+        return 0;
+    /* the last two components: dir and one name */
+    size_t last = len;
+    while (last > i && key[last - 1] != '/')
+        last--;
+    if (last <= i + 1)
+        return 0;
+    size_t prev = last - 1;
+    while (prev > i && key[prev - 1] != '/')
+        prev--;
+    size_t dl = strlen(dir);
+    if (prev <= i || len - prev <= dl || memcmp(key + prev, dir, dl) != 0 ||
+        memchr(key + prev + dl, '/', len - prev - dl))
+        return 0;
+    /* the whole tail is a valid key under its first component's "dir" */
+    char first[DSQ_OBJECT_KEY_MAX + 2];
+    size_t fl = 0;
+    while (i + fl < len && key[i + fl] != '/')
+        fl++;
+    memcpy(first, key + i, fl);
+    first[fl] = '/';
+    first[fl + 1] = 0;
+    return dsq_object_key_valid(key + i, len - i, first) &&
+           dsq_object_key_valid(key + prev, len - prev, dir);
+}
+
+void dsq_key_base(const char *key, char *out, size_t outsz)
+{
+    size_t n = strlen(key), slashes = 0, cut = 0;
+    if (!dsq_key_is_foreign(key)) {
+        snprintf(out, outsz, "%s", "");
+        return;
+    }
+    for (size_t i = n; i > 0; i--)
+        if (key[i - 1] == '/' && ++slashes == 2) {
+            cut = i;
+            break;
+        }
+    snprintf(out, outsz, "%.*s", (int)cut, key);
+}
+
+int dsq_key_rebase(const char *base, const char *key, char *out, size_t outsz)
+{
+    char tmp[2 * DSQ_OBJECT_KEY_MAX + 2];
+    if (strlen(base) + strlen(key) + 1 > sizeof(tmp))
+        return -1;
+    snprintf(tmp, sizeof(tmp), "%s%s", base, key);
+    /* components; "X/.." with X not ".." cancel */
+    const char *comp[512];
+    size_t cl[512], n = 0;
+    for (const char *p = tmp; *p;) {
+        const char *q = strchr(p, '/');
+        size_t l = q ? (size_t)(q - p) : strlen(p);
+        int up = l == 2 && p[0] == '.' && p[1] == '.';
+        if (up && n > 0 && !(cl[n - 1] == 2 && !memcmp(comp[n - 1], "..", 2))) {
+            n--;
+        } else {
+            if (n == 512)
+                return -1;
+            comp[n] = p;
+            cl[n++] = l;
+        }
+        p = q ? q + 1 : p + l;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (k + cl[i] + 2 > outsz)
+            return -1;
+        if (i)
+            out[k++] = '/';
+        memcpy(out + k, comp[i], cl[i]);
+        k += cl[i];
+    }
+    out[k] = 0;
+    return n ? 0 : -1;
+}
+
 /* ------------------------------------------------------------------ */
 /* page-table chunks                                                    */
 
@@ -916,7 +999,8 @@ static const char *chunk_check(const struct dsq_chunk *c, char *why, size_t wn)
         return "more entries than pages in the chunk";
     for (size_t i = 0; i < c->n_segments; i++) {
         const char *k = c->segments[i];
-        if (!k || !dsq_object_key_valid(k, strlen(k), "segments/")) {
+        if (!k || !(dsq_object_key_valid(k, strlen(k), "segments/") ||
+                    dsq_foreign_key_valid(k, strlen(k), "segments/"))) {
             snprintf(why, wn, "bad segment key #%zu", i);
             return why;
         }
@@ -959,8 +1043,12 @@ dsq_rc dsq_chunk_encode(const struct dsq_chunk *c, struct dsq_buf *out,
     msgpack_pack_map(&pk, 7);
     mp_put_str(&pk, "magic");
     mp_put_str(&pk, DSQ_CHUNK_MAGIC);
+    unsigned cfmt = DSQ_CHUNK_FORMAT;
+    for (size_t i = 0; i < c->n_segments; i++)
+        if (dsq_key_is_foreign(c->segments[i]))
+            cfmt = DSQ_CHUNK_FORMAT_FOREIGN;
     mp_put_str(&pk, "format");
-    msgpack_pack_uint32(&pk, DSQ_CHUNK_FORMAT);
+    msgpack_pack_uint32(&pk, cfmt);
     mp_put_str(&pk, "index");
     msgpack_pack_uint32(&pk, c->index);
     mp_put_str(&pk, "chunk_pages");
@@ -1016,8 +1104,9 @@ dsq_rc dsq_chunk_decode(const uint8_t *data, size_t len, const char *key,
         CHUNK_BAD("not a page-table chunk (bad magic)");
     if (mpr_key(&r, "format") < 0 || mpr_uint(&r, &fmt) < 0)
         CHUNK_BAD("bad \"format\"");
-    if (fmt != DSQ_CHUNK_FORMAT)
-        return unsupported(e, "page-table chunk", key, fmt, DSQ_CHUNK_FORMAT);
+    if (fmt != DSQ_CHUNK_FORMAT && fmt != DSQ_CHUNK_FORMAT_FOREIGN)
+        return unsupported(e, "page-table chunk", key, fmt,
+                           DSQ_CHUNK_FORMAT_FOREIGN);
     if (nkeys != 7)
         CHUNK_BAD("the map does not have exactly 7 keys");
 
@@ -1048,7 +1137,9 @@ dsq_rc dsq_chunk_decode(const uint8_t *data, size_t len, const char *key,
     }
     for (size_t i = 0; i < n; i++) {
         if (mpr_str(&r, &str, &sl) < 0 ||
-            !dsq_object_key_valid((const char *)str, sl, "segments/"))
+            !(dsq_object_key_valid((const char *)str, sl, "segments/") ||
+              (fmt == DSQ_CHUNK_FORMAT_FOREIGN &&
+               dsq_foreign_key_valid((const char *)str, sl, "segments/"))))
             CHUNK_BAD("bad segment key");
         c->segments[i] = malloc(sl + 1);
         if (!c->segments[i])

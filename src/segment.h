@@ -22,6 +22,9 @@
 #define DSQ_CHUNK_MAGIC "dsqlfs-pagetable"
 #define DSQ_SEG_FORMAT 1
 #define DSQ_CHUNK_FORMAT 1
+/* chunks naming a segment of another database (a fork's, docs/format.md
+   section 9) are written in format 2; format 1 is written otherwise */
+#define DSQ_CHUNK_FORMAT_FOREIGN 2
 
 #define DSQ_PAGE_SIZE_MIN 512
 #define DSQ_PAGE_SIZE_MAX 65536
@@ -66,6 +69,29 @@ uint64_t dsq_object_checksum(const void *data, size_t len);
  * ("segments/" or "pagetables/"); rules in docs/format.md, "Keys".
  */
 int dsq_object_key_valid(const char *key, size_t len, const char *dir);
+/*
+ * A key naming an object of another database of the same store (forks,
+ * docs/format.md section 9): k >= 1 times "../", then that database's
+ * prefix relative to the ancestor reached (one or more components), then
+ * a valid key under dir with exactly one component after dir
+ * ("../src/segments/{32 hex}.seg").  1 if valid.
+ */
+int dsq_foreign_key_valid(const char *key, size_t len, const char *dir);
+/* 1 if key starts with "../" (then it must be a valid foreign key). */
+static inline int dsq_key_is_foreign(const char *key)
+{
+    return key[0] == '.' && key[1] == '.' && key[2] == '/';
+}
+/*
+ * Resolve key (relative to the database whose own keys are relative to
+ * base: "" for this database, "../src/" for another) into out, relative
+ * to this database, normalised ("../src/" + "../orig/segments/x" ->
+ * "../orig/segments/x").  0, or -1 if it does not fit or goes nowhere.
+ */
+int dsq_key_rebase(const char *base, const char *key, char *out, size_t outsz);
+/* The base of a key: "" for an own key, "../src/" for
+   "../src/pagetables/x.ptc" (everything before its last two components). */
+void dsq_key_base(const char *key, char *out, size_t outsz);
 
 /*
  * Turn the stored bytes of one page (from a ranged GET) into its image:

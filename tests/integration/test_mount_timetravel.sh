@@ -132,9 +132,7 @@ iso = lambda t: t.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (t.microsecond // 1
 check("v@" + iso(rows[0][1] - ms) + ".db", None)         # before the first
 check("v@" + iso(rows[0][1]) + ".db", rows[0][0])
 n = 0
-far = rows[-1][1] + datetime.timedelta(days=1)
-for (v0, t0), (v1, t1), (_, t2) in zip(rows, rows[1:], rows[2:] + [(None, far)]):
-    # t1 - 1 ms must be v0's and t1 + 1 ms still v1's
+for (v0, t0), (v1, t1), (v2, t2) in zip(rows, rows[1:], rows[2:] + [(0, rows[-1][1] + 10 * ms)]):
     if t1 - t0 < 2 * ms or t2 - t1 < 2 * ms or n >= 10:
         continue
     n += 1
@@ -207,4 +205,59 @@ sleep 1.2 # the kernel's entry cache (1 s)
 grep -q 'v@v3.db: no such version' "$T/m2.log" || fail "no log line for the gc'd view"
 "$DSQLFS" export -q "$V" "$T/e.db" --version "$floor"
 cmp -s "$T/e.db" "$T/m2/v@v$floor.db" || fail "the oldest kept version"
+
+log "conflicts explained: two mounts on table a, table b untouched"
+sq "$T/m1/c.db" "CREATE TABLE a(id INTEGER PRIMARY KEY, v TEXT); CREATE INDEX a_v ON a(v);
+  CREATE TABLE b(id INTEGER PRIMARY KEY, w TEXT);
+  INSERT INTO a VALUES(1, 'one'), (2, 'two'); INSERT INTO b VALUES(1, 'bee');"
+timeout 60 "$PY" - "$T/m1/c.db" "$T/m2/c.db" <<'PY'
+import sqlite3, sys
+A = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)
+B = sqlite3.connect(sys.argv[2], timeout=0, isolation_level=None)
+A.execute("BEGIN")
+A.execute("SELECT count(*) FROM a").fetchone()
+B.execute("UPDATE a SET v = 'b-wins' WHERE id = 1")
+try:
+    A.execute("UPDATE a SET v = 'a-loses' WHERE id = 1")
+    A.execute("COMMIT")
+    raise SystemExit("FAIL: both writers of row 1 committed")
+except sqlite3.OperationalError as e:
+    print("ok: refused:", e)
+try:
+    A.execute("ROLLBACK")
+except sqlite3.OperationalError:
+    pass
+PY
+line=$(grep 'c.db: conflict at' "$T/m1.log" | tail -1)
+[ -n "$line" ] || fail "no conflict line in the log"
+case $line in *"table a (page"*) ;; *) fail "the conflict line does not name table a: $line" ;; esac
+case $line in *"index a_v (page"*) ;; *) fail "the conflict line does not name index a_v: $line" ;; esac
+case $line in *" b "*|*"table b"*) fail "the conflict line names table b: $line" ;; esac
+"$PY" - "$T/m1/.dsqlfs/c.json" "$line" <<'PY'
+import json, sys
+st = json.load(open(sys.argv[1]))
+by = st["conflicts_by_table"]
+if by.get("a", 0) < 1 or by.get("a_v", 0) < 1 or "b" in by:
+    raise SystemExit(f"FAIL: conflicts_by_table {by}")
+lc = st["last_conflict"]
+names = {t["name"]: t["kind"] for t in lc["tables"]}
+if names.get("a") != "table" or names.get("a_v") != "index" or "b" in names:
+    raise SystemExit(f"FAIL: last_conflict {lc}")
+if len(lc["other_writer"]) != 32 or lc["other_writer"] not in sys.argv[2]:
+    raise SystemExit(f"FAIL: other writer {lc['other_writer']} not in the log line")
+if lc["other_version"] <= lc["snapshot"] or not lc["pages"]:
+    raise SystemExit(f"FAIL: last_conflict {lc}")
+print("ok: status names", by, "writer", lc["other_writer"][:8], "version", lc["other_version"])
+PY
+grep "c.db: conflict at" "$T/m1.log" | tail -1 >&2
+
+log "versions --tables: which tables each version changed"
+sq "$T/m1/c.db" "UPDATE b SET w = 'bee2' WHERE id = 1"
+"$DSQLFS" versions "$STORE/c" --tables >"$T/vt" || fail "versions --tables"
+cat "$T/vt" >&2
+last=$(tail -1 "$T/vt" | awk '{print $NF}')
+eq "$last" b "tables of the commit on b"
+lc_v=$("$PY" -c "import json,sys; print(json.load(open(sys.argv[1]))['last_conflict']['other_version'])" "$T/m1/.dsqlfs/c.json")
+eq "$(awk -v v="$lc_v" '$1 == v {print $NF}' "$T/vt")" "a,a_v" "tables of the conflicting commit"
+awk 'NR == 2 {print $NF}' "$T/vt" | grep -q sqlite_schema || fail "the first version changes the schema"
 echo "test_mount_timetravel: ok"

@@ -1059,7 +1059,7 @@ START_TEST(test_mode_is_stored_and_carried)
     dsq_txn_free(t);
     dsq_snap_release(s);
     ck_assert_int_eq(manifest_format(st, 1), '2');
-    ck_assert_int_eq(manifest_format(st, 2), '3');
+    ck_assert_int_eq(manifest_format(st, 2), '4');
     ck_assert_int_eq(mode_at(dir, 2), 0640);
     ck_assert_int_eq(mode_at(dir, 1), -1);
     ck_assert_int_eq(page_byte(dir, 2, 3), 3);

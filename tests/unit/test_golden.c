@@ -15,14 +15,25 @@
  *   manifest_v2.json  manifests/v00000000000000000013.json, format_version
  *                 2: carries pages 5 (text, zstd) and 70 (random, raw)
  *                 inline, page 2 from segment.seg, checkpoint as above
- *   manifest_v3.json  the same version in format_version 3, with the
- *                 permission mode 0640 a chmod stored
+ *
+ *   chunk_v2.ptc  pagetables/00000000000000000000000000000003.ptc of the
+ *                 fork "forkgolden" (a sibling of golden), chunk format
+ *                 2: page 2 in golden's segment.seg, named
+ *                 ../golden/segments/..., and page 9 in a segment of its own
+ *   manifest_v3.json  forkgolden's manifests/v00000000000000000001.json,
+ *                 format_version 3: version 1 of a fork of golden at
+ *                 version 12, naming golden's chunk.ptc and segment.seg
+ *   forkpin.json  golden's forks/f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0.json:
+ *                 the pin of version 12
+ *   manifest_v4.json  manifest_v2.json's version in format_version 4,
+ *                 with the permission mode 0640 a chmod stored
  *
  * Regenerating (only when the format itself changes, with a new format
  * version and new file names so the old files keep being tested):
  *     DSQ_REGEN_GOLDEN=1 ./tests/test_golden     (format 1 files)
  *     DSQ_REGEN_GOLDEN=2 ./tests/test_golden     (format 2 files only)
- *     DSQ_REGEN_GOLDEN=3 ./tests/test_golden     (format 3, from format 2)
+ *     DSQ_REGEN_GOLDEN=3 ./tests/test_golden     (fork files only)
+ *     DSQ_REGEN_GOLDEN=4 ./tests/test_golden     (format 4, from format 2)
  * writes the files into the source tree and prints the values to paste.
  * Format: docs/format.md.
  */
@@ -150,7 +161,6 @@ static struct dsq_page_loc v2_inline[2] = {
     {70, 0, 125, 1024, 0, 0xf2367deb4f516abdull},
 };
 #define V2_SIZE 2174u
-#define V3_SIZE 2185u
 
 static struct dsq_manifest *golden_manifest_v2(void)
 {
@@ -187,6 +197,89 @@ static struct dsq_manifest *golden_manifest_v2(void)
     m.overlay = ov;
     m.n_overlay = 3;
     return &m;
+}
+
+/* ---- the fork "forkgolden" (format 3 manifest, format 2 chunk) ---- */
+
+#define INC3 "f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0"
+#define TXN3 "0badc0de0badc0de0badc0de0badc0de"
+#define F_SEG "../golden/" SEG_KEY
+#define F_CHUNK "../golden/" CHUNK_KEY
+#define OWN_SEG3 "segments/00000000000000000000000000000002.seg"
+#define KEY_V1 "manifests/v00000000000000000001.json"
+/* frozen sizes (printed by the generator) */
+#define CHUNK_V2_SIZE 223u
+#define V3_SIZE 643u
+#define V4_SIZE 2185u
+#define PIN_SIZE 94u
+
+static struct dsq_chunk *golden_chunk_v2(void)
+{
+    static char *segs[2] = {F_SEG, OWN_SEG3};
+    static struct dsq_page_loc ents[2];
+    static struct dsq_chunk c;
+    ents[0] = seg_locs[1]; /* page 2, in golden's segment.seg */
+    ents[0].seg = 0;
+    ents[1] = (struct dsq_page_loc){9, 1, 57, 1024, 0, 0x3333333333333333ull};
+    c = (struct dsq_chunk){0, 64, PS, segs, 2, ents, 2};
+    return &c;
+}
+
+static struct dsq_manifest *golden_manifest_v3(void)
+{
+    static struct dsq_range ws[1] = {{1, 70}};
+    static struct dsq_chunk_ref chunks[1];
+    static char *segs[1] = {F_SEG};
+    static struct dsq_page_loc ov[1];
+    static struct dsq_manifest m;
+    chunks[0] = (struct dsq_chunk_ref){0, F_CHUNK, chunk_size, chunk_sum};
+    ov[0] = seg_locs[1]; /* page 2 */
+    ov[0].seg = 0;
+    memset(&m, 0, sizeof(m));
+    m.format_version = 2; /* the encoder writes 3: it names foreign keys */
+    strcpy(m.incarnation, INC3);
+    m.version = 1;
+    m.parent = 0;
+    m.page_size = PS;
+    m.page_count = 70;
+    strcpy(m.writer_id, WRITER);
+    strcpy(m.txn_id, TXN3);
+    m.time_ms = T_MS + 2000;
+    m.write_set = ws;
+    m.n_write = 1;
+    m.page1 = DSQ_PAGE1_CHANGED;
+    m.ckpt_version = 1;
+    m.ckpt_page_limit = 64;
+    m.chunk_pages = 64;
+    m.chunks = chunks;
+    m.n_chunks = 1;
+    m.segments = segs;
+    m.n_segments = 1;
+    m.overlay = ov;
+    m.n_overlay = 1;
+    return &m;
+}
+
+static void regenerate_v3(void)
+{
+    struct dsq_buf out;
+    dsq_buf_init(&out, 1u << 20);
+    if (dsq_chunk_encode(golden_chunk_v2(), &out, NULL) != DSQ_OK)
+        abort();
+    dsq_test_write_file(GDIR "chunk_v2.ptc", out.data, out.len);
+    printf("#define CHUNK_V2_SIZE %zuu\n", out.len);
+    dsq_buf_reset(&out);
+    if (dsq_manifest_encode(golden_manifest_v3(), &out, NULL) != DSQ_OK)
+        abort();
+    dsq_test_write_file(GDIR "manifest_v3.json", out.data, out.len);
+    printf("#define V3_SIZE %zuu\n", out.len);
+    dsq_buf_reset(&out);
+    struct dsq_forkpin pin = {12, T_MS + 2000};
+    if (dsq_forkpin_encode(&pin, &out, NULL) != DSQ_OK)
+        abort();
+    dsq_test_write_file(GDIR "forkpin.json", out.data, out.len);
+    printf("#define PIN_SIZE %zuu\n", out.len);
+    dsq_buf_cleanup(&out);
 }
 
 /* ---- generator ---- */
@@ -242,8 +335,8 @@ static void regenerate_v2(void)
     dsq_buf_cleanup(&out);
 }
 
-/* Format 3 only: manifest_v3.json is manifest_v2.json with a mode. */
-static void regenerate_v3(void)
+/* Format 4 only: manifest_v4.json is manifest_v2.json with a mode. */
+static void regenerate_v4(void)
 {
     size_t len;
     uint8_t *data = dsq_test_read_file(GDIR "manifest_v2.json", &len);
@@ -252,13 +345,13 @@ static void regenerate_v3(void)
     dsq_buf_init(&out, 1u << 20);
     if (!data || dsq_manifest_decode(data, len, KEY13, &m, NULL) != DSQ_OK)
         abort();
-    m->format_version = 3;
+    m->format_version = 2; /* the encoder picks 4 for a mode */
     m->has_mode = 1;
     m->mode = 0640;
     if (dsq_manifest_encode(m, &out, NULL) != DSQ_OK)
         abort();
-    dsq_test_write_file(GDIR "manifest_v3.json", out.data, out.len);
-    printf("#define V3_SIZE %zuu\n", out.len);
+    dsq_test_write_file(GDIR "manifest_v4.json", out.data, out.len);
+    printf("#define V4_SIZE %zuu\n", out.len);
     dsq_manifest_free(m);
     dsq_buf_cleanup(&out);
     free(data);
@@ -568,18 +661,85 @@ START_TEST(test_golden_manifest_v2)
 }
 END_TEST
 
-START_TEST(test_golden_manifest_v3)
+/* The fork's objects: decoded field by field, encoded to the same bytes;
+   the same bytes under the older format number are refused. */
+START_TEST(test_golden_fork)
 {
-    size_t len, len2;
-    uint8_t *data = load(GDIR "manifest_v3.json", &len);
-    uint8_t *data2 = load(GDIR "manifest_v2.json", &len2);
+    size_t len;
+    struct dsq_err e;
+    struct dsq_buf out;
+    dsq_buf_init(&out, 1u << 20);
+    /* chunk format 2 */
+    uint8_t *data = load(GDIR "chunk_v2.ptc", &len);
+    ck_assert_uint_eq(len, CHUNK_V2_SIZE);
+    struct dsq_chunk *c = NULL;
+    ck_assert_int_eq(dsq_chunk_decode(data, len, "pagetables/x.ptc", &c, &e),
+                     DSQ_OK);
+    ck_assert_str_eq(c->segments[0], F_SEG);
+    ck_assert_str_eq(c->segments[1], OWN_SEG3);
+    ck_assert(dsq_eq_chunk(c, golden_chunk_v2()));
+    ck_assert_int_eq(dsq_chunk_encode(c, &out, NULL), DSQ_OK);
+    ck_assert_uint_eq(out.len, len);
+    ck_assert_mem_eq(out.data, data, len);
+    dsq_chunk_free(c);
+    /* the format byte follows the key "format" */
+    uint8_t *f = memmem(data, len,
+                        "\xa6"
+                        "format",
+                        7);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(f[7], 2);
+    f[7] = 1; /* format 1 never names another database's segment */
+    ck_assert_int_eq(dsq_chunk_decode(data, len, "pagetables/x.ptc", &c, &e),
+                     DSQ_ECORRUPT);
+    free(data);
+    /* manifest format 3 */
+    data = load(GDIR "manifest_v3.json", &len);
     ck_assert_uint_eq(len, V3_SIZE);
     ck_assert_mem_eq(data, DSQ_MANIFEST_PREFIX3, DSQ_MANIFEST_INLINE_OFFSET);
+    struct dsq_manifest *m = NULL;
+    ck_assert_int_eq(dsq_manifest_decode(data, len, KEY_V1, &m, &e), DSQ_OK);
+    ck_assert_uint_eq(m->format_version, 3);
+    ck_assert_str_eq(m->incarnation, INC3);
+    ck_assert_str_eq(m->chunks[0].key, F_CHUNK);
+    ck_assert_str_eq(m->segments[0], F_SEG);
+    ck_assert_uint_eq(m->overlay[0].pgno, 2);
+    m->format_version = 2; /* as the committer builds it */
+    ck_assert(dsq_eq_manifest(m, golden_manifest_v3()));
+    dsq_buf_reset(&out);
+    ck_assert_int_eq(dsq_manifest_encode(m, &out, NULL), DSQ_OK);
+    ck_assert_uint_eq(out.len, len);
+    ck_assert_mem_eq(out.data, data, len);
+    dsq_manifest_free(m);
+    data[45] = '2'; /* "format_version":2 with foreign keys */
+    ck_assert_int_eq(dsq_manifest_decode(data, len, KEY_V1, &m, &e),
+                     DSQ_ECORRUPT);
+    free(data);
+    /* the pin */
+    data = load(GDIR "forkpin.json", &len);
+    ck_assert_uint_eq(len, PIN_SIZE);
+    struct dsq_forkpin pin;
+    ck_assert_int_eq(dsq_forkpin_decode(data, len, "forks/x.json", &pin, &e),
+                     DSQ_OK);
+    ck_assert_uint_eq(pin.version, 12);
+    ck_assert_uint_eq(pin.time_ms, T_MS + 2000);
+    free(data);
+    dsq_buf_cleanup(&out);
+}
+END_TEST
+
+START_TEST(test_golden_manifest_v4)
+{
+    size_t len, len2;
+    uint8_t *data = load(GDIR "manifest_v4.json", &len);
+    uint8_t *data2 = load(GDIR "manifest_v2.json", &len2);
+    ck_assert_uint_eq(len, V4_SIZE);
+    ck_assert_mem_eq(data, DSQ_MANIFEST_PREFIX4, DSQ_MANIFEST_INLINE_OFFSET);
     struct dsq_manifest *m = NULL, *m2 = NULL;
     struct dsq_err e;
     ck_assert_int_eq(dsq_manifest_decode(data, len, KEY13, &m, &e), DSQ_OK);
     ck_assert_int_eq(dsq_manifest_decode(data2, len2, KEY13, &m2, &e), DSQ_OK);
-    ck_assert_uint_eq(m->format_version, 3);
+    ck_assert_uint_eq(m->format_version, 4);
     ck_assert_uint_eq(m->mode, 0640);
     ck_assert_int_eq(m2->has_mode, 0);
     ck_assert_int_eq(m->has_mode, 1);
@@ -597,15 +757,40 @@ START_TEST(test_golden_manifest_v3)
     ck_assert_int_eq(dsq_manifest_encode(m, &out, NULL), DSQ_OK);
     ck_assert_uint_eq(out.len, len);
     ck_assert_mem_eq(out.data, data, len);
-    /* a mode needs format 3; format 3 needs its own prefix */
+    /* the format-2 version given a mode is written as exactly this */
     m2->has_mode = 1;
-    m2->mode = 0600;
+    m2->mode = 0640;
     dsq_buf_reset(&out);
+    ck_assert_int_eq(dsq_manifest_encode(m2, &out, NULL), DSQ_OK);
+    ck_assert_uint_eq(out.len, len);
+    ck_assert_mem_eq(out.data, data, len);
+    /* a fork's version given a mode is format 4 and keeps its foreign
+       keys */
+    struct dsq_manifest *f = NULL, *f4 = NULL;
+    ck_assert_int_eq(dsq_manifest_clone(golden_manifest_v3(), &f), DSQ_OK);
+    f->format_version = 2;
+    f->has_mode = 1;
+    f->mode = 0600;
+    dsq_buf_reset(&out);
+    ck_assert_int_eq(dsq_manifest_encode(f, &out, NULL), DSQ_OK);
+    ck_assert_mem_eq(out.data, DSQ_MANIFEST_PREFIX4,
+                     DSQ_MANIFEST_INLINE_OFFSET);
+    ck_assert_int_eq(dsq_manifest_decode(out.data, out.len,
+                                         "manifests/v00000000000000000001.json",
+                                         &f4, &e),
+                     DSQ_OK);
+    ck_assert_int_eq(f4->has_mode, 1);
+    ck_assert_uint_eq(f4->mode, 0600);
+    ck_assert_str_eq(f4->segments[0], golden_manifest_v3()->segments[0]);
+    dsq_manifest_free(f);
+    dsq_manifest_free(f4);
+    /* a mode in format 3 (or 1), and bits above 07777, are refused */
+    m2->format_version = 3;
     ck_assert_int_eq(dsq_manifest_encode(m2, &out, &e), DSQ_EINVAL);
-    ck_assert_ptr_nonnull(strstr(e.msg, "format_version 3"));
+    ck_assert_ptr_nonnull(strstr(e.msg, "format_version 4"));
     m->mode = 010000;
     ck_assert_int_eq(dsq_manifest_encode(m, &out, &e), DSQ_EINVAL);
-    /* format 3 without its "mode", or with its prefix spaced out */
+    /* format 4 without its "mode", or with its prefix spaced out */
     char *bad = malloc(len + 1);
     memcpy(bad, data, len);
     bad[len] = 0;
@@ -645,7 +830,8 @@ static Suite *golden_suite(void)
     tcase_add_test(tc, test_golden_root);
     tcase_add_test(tc, test_golden_lookup);
     tcase_add_test(tc, test_golden_manifest_v2);
-    tcase_add_test(tc, test_golden_manifest_v3);
+    tcase_add_test(tc, test_golden_fork);
+    tcase_add_test(tc, test_golden_manifest_v4);
     suite_add_tcase(s, tc);
     return s;
 }
@@ -654,6 +840,10 @@ int main(void)
 {
     dsq_log_set_level(DSQ_LOG_CRIT);
     const char *regen = getenv("DSQ_REGEN_GOLDEN");
+    if (regen && strcmp(regen, "4") == 0) {
+        regenerate_v4();
+        return EXIT_SUCCESS;
+    }
     if (regen && strcmp(regen, "3") == 0) {
         regenerate_v3();
         return EXIT_SUCCESS;

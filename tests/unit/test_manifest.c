@@ -452,13 +452,15 @@ START_TEST(test_format_and_version)
     BAD("format_version", "null");
     struct dsq_err e;
     dsq_err_clear(&e);
-    ck_assert_int_eq(mutate("format_version", "4", &e), DSQ_EUNSUPPORTED);
-    ck_assert_ptr_nonnull(strstr(e.msg, "format_version 4"));
-    ck_assert_ptr_nonnull(strstr(e.msg, "1 to 3"));
-    ck_assert_int_eq(mutate("format_version", "0", NULL), DSQ_EUNSUPPORTED);
-    /* a format-1 body under format_version 2 or 3 lacks the fixed prefix */
-    BAD("format_version", "2");
+    ck_assert_int_eq(mutate("format_version", "5", &e), DSQ_EUNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(e.msg, "format_version 5"));
+    ck_assert_ptr_nonnull(strstr(e.msg, "1 to 4"));
+    /* a format-1 body under format_version 3 lacks the fixed prefix */
     BAD("format_version", "3");
+    BAD("format_version", "4");
+    ck_assert_int_eq(mutate("format_version", "0", NULL), DSQ_EUNSUPPORTED);
+    /* a format-1 body under format_version 2 lacks the fixed prefix */
+    BAD("format_version", "2");
     /* an unknown version is unsupported even if the rest is unknown too */
     ck_assert_int_eq(
         decode_str("{\"format\":\"dsqlfs-manifest\",\"format_version\":7}",

@@ -1156,7 +1156,9 @@ START_TEST(test_chunk_handbuilt)
 {
     ck_assert_int_eq(chunk_try(CHP(.magic = NULL)), DSQ_OK);
     ck_assert_int_eq(chunk_try(CHP(.magic = DSQ_SEG_MAGIC)), DSQ_ECORRUPT);
-    ck_assert_int_eq(chunk_try(CHP(.format = 2)), DSQ_EUNSUPPORTED);
+    ck_assert_int_eq(chunk_try(CHP(.format = 3)), DSQ_EUNSUPPORTED);
+    /* format 2 (foreign segment keys allowed) reads a format-1 body */
+    ck_assert_int_eq(chunk_try(CHP(.format = 2)), DSQ_OK);
     ck_assert_int_eq(chunk_try(CHP(.nkeys = 6)), DSQ_ECORRUPT);
     ck_assert_int_eq(chunk_try(CHP(.nkeys = 8)), DSQ_ECORRUPT);
     ck_assert_int_eq(chunk_try(CHP(.swap = 1)), DSQ_ECORRUPT);
