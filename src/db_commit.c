@@ -5,9 +5,9 @@
  * manifest building, publishing with create-only and rebasing.
  *
  * Layer: services (the engine; shares db_int.h with db.c, db_upload.c,
- * db_admin.c and db_fresh.c).  Protocol, states and invariants: docs/commit.md, cited as
- * (C1)...  A transaction is used by one thread at a time; what it shares
- * with other threads goes through the db handle (db->mu).
+ * db_admin.c and db_fresh.c).  Protocol, states and invariants: docs/commit.md,
+ * cited as (C1)...  A transaction is used by one thread at a time; what it
+ * shares with other threads goes through the db handle (db->mu).
  */
 #include "db_int.h"
 
@@ -647,7 +647,8 @@ static dsq_rc upload_pages(struct dsq_txn *t, const struct effects *ef,
     /* the next transaction reads these pages back (to drop unchanged
        ones, to classify page 1) and so may local readers: keep them in
        the page cache unless the transaction is big next to it */
-    if (rc == DSQ_OK && ef->n_pgnos <= t->db->pc_max / 4)
+    if (rc == DSQ_OK &&
+        (uint64_t)ef->n_pgnos * t->page_size <= t->db->pc_max_bytes / 4)
         o->warm = malloc(t->page_size);
     for (size_t i = 0; rc == DSQ_OK && i < ef->n_pgnos; i++) {
         rc = dsq_pgbuf_get(t->buf, ef->pgnos[i], page, e);
