@@ -35,9 +35,10 @@
 # package, built once, cached outside the clone).  passthrough_ll: the one
 # tests/sqlite/build.sh builds from Debian's fuse3 source package; or, if
 # DSQ_PASSTHROUGH_LL_C names libfuse's example/passthrough_ll.c (e.g. from
-# a checkout of github.com/libfuse/libfuse), that file compiled here
-# against the installed libfuse3-dev headers.  Its code is never part of
-# this project.
+# a checkout of github.com/libfuse/libfuse at the tag of the installed
+# version: `git show fuse-3.14.0:example/passthrough_ll.c`, with
+# passthrough_helpers.h beside it), that file compiled here against the
+# installed libfuse3-dev headers.  Its code is never part of this project.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -74,8 +75,9 @@ mkdir -p "$MNT"
 PTLL="$DSQ_FUSE_DIR/passthrough_ll"
 if [ -n "${DSQ_PASSTHROUGH_LL_C:-}" ]; then
     # shellcheck disable=SC2046
-    cc -O2 -Wall -o "$D/passthrough_ll" "$DSQ_PASSTHROUGH_LL_C" \
-        $(pkg-config --cflags --libs fuse3) -lpthread
+    # with passthrough_helpers.h from the same example/ directory
+    cc -O2 -Wall -I"$(dirname "$DSQ_PASSTHROUGH_LL_C")" -o "$D/passthrough_ll" \
+        "$DSQ_PASSTHROUGH_LL_C" $(pkg-config --cflags --libs fuse3) -lpthread
     PTLL="$D/passthrough_ll"
 fi
 cleanup() {
