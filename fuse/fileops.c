@@ -128,6 +128,14 @@ int dsq_fop_open_common(fuse_req_t req, struct dsq_inode *in,
         struct dsq_dbfile *wdf = dsq_fs_side_db(fs, in, DSQ_SIDE_WAL);
         if (wdf)
             dsq_dbfile_wal_seen(wdf, in->ino);
+        /* a rollback journal's page records (4 + page size + 4 bytes at
+           unaligned offsets) would each be split at every kernel page
+           boundary through the page cache: written direct, one write(2)
+           is one request; and no open of it ever sees a stale cached
+           header */
+        enum dsq_side_kind sk = dsq_name_side(in->name, NULL);
+        if (sk == DSQ_SIDE_JOURNAL || sk == DSQ_SIDE_SUPER)
+            fi->direct_io = 1;
         if (created)
             break; /* fh set by create */
         int fd = open(in->path,

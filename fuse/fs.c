@@ -443,6 +443,11 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
        ranged, so no whole-file drop on every mtime change either */
     conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
     conn->want &= ~(unsigned)FUSE_CAP_AUTO_INVAL_DATA;
+    /* a size change seen in a reply (another host's commit grew the file)
+       must not drop the whole page cache: the ranges those versions wrote
+       are invalidated exactly (dbfile.c); a shrink still truncates */
+    if (conn->capable & FUSE_CAP_EXPLICIT_INVAL_DATA)
+        conn->want |= FUSE_CAP_EXPLICIT_INVAL_DATA;
     conn->max_write = 1024 * 1024;
 }
 

@@ -20,8 +20,12 @@
  * run), so slow requests never hold the others up, and a request never
  * waits for one that nobody reads.  Followers beyond max_idle exit.
  *
+ * Counters: every request read is counted per opcode (op_count, atomic,
+ * for metrics.prom's dsqlfs_fuse_requests_total), so the cost of a
+ * SQLite transaction in round trips can be measured from outside.
+ *
  * Threads: lp->mu guards the fields of struct loop marked so; tl_lead is
- * per thread.
+ * per thread; op_count is atomic.
  */
 #include "loop.h"
 
@@ -29,8 +33,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fuse.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -60,6 +66,80 @@ static uint64_t now_us(void)
 }
 
 static void *worker(void *arg);
+
+#define N_OPS 64 /* named opcodes below 64 one by one, the rest in 0 */
+static atomic_ulong op_count[N_OPS];
+
+static const char *const op_names[N_OPS] = {
+    [FUSE_LOOKUP] = "lookup",
+    [FUSE_FORGET] = "forget",
+    [FUSE_GETATTR] = "getattr",
+    [FUSE_SETATTR] = "setattr",
+    [FUSE_MKNOD] = "mknod",
+    [FUSE_MKDIR] = "mkdir",
+    [FUSE_UNLINK] = "unlink",
+    [FUSE_RMDIR] = "rmdir",
+    [FUSE_RENAME] = "rename",
+    [FUSE_LINK] = "link",
+    [FUSE_OPEN] = "open",
+    [FUSE_READ] = "read",
+    [FUSE_WRITE] = "write",
+    [FUSE_STATFS] = "statfs",
+    [FUSE_RELEASE] = "release",
+    [FUSE_FSYNC] = "fsync",
+    [FUSE_FLUSH] = "flush",
+    [FUSE_INIT] = "init",
+    [FUSE_OPENDIR] = "opendir",
+    [FUSE_READDIR] = "readdir",
+    [FUSE_RELEASEDIR] = "releasedir",
+    [FUSE_FSYNCDIR] = "fsyncdir",
+    [FUSE_GETLK] = "getlk",
+    [FUSE_SETLK] = "setlk",
+    [FUSE_SETLKW] = "setlkw",
+    [FUSE_ACCESS] = "access",
+    [FUSE_CREATE] = "create",
+    [FUSE_INTERRUPT] = "interrupt",
+    [FUSE_DESTROY] = "destroy",
+    [FUSE_BATCH_FORGET] = "batch_forget",
+    [FUSE_FALLOCATE] = "fallocate",
+    [FUSE_READDIRPLUS] = "readdirplus",
+    [FUSE_LSEEK] = "lseek",
+    [FUSE_SYMLINK] = "symlink",
+    [FUSE_READLINK] = "readlink",
+    [FUSE_GETXATTR] = "getxattr",
+    [FUSE_LISTXATTR] = "listxattr",
+    [FUSE_SETXATTR] = "setxattr",
+    [FUSE_REMOVEXATTR] = "removexattr",
+    [FUSE_COPY_FILE_RANGE] = "copy_file_range",
+    [FUSE_IOCTL] = "ioctl",
+    [FUSE_POLL] = "poll",
+};
+
+static void count_request(const struct fuse_buf *buf)
+{
+    unsigned op = 0;
+    if (!(buf->flags & FUSE_BUF_IS_FD) && buf->mem &&
+        buf->size >= sizeof(struct fuse_in_header)) {
+        const struct fuse_in_header *h = buf->mem;
+        if (h->opcode < N_OPS && op_names[h->opcode])
+            op = h->opcode;
+    }
+    atomic_fetch_add_explicit(&op_count[op], 1, memory_order_relaxed);
+}
+
+size_t dsq_loop_counts(const char **names, unsigned long *counts, size_t max)
+{
+    size_t n = 0;
+    for (unsigned op = 0; op < N_OPS && n < max; op++) {
+        unsigned long c =
+            atomic_load_explicit(&op_count[op], memory_order_relaxed);
+        if (!c && op)
+            continue;
+        names[n] = op ? op_names[op] : "other";
+        counts[n++] = c;
+    }
+    return n;
+}
 
 static struct loop *cur_loop;     /* the running loop (one per process) */
 static _Thread_local int tl_lead; /* this thread leads, running a request */
@@ -135,6 +215,7 @@ static void *worker(void *arg)
             if (r <= 0)
                 break;
             tl_lead = 1;
+            count_request(&buf);
             fuse_session_process_buf(lp->se, &buf);
             if (!tl_lead)
                 break; /* handed the role on while waiting */

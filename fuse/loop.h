@@ -25,4 +25,11 @@ int dsq_loop_run(struct fuse_session *se, unsigned spin_us,
  */
 void dsq_loop_may_block(void);
 
+/*
+ * The requests read so far, per opcode: names[i] (static strings, e.g.
+ * "lookup", "setlk"; "other" for opcodes without a name) and counts[i];
+ * at most max rows, opcodes never seen are left out.  Returns the rows.
+ */
+size_t dsq_loop_counts(const char **names, unsigned long *counts, size_t max);
+
 #endif

@@ -15,6 +15,7 @@
 #include "conflicts.h"
 #include "dbfile_int.h"
 #include "fs.h"
+#include "loop.h"
 #include "maint.h"
 
 #include <inttypes.h>
@@ -90,6 +91,15 @@ char *dsq_status_render(struct dsq_fs *fs, const char *prefix, size_t *len)
     dsq_fs_each_db(fs, each, &r);
     if (r.prom && fs->maint)
         dsq_maint_render_prom(fs->maint, &b);
+    if (r.prom) {
+        const char *names[64];
+        unsigned long counts[64];
+        size_t n = dsq_loop_counts(names, counts, 64);
+        dsq_buf_printf(&b, "# TYPE dsqlfs_fuse_requests_total counter\n");
+        for (size_t i = 0; i < n; i++)
+            dsq_buf_printf(&b, "dsqlfs_fuse_requests_total{op=\"%s\"} %lu\n",
+                           names[i], counts[i]);
+    }
 done:;
     size_t n = 0;
     dsq_buf_terminate(&b);

@@ -64,7 +64,8 @@ struct dsq_config {
     int allow_other;
     double staleness_s; /* 0 = check the store at every read txn */
     unsigned spin_us;   /* FUSE loop: poll the device this long between
-                           requests before sleeping (fuse/loop.c) */
+                           requests before sleeping (fuse/loop.c); default
+                           dsq_config_default_spin_us() */
 
     /* the daemon's own maintenance (fuse/maint.c) */
     unsigned maint_interval_s;  /* seconds between rounds (3600; 0 off) */
@@ -77,6 +78,10 @@ struct dsq_config {
 
 /* Defaults only (never fails). */
 void dsq_config_init(struct dsq_config *c);
+
+/* spin_us's default: 100 with 4 or more CPUs usable by this process, else
+   0 (measured by bench/spin_bench.sh). */
+unsigned dsq_config_default_spin_us(void);
 void dsq_config_cleanup(struct dsq_config *c);
 
 /* Apply the environment variables (DISTRIBUTED_SQLITE_*, AWS_*). */

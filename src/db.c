@@ -112,6 +112,9 @@ dsq_rc dsq_db_open(struct dsq_store *st, const char *prefix,
     db->txn_mem = cfg->txn_mem_bytes;
     if (cfg->cache_dir)
         db->spill_dir = strdup(cfg->cache_dir);
+    /* the bound is in bytes, whatever the page size (64 KiB pages once
+       made a 32 MiB cache hold 512 MiB) */
+    db->pc_max_bytes = cfg->page_cache_bytes;
     db->pc_max = cfg->page_cache_bytes / 4096;
     if (db->pc_max < 16)
         db->pc_max = 16;
@@ -470,6 +473,7 @@ void dsq__pc_insert(struct dsq_db *db, const char *segkey,
     n->offset = offset;
     n->pgno = loc->pgno;
     n->checksum = loc->checksum;
+    n->cost = page_size + strlen(segkey) + 1 + sizeof(*n) + 3 * 16;
     memcpy(n->page, page, page_size);
     size_t b;
     pthread_mutex_lock(&db->mu);
@@ -491,7 +495,8 @@ void dsq__pc_insert(struct dsq_db *db, const char *segkey,
     db->pc_hash[b] = n;
     pc_push_front(db, n);
     db->pc_count++;
-    while (db->pc_count > db->pc_max && db->pc_tail) {
+    db->pc_bytes += n->cost;
+    while (db->pc_bytes > db->pc_max_bytes && db->pc_tail) {
         struct pc_entry *v = db->pc_tail;
         size_t vb;
         pc_find(db, v->segkey, v->offset, &vb);
@@ -501,6 +506,7 @@ void dsq__pc_insert(struct dsq_db *db, const char *segkey,
         *pp = v->hnext;
         pc_unlink_lru(db, v);
         free(v->segkey);
+        db->pc_bytes -= v->cost;
         free(v->page);
         free(v);
         db->pc_count--;

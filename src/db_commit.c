@@ -666,7 +666,8 @@ static dsq_rc upload_pages(struct dsq_txn *t, const struct effects *ef,
     /* the next transaction reads these pages back (to drop unchanged
        ones, to classify page 1) and so may local readers: keep them in
        the page cache unless the transaction is big next to it */
-    if (rc == DSQ_OK && ef->n_pgnos <= t->db->pc_max / 4)
+    if (rc == DSQ_OK &&
+        (uint64_t)ef->n_pgnos * t->page_size <= t->db->pc_max_bytes / 4)
         o->warm = malloc(t->page_size);
     for (size_t i = 0; rc == DSQ_OK && i < ef->n_pgnos; i++) {
         rc = dsq_pgbuf_get(t->buf, ef->pgnos[i], page, e);

@@ -49,6 +49,7 @@ struct pc_entry { /* one cached page image */
     uint32_t pgno;
     uint64_t checksum;
     uint8_t *page;
+    size_t cost;                  /* bytes it holds: page, key, entry */
     struct pc_entry *hnext;       /* hash chain */
     struct pc_entry *prev, *next; /* LRU list, most recent first */
 };
@@ -122,7 +123,8 @@ struct dsq_db {
     struct pc_entry **pc_hash;
     size_t pc_nbuckets;
     struct pc_entry *pc_head, *pc_tail;
-    size_t pc_count, pc_max;
+    size_t pc_count, pc_max;         /* entries; pc_max sizes the hash only */
+    uint64_t pc_bytes, pc_max_bytes; /* held, bound (page_cache_bytes) */
     /* chunk cache: guarded by mu */
     struct chunk_entry chunks[CHUNK_CACHE_MAX];
     uint64_t chunk_clock;

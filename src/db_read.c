@@ -334,9 +334,9 @@ static void read_ahead(struct dsq_snap *s, uint32_t first, uint32_t count)
     const uint32_t pages = s->m->page_count;
     uint32_t from = 0, n = 0;
     pthread_mutex_lock(&db->mu);
-    uint32_t cap = RA_MAX_BYTES / ps;
-    if (cap > db->pc_max / 4)
-        cap = (uint32_t)(db->pc_max / 4);
+    uint64_t cap = RA_MAX_BYTES / ps;
+    if (cap > db->pc_max_bytes / 4 / ps)
+        cap = db->pc_max_bytes / 4 / ps;
     const uint32_t next = first + count;
     if (first != db->ra_next || db->ra_version != s->version) {
         db->ra_pages = 0; /* not sequential: start again */

@@ -44,11 +44,16 @@ dsq_rc dsq__upload_new(struct dsq_txn *t, const char *dir, const char *ext,
 /*
  * Segments of a big transaction are uploaded by up to UPLOAD_THREADS
  * threads while the next ones are encoded; at most UPLOAD_INFLIGHT are
- * queued or in flight (memory: that many segments).  The manifest waits
- * for all of them (C1): dsq__uploads_wait().
+ * queued or in flight, holding at most UPLOAD_INFLIGHT_BYTES together
+ * (one always may, whatever its size): with the segment being encoded
+ * that is the commit's memory beyond the transaction buffer, part of
+ * the daemon's bound page_cache_bytes + txn_mem_bytes + 64 MiB
+ * (tests/integration/test_mount_big.sh).  The manifest waits for all of
+ * them (C1): dsq__uploads_wait().
  */
 #define UPLOAD_THREADS 4
 #define UPLOAD_INFLIGHT 4
+#define UPLOAD_INFLIGHT_BYTES (24u << 20)
 
 struct upjob {
     char key[96];
@@ -61,7 +66,8 @@ struct uploader {
     pthread_mutex_t mu; /* guards everything below */
     pthread_cond_t cv;
     struct upjob *head, *tail;
-    unsigned pending; /* queued + being uploaded */
+    unsigned pending;     /* queued + being uploaded */
+    size_t pending_bytes; /* their encoded size */
     unsigned nthreads, idle;
     int stop;
     pthread_t th[UPLOAD_THREADS];
@@ -105,6 +111,7 @@ static void *upload_worker(void *arg)
             u->bytes += j->buf.len;
         }
         u->pending--;
+        u->pending_bytes -= j->buf.len;
         pthread_cond_broadcast(&u->cv);
         dsq_buf_cleanup(&j->buf);
         free(j);
@@ -127,13 +134,18 @@ static dsq_rc upload_submit(struct dsq_txn *t, struct upjob *j)
         t->up = u;
     }
     pthread_mutex_lock(&u->mu);
-    if (u->pending >= UPLOAD_INFLIGHT) {
+#define FULL_UP                                                                \
+    (u->pending >= UPLOAD_INFLIGHT ||                                          \
+     (u->pending > 0 &&                                                        \
+      u->pending_bytes + j->buf.len > UPLOAD_INFLIGHT_BYTES))
+    if (FULL_UP) {
         pthread_mutex_unlock(&u->mu);
         dsq_store_will_wait(t->db->st);
         pthread_mutex_lock(&u->mu);
-        while (u->pending >= UPLOAD_INFLIGHT)
+        while (FULL_UP)
             pthread_cond_wait(&u->cv, &u->mu);
     }
+#undef FULL_UP
     j->next = NULL;
     if (u->tail)
         u->tail->next = j;
@@ -141,6 +153,7 @@ static dsq_rc upload_submit(struct dsq_txn *t, struct upjob *j)
         u->head = j;
     u->tail = j;
     u->pending++;
+    u->pending_bytes += j->buf.len;
     if (u->idle == 0 && u->nthreads < UPLOAD_THREADS &&
         pthread_create(&u->th[u->nthreads], NULL, upload_worker, u) == 0)
         u->nthreads++;

@@ -11,6 +11,7 @@
 #include "sqlitefmt.h"
 #include "testutil.h"
 
+#include <sched.h>
 #include <check.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -86,6 +87,35 @@ START_TEST(test_config_precedence_and_errors)
     ck_assert_int_eq(dsq_config_set(&c, "secret_key", "s3cr3t", &e), DSQ_OK);
     ck_assert_str_eq(c.secret_key, "s3cr3t");
     dsq_config_cleanup(&c);
+}
+END_TEST
+
+/* spin_us: 0 with fewer than 4 usable CPUs, else 100; an option wins */
+START_TEST(test_config_spin_default)
+{
+    struct dsq_config c;
+    struct dsq_err e;
+    cpu_set_t set;
+    ck_assert_int_eq(sched_getaffinity(0, sizeof(set), &set), 0);
+    unsigned want = CPU_COUNT(&set) >= 4 ? 100 : 0;
+    ck_assert_uint_eq(dsq_config_default_spin_us(), want);
+    dsq_config_init(&c);
+    ck_assert_uint_eq(c.spin_us, want);
+    dsq_err_clear(&e);
+    ck_assert_int_eq(dsq_config_set(&c, "spin_us", "37", &e), DSQ_OK);
+    ck_assert_uint_eq(c.spin_us, 37);
+    dsq_config_cleanup(&c);
+    /* one CPU only: 0 */
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    for (int i = 0; i < CPU_SETSIZE; i++)
+        if (CPU_ISSET(i, &set)) {
+            CPU_SET(i, &one);
+            break;
+        }
+    ck_assert_int_eq(sched_setaffinity(0, sizeof(one), &one), 0);
+    ck_assert_uint_eq(dsq_config_default_spin_us(), 0);
+    ck_assert_int_eq(sched_setaffinity(0, sizeof(set), &set), 0);
 }
 END_TEST
 
@@ -352,6 +382,7 @@ int main(void)
     tcase_add_test(tc, test_err_one_line_and_prefix);
     tcase_add_test(tc, test_config_precedence_and_errors);
     tcase_add_test(tc, test_config_paths_absolute);
+    tcase_add_test(tc, test_config_spin_default);
     tcase_add_test(tc, test_buf_cap);
     tcase_add_test(tc, test_pgbuf_spills_and_truncates);
     tcase_add_test(tc, test_freelist_real_and_hostile);
