@@ -45,6 +45,9 @@ static int want_cmp(const void *a, const void *b)
    of at most RA_RUN_MAX, READ_THREADS at once. */
 #define RA_MAX_BYTES (16u << 20)
 #define RA_RUN_MAX (1u << 20)
+/* How far (pages) a read may start from where the last one ended and
+   still count as sequential. */
+#define RA_SLACK 64u
 
 struct run_job {
     struct dsq_db *db;
@@ -338,13 +341,23 @@ static void read_ahead(struct dsq_snap *s, uint32_t first, uint32_t count)
     if (cap > db->pc_max_bytes / 4 / ps)
         cap = db->pc_max_bytes / 4 / ps;
     const uint32_t next = first + count;
-    if (first != db->ra_next || db->ra_version != s->version) {
+    /* the kernel's own read-ahead sends neighbouring reads from several
+       threads, so "sequential" allows a little disorder: a read near
+       where the last one ended, or inside what was fetched ahead */
+    const int near =
+        db->ra_version == s->version &&
+        ((first + RA_SLACK >= db->ra_next && first <= db->ra_next + RA_SLACK) ||
+         (first >= db->ra_from && first < db->ra_end));
+    if (!near) {
         db->ra_pages = 0; /* not sequential: start again */
-        db->ra_end = 0;
+        db->ra_from = db->ra_end = 0;
+        db->ra_next = next;
     } else {
         db->ra_pages = db->ra_pages ? db->ra_pages * 2 : count * 4;
         if (db->ra_pages > cap)
             db->ra_pages = cap;
+        if (next > db->ra_next)
+            db->ra_next = next;
         if (db->ra_busy == 0 && db->ra_pages > count && next <= pages &&
             (db->ra_end < next || db->ra_end - next < db->ra_pages)) {
             from = db->ra_end > next ? db->ra_end : next;
@@ -353,7 +366,6 @@ static void read_ahead(struct dsq_snap *s, uint32_t first, uint32_t count)
                 n = db->ra_pages;
         }
     }
-    db->ra_next = next;
     db->ra_version = s->version;
     struct ra_job *j = n ? malloc(sizeof(*j)) : NULL;
     if (j) {
