@@ -513,7 +513,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         return;
     }
     in = dsq_fs_child(fs, parent, name);
-    if (in) {
+    if (in && in->kind != DSQ_I_VIEW) { /* a view is checked again: gc */
         in->nlookup++;
         pthread_mutex_unlock(&fs->mu);
         dsq_fs_reply_entry(req, fs, in);

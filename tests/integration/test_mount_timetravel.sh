@@ -149,6 +149,21 @@ check("v@" + mins.strftime("%Y-%m-%dT%H:%MZ") + ".db", rows[-1][0])  # minutes o
 print(f"ok: {n} commit boundaries, before/at/offset")
 PY
 
+log "the cost of a view: its lookup, then only pages no cache holds"
+reqs() { "$PY" -c "import json,sys; print(json.load(open(sys.argv[1]))['store_requests'])" "$T/m2/.dsqlfs/v.json"; }
+sq "$T/m2/v.db" "SELECT count(*) FROM a" >/dev/null # the live file's pages cached
+sleep 1.1 # the kernel forgets the view's entry (1 s)
+r0=$(reqs)
+stat "$T/m2/v@v$HV.db" >/dev/null
+r1=$(reqs)
+sq "$T/m2/v@v$HV.db" "SELECT count(*) FROM a" >/dev/null
+r2=$(reqs)
+sq "$T/m2/v@v$HV.db" "SELECT count(*) FROM a" >/dev/null
+r3=$(reqs)
+log "view of the newest version: lookup $((r1 - r0)) request(s), first query $((r2 - r1)), second $((r3 - r2))"
+[ $((r1 - r0)) -le 2 ] || fail "a view's lookup cost $((r1 - r0)) requests"
+[ $((r3 - r2)) -le 2 ] || fail "a second query on a view cost $((r3 - r2)) requests"
+
 log "writes to a view fail and change nothing"
 cp "$T/m2/v@v30.db" "$T/v30.before"
 out=$(sqlite3 "$T/m2/v@v30.db" "INSERT INTO a(s) VALUES('nope')" 2>&1) && fail "a write to a view succeeded"
