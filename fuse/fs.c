@@ -1236,6 +1236,15 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
                     token = strdup(pg.next_token);
                 dsq_list_page_cleanup(&pg);
             } while (token);
+            /* a fork names this database's objects (its pin, forks/) */
+            for (size_t i = 0; i < keys.n && r == 0; i++)
+                if (!strncmp(keys.v[i] + strlen(pre), "forks/", 6)) {
+                    dsq_log(DSQ_LOG_NOTICE, "fs",
+                            "unlink %s refused (EBUSY): a fork uses its "
+                            "objects (pin %s)",
+                            name, keys.v[i]);
+                    r = -EBUSY;
+                }
             /* root.json and manifests first: the database disappears
                before its segments do */
             for (int pass = 0; pass < 2 && r == 0; pass++)
@@ -1248,7 +1257,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
                         r = -dsq_rc_errno(rc);
                 }
             dsq_names_free(&keys);
-            if (r)
+            if (r && r != -EBUSY)
                 dsq_log(DSQ_LOG_ERR, "fs", "deleting %s: %s", name,
                         dsq_err_text(&e, e.rc));
         }

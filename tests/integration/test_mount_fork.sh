@@ -70,6 +70,16 @@ if [ "$IT_S3" = 0 ]; then
     cmp -s "$T/sl.db" "$T/c.db" || fail "the copied fork differs"
 fi
 
+log "a source with forks is not deleted (allow_delete)"
+unmount "$T/m1"
+mount_store "$T/m1" -o allow_delete
+if rm "$T/m1/s.db" 2>/dev/null; then fail "rm of a forked source worked"; fi
+grep -q 'unlink s.db refused (EBUSY): a fork uses its objects' "$T/m1.log" || fail "no log line for the refused rm"
+"$DSQLFS" verify "$STORE/s" >/dev/null || fail "verify the source after the refused rm"
+rm "$T/m1/ft.db" || fail "rm of a fork"
+[ -e "$T/m1/ft.db" ] && fail "the fork is still there"
+"$DSQLFS" verify "$STORE/s" >/dev/null || fail "verify the source after its fork's rm"
+
 MB=${DSQ_FORK_MB:-1024}
 log "a fork of a ${MB} MB database: time and requests"
 sqlite3 "$T/big.db" "PRAGMA page_size=4096; PRAGMA journal_mode=OFF; CREATE TABLE b(id INTEGER PRIMARY KEY, v TEXT);
