@@ -43,6 +43,15 @@ eq "$(sq "$T/m1/s.db" "SELECT count(*) FROM t WHERE id % 10 = 1")" 0 "the source
 eq "$(sq "$T/m1/f.db" "PRAGMA integrity_check")" ok "the fork's integrity"
 eq "$(sq "$T/m2/s.db" "PRAGMA integrity_check")" ok "the source's integrity"
 
+log "a fork of a fork (its chunks name the first source's segments)"
+"$DSQLFS" fork "$STORE/f" "$STORE/g" >/dev/null || fail "fork of a fork"
+"$DSQLFS" export -q "$STORE/f" "$T/fl.db"
+"$DSQLFS" export -q "$STORE/g" "$T/g.db"
+cmp -s "$T/fl.db" "$T/g.db" || fail "the fork of a fork differs"
+"$DSQLFS" verify "$STORE/g" >/dev/null || fail "verify the fork of a fork"
+sq "$T/m2/g.db" "INSERT INTO t(v) VALUES('g')"
+eq "$(sq "$T/m1/g.db" "SELECT count(*) FROM t WHERE v = 'g'")" 1 "a commit on the fork of a fork"
+
 log "gc on each keeps the other whole"
 sleep 4
 "$DSQLFS" gc "$STORE/s" --keep 1 --keep-for 3 || fail "gc on the source"
@@ -54,6 +63,7 @@ first_f=$("$DSQLFS" versions "$STORE/f" | awk 'NR == 2 {print $1}')
 "$DSQLFS" verify "$STORE/s" >/dev/null || fail "verify the source after both gc"
 "$DSQLFS" verify "$STORE/f" >/dev/null || fail "verify the fork after both gc"
 "$DSQLFS" verify "$STORE/ft" >/dev/null || fail "verify the @TIME fork after both gc"
+"$DSQLFS" verify "$STORE/g" >/dev/null || fail "verify the fork of a fork after both gc"
 "$DSQLFS" export -q "$STORE/ft" "$T/ft2.db"
 cmp -s "$T/s.db" "$T/ft2.db" || fail "the untouched fork changed after gc"
 eq "$(sq "$T/m1/f.db" "PRAGMA integrity_check")" ok "the fork after gc"
