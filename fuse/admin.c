@@ -759,12 +759,9 @@ static int cmd_restore(struct args *a)
  * SRC_URL[@vN|@TIME]: the URL and the version it names (DSQ_VERSION_LATEST
  * without a suffix).  0, or -1 if the suffix is malformed.
  */
-static int fork_source(struct args *a, const char *arg, char **url,
-                       struct dsq_db **db_for_time, uint64_t *version,
+static int fork_source(const char *arg, char **url, uint64_t *version,
                        uint64_t *at_ms)
 {
-    (void)a;
-    (void)db_for_time;
     *version = DSQ_VERSION_LATEST;
     *at_ms = 0;
     const char *at = strrchr(arg, '@');
@@ -861,7 +858,7 @@ static int cmd_fork(struct args *a)
     dsq_err_clear(&e);
     if (a->npos != 2)
         return usage_error(a->cmd, "usage: fork SRC_URL[@vN|@TIME] DEST_URL");
-    if (fork_source(a, a->pos[0], &src_url, NULL, &version, &at_ms) != 0) {
+    if (fork_source(a->pos[0], &src_url, &version, &at_ms) != 0) {
         free(src_url);
         return usage_error(a->cmd, "SRC_URL@vN (N >= 1) or SRC_URL@TIME (like "
                                    "2026-12-01T10:00:00Z)");

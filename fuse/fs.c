@@ -528,7 +528,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         return;
     }
     in = dsq_fs_child(fs, parent, name);
-    if (in) {
+    if (in && in->kind != DSQ_I_VIEW) { /* a view is checked again: gc */
         in->nlookup++;
         pthread_mutex_unlock(&fs->mu);
         dsq_fs_reply_entry(req, fs, in);
@@ -1250,6 +1250,15 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
                     token = strdup(pg.next_token);
                 dsq_list_page_cleanup(&pg);
             } while (token);
+            /* a fork names this database's objects (its pin, forks/) */
+            for (size_t i = 0; i < keys.n && r == 0; i++)
+                if (!strncmp(keys.v[i] + strlen(pre), "forks/", 6)) {
+                    dsq_log(DSQ_LOG_NOTICE, "fs",
+                            "unlink %s refused (EBUSY): a fork uses its "
+                            "objects (pin %s)",
+                            name, keys.v[i]);
+                    r = -EBUSY;
+                }
             /* root.json and manifests first: the database disappears
                before its segments do */
             for (int pass = 0; pass < 2 && r == 0; pass++)
@@ -1262,7 +1271,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
                         r = -dsq_rc_errno(rc);
                 }
             dsq_names_free(&keys);
-            if (r)
+            if (r && r != -EBUSY)
                 dsq_log(DSQ_LOG_ERR, "fs", "deleting %s: %s", name,
                         dsq_err_text(&e, e.rc));
         }

@@ -26,14 +26,7 @@ void dsq__full_key(const struct dsq_db *db, const char *rel, char *out,
                    size_t outsz)
 {
     if (dsq_key_is_foreign(rel)) {
-        /* another database's object (a fork's source): "../src/..."
-           resolved against this prefix; a key that climbs above the
-           store's root stays as it is, and the store refuses it */
-        char base[DSQ_KEY_MAX];
-        snprintf(base, sizeof(base), "%s/", db->prefix);
-        if (!db->prefix[0] || dsq_key_rebase(base, rel, out, outsz) != 0 ||
-            dsq_key_is_foreign(out))
-            snprintf(out, outsz, "%s", rel);
+        dsq__foreign_full_key(db, rel, out, outsz);
         return;
     }
     if (db->prefix[0])
@@ -539,31 +532,6 @@ static const struct dsq_page_loc *find_loc(const struct dsq_page_loc *v,
     return bsearch(&pgno, v, n, sizeof(*v), loc_cmp_pgno);
 }
 
-/*
- * A chunk of another database (a fork's source) names segments relative
- * to that database: make them relative to this one ("segments/x" of
- * "../src/pagetables/y.ptc" is "../src/segments/x").  0, or -1 if a key
- * does not resolve to a valid one.
- */
-static int rebase_chunk(struct dsq_chunk *c, const char *chunk_key)
-{
-    char base[DSQ_KEY_MAX], k[DSQ_KEY_MAX];
-    dsq_key_base(chunk_key, base, sizeof(base));
-    for (size_t i = 0; i < c->n_segments; i++) {
-        if (dsq_key_rebase(base, c->segments[i], k, sizeof(k)) != 0)
-            return -1;
-        int ok = dsq_key_is_foreign(k)
-                     ? dsq_foreign_key_valid(k, strlen(k), "segments/")
-                     : dsq_object_key_valid(k, strlen(k), "segments/");
-        char *d = ok ? strdup(k) : NULL;
-        if (!d)
-            return -1;
-        free(c->segments[i]);
-        c->segments[i] = d;
-    }
-    return 0;
-}
-
 /* Load, verify and decode a chunk object (no caching). */
 dsq_rc dsq__chunk_fetch(struct dsq_db *db, const struct dsq_chunk_ref *ref,
                         uint32_t page_size, uint32_t chunk_pages,
@@ -610,7 +578,7 @@ dsq_rc dsq__chunk_fetch(struct dsq_db *db, const struct dsq_chunk_ref *ref,
         goto out;
     if (c->index != ref->index || c->page_size != page_size ||
         c->chunk_pages != chunk_pages ||
-        (dsq_key_is_foreign(ref->key) && rebase_chunk(c, ref->key) != 0)) {
+        (dsq_key_is_foreign(ref->key) && dsq__chunk_rebase(c, ref->key) != 0)) {
         dsq_chunk_free(c);
         rc = DSQ_CORRUPT(e,
                          "page-table chunk %s/%s does not match its "

@@ -14,6 +14,43 @@
 
 #define FORK_PINS "forks/"
 
+void dsq__foreign_full_key(const struct dsq_db *db, const char *rel, char *out,
+                           size_t outsz)
+{
+    /* "../src/..." resolved against this prefix; a key that climbs above
+       the store's root stays as it is, and the store refuses it */
+    char base[DSQ_KEY_MAX];
+    snprintf(base, sizeof(base), "%s/", db->prefix);
+    if (!db->prefix[0] || dsq_key_rebase(base, rel, out, outsz) != 0 ||
+        dsq_key_is_foreign(out))
+        snprintf(out, outsz, "%s", rel);
+}
+
+/*
+ * A chunk of another database (a fork's source) names segments relative
+ * to that database: make them relative to this one ("segments/x" of
+ * "../src/pagetables/y.ptc" is "../src/segments/x").  0, or -1 if a key
+ * does not resolve to a valid one.
+ */
+int dsq__chunk_rebase(struct dsq_chunk *c, const char *chunk_key)
+{
+    char base[DSQ_KEY_MAX], k[DSQ_KEY_MAX];
+    dsq_key_base(chunk_key, base, sizeof(base));
+    for (size_t i = 0; i < c->n_segments; i++) {
+        if (dsq_key_rebase(base, c->segments[i], k, sizeof(k)) != 0)
+            return -1;
+        int ok = dsq_key_is_foreign(k)
+                     ? dsq_foreign_key_valid(k, strlen(k), "segments/")
+                     : dsq_object_key_valid(k, strlen(k), "segments/");
+        char *d = ok ? strdup(k) : NULL;
+        if (!d)
+            return -1;
+        free(c->segments[i]);
+        c->segments[i] = d;
+    }
+    return 0;
+}
+
 struct pins {
     struct dsq_db *db;
     uint64_t min; /* UINT64_MAX: none */

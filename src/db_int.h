@@ -344,6 +344,13 @@ static inline int dsq__is_inline_key(const char *key)
     return strncmp(key, "manifests/", 10) == 0;
 }
 void dsq__snap_cache_put(struct dsq_db *db, struct dsq_snap *s);
+/* db_fork.c: the full key of another database's object ("../src/...",
+   docs/format.md section 9), for dsq__full_key. */
+void dsq__foreign_full_key(const struct dsq_db *db, const char *rel, char *out,
+                           size_t outsz);
+/* db_fork.c: a chunk fetched by a foreign key names segments relative to
+   its own database: make them relative to this one.  0, or -1. */
+int dsq__chunk_rebase(struct dsq_chunk *c, const char *chunk_key);
 /* db_fork.c: the oldest version a fork pins (UINT64_MAX: none), and how
    many pins there are (n may be NULL).  One LIST of forks/ plus a GET
    per pin. */

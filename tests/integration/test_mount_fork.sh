@@ -43,6 +43,15 @@ eq "$(sq "$T/m1/s.db" "SELECT count(*) FROM t WHERE id % 10 = 1")" 0 "the source
 eq "$(sq "$T/m1/f.db" "PRAGMA integrity_check")" ok "the fork's integrity"
 eq "$(sq "$T/m2/s.db" "PRAGMA integrity_check")" ok "the source's integrity"
 
+log "a fork of a fork (its chunks name the first source's segments)"
+"$DSQLFS" fork "$STORE/f" "$STORE/g" >/dev/null || fail "fork of a fork"
+"$DSQLFS" export -q "$STORE/f" "$T/fl.db"
+"$DSQLFS" export -q "$STORE/g" "$T/g.db"
+cmp -s "$T/fl.db" "$T/g.db" || fail "the fork of a fork differs"
+"$DSQLFS" verify "$STORE/g" >/dev/null || fail "verify the fork of a fork"
+sq "$T/m2/g.db" "INSERT INTO t(v) VALUES('g')"
+eq "$(sq "$T/m1/g.db" "SELECT count(*) FROM t WHERE v = 'g'")" 1 "a commit on the fork of a fork"
+
 log "gc on each keeps the other whole"
 sleep 4
 "$DSQLFS" gc "$STORE/s" --keep 1 --keep-for 3 || fail "gc on the source"
@@ -54,6 +63,7 @@ first_f=$("$DSQLFS" versions "$STORE/f" | awk 'NR == 2 {print $1}')
 "$DSQLFS" verify "$STORE/s" >/dev/null || fail "verify the source after both gc"
 "$DSQLFS" verify "$STORE/f" >/dev/null || fail "verify the fork after both gc"
 "$DSQLFS" verify "$STORE/ft" >/dev/null || fail "verify the @TIME fork after both gc"
+"$DSQLFS" verify "$STORE/g" >/dev/null || fail "verify the fork of a fork after both gc"
 "$DSQLFS" export -q "$STORE/ft" "$T/ft2.db"
 cmp -s "$T/s.db" "$T/ft2.db" || fail "the untouched fork changed after gc"
 eq "$(sq "$T/m1/f.db" "PRAGMA integrity_check")" ok "the fork after gc"
@@ -69,6 +79,16 @@ if [ "$IT_S3" = 0 ]; then
     "$DSQLFS" export -q "file://$T/other/c" "$T/c.db"
     cmp -s "$T/sl.db" "$T/c.db" || fail "the copied fork differs"
 fi
+
+log "a source with forks is not deleted (allow_delete)"
+unmount "$T/m1"
+mount_store "$T/m1" -o allow_delete
+if rm "$T/m1/s.db" 2>/dev/null; then fail "rm of a forked source worked"; fi
+grep -q 'unlink s.db refused (EBUSY): a fork uses its objects' "$T/m1.log" || fail "no log line for the refused rm"
+"$DSQLFS" verify "$STORE/s" >/dev/null || fail "verify the source after the refused rm"
+rm "$T/m1/ft.db" || fail "rm of a fork"
+[ -e "$T/m1/ft.db" ] && fail "the fork is still there"
+"$DSQLFS" verify "$STORE/s" >/dev/null || fail "verify the source after its fork's rm"
 
 MB=${DSQ_FORK_MB:-1024}
 log "a fork of a ${MB} MB database: time and requests"
