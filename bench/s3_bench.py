@@ -11,7 +11,8 @@ Prints one line per figure, then the table:
   store requests per read transaction (point SELECTs) with 1, 4 and 16
     concurrent readers at staleness 0
   cold first query on a generated BENCH_GB database: time, requests and
-    bytes, then a second process on the same mount
+    bytes, then a second process on the same mount; a cold full scan of
+    it on a fresh mount (MB/s) vs one whole-object GET
   two mounts writing disjoint tables of one database vs one mount alone
   import / export of that database vs one whole-object PUT / GET
 """
@@ -261,6 +262,22 @@ def cold_and_bulk(whole):
     r2, b2 = reqs(mnt, "big")
     row("same query, second process", ms(t2), "",
         "%d requests, %d bytes" % (r2 - r1, b2 - b1))
+    umount(mnt)
+
+    # cold full scan: a fresh mount reads every page of the big table
+    mnt = mount("scan", "staleness=1")
+    t0 = time.perf_counter()
+    got = subprocess.check_output(
+        ["sqlite3", os.path.join(mnt, "big.db"),
+         "SELECT count(*), sum(length(v)) FROM big"], text=True).strip()
+    t = time.perf_counter() - t0
+    if got != "%d|%d" % (n, n * 900):
+        raise SystemExit("full scan: %r" % got)
+    r3, b3 = reqs(mnt, "big")
+    row("cold full scan, %.0f MB db" % mb, "%.0f MB/s" % (mb / t),
+        "whole GET %.0f MB/s" % (mb / float(w["whole_get_mem_s"])),
+        "%.2fx, %d requests, %.0f MB" % ((mb / t) / (mb / float(w["whole_get_mem_s"])),
+                                          r3, b3 / 1e6))
     umount(mnt)
     os.unlink(big)
 

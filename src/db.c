@@ -593,7 +593,7 @@ out:
 }
 
 /* Caller holds db->mu.  Returns the cached chunk or NULL. */
-static struct dsq_chunk *chunk_cached(struct dsq_db *db, const char *key)
+struct dsq_chunk *dsq__chunk_cached(struct dsq_db *db, const char *key)
 {
     for (int i = 0; i < CHUNK_CACHE_MAX; i++)
         if (db->chunks[i].key && strcmp(db->chunks[i].key, key) == 0) {
@@ -604,10 +604,10 @@ static struct dsq_chunk *chunk_cached(struct dsq_db *db, const char *key)
 }
 
 /* Caller holds db->mu.  Takes ownership of c (frees it if not kept). */
-static struct dsq_chunk *chunk_store(struct dsq_db *db, const char *key,
-                                     struct dsq_chunk *c)
+struct dsq_chunk *dsq__chunk_store(struct dsq_db *db, const char *key,
+                                   struct dsq_chunk *c)
 {
-    struct dsq_chunk *have = chunk_cached(db, key);
+    struct dsq_chunk *have = dsq__chunk_cached(db, key);
     if (have) {
         dsq_chunk_free(c);
         return have;
@@ -638,7 +638,7 @@ static dsq_rc chunk_lookup(struct dsq_db *db, const struct dsq_chunk_ref *ref,
                            char *segkey, size_t segkey_sz, struct dsq_err *e)
 {
     pthread_mutex_lock(&db->mu);
-    struct dsq_chunk *c = chunk_cached(db, ref->key);
+    struct dsq_chunk *c = dsq__chunk_cached(db, ref->key);
     if (!c) {
         pthread_mutex_unlock(&db->mu);
         struct dsq_chunk *fresh = NULL;
@@ -647,7 +647,7 @@ static dsq_rc chunk_lookup(struct dsq_db *db, const struct dsq_chunk_ref *ref,
         if (rc != DSQ_OK)
             return rc;
         pthread_mutex_lock(&db->mu);
-        c = chunk_store(db, ref->key, fresh);
+        c = dsq__chunk_store(db, ref->key, fresh);
         if (!c) {
             pthread_mutex_unlock(&db->mu);
             dsq_chunk_free(fresh);
@@ -663,69 +663,6 @@ static dsq_rc chunk_lookup(struct dsq_db *db, const struct dsq_chunk_ref *ref,
     }
     pthread_mutex_unlock(&db->mu);
     return rc;
-}
-
-/*
- * A cold handle's first manifest: fetch its page-table chunks several at
- * once, so that the first query's page lookups do not each wait for
- * their chunk in turn (a point query touches one chunk per b-tree level).
- * Bounded: at most CHUNK_CACHE_MAX chunks and WARM_CHUNK_BYTES in all;
- * best effort (a failure is met again by the lookup that needs it).
- */
-#define WARM_THREADS 8
-#define WARM_CHUNK_BYTES (16u << 20)
-
-struct warm {
-    struct dsq_db *db;
-    const struct dsq_manifest *m;
-    pthread_mutex_t mu; /* guards next */
-    size_t next;
-};
-
-static void *warm_worker(void *arg)
-{
-    struct warm *w = arg;
-    for (;;) {
-        pthread_mutex_lock(&w->mu);
-        size_t i = w->next++;
-        pthread_mutex_unlock(&w->mu);
-        if (i >= w->m->n_chunks)
-            return NULL;
-        const struct dsq_chunk_ref *ref = &w->m->chunks[i];
-        pthread_mutex_lock(&w->db->mu);
-        int have = chunk_cached(w->db, ref->key) != NULL;
-        pthread_mutex_unlock(&w->db->mu);
-        struct dsq_chunk *c = NULL;
-        struct dsq_err ignore;
-        if (have || dsq__chunk_fetch(w->db, ref, w->m->page_size,
-                                     w->m->chunk_pages, &c, &ignore) != DSQ_OK)
-            continue;
-        pthread_mutex_lock(&w->db->mu);
-        if (!chunk_store(w->db, ref->key, c))
-            dsq_chunk_free(c);
-        pthread_mutex_unlock(&w->db->mu);
-    }
-}
-
-static void warm_chunks(struct dsq_db *db, const struct dsq_manifest *m)
-{
-    uint64_t bytes = 0;
-    for (size_t i = 0; i < m->n_chunks; i++)
-        bytes += m->chunks[i].size;
-    if (m->n_chunks < 2 || m->n_chunks > CHUNK_CACHE_MAX ||
-        bytes > WARM_CHUNK_BYTES)
-        return;
-    struct warm w = {.db = db, .m = m};
-    pthread_mutex_init(&w.mu, NULL);
-    pthread_t th[WARM_THREADS];
-    size_t n = 0;
-    for (size_t i = 1; i < WARM_THREADS && i < m->n_chunks; i++)
-        if (pthread_create(&th[n], NULL, warm_worker, &w) == 0)
-            n++;
-    warm_worker(&w);
-    for (size_t i = 0; i < n; i++)
-        pthread_join(th[i], NULL);
-    pthread_mutex_destroy(&w.mu);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1180,7 +1117,7 @@ dsq_rc dsq_db_snapshot(struct dsq_db *db, uint64_t version,
         db->chunks_warmed = 1;
         pthread_mutex_unlock(&db->mu);
         if (cold)
-            warm_chunks(db, m);
+            dsq__warm_chunks(db, m);
     }
     dsq__snap_cache_put(db, s);
     *out = s;

@@ -130,12 +130,12 @@ struct dsq_db {
     uint64_t chunk_clock;
     int chunks_warmed; /* the first manifest's chunks were fetched */
     /* read-ahead of sequential bulk reads (db_read.c): guarded by mu */
-    uint64_t ra_version; /* the snapshot the last read was of */
-    uint32_t ra_next;    /* the page after the last read */
-    uint32_t ra_from;    /* the window being fetched: [ra_from, ra_end) */
-    uint32_t ra_end;     /* pages before this are fetched ahead already */
-    uint32_t ra_pages;   /* the window, 0 while reads are not sequential */
-    unsigned ra_busy;    /* read-ahead threads running (at most 1) */
+    uint64_t ra_version;  /* the snapshot the last read was of */
+    uint32_t ra_next;     /* the page after the last read */
+    uint32_t ra_from;     /* the window being fetched: [ra_from, ra_end) */
+    uint32_t ra_end;      /* pages before this are fetched ahead already */
+    uint32_t ra_pages;    /* the window, 0 while reads are not sequential */
+    unsigned ra_busy;     /* read-ahead threads running (at most 1) */
     pthread_cond_t ra_cv; /* ra_busy went down */
     /* snapshot cache: guarded by mu (holds one ref each) */
     struct dsq_snap *snaps[SNAP_CACHE_MAX];
@@ -150,6 +150,14 @@ struct dsq_db {
         pthread_mutex_unlock(&(db)->mu);                                       \
     } while (0)
 
+/* The chunk cache (db.c; db->mu held): the cached chunk or NULL; store
+   takes ownership of c (freed if not kept) and returns what is cached. */
+struct dsq_chunk *dsq__chunk_cached(struct dsq_db *db, const char *key);
+struct dsq_chunk *dsq__chunk_store(struct dsq_db *db, const char *key,
+                                   struct dsq_chunk *c);
+/* A cold handle's first manifest: its chunks fetched several at once
+   (db_read.c; best effort). */
+void dsq__warm_chunks(struct dsq_db *db, const struct dsq_manifest *m);
 /* Wait until no read-ahead of db runs (db_read.c; before closing). */
 void dsq__readahead_wait(struct dsq_db *db);
 

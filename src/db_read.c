@@ -6,8 +6,8 @@
  * READ_THREADS threads at once; and read-ahead: reads of one handle that
  * follow each other page after page (a table scan through the mount)
  * fetch a growing window of the pages after them into the page cache, in
- * parallel ranges of RA_RUN_MAX.  Single-page reads and the caches are in
- * db.c.
+ * parallel ranges of RA_RUN_MAX; and a cold handle's page-table chunks,
+ * fetched several at once.  Single-page reads and the caches are in db.c.
  *
  * Layer: services (the engine; shares db_int.h with db.c).  Locking: the
  * threads of one read share a job struct whose mutex guards its cursor
@@ -262,6 +262,73 @@ dsq_rc dsq__read_locs(struct dsq_db *db, size_t n, char *const *keys,
     dsq_buf_cleanup(&scratch);
     return rc;
 }
+
+/* ---- a cold handle's chunks ---- */
+
+/*
+ * A cold handle's first manifest: fetch its page-table chunks several at
+ * once, so that the first query's page lookups do not each wait for
+ * their chunk in turn (a point query touches one chunk per b-tree level).
+ * Bounded: at most CHUNK_CACHE_MAX chunks and WARM_CHUNK_BYTES in all;
+ * best effort (a failure is met again by the lookup that needs it).
+ */
+#define WARM_THREADS 8
+#define WARM_CHUNK_BYTES (16u << 20)
+
+struct warm {
+    struct dsq_db *db;
+    const struct dsq_manifest *m;
+    pthread_mutex_t mu; /* guards next */
+    size_t next;
+};
+
+static void *warm_worker(void *arg)
+{
+    struct warm *w = arg;
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        size_t i = w->next++;
+        pthread_mutex_unlock(&w->mu);
+        if (i >= w->m->n_chunks)
+            return NULL;
+        const struct dsq_chunk_ref *ref = &w->m->chunks[i];
+        pthread_mutex_lock(&w->db->mu);
+        int have = dsq__chunk_cached(w->db, ref->key) != NULL;
+        pthread_mutex_unlock(&w->db->mu);
+        struct dsq_chunk *c = NULL;
+        struct dsq_err ignore;
+        if (have || dsq__chunk_fetch(w->db, ref, w->m->page_size,
+                                     w->m->chunk_pages, &c, &ignore) != DSQ_OK)
+            continue;
+        pthread_mutex_lock(&w->db->mu);
+        if (!dsq__chunk_store(w->db, ref->key, c))
+            dsq_chunk_free(c);
+        pthread_mutex_unlock(&w->db->mu);
+    }
+}
+
+void dsq__warm_chunks(struct dsq_db *db, const struct dsq_manifest *m)
+{
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < m->n_chunks; i++)
+        bytes += m->chunks[i].size;
+    if (m->n_chunks < 2 || m->n_chunks > CHUNK_CACHE_MAX ||
+        bytes > WARM_CHUNK_BYTES)
+        return;
+    struct warm w = {.db = db, .m = m};
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_t th[WARM_THREADS];
+    size_t n = 0;
+    for (size_t i = 1; i < WARM_THREADS && i < m->n_chunks; i++)
+        if (pthread_create(&th[n], NULL, warm_worker, &w) == 0)
+            n++;
+    warm_worker(&w);
+    for (size_t i = 0; i < n; i++)
+        pthread_join(th[i], NULL);
+    pthread_mutex_destroy(&w.mu);
+}
+
+/* ---- read-ahead ---- */
 
 /* One window of read-ahead, fetched by its own thread. */
 struct ra_job {
