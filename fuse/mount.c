@@ -22,6 +22,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,8 +235,25 @@ static int absolute_envs(void)
     return 0;
 }
 
+/*
+ * The daemon's memory bound (page_cache_bytes + txn_mem_bytes + a fixed
+ * slack) must hold whatever its threads allocate.  glibc gives every new
+ * thread its own arena (up to 8 per core) and raises its mmap threshold
+ * each time a large block is freed, after which large blocks come from
+ * the arenas and stay there: read-ahead and upload threads then keep tens
+ * of MiB they no longer use.  A fixed threshold returns every buffer of
+ * 256 KiB or more to the system when it is freed, and four arenas are
+ * enough for the threads one request runs on.
+ */
+static void bound_malloc(void)
+{
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+    mallopt(M_ARENA_MAX, 4);
+}
+
 int dsq_mount_main(int argc, char **argv)
 {
+    bound_malloc();
     struct mopts m;
     struct dsq_config cfg;
     struct dsq_err e;
