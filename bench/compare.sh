@@ -89,9 +89,9 @@ trap cleanup EXIT
 MOUNT_OPTS="page_cache_bytes=67108864,txn_mem_bytes=67108864"
 BOUND_KB=$(((64 + 64 + 64) * 1024))
 
-wait_mount() {
-    for _ in $(seq 1 100); do mountpoint -q "$MNT" && return 0; sleep 0.05; done
-    echo "compare.sh: mount on $MNT did not come up" >&2
+wait_mount() { # wait_mount TARGET
+    for _ in $(seq 1 300); do mountpoint -q "$MNT" && return 0; sleep 0.05; done
+    echo "compare.sh: mount on $MNT did not come up: $(tail -3 "$D/$1.log" 2>/dev/null)" >&2
     exit 1
 }
 unmount() {
@@ -119,7 +119,7 @@ up() {
     s3) "$BIN" "$(store_of s3 "$2")" "$MNT" -f -o "cache_dir=$D/cache,staleness=1,$MOUNT_OPTS" 2>>"$D/$1.log" & ;;
     esac
     DPID=$!
-    wait_mount
+    wait_mount "$1"
     DIR=$MNT
 }
 down() { [ "$DIR" = "$MNT" ] && unmount; return 0; }

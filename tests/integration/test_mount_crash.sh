@@ -49,7 +49,7 @@ for fp in commit.after_segments commit.before_manifest commit.after_manifest com
         mount_store "$M"
         unset DSQLFS_FAULT DSQLFS_FAULT_SKIP
         DSQ_JOURNAL=$mode timeout 120 "$PY" "$(dirname "$0")/writer.py" "$M/c.db" "$next" > "$T/out" 2>&1 || true
-        kill -0 "$LAST_DAEMON" 2>/dev/null && fail "$fp: the daemon did not stop"
+        kill -0 "$LAST_DAEMON" 2>/dev/null && { tail -3 "$T/out" >&2; fail "$fp: the daemon did not stop"; }
         check_after "$T/out" "$fp ($mode)"
     done
 done
