@@ -21,7 +21,7 @@
  * fields and the usage cache; it is never held across a store call.
  * m->round_mu serialises rounds and usage walks with each other (a walk
  * runs with it held, store calls included; nobody else waits on it but
- * those two).  The fs's locks are taken only inside dsq_fs_each_db
+ * those two, and a df before any usage figure exists).  The fs's locks are taken only inside dsq_fs_each_db
  * callbacks (fs->mu, then each df->mu: the documented order), for reading
  * a few fields, never across a store call.  A round makes its own engine
  * handle per database, so nothing here touches a database file's caches.
@@ -32,6 +32,7 @@
 #include "env.h"
 #include "fs.h"
 #include "log.h"
+#include "loop.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -596,9 +597,21 @@ void dsq_maint_statfs(struct dsq_maint *m, struct statvfs *sv)
     uint64_t now = wall_ms();
     pthread_mutex_lock(&m->mu);
     int fresh = m->u_valid && now - m->u_at_ms < USAGE_TTL_MS;
+    int have = m->u_valid;
     pthread_mutex_unlock(&m->mu);
-    /* one walk at a time; a df during a long round gets the last figure */
-    if (!fresh && pthread_mutex_trylock(&m->round_mu) == 0) {
+    /* one walk at a time; a df during a long round gets the last figure,
+       or waits for the round when there is none yet */
+    int walk_now = 0;
+    if (!fresh) {
+        if (have) {
+            walk_now = pthread_mutex_trylock(&m->round_mu) == 0;
+        } else {
+            dsq_loop_may_block(); /* a round may hold it for a while */
+            pthread_mutex_lock(&m->round_mu);
+            walk_now = 1;
+        }
+    }
+    if (walk_now) {
         struct usage u = {0};
         struct dsq_err e;
         dsq_err_clear(&e);
