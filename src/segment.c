@@ -110,7 +110,7 @@ int dsq_object_key_valid(const char *key, size_t len, const char *dir)
 {
     const uint8_t *s = (const uint8_t *)key;
     size_t dl = strlen(dir);
-    if (!key || len == 0 || len > DSQ_OBJECT_KEY_MAX || len <= dl ||
+    if (!key || len == 0 || len > DSQ_OBJECT_KEY_MAX || dl == 0 || len <= dl ||
         memcmp(key, dir, dl) != 0 || dir[dl - 1] != '/')
         return 0;
     for (size_t i = 0; i < len;) {
@@ -903,7 +903,8 @@ int dsq_foreign_key_valid(const char *key, size_t len, const char *dir)
     size_t i = 0;
     while (i + 3 <= len && !memcmp(key + i, "../", 3))
         i += 3;
-    if (i == 0 || i >= len || len > DSQ_OBJECT_KEY_MAX)
+    if (i == 0 || i >= len || len > DSQ_OBJECT_KEY_MAX ||
+        memchr(key, 0, len) != NULL)
         return 0;
     /* the last two components: dir and one name */
     size_t last = len;
