@@ -164,7 +164,7 @@ int main(int argc, char **argv)
     }
     struct dsq_config cfg;
     struct dsq_err e;
-    struct dsq_store *st;
+    struct dsq_store *st = NULL;
     dsq_config_init(&cfg);
     dsq_err_clear(&e);
     dsq_rc rc = dsq_config_load_env(&cfg, &e);
