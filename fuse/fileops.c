@@ -180,13 +180,7 @@ int dsq_fop_open_common(fuse_req_t req, struct dsq_inode *in,
     }
     if (created) {
         struct fuse_entry_param ep;
-        memset(&ep, 0, sizeof(ep));
-        ep.ino = in->ino;
-        ep.generation = in->generation;
-        dsq_fs_fill_attr(fs, in, &ep.attr);
-        ep.attr_timeout = dsq_fs_attr_timeout(in);
-        ep.entry_timeout =
-            in->kind == DSQ_I_SIDE ? DSQ_SIDE_TIMEOUT : DSQ_ENTRY_TIMEOUT;
+        dsq_fs_entry_param(fs, in, &ep);
         if (fuse_reply_create(req, &ep, fi) == -ENOENT &&
             in->kind == DSQ_I_SIDE)
             close((int)fi->fh);

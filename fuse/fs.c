@@ -408,16 +408,22 @@ double dsq_fs_attr_timeout(const struct dsq_inode *in)
     return in->kind == DSQ_I_STATFILE ? 0.0 : DSQ_ATTR_TIMEOUT;
 }
 
+void dsq_fs_entry_param(struct dsq_fs *fs, struct dsq_inode *in,
+                        struct fuse_entry_param *ep)
+{
+    memset(ep, 0, sizeof(*ep));
+    ep->ino = in->ino;
+    ep->generation = in->generation;
+    dsq_fs_fill_attr(fs, in, &ep->attr);
+    ep->attr_timeout = dsq_fs_attr_timeout(in);
+    ep->entry_timeout =
+        in->kind == DSQ_I_SIDE ? DSQ_SIDE_TIMEOUT : DSQ_ENTRY_TIMEOUT;
+}
+
 void dsq_fs_reply_entry(fuse_req_t req, struct dsq_fs *fs, struct dsq_inode *in)
 {
     struct fuse_entry_param ep;
-    memset(&ep, 0, sizeof(ep));
-    ep.ino = in->ino;
-    ep.generation = in->generation;
-    dsq_fs_fill_attr(fs, in, &ep.attr);
-    ep.attr_timeout = dsq_fs_attr_timeout(in);
-    ep.entry_timeout =
-        in->kind == DSQ_I_SIDE ? DSQ_SIDE_TIMEOUT : DSQ_ENTRY_TIMEOUT;
+    dsq_fs_entry_param(fs, in, &ep);
     fuse_reply_entry(req, &ep);
 }
 

@@ -41,6 +41,9 @@ void dsq_fs_fill_attr(struct dsq_fs *fs, struct dsq_inode *in, struct stat *st);
 double dsq_fs_attr_timeout(const struct dsq_inode *in);
 
 /* Reply to a lookup with in's entry. */
+/* The entry reply for in: attributes and the timeouts of its kind. */
+void dsq_fs_entry_param(struct dsq_fs *fs, struct dsq_inode *in,
+                        struct fuse_entry_param *ep);
 void dsq_fs_reply_entry(fuse_req_t req, struct dsq_fs *fs,
                         struct dsq_inode *in);
 

@@ -56,13 +56,10 @@ static void inval_send(struct dsq_dbfile *df, struct inval *iv)
     memset(iv, 0, sizeof(*iv));
 }
 
-/* Unlock df->mu after sending iv (if any) with inval_busy protocol. */
-void dsq__df_unlock_inval(struct dsq_dbfile *df, struct inval *iv)
+void dsq__df_inval_now(struct dsq_dbfile *df, struct inval *iv)
 {
-    if (!iv->whole && !iv->n && !iv->ps) {
-        pthread_mutex_unlock(&df->mu);
+    if (!iv->whole && !iv->n && !iv->ps)
         return;
-    }
     df->inval_busy = 1;
     pthread_mutex_unlock(&df->mu);
     /* dropping pages waits for page locks held by READs still queued for
@@ -74,22 +71,13 @@ void dsq__df_unlock_inval(struct dsq_dbfile *df, struct inval *iv)
     dsq__df_lock(df);
     df->inval_busy = 0;
     pthread_cond_broadcast(&df->cv);
-    pthread_mutex_unlock(&df->mu);
 }
 
-void dsq__df_inval_now(struct dsq_dbfile *df, struct inval *iv)
+/* Unlock df->mu after sending iv (if any) with inval_busy protocol. */
+void dsq__df_unlock_inval(struct dsq_dbfile *df, struct inval *iv)
 {
-    if (!iv->whole && !iv->n && !iv->ps)
-        return;
-    df->inval_busy = 1;
+    dsq__df_inval_now(df, iv);
     pthread_mutex_unlock(&df->mu);
-    dsq_loop_may_block();
-    struct inval local = *iv;
-    memset(iv, 0, sizeof(*iv));
-    inval_send(df, &local);
-    dsq__df_lock(df);
-    df->inval_busy = 0;
-    pthread_cond_broadcast(&df->cv);
 }
 
 void dsq__df_wait_inval(struct dsq_dbfile *df)

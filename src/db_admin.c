@@ -13,21 +13,13 @@
 /* 8. admin                                                             */
 /* ------------------------------------------------------------------ */
 
-struct vlist {
-    uint64_t *v;
-    size_t n, cap;
-    uint64_t ignored;
-};
-
 static int vlist_fn(const char *rel, const struct dsq_objinfo *info, void *arg)
 {
-    struct vlist *l = arg;
+    struct dsq_vlist *l = arg;
     uint64_t v;
     (void)info;
-    if (dsq_manifest_key_parse(rel, &v) != 0) {
-        l->ignored++;
+    if (dsq_manifest_key_parse(rel, &v) != 0)
         return 0;
-    }
     if (l->n == l->cap) {
         size_t nc = l->cap ? l->cap * 2 : 64;
         uint64_t *nv = realloc(l->v, nc * sizeof(*nv));
@@ -40,18 +32,27 @@ static int vlist_fn(const char *rel, const struct dsq_objinfo *info, void *arg)
     return 0;
 }
 
-static dsq_rc list_versions(struct dsq_db *db, struct vlist *l,
-                            struct dsq_err *e)
+static int u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+dsq_rc dsq__list_versions(struct dsq_db *db, struct dsq_vlist *l,
+                          struct dsq_err *e)
 {
     memset(l, 0, sizeof(*l));
-    return dsq__list_rel(db, "manifests/", NULL, vlist_fn, l, e);
+    dsq_rc rc = dsq__list_rel(db, "manifests/", NULL, vlist_fn, l, e);
+    if (rc == DSQ_OK && l->n)
+        qsort(l->v, l->n, sizeof(*l->v), u64_cmp);
+    return rc;
 }
 
 dsq_rc dsq_db_versions(struct dsq_db *db, dsq_version_fn fn, void *arg,
                        struct dsq_err *e)
 {
-    struct vlist l;
-    dsq_rc rc = list_versions(db, &l, e);
+    struct dsq_vlist l;
+    dsq_rc rc = dsq__list_versions(db, &l, e);
     for (size_t i = 0; rc == DSQ_OK && i < l.n; i++) {
         struct dsq_manifest *m = NULL;
         rc = dsq__load_manifest(db, l.v[i], &m, e);
@@ -409,17 +410,11 @@ static dsq_rc verify_inline(struct dsq_db *db, const struct dsq_manifest *m,
     return DSQ_OK;
 }
 
-static int u64_cmp(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 dsq_rc dsq_db_verify(struct dsq_db *db, struct dsq_verify_report *rep,
                      dsq_problem_fn report_fn, dsq_progress_fn progress,
                      void *arg, struct dsq_err *e)
 {
-    struct vlist l;
+    struct dsq_vlist l;
     struct selfrec *selfs = NULL;
     struct dsq_manifest *prev = NULL; /* pass 1: the version before */
     struct strlist segkeys = {0};
@@ -434,7 +429,7 @@ dsq_rc dsq_db_verify(struct dsq_db *db, struct dsq_verify_report *rep,
 
     dsq_buf_init(&buf, OBJ_CAP);
     memset(rep, 0, sizeof(*rep));
-    rc = list_versions(db, &l, e);
+    rc = dsq__list_versions(db, &l, e);
     if (rc != DSQ_OK)
         return rc;
     rep->versions = l.n;
@@ -787,11 +782,11 @@ dsq_rc dsq_db_recovery_scan(struct dsq_db *db, uint64_t grace_ms, int do_delete,
                             dsq_orphan_fn fn, void *arg, uint64_t *n_orphans,
                             struct dsq_err *e)
 {
-    struct vlist l;
+    struct dsq_vlist l;
     struct strlist refs = {0};
     struct strlist chunkkeys = {0};
     struct orphan_scan s = {0};
-    dsq_rc rc = list_versions(db, &l, e);
+    dsq_rc rc = dsq__list_versions(db, &l, e);
     /* everything any manifest (or chunk it references) names */
     for (size_t i = 0; rc == DSQ_OK && i < l.n; i++) {
         struct dsq_manifest *m = NULL;
@@ -911,7 +906,7 @@ dsq_rc dsq_db_gc_pinned(struct dsq_db *db, uint64_t keep_versions,
                         uint64_t keep_ms, uint64_t pinned, int dry_run,
                         struct dsq_gc_report *rep, struct dsq_err *e)
 {
-    struct vlist l = {0};
+    struct dsq_vlist l = {0};
     struct strlist dead = {0}, live = {0}, chunkkeys = {0};
     struct dsq_objinfo floor_info;
     uint64_t floor_old = 0;
@@ -928,7 +923,7 @@ dsq_rc dsq_db_gc_pinned(struct dsq_db *db, uint64_t keep_versions,
                            (unsigned long long)(min_ms / 1000));
     rc = dsq__read_gc_floor(db, &floor_old, &floor_info, e);
     if (rc == DSQ_OK)
-        rc = list_versions(db, &l, e);
+        rc = dsq__list_versions(db, &l, e);
     if (rc != DSQ_OK || l.n == 0)
         goto out;
     uint64_t head = l.v[l.n - 1];

@@ -13,36 +13,6 @@
 
 #include "sqlitetree.h"
 
-struct vnums {
-    uint64_t *v;
-    size_t n, cap;
-};
-
-static int vnum_fn(const char *rel, const struct dsq_objinfo *info, void *arg)
-{
-    struct vnums *l = arg;
-    uint64_t v;
-    (void)info;
-    if (dsq_manifest_key_parse(rel, &v) != 0)
-        return 0;
-    if (l->n == l->cap) {
-        size_t nc = l->cap ? l->cap * 2 : 64;
-        uint64_t *nv = realloc(l->v, nc * sizeof(*nv));
-        if (!nv)
-            return 1;
-        l->v = nv;
-        l->cap = nc;
-    }
-    l->v[l->n++] = v;
-    return 0;
-}
-
-static int u64_cmp(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 /*
  * Commit times grow with versions (each is stamped after its parent was
  * read, by a clock that skew between hosts blurs by at most the skew), so
@@ -53,10 +23,8 @@ static int u64_cmp(const void *a, const void *b)
 dsq_rc dsq_db_version_at(struct dsq_db *db, uint64_t at_ms, uint64_t *version,
                          struct dsq_err *e)
 {
-    struct vnums l = {0};
-    dsq_rc rc = dsq__list_rel(db, "manifests/", NULL, vnum_fn, &l, e);
-    if (rc == DSQ_OK && l.n)
-        qsort(l.v, l.n, sizeof(*l.v), u64_cmp);
+    struct dsq_vlist l;
+    dsq_rc rc = dsq__list_versions(db, &l, e);
     size_t lo = 0, hi = l.n; /* answer: the last index < hi with time <= at */
     while (rc == DSQ_OK && lo < hi) {
         size_t mid = lo + (hi - lo) / 2;

@@ -158,6 +158,14 @@ struct dsq_chunk *dsq__chunk_store(struct dsq_db *db, const char *key,
 /* A cold handle's first manifest: its chunks fetched several at once
    (db_read.c; best effort). */
 void dsq__warm_chunks(struct dsq_db *db, const struct dsq_manifest *m);
+/* The version numbers under manifests/, ascending (db_admin.c); the
+   caller frees l->v. */
+struct dsq_vlist {
+    uint64_t *v;
+    size_t n, cap;
+};
+dsq_rc dsq__list_versions(struct dsq_db *db, struct dsq_vlist *l,
+                          struct dsq_err *e);
 /* Wait until no read-ahead of db runs (db_read.c; before closing). */
 void dsq__readahead_wait(struct dsq_db *db);
 

@@ -328,6 +328,60 @@ void dsq__warm_chunks(struct dsq_db *db, const struct dsq_manifest *m)
     pthread_mutex_destroy(&w.mu);
 }
 
+/*
+ * Read pages [first, first + count) of s into out: each from the caches
+ * where one holds it, the rest fetched in ranged GETs of up to run_max
+ * (fetch_wants).  keep: what is fetched goes into the page cache.  ahead
+ * (read-ahead): pages the page cache holds are skipped, not copied nor
+ * counted as reads, and pages past the image are left as they are (else
+ * zero-filled).  *fetched (may be NULL) gets how many pages the store
+ * gave.
+ */
+static dsq_rc read_range(struct dsq_snap *s, uint32_t first, uint32_t count,
+                         uint8_t *out, int keep, int ahead, uint64_t run_max,
+                         size_t *fetched, struct dsq_err *e)
+{
+    struct dsq_db *db = s->db;
+    const uint32_t ps = s->m->page_size;
+    struct want *w = calloc(count, sizeof(*w));
+    size_t nw = 0;
+    dsq_rc rc = DSQ_OK;
+    struct dsq_buf rb;
+    if (!w)
+        return DSQ_ENOMEM;
+    dsq_buf_init(&rb, DSQ_STORED_PAGE_MAX);
+    for (uint32_t i = 0; i < count; i++) {
+        char segkey[DSQ_KEY_MAX];
+        struct dsq_page_loc loc;
+        int found;
+        rc = dsq__locate(db, s->m, first + i, &loc, segkey, sizeof(segkey),
+                         &found, e);
+        if (rc != DSQ_OK)
+            goto out;
+        if (!found) {
+            if (!ahead)
+                memset(out + (size_t)i * ps, 0, ps);
+            continue;
+        }
+        if (ahead && dsq__pc_has(db, segkey, &loc))
+            continue;
+        if (want_add(db, w, &nw, i, segkey, &loc, ps, s->m->incarnation,
+                     out + (size_t)i * ps, keep, &rb) < 0) {
+            rc = DSQ_ENOMEM;
+            goto out;
+        }
+    }
+    rc = fetch_wants(db, w, nw, ps, out, keep, run_max, e);
+out:
+    if (fetched)
+        *fetched = nw;
+    for (size_t i = 0; i < nw; i++)
+        free(w[i].segkey);
+    free(w);
+    dsq_buf_cleanup(&rb);
+    return rc;
+}
+
 /* ---- read-ahead ---- */
 
 /* One window of read-ahead, fetched by its own thread. */
@@ -341,38 +395,16 @@ static void *ra_worker(void *arg)
     struct ra_job *j = arg;
     struct dsq_snap *s = j->snap;
     struct dsq_db *db = s->db;
-    const uint32_t ps = s->m->page_size;
-    uint8_t *tmp = malloc((size_t)j->n * ps);
-    struct want *w = calloc(j->n, sizeof(*w));
-    struct dsq_buf rb;
-    dsq_buf_init(&rb, DSQ_STORED_PAGE_MAX);
-    size_t nw = 0;
-    int ok = tmp && w;
-    for (uint32_t i = 0; ok && i < j->n; i++) {
-        char segkey[DSQ_KEY_MAX];
-        struct dsq_page_loc loc;
-        int found;
-        struct dsq_err e;
-        if (dsq__locate(db, s->m, j->from + i, &loc, segkey, sizeof(segkey),
-                        &found, &e) != DSQ_OK)
-            break;
-        /* pages the cache has are skipped, not counted as reads */
-        if (found && !dsq__pc_has(db, segkey, &loc) &&
-            want_add(db, w, &nw, i, segkey, &loc, ps, s->m->incarnation,
-                     tmp + (size_t)i * ps, 1, &rb) < 0)
-            ok = 0;
-    }
-    if (ok && nw) {
+    uint8_t *tmp = malloc((size_t)j->n * s->m->page_size);
+    size_t fetched = 0;
+    if (tmp) {
         struct dsq_err e;
         dsq_err_clear(&e);
-        STAT_ADD(db, readahead_pages, nw);
-        fetch_wants(db, w, nw, ps, tmp, 1, RA_RUN_MAX, &e);
+        if (read_range(s, j->from, j->n, tmp, 1, 1, RA_RUN_MAX, &fetched, &e) ==
+            DSQ_OK)
+            STAT_ADD(db, readahead_pages, fetched);
     }
-    for (size_t i = 0; i < nw; i++)
-        free(w[i].segkey);
-    free(w);
     free(tmp);
-    dsq_buf_cleanup(&rb);
     dsq_snap_release(s);
     free(j);
     pthread_mutex_lock(&db->mu);
@@ -469,9 +501,7 @@ dsq_rc dsq_snap_read_pages(struct dsq_snap *s, uint32_t first, uint32_t count,
                            "pages)",
                            first, first + count - 1,
                            s->m ? s->m->page_count : 0);
-    const uint32_t ps = s->m->page_size;
     const int keep = count <= READ_PAGES_CACHE_MAX;
-    uint8_t *out = buf;
     if (keep) {
         /* a sequential reader that caught up with the window being
            fetched ahead waits for it rather than fetching it again */
@@ -481,38 +511,9 @@ dsq_rc dsq_snap_read_pages(struct dsq_snap *s, uint32_t first, uint32_t count,
             pthread_cond_wait(&db->ra_cv, &db->mu);
         pthread_mutex_unlock(&db->mu);
     }
-    struct want *w = calloc(count, sizeof(*w));
-    size_t nw = 0;
-    dsq_rc rc = DSQ_OK;
-    struct dsq_buf rb;
-    dsq_buf_init(&rb, DSQ_STORED_PAGE_MAX);
-    if (!w)
-        return DSQ_ENOMEM;
-    for (uint32_t i = 0; i < count; i++) {
-        char segkey[DSQ_KEY_MAX];
-        struct dsq_page_loc loc;
-        int found;
-        rc = dsq__locate(db, s->m, first + i, &loc, segkey, sizeof(segkey),
-                         &found, e);
-        if (rc != DSQ_OK)
-            goto out;
-        if (!found) {
-            memset(out + (size_t)i * ps, 0, ps);
-            continue;
-        }
-        if (want_add(db, w, &nw, i, segkey, &loc, ps, s->m->incarnation,
-                     out + (size_t)i * ps, keep, &rb) < 0) {
-            rc = DSQ_ENOMEM;
-            goto out;
-        }
-    }
-    rc = fetch_wants(db, w, nw, ps, out, keep, COALESCE_MAX, e);
+    dsq_rc rc =
+        read_range(s, first, count, buf, keep, 0, COALESCE_MAX, NULL, e);
     if (rc == DSQ_OK && keep)
         read_ahead(s, first, count);
-out:
-    for (size_t i = 0; i < nw; i++)
-        free(w[i].segkey);
-    free(w);
-    dsq_buf_cleanup(&rb);
     return rc;
 }
