@@ -21,10 +21,11 @@
  * fields and the usage cache; it is never held across a store call.
  * m->round_mu serialises rounds and usage walks with each other (a walk
  * runs with it held, store calls included; nobody else waits on it but
- * those two, and a df before any usage figure exists).  The fs's locks are taken only inside dsq_fs_each_db
- * callbacks (fs->mu, then each df->mu: the documented order), for reading
- * a few fields, never across a store call.  A round makes its own engine
- * handle per database, so nothing here touches a database file's caches.
+ * those two, and a df before any usage figure exists).  The fs's locks are
+ * taken only inside dsq_fs_each_db callbacks (fs->mu, then each df->mu: the
+ * documented order), for reading a few fields, never across a store call.  A
+ * round makes its own engine handle per database, so nothing here touches a
+ * database file's caches.
  */
 #include "maint.h"
 

@@ -52,8 +52,8 @@ struct dsq_db_stats {
     uint64_t store_dels;
     uint64_t bytes_read;
     uint64_t bytes_written;
-    uint64_t fresh_checks; /* freshness checks sent (dsq_db_fresh) */
-    uint64_t fresh_shared; /* answered by a check sent for another */
+    uint64_t fresh_checks;    /* freshness checks sent (dsq_db_fresh) */
+    uint64_t fresh_shared;    /* answered by a check sent for another */
     uint64_t readahead_pages; /* pages fetched ahead of a sequential
                                  reader (db_read.c) */
 };

@@ -190,12 +190,12 @@ START_TEST(test_key_valid)
        a NUL byte gave one), and foreign keys holding NUL bytes: refused,
        never read before the key (found by fuzz_chunk) */
     ck_assert(!dsq_object_key_valid("segments/a.seg", 14, ""));
-    ck_assert(dsq_foreign_key_valid("../golden/segments/a.seg", 24,
-                                    "segments/"));
+    ck_assert(
+        dsq_foreign_key_valid("../golden/segments/a.seg", 24, "segments/"));
     ck_assert(!dsq_foreign_key_valid("../\0\0\0\x80golden/segments/a.seg", 28,
                                      "segments/"));
-    ck_assert(!dsq_foreign_key_valid("../gol\0den/segments/a.seg", 25,
-                                     "segments/"));
+    ck_assert(
+        !dsq_foreign_key_valid("../gol\0den/segments/a.seg", 25, "segments/"));
 }
 END_TEST
 
