@@ -17,8 +17,9 @@
  * written only on success.
  *
  * Thread-safety: no shared mutable state.  Page decompression uses one
- * ZSTD_DCtx and one scratch page per thread (pthread key, freed at thread
- * exit); a builder belongs to one thread at a time.
+ * ZSTD_DCtx and one scratch page per thread, and each thread keeps one
+ * spare ZSTD_CCtx for builders (pthread keys, freed at thread exit); a
+ * builder belongs to one thread at a time.
  */
 #include "segment.h"
 
@@ -502,6 +503,46 @@ struct dsq_seg_builder {
 };
 
 /*
+ * One spare compression context per thread: a builder takes it (or makes
+ * one) and gives it back when freed, to the thread that frees it.  A
+ * small commit compresses a page or two, and a fresh ZSTD_CCtx costs
+ * about as much as those compressions.
+ */
+static pthread_key_t ckey;
+static pthread_once_t conce = PTHREAD_ONCE_INIT;
+static int ckey_ok;
+
+static void cctx_free(void *p)
+{
+    ZSTD_freeCCtx(p);
+}
+
+static void ckey_init(void)
+{
+    ckey_ok = pthread_key_create(&ckey, cctx_free) == 0;
+}
+
+static ZSTD_CCtx *cctx_take(void)
+{
+    pthread_once(&conce, ckey_init);
+    ZSTD_CCtx *c = ckey_ok ? pthread_getspecific(ckey) : NULL;
+    if (c && pthread_setspecific(ckey, NULL) == 0)
+        return c;
+    return ZSTD_createCCtx();
+}
+
+static void cctx_give(ZSTD_CCtx *c)
+{
+    if (!c)
+        return;
+    pthread_once(&conce, ckey_init);
+    if (ckey_ok && !pthread_getspecific(ckey) &&
+        pthread_setspecific(ckey, c) == 0)
+        return;
+    ZSTD_freeCCtx(c);
+}
+
+/*
  * Compression that is cheap when it does not pay.  zstd at level 1 costs
  * ~1 ns a byte; pages of incompressible content (blobs of random or
  * already compressed bytes) save only their unallocated space with it,
@@ -617,7 +658,7 @@ dsq_rc dsq_seg_builder_new(uint32_t page_size, int compress, const char *txn_id,
         b->zcap = ZSTD_compressBound(page_size);
         if (b->zcap < (size_t)page_size + ZRUN_OVERHEAD)
             b->zcap = (size_t)page_size + ZRUN_OVERHEAD;
-        b->cctx = ZSTD_createCCtx();
+        b->cctx = cctx_take();
         b->zbuf = malloc(2 * b->zcap);
         if (!b->cctx || !b->zbuf) {
             dsq_seg_builder_free(b);
@@ -840,7 +881,7 @@ void dsq_seg_builder_free(struct dsq_seg_builder *b)
 {
     if (!b)
         return;
-    ZSTD_freeCCtx(b->cctx);
+    cctx_give(b->cctx);
     free(b->zbuf);
     free(b->ents);
     free(b->set);
