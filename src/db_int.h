@@ -342,6 +342,8 @@ dsq_rc dsq__upload_segment(struct dsq_txn *t, struct dsq_seg_builder *sb,
                            loc_sink sink, void *arg, struct dsq_err *e);
 /* Wait for the queued uploads (C1); the first failure, if any. */
 dsq_rc dsq__uploads_wait(struct dsq_txn *t, struct dsq_err *e);
+/* Stream mode: the size a segment is cut at (<= segment_max_bytes). */
+uint64_t dsq__stream_segment_max(const struct dsq_db *db);
 /* Stream mode: upload the segment being filled; finish the chunk. */
 dsq_rc dsq__stream_flush_segment(struct dsq_txn *t, struct dsq_err *e);
 dsq_rc dsq__stream_finish_chunk(struct dsq_txn *t, struct dsq_err *e);

@@ -53,17 +53,34 @@ dsq_rc dsq__upload_new(struct dsq_txn *t, const char *dir, const char *ext,
  *
  * An uploaded segment's buffer is kept (at most UPLOAD_SPARE of them, and
  * only while the queued ones and the kept ones hold no more than
- * UPLOAD_INFLIGHT_BYTES + segment_max together, i.e. within the bound
- * above) for the next segment to be written into: a fresh 16 MiB buffer
- * per segment costs its page faults, about a fifth of an import's CPU.
+ * UPLOAD_INFLIGHT_BYTES + one stream segment together) for the next
+ * segment to be written into: a fresh buffer per segment costs its page
+ * faults, about a fifth of an import's CPU.
  * A streaming transaction's page-table chunks go through the same queue
  * (they name segments only and the manifest waits for them all), so the
  * encoder never waits for a round trip.
+ *
+ * A streaming transaction (import, a file copied in) cuts its segments
+ * at a third of UPLOAD_INFLIGHT_BYTES (8 MiB; segment_max_bytes if that
+ * is less), so that three are in flight at once: with 16 MiB segments
+ * only one fits, and one upload at a time leaves a store that serves
+ * requests in parallel half idle (the S3 test server: an import of
+ * 551 MB took 1.26-1.33x one whole-object PUT of the file with 16 MiB
+ * segments, 0.99-1.10x with 8 MiB ones).  Its memory: the segment being
+ * encoded and the one being finished (8 MiB each) plus at most
+ * UPLOAD_INFLIGHT_BYTES + 8 MiB queued, in flight or kept: about 56 MiB
+ * whatever the size of the import.
  */
 #define UPLOAD_THREADS 4
 #define UPLOAD_INFLIGHT 4
 #define UPLOAD_INFLIGHT_BYTES (24u << 20)
 #define UPLOAD_SPARE 2
+
+uint64_t dsq__stream_segment_max(const struct dsq_db *db)
+{
+    uint64_t m = UPLOAD_INFLIGHT_BYTES / 3;
+    return db->segment_max < m ? db->segment_max : m;
+}
 
 struct upjob {
     char key[96];
@@ -87,7 +104,7 @@ struct uploader {
     uint64_t objects, bytes;
     struct dsq_buf spare[UPLOAD_SPARE]; /* uploaded buffers kept for reuse */
     unsigned n_spare;
-    size_t spare_bytes; /* their capacity */
+    size_t spare_bytes; /* the bytes they held (what they have touched) */
     size_t keep_max;    /* pending_bytes + spare_bytes stay within this */
 };
 
@@ -101,7 +118,8 @@ static struct uploader *uploader_of(struct dsq_txn *t)
     if (!u)
         return NULL;
     u->db = t->db;
-    u->keep_max = UPLOAD_INFLIGHT_BYTES + (size_t)t->db->segment_max;
+    u->keep_max =
+        UPLOAD_INFLIGHT_BYTES + (size_t)dsq__stream_segment_max(t->db);
     pthread_mutex_init(&u->mu, NULL);
     pthread_cond_init(&u->cv, NULL);
     t->up = u;
@@ -118,7 +136,7 @@ static void take_spare(struct dsq_txn *t, struct dsq_buf *b)
     pthread_mutex_lock(&u->mu);
     if (u->n_spare > 0) {
         *b = u->spare[--u->n_spare];
-        u->spare_bytes -= b->cap;
+        u->spare_bytes -= b->len;
         b->len = 0;
     }
     pthread_mutex_unlock(&u->mu);
@@ -128,9 +146,9 @@ static void take_spare(struct dsq_txn *t, struct dsq_buf *b)
 static void give_back(struct uploader *u, struct dsq_buf *b)
 {
     if (u->n_spare < UPLOAD_SPARE && !u->stop &&
-        u->pending_bytes + u->spare_bytes + b->cap <= u->keep_max) {
-        u->spare[u->n_spare++] = *b;
-        u->spare_bytes += b->cap;
+        u->pending_bytes + u->spare_bytes + b->len <= u->keep_max) {
+        u->spare[u->n_spare++] = *b; /* len kept until taken */
+        u->spare_bytes += b->len;
         dsq_buf_init(b, SIZE_MAX);
         return;
     }
