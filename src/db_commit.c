@@ -1308,6 +1308,8 @@ dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
                 rc = build_manifest(t, base, &ef, &o, &objs, &nm, &need_segment,
                                     e);
         }
+        if (rc == DSQ_OK) /* C1: a checkpoint's objects, page 1's segment */
+            rc = dsq__uploads_wait(t, e);
         if (rc == DSQ_OK)
             rc = dsq_manifest_encode(nm, &body, e);
         if (rc != DSQ_OK)

@@ -21,26 +21,6 @@ static void new_object_key(const char *dir, const char *ext, char out[96])
     snprintf(out, 96, "%s/%s.%s", dir, hex, ext);
 }
 
-/* Upload an immutable object under a fresh key; remember it in list. */
-dsq_rc dsq__upload_new(struct dsq_txn *t, const char *dir, const char *ext,
-                       const struct dsq_buf *data, struct strlist *list,
-                       char key_out[96], struct dsq_err *e)
-{
-    new_object_key(dir, ext, key_out);
-    dsq_rc rc = dsq__obj_put(t->db, key_out, data->data, data->len, e);
-    if (rc != DSQ_OK) {
-        dsq_err_prefix(e, "uploading %s/%s", t->db->prefix, key_out);
-        return rc;
-    }
-    t->objects_written++;
-    t->bytes_written += data->len;
-    /* write-through: what this handle uploads it is the likeliest to read
-       next (the next transaction's base pages, its readers) */
-    if (data->len <= WRITE_THROUGH_MAX)
-        dsq_cache_write(t->db->dcache, key_out, 0, data->data, data->len);
-    return dsq__strlist_add(list, key_out);
-}
-
 /*
  * Segments of a big transaction are uploaded by up to UPLOAD_THREADS
  * threads while the next ones are encoded; at most UPLOAD_INFLIGHT are
@@ -88,6 +68,22 @@ struct upjob {
     int keep; /* a segment's: its buffer may serve the next one */
     struct upjob *next;
 };
+
+static struct upjob *upjob_new(void)
+{
+    struct upjob *j = calloc(1, sizeof(*j));
+    if (j)
+        dsq_buf_init(&j->buf, SIZE_MAX);
+    return j;
+}
+
+static void upjob_free(struct upjob *j)
+{
+    if (j) {
+        dsq_buf_cleanup(&j->buf);
+        free(j);
+    }
+}
 
 struct uploader {
     struct dsq_db *db;
@@ -276,6 +272,33 @@ dsq_rc dsq__uploads_wait(struct dsq_txn *t, struct dsq_err *e)
     pthread_cond_destroy(&u->cv);
     free(u);
     t->up = NULL;
+    return rc;
+}
+
+/*
+ * Upload an immutable object under a fresh key, remembered in list: a
+ * copy of data is queued, so that a checkpoint's objects (our segment,
+ * the moved inline pages, its chunks) go out together; the commit waits
+ * for them with dsq__uploads_wait before its manifest (C1), and that
+ * reports a failure.
+ */
+dsq_rc dsq__upload_new(struct dsq_txn *t, const char *dir, const char *ext,
+                       const struct dsq_buf *data, struct strlist *list,
+                       char key_out[96], struct dsq_err *e)
+{
+    (void)e;
+    new_object_key(dir, ext, key_out);
+    struct upjob *j = upjob_new();
+    if (!j)
+        return DSQ_ENOMEM;
+    snprintf(j->key, sizeof(j->key), "%s", key_out);
+    dsq_rc rc = dsq_buf_append(&j->buf, data->data, data->len);
+    if (rc == DSQ_OK)
+        rc = dsq__strlist_add(list, key_out);
+    if (rc == DSQ_OK)
+        rc = upload_submit(t, j);
+    if (rc != DSQ_OK)
+        upjob_free(j);
     return rc;
 }
 
