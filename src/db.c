@@ -216,6 +216,22 @@ int dsq__retry(struct dsq_db *db, unsigned attempt, uint64_t start_ns,
     return 1;
 }
 
+uint64_t dsq__req_begin(struct dsq_db *db)
+{
+    pthread_mutex_lock(&db->mu);
+    uint64_t d = db->stats.store_chain + 1;
+    pthread_mutex_unlock(&db->mu);
+    return d;
+}
+
+void dsq__req_end(struct dsq_db *db, uint64_t depth)
+{
+    pthread_mutex_lock(&db->mu);
+    if (depth > db->stats.store_chain)
+        db->stats.store_chain = depth;
+    pthread_mutex_unlock(&db->mu);
+}
+
 /* GET (whole or range) of a relative key, retrying transient failures. */
 dsq_rc dsq__obj_get(struct dsq_db *db, const char *rel, uint64_t off,
                     uint64_t len, struct dsq_buf *out, struct dsq_objinfo *info,
@@ -227,7 +243,9 @@ dsq_rc dsq__obj_get(struct dsq_db *db, const char *rel, uint64_t off,
     const uint64_t start = dsq_mono_ns();
     for (unsigned attempt = 0;; attempt++) {
         size_t before = out->len;
+        uint64_t depth = dsq__req_begin(db);
         rc = dsq_store_get(db->st, key, off, len, out, info, e);
+        dsq__req_end(db, depth);
         STAT_ADD(db, store_gets, 1);
         if (rc == DSQ_OK) {
             STAT_ADD(db, bytes_read, out->len - before);
@@ -248,7 +266,9 @@ dsq_rc dsq__obj_put(struct dsq_db *db, const char *rel, const void *data,
     dsq_rc rc;
     const uint64_t start = dsq_mono_ns();
     for (unsigned attempt = 0;; attempt++) {
+        uint64_t depth = dsq__req_begin(db);
         rc = dsq_store_put(db->st, key, data, len, DSQ_PUT_ANY, NULL, NULL, e);
+        dsq__req_end(db, depth);
         STAT_ADD(db, store_puts, 1);
         if (rc == DSQ_OK) {
             STAT_ADD(db, bytes_written, len);
@@ -266,7 +286,9 @@ dsq_rc dsq__obj_del(struct dsq_db *db, const char *rel, struct dsq_err *e)
     dsq_rc rc;
     const uint64_t start = dsq_mono_ns();
     for (unsigned attempt = 0;; attempt++) {
+        uint64_t depth = dsq__req_begin(db);
         rc = dsq_store_del(db->st, key, e);
+        dsq__req_end(db, depth);
         STAT_ADD(db, store_dels, 1);
         if (rc != DSQ_ETRANSIENT || !dsq__retry(db, attempt, start, e))
             return rc;
@@ -280,7 +302,9 @@ static dsq_rc obj_list(struct dsq_db *db, const struct dsq_list_req *req,
     const uint64_t start = dsq_mono_ns();
     for (unsigned attempt = 0;; attempt++) {
         memset(out, 0, sizeof(*out));
+        uint64_t depth = dsq__req_begin(db);
         rc = dsq_store_list(db->st, req, out, e);
+        dsq__req_end(db, depth);
         STAT_ADD(db, store_lists, 1);
         if (rc != DSQ_ETRANSIENT || !dsq__retry(db, attempt, start, e))
             return rc;
@@ -681,8 +705,10 @@ dsq_rc dsq_db_init(struct dsq_db *db, int *created, struct dsq_err *e)
     dsq__full_key(db, "root.json", key, sizeof(key));
     const uint64_t start = dsq_mono_ns();
     for (unsigned attempt = 0;; attempt++) {
+        uint64_t depth = dsq__req_begin(db);
         rc = dsq_store_put(db->st, key, buf.data, buf.len, DSQ_PUT_CREATE, NULL,
                            NULL, e);
+        dsq__req_end(db, depth);
         STAT_ADD(db, store_puts, 1);
         /* outcome unknown: the next create-only attempt tells us */
         if (rc != DSQ_ETRANSIENT || !dsq__retry(db, attempt, start, e))
@@ -713,7 +739,9 @@ dsq_rc dsq_db_exists(struct dsq_db *db, int *exists, struct dsq_err *e)
     struct dsq_objinfo info;
     char key[DSQ_KEY_MAX];
     dsq__full_key(db, "root.json", key, sizeof(key));
+    uint64_t depth = dsq__req_begin(db);
     dsq_rc rc = dsq_store_head(db->st, key, &info, e);
+    dsq__req_end(db, depth);
     STAT_ADD(db, store_heads, 1);
     if (rc == DSQ_OK) {
         *exists = 1;

@@ -56,6 +56,11 @@ struct dsq_db_stats {
     uint64_t fresh_shared;    /* answered by a check sent for another */
     uint64_t readahead_pages; /* pages fetched ahead of a sequential
                                  reader (db_read.c) */
+    uint64_t store_chain;     /* the longest chain of store requests in a
+                                 row since the handle opened: each one
+                                 started after the one before it ended
+                                 (dsq__req_begin) */
+    uint64_t hot_pages;       /* pages a cold open took from hot.seg */
 };
 
 /*

@@ -169,6 +169,16 @@ dsq_rc dsq__list_versions(struct dsq_db *db, struct dsq_vlist *l,
 /* Wait until no read-ahead of db runs (db_read.c; before closing). */
 void dsq__readahead_wait(struct dsq_db *db);
 
+/*
+ * The chain of store requests in a row (stats.store_chain): a request's
+ * depth is one more than the deepest of the requests that had ended when
+ * it started, so overlapping requests share a depth and a request sent
+ * after another's answer is one deeper.  Call begin right before the
+ * store call and end with its result right after (db.c).
+ */
+uint64_t dsq__req_begin(struct dsq_db *db);
+void dsq__req_end(struct dsq_db *db, uint64_t depth);
+
 /* helpers defined in one of the three files for the others */
 /* A growable list of owned strings. */
 struct strlist {
