@@ -113,6 +113,16 @@ int64_t dsq_snap_mode(const struct dsq_snap *s);
  */
 const char *dsq_snap_incarnation(const struct dsq_snap *s);
 
+/*
+ * Write the hot pages of s (page 1, sqlite_schema's pages, the root and
+ * interior pages of every b-tree, at most 16 MiB) to the database's
+ * hot.seg, which a cold open fetches with its first manifest
+ * (docs/format.md section 6a).  *n_pages (may be NULL): how many.  A
+ * snapshot that is no SQLite database writes nothing.
+ */
+dsq_rc dsq_db_hot_write(struct dsq_db *db, struct dsq_snap *s, size_t *n_pages,
+                        struct dsq_err *e);
+
 /* Read one page (page_size bytes; zeros past page_count: DSQ_ERANGE). */
 dsq_rc dsq_snap_read_page(struct dsq_snap *s, uint32_t pgno, void *buf,
                           struct dsq_err *e);

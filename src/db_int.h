@@ -155,9 +155,11 @@ struct dsq_db {
 struct dsq_chunk *dsq__chunk_cached(struct dsq_db *db, const char *key);
 struct dsq_chunk *dsq__chunk_store(struct dsq_db *db, const char *key,
                                    struct dsq_chunk *c);
-/* A cold handle's first manifest: its chunks fetched several at once
-   (db_read.c; best effort). */
-void dsq__warm_chunks(struct dsq_db *db, const struct dsq_manifest *m);
+/* A cold handle's first manifest: its chunks fetched at once (all of
+   them if they fit the chunk cache, else those with the indexes idx[0..n)
+   ; db_read.c; best effort). */
+void dsq__warm_chunks(struct dsq_db *db, const struct dsq_manifest *m,
+                      const uint32_t *idx, size_t n);
 /* The version numbers under manifests/, ascending (db_admin.c); the
    caller frees l->v. */
 struct dsq_vlist {
@@ -174,10 +176,12 @@ void dsq__readahead_wait(struct dsq_db *db);
  * depth is one more than the deepest of the requests that had ended when
  * it started, so overlapping requests share a depth and a request sent
  * after another's answer is one deeper.  Call begin right before the
- * store call and end with its result right after (db.c).
+ * store call and end right after it (db.c; what and key are logged at
+ * debug level).
  */
 uint64_t dsq__req_begin(struct dsq_db *db);
-void dsq__req_end(struct dsq_db *db, uint64_t depth);
+void dsq__req_end(struct dsq_db *db, uint64_t depth, const char *what,
+                  const char *key);
 
 /* helpers defined in one of the three files for the others */
 /* A growable list of owned strings. */
@@ -312,6 +316,20 @@ void dsq__count_reads(struct dsq_db *db, uint64_t hits, uint64_t misses);
 dsq_rc dsq__locate(struct dsq_db *db, const struct dsq_manifest *m,
                    uint32_t pgno, struct dsq_page_loc *loc, char *segkey,
                    size_t segkey_sz, int *found, struct dsq_err *e);
+/* The same from what is at hand (the manifest, cached chunks), no store
+   call: 1 with the location, 0 if zero-filled or its chunk is not
+   cached. */
+int dsq__locate_cached(struct dsq_db *db, const struct dsq_manifest *m,
+                       uint32_t pgno, struct dsq_page_loc *loc, char *segkey,
+                       size_t segkey_sz);
+/* ---- db_hot.c: the hot pages of a cold open ---- */
+/* Start fetching hot.seg (NULL if it could not start); finish: wait for
+   it, and put the pages of it that m's own locations confirm into the
+   page cache (how many in stats.hot_pages).  Best effort. */
+struct dsq__hot_fetch;
+struct dsq__hot_fetch *dsq__hot_start(struct dsq_db *db);
+void dsq__hot_finish(struct dsq_db *db, struct dsq__hot_fetch *h,
+                     const struct dsq_manifest *m);
 /* The disk cache's copy of a page, verified (1), a miss (0) or damaged
    (-1: fetch it again, which repairs it, and log that). */
 int dsq__disk_cached_page(struct dsq_db *db, const char *segkey,

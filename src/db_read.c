@@ -266,18 +266,23 @@ dsq_rc dsq__read_locs(struct dsq_db *db, size_t n, char *const *keys,
 /* ---- a cold handle's chunks ---- */
 
 /*
- * A cold handle's first manifest: fetch its page-table chunks several at
- * once, so that the first query's page lookups do not each wait for
- * their chunk in turn (a point query touches one chunk per b-tree level).
- * Bounded: at most CHUNK_CACHE_MAX chunks and WARM_CHUNK_BYTES in all;
- * best effort (a failure is met again by the lookup that needs it).
+ * A cold handle's first manifest: fetch its page-table chunks all at
+ * once, one wave of requests, so that the first query's page lookups do
+ * not each wait for their chunk in turn (a point query touches one chunk
+ * per b-tree level) and the hot pages (db_hot.c) can be checked against
+ * their locations.  Bounded: at most CHUNK_CACHE_MAX chunks and
+ * WARM_CHUNK_BYTES in all, else only the chunks listed in idx; at most
+ * WARM_THREADS requests at a time; best effort (a failure is met again by
+ * the lookup that needs it).
  */
-#define WARM_THREADS 8
+#define WARM_THREADS 64
 #define WARM_CHUNK_BYTES (16u << 20)
 
 struct warm {
     struct dsq_db *db;
     const struct dsq_manifest *m;
+    const struct dsq_chunk_ref **refs;
+    size_t n;
     pthread_mutex_t mu; /* guards next */
     size_t next;
 };
@@ -289,16 +294,13 @@ static void *warm_worker(void *arg)
         pthread_mutex_lock(&w->mu);
         size_t i = w->next++;
         pthread_mutex_unlock(&w->mu);
-        if (i >= w->m->n_chunks)
+        if (i >= w->n)
             return NULL;
-        const struct dsq_chunk_ref *ref = &w->m->chunks[i];
-        pthread_mutex_lock(&w->db->mu);
-        int have = dsq__chunk_cached(w->db, ref->key) != NULL;
-        pthread_mutex_unlock(&w->db->mu);
+        const struct dsq_chunk_ref *ref = w->refs[i];
         struct dsq_chunk *c = NULL;
         struct dsq_err ignore;
-        if (have || dsq__chunk_fetch(w->db, ref, w->m->page_size,
-                                     w->m->chunk_pages, &c, &ignore) != DSQ_OK)
+        if (dsq__chunk_fetch(w->db, ref, w->m->page_size, w->m->chunk_pages, &c,
+                             &ignore) != DSQ_OK)
             continue;
         pthread_mutex_lock(&w->db->mu);
         if (!dsq__chunk_store(w->db, ref->key, c))
@@ -307,25 +309,52 @@ static void *warm_worker(void *arg)
     }
 }
 
-void dsq__warm_chunks(struct dsq_db *db, const struct dsq_manifest *m)
+static int ref_idx_cmp(const void *k, const void *el)
+{
+    uint32_t i = *(const uint32_t *)k;
+    const struct dsq_chunk_ref *r = el;
+    return i < r->index ? -1 : i > r->index;
+}
+
+void dsq__warm_chunks(struct dsq_db *db, const struct dsq_manifest *m,
+                      const uint32_t *idx, size_t n_idx)
 {
     uint64_t bytes = 0;
     for (size_t i = 0; i < m->n_chunks; i++)
         bytes += m->chunks[i].size;
-    if (m->n_chunks < 2 || m->n_chunks > CHUNK_CACHE_MAX ||
-        bytes > WARM_CHUNK_BYTES)
+    const int all = m->n_chunks <= CHUNK_CACHE_MAX && bytes <= WARM_CHUNK_BYTES;
+    const size_t cand = all ? m->n_chunks : n_idx;
+    const struct dsq_chunk_ref **refs =
+        malloc((cand ? cand : 1) * sizeof(*refs));
+    if (!refs)
         return;
-    struct warm w = {.db = db, .m = m};
+    size_t n = 0;
+    bytes = 0;
+    pthread_mutex_lock(&db->mu);
+    for (size_t i = 0; i < cand && n < CHUNK_CACHE_MAX; i++) {
+        const struct dsq_chunk_ref *r =
+            all ? &m->chunks[i]
+                : bsearch(&idx[i], m->chunks, m->n_chunks, sizeof(*m->chunks),
+                          ref_idx_cmp);
+        if (!r || dsq__chunk_cached(db, r->key) ||
+            bytes + r->size > WARM_CHUNK_BYTES)
+            continue;
+        bytes += r->size;
+        refs[n++] = r;
+    }
+    pthread_mutex_unlock(&db->mu);
+    struct warm w = {.db = db, .m = m, .refs = refs, .n = n};
     pthread_mutex_init(&w.mu, NULL);
     pthread_t th[WARM_THREADS];
-    size_t n = 0;
-    for (size_t i = 1; i < WARM_THREADS && i < m->n_chunks; i++)
-        if (pthread_create(&th[n], NULL, warm_worker, &w) == 0)
-            n++;
+    size_t started = 0;
+    for (size_t i = 1; i < WARM_THREADS && i < n; i++)
+        if (pthread_create(&th[started], NULL, warm_worker, &w) == 0)
+            started++;
     warm_worker(&w);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < started; i++)
         pthread_join(th[i], NULL);
     pthread_mutex_destroy(&w.mu);
+    free(refs);
 }
 
 /*
