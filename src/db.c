@@ -236,6 +236,77 @@ void dsq__req_end(struct dsq_db *db, uint64_t depth, const char *what,
                 key ? key : "", (unsigned long long)depth);
 }
 
+struct together {
+    void (*fn)(void *arg, size_t i);
+    void *arg;
+    size_t n, stride;
+    pthread_mutex_t mu; /* guards go */
+    pthread_cond_t cv;
+    int go;
+};
+
+struct together_share {
+    struct together *t;
+    size_t first;
+};
+
+static void together_run(struct together *t, size_t first)
+{
+    for (size_t i = first; i < t->n; i += t->stride)
+        t->fn(t->arg, i);
+}
+
+static void *together_main(void *arg)
+{
+    struct together_share *sh = arg;
+    struct together *t = sh->t;
+    pthread_mutex_lock(&t->mu);
+    while (!t->go)
+        pthread_cond_wait(&t->cv, &t->mu);
+    pthread_mutex_unlock(&t->mu);
+    together_run(t, sh->first);
+    return NULL;
+}
+
+void dsq__run_together(size_t n, size_t max, void (*fn)(void *arg, size_t i),
+                       void *arg)
+{
+    if (n == 0)
+        return;
+    size_t threads = n < max ? n : max;
+    if (threads <= 1) {
+        for (size_t i = 0; i < n; i++)
+            fn(arg, i);
+        return;
+    }
+    struct together t = {.fn = fn, .arg = arg, .n = n, .stride = threads};
+    pthread_mutex_init(&t.mu, NULL);
+    pthread_cond_init(&t.cv, NULL);
+    pthread_t *th = malloc(threads * sizeof(*th));
+    struct together_share *sh = malloc(threads * sizeof(*sh));
+    int *ok = calloc(threads, sizeof(*ok));
+    for (size_t k = 1; th && sh && ok && k < threads; k++) {
+        sh[k] = (struct together_share){&t, k};
+        ok[k] = pthread_create(&th[k], NULL, together_main, &sh[k]) == 0;
+    }
+    pthread_mutex_lock(&t.mu);
+    t.go = 1;
+    pthread_cond_broadcast(&t.cv);
+    pthread_mutex_unlock(&t.mu);
+    together_run(&t, 0);
+    for (size_t k = 1; k < threads; k++) {
+        if (th && sh && ok && ok[k])
+            pthread_join(th[k], NULL);
+        else
+            together_run(&t, k); /* its thread did not start */
+    }
+    free(th);
+    free(sh);
+    free(ok);
+    pthread_mutex_destroy(&t.mu);
+    pthread_cond_destroy(&t.cv);
+}
+
 /* GET (whole or range) of a relative key, retrying transient failures. */
 dsq_rc dsq__obj_get(struct dsq_db *db, const char *rel, uint64_t off,
                     uint64_t len, struct dsq_buf *out, struct dsq_objinfo *info,
@@ -846,11 +917,15 @@ struct hint_job {
     uint64_t hint;
     dsq_rc hard;
     struct dsq_err e;
+    pthread_barrier_t go; /* both requests leave together */
+    int threaded;
 };
 
 static void *hint_main(void *arg)
 {
     struct hint_job *h = arg;
+    if (h->threaded)
+        pthread_barrier_wait(&h->go);
     dsq_err_clear(&h->e);
     h->hint = read_hint(h->db, &h->hard, &h->e);
     return NULL;
@@ -885,9 +960,13 @@ dsq_rc dsq__latest(struct dsq_db *db, uint64_t *version,
     /* nothing known: the hint and the first page of a full listing at
        the same time; a short history (gc keeps few versions) is all in
        that page, and the hint is only needed for a long one */
-    struct hint_job hj = {.db = db};
+    struct hint_job hj = {.db = db, .threaded = 1};
     pthread_t th;
+    pthread_barrier_init(&hj.go, NULL, 2);
     int threaded = pthread_create(&th, NULL, hint_main, &hj) == 0;
+    if (threaded) /* sent at the same time, not one after the other */
+        pthread_barrier_wait(&hj.go);
+    hj.threaded = 0;
     int more = 0;
     sent = dsq_mono_ns();
     rc = threaded
@@ -897,6 +976,7 @@ dsq_rc dsq__latest(struct dsq_db *db, uint64_t *version,
         pthread_join(th, NULL);
     else
         more = 1, hint_main(&hj);
+    pthread_barrier_destroy(&hj.go);
     if (rc != DSQ_OK)
         return rc;
     if (!more) {

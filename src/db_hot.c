@@ -34,11 +34,13 @@ struct dsq__hot_fetch {
     struct dsq_buf buf;
     dsq_rc rc;
     struct dsq_err err;
+    pthread_barrier_t go; /* sent with the manifest's GET, not after it */
 };
 
 static void *hot_get(void *arg)
 {
     struct dsq__hot_fetch *h = arg;
+    pthread_barrier_wait(&h->go);
     dsq_err_clear(&h->err);
     h->rc = dsq__obj_get(h->db, HOT_KEY, 0, 0, &h->buf, NULL, &h->err);
     return NULL;
@@ -51,11 +53,14 @@ struct dsq__hot_fetch *dsq__hot_start(struct dsq_db *db)
         return NULL;
     h->db = db;
     dsq_buf_init(&h->buf, HOT_MAX_BYTES + (1u << 20));
+    pthread_barrier_init(&h->go, NULL, 2);
     if (pthread_create(&h->th, NULL, hot_get, h) != 0) {
+        pthread_barrier_destroy(&h->go);
         dsq_buf_cleanup(&h->buf);
         free(h);
         return NULL;
     }
+    pthread_barrier_wait(&h->go);
     return h;
 }
 
@@ -91,6 +96,7 @@ void dsq__hot_finish(struct dsq_db *db, struct dsq__hot_fetch *h,
     uint8_t *page = NULL;
     if (h) {
         pthread_join(h->th, NULL);
+        pthread_barrier_destroy(&h->go);
         struct dsq_err e;
         dsq_err_clear(&e);
         char full[DSQ_KEY_MAX];

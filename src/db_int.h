@@ -135,6 +135,10 @@ struct dsq_db {
     uint32_t ra_from;     /* the window being fetched: [ra_from, ra_end) */
     uint32_t ra_end;      /* pages before this are fetched ahead already */
     uint32_t ra_pages;    /* the window, 0 while reads are not sequential */
+    uint32_t ra_seq;      /* reads in a row that followed the one before:
+                             a window is fetched from the second on (one
+                             near read is the kernel's read-ahead of a
+                             point query's page as often as a scan) */
     unsigned ra_busy;     /* read-ahead threads running (at most 1) */
     pthread_cond_t ra_cv; /* ra_busy went down */
     /* snapshot cache: guarded by mu (holds one ref each) */
@@ -182,6 +186,16 @@ void dsq__readahead_wait(struct dsq_db *db);
 uint64_t dsq__req_begin(struct dsq_db *db);
 void dsq__req_end(struct dsq_db *db, uint64_t depth, const char *what,
                   const char *key);
+
+/*
+ * fn(arg, i) for every i in [0, n), on min(n, max) threads (the caller's
+ * among them) that start their first call together: each thread takes a
+ * fixed share (i = t, t + threads, ...), so requests meant to be sent at
+ * once are not sent one after the other by a thread that was quicker to
+ * start than the others (db.c).
+ */
+void dsq__run_together(size_t n, size_t max, void (*fn)(void *arg, size_t i),
+                       void *arg);
 
 /* helpers defined in one of the three files for the others */
 /* A growable list of owned strings. */

@@ -58,8 +58,7 @@ struct run_job {
     uint32_t ps;
     uint8_t *out;
     int warm;           /* insert what is fetched into the page cache */
-    pthread_mutex_t mu; /* guards next, rc, err */
-    size_t next;
+    pthread_mutex_t mu; /* guards rc, err */
     dsq_rc rc;
     struct dsq_err err;
 };
@@ -110,32 +109,28 @@ static dsq_rc fetch_run(const struct run_job *j, size_t a, size_t b,
     return DSQ_OK;
 }
 
-static void *run_worker(void *arg)
+static void run_one(void *arg, size_t i)
 {
     struct run_job *j = arg;
+    pthread_mutex_lock(&j->mu);
+    int stop = j->rc != DSQ_OK;
+    pthread_mutex_unlock(&j->mu);
+    if (stop)
+        return;
     struct dsq_buf rb;
     dsq_buf_init(&rb, COALESCE_MAX + dsq_b64_len(DSQ_STORED_PAGE_MAX));
-    for (;;) {
+    struct dsq_err e;
+    dsq_err_clear(&e);
+    dsq_rc rc = fetch_run(j, j->runs[i], j->runs[i + 1], &rb, &e);
+    if (rc != DSQ_OK) {
         pthread_mutex_lock(&j->mu);
-        size_t i = j->next++;
-        int stop = j->rc != DSQ_OK || i >= j->nruns;
-        pthread_mutex_unlock(&j->mu);
-        if (stop)
-            break;
-        struct dsq_err e;
-        dsq_err_clear(&e);
-        dsq_rc rc = fetch_run(j, j->runs[i], j->runs[i + 1], &rb, &e);
-        if (rc != DSQ_OK) {
-            pthread_mutex_lock(&j->mu);
-            if (j->rc == DSQ_OK) {
-                j->rc = rc;
-                j->err = e;
-            }
-            pthread_mutex_unlock(&j->mu);
+        if (j->rc == DSQ_OK) {
+            j->rc = rc;
+            j->err = e;
         }
+        pthread_mutex_unlock(&j->mu);
     }
     dsq_buf_cleanup(&rb);
-    return NULL;
 }
 
 /*
@@ -180,15 +175,7 @@ static dsq_rc fetch_wants(struct dsq_db *db, struct want *w, size_t nw,
                           .warm = warm,
                           .rc = DSQ_OK};
     pthread_mutex_init(&job.mu, NULL);
-    size_t nthreads = nruns < READ_THREADS ? nruns : READ_THREADS;
-    pthread_t th[READ_THREADS];
-    size_t started = 0;
-    for (size_t i = 1; i < nthreads; i++)
-        if (pthread_create(&th[started], NULL, run_worker, &job) == 0)
-            started++;
-    run_worker(&job); /* this thread works too */
-    for (size_t i = 0; i < started; i++)
-        pthread_join(th[i], NULL);
+    dsq__run_together(nruns, READ_THREADS, run_one, &job);
     pthread_mutex_destroy(&job.mu);
     free(runs);
     if (job.rc != DSQ_OK && e)
@@ -282,31 +269,21 @@ struct warm {
     struct dsq_db *db;
     const struct dsq_manifest *m;
     const struct dsq_chunk_ref **refs;
-    size_t n;
-    pthread_mutex_t mu; /* guards next */
-    size_t next;
 };
 
-static void *warm_worker(void *arg)
+static void warm_one(void *arg, size_t i)
 {
     struct warm *w = arg;
-    for (;;) {
-        pthread_mutex_lock(&w->mu);
-        size_t i = w->next++;
-        pthread_mutex_unlock(&w->mu);
-        if (i >= w->n)
-            return NULL;
-        const struct dsq_chunk_ref *ref = w->refs[i];
-        struct dsq_chunk *c = NULL;
-        struct dsq_err ignore;
-        if (dsq__chunk_fetch(w->db, ref, w->m->page_size, w->m->chunk_pages, &c,
-                             &ignore) != DSQ_OK)
-            continue;
-        pthread_mutex_lock(&w->db->mu);
-        if (!dsq__chunk_store(w->db, ref->key, c))
-            dsq_chunk_free(c);
-        pthread_mutex_unlock(&w->db->mu);
-    }
+    const struct dsq_chunk_ref *ref = w->refs[i];
+    struct dsq_chunk *c = NULL;
+    struct dsq_err ignore;
+    if (dsq__chunk_fetch(w->db, ref, w->m->page_size, w->m->chunk_pages, &c,
+                         &ignore) != DSQ_OK)
+        return;
+    pthread_mutex_lock(&w->db->mu);
+    if (!dsq__chunk_store(w->db, ref->key, c))
+        dsq_chunk_free(c);
+    pthread_mutex_unlock(&w->db->mu);
 }
 
 static int ref_idx_cmp(const void *k, const void *el)
@@ -343,17 +320,8 @@ void dsq__warm_chunks(struct dsq_db *db, const struct dsq_manifest *m,
         refs[n++] = r;
     }
     pthread_mutex_unlock(&db->mu);
-    struct warm w = {.db = db, .m = m, .refs = refs, .n = n};
-    pthread_mutex_init(&w.mu, NULL);
-    pthread_t th[WARM_THREADS];
-    size_t started = 0;
-    for (size_t i = 1; i < WARM_THREADS && i < n; i++)
-        if (pthread_create(&th[started], NULL, warm_worker, &w) == 0)
-            started++;
-    warm_worker(&w);
-    for (size_t i = 0; i < started; i++)
-        pthread_join(th[i], NULL);
-    pthread_mutex_destroy(&w.mu);
+    struct warm w = {.db = db, .m = m, .refs = refs};
+    dsq__run_together(n, WARM_THREADS, warm_one, &w);
     free(refs);
 }
 
@@ -478,15 +446,18 @@ static void read_ahead(struct dsq_snap *s, uint32_t first, uint32_t count)
          (first >= db->ra_from && first < db->ra_end));
     if (!near) {
         db->ra_pages = 0; /* not sequential: start again */
+        db->ra_seq = 0;
         db->ra_from = db->ra_end = 0;
         db->ra_next = next;
     } else {
+        db->ra_seq++;
         db->ra_pages = db->ra_pages ? db->ra_pages * 2 : count * 4;
         if (db->ra_pages > cap)
             db->ra_pages = cap;
         if (next > db->ra_next)
             db->ra_next = next;
-        if (db->ra_busy == 0 && db->ra_pages > count && next <= pages &&
+        if (db->ra_busy == 0 && db->ra_seq >= 2 && db->ra_pages > count &&
+            next <= pages &&
             (db->ra_end < next || db->ra_end - next < db->ra_pages)) {
             from = db->ra_end > next ? db->ra_end : next;
             n = from <= pages ? pages - from + 1 : 0;

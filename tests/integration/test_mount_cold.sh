@@ -57,11 +57,26 @@ gets=$(field "$s" store.get)
 log "first query: $(field "$s" store_requests) requests ($gets GETs), $chain in a row, $hot hot pages"
 [ "$IT_S3" = 0 ] || [ "$chain" -le 4 ] || fail "first query: $chain store requests in a row (at most 4)"
 [ "$hot" -ge 3 ] || fail "first query: only $hot pages from hot.seg"
-b1=$(field "$s" store.bytes_read)
+# what read-ahead the first query started in the background has landed
+b1=-1
+for _ in $(seq 1 50); do
+    b=$(field "$(status "$T/c1" cold)" store.bytes_read)
+    [ "$b" = "$b1" ] && break
+    b1=$b
+    sleep 0.2
+done
 eq "$("$PY" "$T/q.py" "$T/c1/cold.db" 17017)" 900 "second process"
 s2=$(status "$T/c1" cold)
 eq "$(field "$s2" store.bytes_read)" "$b1" "bytes read by a second process on the same mount"
 unmount "$T/c1"
+
+log "staleness=0: the open and SQLite's two read transactions each wait for a LIST"
+cold_query c0 17017
+s=$(cat "$T/c0.json")
+chain0=$(field "$s" store_chain)
+log "staleness=0: $(field "$s" store_requests) requests, $chain0 in a row"
+[ "$IT_S3" = 0 ] || [ "$chain0" -le 7 ] || fail "staleness=0: $chain0 store requests in a row (at most 4 + 3 freshness LISTs)"
+unmount "$T/c0"
 
 log "a commit makes hot.seg stale: still right, still few in a row"
 mount_store "$T/w"
@@ -72,20 +87,14 @@ eq "$(sq "$T/c2/cold.db" 'SELECT count(*), sum(length(v)), sum(id % 97 = 0 AND v
 eq "$(sq "$T/c2/cold.db" 'SELECT count(*) FROM small WHERE v < 100')" 100 "the index"
 unmount "$T/c2"
 
-log "staleness=0: the open and SQLite's two read transactions each wait for a LIST"
-cold_query c0 17017
-s=$(cat "$T/c0.json")
-chain0=$(field "$s" store_chain)
-log "staleness=0: $(field "$s" store_requests) requests, $chain0 in a row"
-[ "$IT_S3" = 0 ] || [ "$chain0" -le 8 ] || fail "staleness=0: $chain0 store requests in a row (at most 4 + 3 freshness LISTs + 1)"
-unmount "$T/c0"
-
 log "no hot.seg (an older import): the walk is one request per level"
 rm_object() { # rm_object KEY: delete one object of the store
     if [ "$IT_S3" = 0 ]; then
         rm "${STORE#file://}/$1"
     else
+        # curl's SigV4, with the payload hash S3 wants (of no bytes)
         curl -sf -X DELETE --aws-sigv4 "aws:amz:${AWS_REGION:-us-east-1}:s3" \
+            -H "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" \
             --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
             "${AWS_ENDPOINT_URL%/}/${STORE#s3://}/$1" || fail "could not delete $1"
     fi
