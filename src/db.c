@@ -21,6 +21,8 @@
 #include "db_int.h"
 #include "sqlitefmt.h"
 
+#include <sched.h>
+
 /* Full store key of a key relative to the database prefix. */
 void dsq__full_key(const struct dsq_db *db, const char *rel, char *out,
                    size_t outsz)
@@ -152,6 +154,7 @@ void dsq_db_close(struct dsq_db *db)
     for (int i = 0; i < SNAP_CACHE_MAX; i++)
         if (db->snaps[i])
             dsq_snap_release(db->snaps[i]);
+    dsq__hot_free(db->hot);
     pthread_mutex_destroy(&db->mu);
     pthread_cond_destroy(&db->fresh_cv);
     pthread_cond_destroy(&db->ra_cv);
@@ -216,12 +219,38 @@ int dsq__retry(struct dsq_db *db, unsigned attempt, uint64_t start_ns,
     return 1;
 }
 
+/* Set by a thread whose first request another waits for (dsq__go). */
+static _Thread_local atomic_int *tls_sent;
+
 uint64_t dsq__req_begin(struct dsq_db *db)
 {
     pthread_mutex_lock(&db->mu);
     uint64_t d = db->stats.store_chain + 1;
     pthread_mutex_unlock(&db->mu);
+    if (tls_sent) {
+        atomic_store(tls_sent, 1);
+        tls_sent = NULL;
+    }
     return d;
+}
+
+void dsq__go_mark(atomic_int *sent)
+{
+    tls_sent = sent;
+}
+
+void dsq__go_wait(atomic_int *sent)
+{
+    /* a few ms at most: the other thread is about to send; past that it
+       is late anyway and this one goes */
+    for (int i = 0; i < 20000 && !atomic_load(sent); i++)
+        sched_yield();
+}
+
+void dsq__go_done(atomic_int *sent)
+{
+    tls_sent = NULL;
+    atomic_store(sent, 1);
 }
 
 void dsq__req_end(struct dsq_db *db, uint64_t depth, const char *what,
@@ -240,9 +269,10 @@ struct together {
     void (*fn)(void *arg, size_t i);
     void *arg;
     size_t n, stride;
-    pthread_mutex_t mu; /* guards go */
+    pthread_mutex_t mu; /* guards go, next */
     pthread_cond_t cv;
     int go;
+    size_t next; /* the first index nobody has taken */
 };
 
 struct together_share {
@@ -250,10 +280,19 @@ struct together_share {
     size_t first;
 };
 
+/* Index first (a thread's own, all sent together), then whatever is
+   left, taken one at a time (the threads that finish first take more). */
 static void together_run(struct together *t, size_t first)
 {
-    for (size_t i = first; i < t->n; i += t->stride)
+    t->fn(t->arg, first);
+    for (;;) {
+        pthread_mutex_lock(&t->mu);
+        size_t i = t->next++;
+        pthread_mutex_unlock(&t->mu);
+        if (i >= t->n)
+            return;
         t->fn(t->arg, i);
+    }
 }
 
 static void *together_main(void *arg)
@@ -279,7 +318,8 @@ void dsq__run_together(size_t n, size_t max, void (*fn)(void *arg, size_t i),
             fn(arg, i);
         return;
     }
-    struct together t = {.fn = fn, .arg = arg, .n = n, .stride = threads};
+    struct together t = {
+        .fn = fn, .arg = arg, .n = n, .stride = threads, .next = threads};
     pthread_mutex_init(&t.mu, NULL);
     pthread_cond_init(&t.cv, NULL);
     pthread_t *th = malloc(threads * sizeof(*th));
@@ -917,17 +957,16 @@ struct hint_job {
     uint64_t hint;
     dsq_rc hard;
     struct dsq_err e;
-    pthread_barrier_t go; /* both requests leave together */
-    int threaded;
+    atomic_int sent; /* its request is in flight (dsq__go_mark) */
 };
 
 static void *hint_main(void *arg)
 {
     struct hint_job *h = arg;
-    if (h->threaded)
-        pthread_barrier_wait(&h->go);
+    dsq__go_mark(&h->sent);
     dsq_err_clear(&h->e);
     h->hint = read_hint(h->db, &h->hard, &h->e);
+    dsq__go_done(&h->sent);
     return NULL;
 }
 
@@ -960,13 +999,12 @@ dsq_rc dsq__latest(struct dsq_db *db, uint64_t *version,
     /* nothing known: the hint and the first page of a full listing at
        the same time; a short history (gc keeps few versions) is all in
        that page, and the hint is only needed for a long one */
-    struct hint_job hj = {.db = db, .threaded = 1};
+    struct hint_job hj = {.db = db};
+    atomic_init(&hj.sent, 0);
     pthread_t th;
-    pthread_barrier_init(&hj.go, NULL, 2);
     int threaded = pthread_create(&th, NULL, hint_main, &hj) == 0;
     if (threaded) /* sent at the same time, not one after the other */
-        pthread_barrier_wait(&hj.go);
-    hj.threaded = 0;
+        dsq__go_wait(&hj.sent);
     int more = 0;
     sent = dsq_mono_ns();
     rc = threaded
@@ -976,7 +1014,6 @@ dsq_rc dsq__latest(struct dsq_db *db, uint64_t *version,
         pthread_join(th, NULL);
     else
         more = 1, hint_main(&hj);
-    pthread_barrier_destroy(&hj.go);
     if (rc != DSQ_OK)
         return rc;
     if (!more) {
@@ -1582,6 +1619,8 @@ dsq_rc dsq__manifest_read_page(struct dsq_db *db, const struct dsq_manifest *m,
     struct dsq_page_loc loc;
     char segkey[DSQ_KEY_MAX];
     int found;
+    if (dsq__hot_page(db, m, pgno, buf))
+        return DSQ_OK;
     dsq_rc rc =
         dsq__locate(db, m, pgno, &loc, segkey, sizeof(segkey), &found, e);
     if (rc != DSQ_OK)

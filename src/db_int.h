@@ -128,7 +128,8 @@ struct dsq_db {
     /* chunk cache: guarded by mu */
     struct chunk_entry chunks[CHUNK_CACHE_MAX];
     uint64_t chunk_clock;
-    int chunks_warmed; /* the first manifest's chunks were fetched */
+    int chunks_warmed;          /* the first manifest's chunks were fetched */
+    struct dsq__hot_table *hot; /* hot.seg's pages for one version */
     /* read-ahead of sequential bulk reads (db_read.c): guarded by mu */
     uint64_t ra_version;  /* the snapshot the last read was of */
     uint32_t ra_next;     /* the page after the last read */
@@ -184,15 +185,25 @@ void dsq__readahead_wait(struct dsq_db *db);
  * debug level).
  */
 uint64_t dsq__req_begin(struct dsq_db *db);
+/*
+ * Two requests sent at once from two threads: the started thread calls
+ * dsq__go_mark(flag) before its request and dsq__go_done(flag) when it
+ * ends (in case it sent none); the caller dsq__go_wait(flag) before its
+ * own, so that its request is sent while the other is in flight, not
+ * after it when the other thread ran first and fast.
+ */
+void dsq__go_mark(atomic_int *sent);
+void dsq__go_wait(atomic_int *sent);
+void dsq__go_done(atomic_int *sent);
 void dsq__req_end(struct dsq_db *db, uint64_t depth, const char *what,
                   const char *key);
 
 /*
  * fn(arg, i) for every i in [0, n), on min(n, max) threads (the caller's
- * among them) that start their first call together: each thread takes a
- * fixed share (i = t, t + threads, ...), so requests meant to be sent at
- * once are not sent one after the other by a thread that was quicker to
- * start than the others (db.c).
+ * among them) that start their first call together: thread t's first is
+ * i = t, so requests meant to be sent at once are not sent one after the
+ * other by a thread that was quicker to start than the others; the rest
+ * go to whichever thread is free (db.c).
  */
 void dsq__run_together(size_t n, size_t max, void (*fn)(void *arg, size_t i),
                        void *arg);
@@ -341,6 +352,12 @@ int dsq__locate_cached(struct dsq_db *db, const struct dsq_manifest *m,
    it, and put the pages of it that m's own locations confirm into the
    page cache (how many in stats.hot_pages).  Best effort. */
 struct dsq__hot_fetch;
+struct dsq__hot_table;
+void dsq__hot_free(struct dsq__hot_table *t);
+/* A page of m from the hot table (its version's map was what hot.seg was
+   written for): 1 with out filled, else 0. */
+int dsq__hot_page(struct dsq_db *db, const struct dsq_manifest *m,
+                  uint32_t pgno, void *out);
 struct dsq__hot_fetch *dsq__hot_start(struct dsq_db *db);
 void dsq__hot_finish(struct dsq_db *db, struct dsq__hot_fetch *h,
                      const struct dsq_manifest *m);

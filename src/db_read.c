@@ -351,6 +351,8 @@ static dsq_rc read_range(struct dsq_snap *s, uint32_t first, uint32_t count,
         char segkey[DSQ_KEY_MAX];
         struct dsq_page_loc loc;
         int found;
+        if (dsq__hot_page(db, s->m, first + i, out + (size_t)i * ps))
+            continue;
         rc = dsq__locate(db, s->m, first + i, &loc, segkey, sizeof(segkey),
                          &found, e);
         if (rc != DSQ_OK)
