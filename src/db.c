@@ -266,7 +266,7 @@ void dsq__req_end(struct dsq_db *db, uint64_t depth, const char *what,
 }
 
 struct together {
-    void (*fn)(void *arg, size_t i);
+    void (*fn)(void *arg, size_t i, size_t slot);
     void *arg;
     size_t n, stride;
     pthread_mutex_t mu; /* guards go, next */
@@ -284,14 +284,14 @@ struct together_share {
    left, taken one at a time (the threads that finish first take more). */
 static void together_run(struct together *t, size_t first)
 {
-    t->fn(t->arg, first);
+    t->fn(t->arg, first, first);
     for (;;) {
         pthread_mutex_lock(&t->mu);
         size_t i = t->next++;
         pthread_mutex_unlock(&t->mu);
         if (i >= t->n)
             return;
-        t->fn(t->arg, i);
+        t->fn(t->arg, i, first);
     }
 }
 
@@ -307,15 +307,15 @@ static void *together_main(void *arg)
     return NULL;
 }
 
-void dsq__run_together(size_t n, size_t max, void (*fn)(void *arg, size_t i),
-                       void *arg)
+void dsq__run_together(size_t n, size_t max,
+                       void (*fn)(void *arg, size_t i, size_t slot), void *arg)
 {
     if (n == 0)
         return;
     size_t threads = n < max ? n : max;
     if (threads <= 1) {
         for (size_t i = 0; i < n; i++)
-            fn(arg, i);
+            fn(arg, i, 0);
         return;
     }
     struct together t = {

@@ -194,10 +194,21 @@ struct dsq__hot_fetch {
 static void *hot_get(void *arg)
 {
     struct dsq__hot_fetch *h = arg;
-    dsq__go_mark(&h->sent);
+    struct dsq_db *db = h->db;
+    char key[DSQ_KEY_MAX];
+    dsq__full_key(db, HOT_KEY, key, sizeof(key));
     dsq_err_clear(&h->err);
-    h->rc = dsq__obj_get(h->db, HOT_KEY, 0, 0, &h->buf, NULL, &h->err);
+    /* one attempt, no retry: a hint never holds up the cold open */
+    dsq__go_mark(&h->sent);
+    uint64_t depth = dsq__req_begin(db);
+    h->rc = dsq_store_get(db->st, key, 0, 0, &h->buf, NULL, &h->err);
+    dsq__req_end(db, depth, "GET", key);
     dsq__go_done(&h->sent);
+    pthread_mutex_lock(&db->mu);
+    db->stats.store_gets++;
+    if (h->rc == DSQ_OK)
+        db->stats.bytes_read += h->buf.len;
+    pthread_mutex_unlock(&db->mu);
     return NULL;
 }
 

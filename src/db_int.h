@@ -203,10 +203,11 @@ void dsq__req_end(struct dsq_db *db, uint64_t depth, const char *what,
  * among them) that start their first call together: thread t's first is
  * i = t, so requests meant to be sent at once are not sent one after the
  * other by a thread that was quicker to start than the others; the rest
- * go to whichever thread is free (db.c).
+ * go to whichever thread is free.  slot (< max) names the thread, for
+ * what it keeps between its calls (db.c).
  */
-void dsq__run_together(size_t n, size_t max, void (*fn)(void *arg, size_t i),
-                       void *arg);
+void dsq__run_together(size_t n, size_t max,
+                       void (*fn)(void *arg, size_t i, size_t slot), void *arg);
 
 /* helpers defined in one of the three files for the others */
 /* A growable list of owned strings. */

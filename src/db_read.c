@@ -57,8 +57,9 @@ struct run_job {
     size_t nruns;
     uint32_t ps;
     uint8_t *out;
-    int warm;           /* insert what is fetched into the page cache */
-    pthread_mutex_t mu; /* guards rc, err */
+    int warm; /* insert what is fetched into the page cache */
+    struct dsq_buf bufs[READ_THREADS]; /* one per thread (slot) */
+    pthread_mutex_t mu;                /* guards rc, err */
     dsq_rc rc;
     struct dsq_err err;
 };
@@ -109,7 +110,7 @@ static dsq_rc fetch_run(const struct run_job *j, size_t a, size_t b,
     return DSQ_OK;
 }
 
-static void run_one(void *arg, size_t i)
+static void run_one(void *arg, size_t i, size_t slot)
 {
     struct run_job *j = arg;
     pthread_mutex_lock(&j->mu);
@@ -117,11 +118,9 @@ static void run_one(void *arg, size_t i)
     pthread_mutex_unlock(&j->mu);
     if (stop)
         return;
-    struct dsq_buf rb;
-    dsq_buf_init(&rb, COALESCE_MAX + dsq_b64_len(DSQ_STORED_PAGE_MAX));
     struct dsq_err e;
     dsq_err_clear(&e);
-    dsq_rc rc = fetch_run(j, j->runs[i], j->runs[i + 1], &rb, &e);
+    dsq_rc rc = fetch_run(j, j->runs[i], j->runs[i + 1], &j->bufs[slot], &e);
     if (rc != DSQ_OK) {
         pthread_mutex_lock(&j->mu);
         if (j->rc == DSQ_OK) {
@@ -130,7 +129,6 @@ static void run_one(void *arg, size_t i)
         }
         pthread_mutex_unlock(&j->mu);
     }
-    dsq_buf_cleanup(&rb);
 }
 
 /*
@@ -175,7 +173,12 @@ static dsq_rc fetch_wants(struct dsq_db *db, struct want *w, size_t nw,
                           .warm = warm,
                           .rc = DSQ_OK};
     pthread_mutex_init(&job.mu, NULL);
+    for (size_t k = 0; k < READ_THREADS; k++)
+        dsq_buf_init(&job.bufs[k],
+                     COALESCE_MAX + dsq_b64_len(DSQ_STORED_PAGE_MAX));
     dsq__run_together(nruns, READ_THREADS, run_one, &job);
+    for (size_t k = 0; k < READ_THREADS; k++)
+        dsq_buf_cleanup(&job.bufs[k]);
     pthread_mutex_destroy(&job.mu);
     free(runs);
     if (job.rc != DSQ_OK && e)
@@ -271,8 +274,9 @@ struct warm {
     const struct dsq_chunk_ref **refs;
 };
 
-static void warm_one(void *arg, size_t i)
+static void warm_one(void *arg, size_t i, size_t slot)
 {
+    (void)slot;
     struct warm *w = arg;
     const struct dsq_chunk_ref *ref = w->refs[i];
     struct dsq_chunk *c = NULL;
