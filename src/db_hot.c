@@ -292,8 +292,9 @@ void dsq__hot_finish(struct dsq_db *db, struct dsq__hot_fetch *h,
     }
     /* the chunks the hot pages need, in the same wave as the rest */
     if (seg && (idx = malloc((seg->n_pages + 1) * sizeof(*idx))) != NULL) {
+        dsq__warm_chunks(db, m, NULL, 0); /* all, if they fit */
         size_t n = hot_chunks(m, seg, idx);
-        dsq__warm_chunks(db, m, idx, n);
+        dsq__warm_chunks(db, m, idx, n); /* else those (none if cached) */
     } else {
     warm_only:
         dsq__warm_chunks(db, m, NULL, 0);

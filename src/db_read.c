@@ -256,14 +256,14 @@ dsq_rc dsq__read_locs(struct dsq_db *db, size_t n, char *const *keys,
 /* ---- a cold handle's chunks ---- */
 
 /*
- * A cold handle's first manifest: fetch its page-table chunks all at
- * once, one wave of requests, so that the first query's page lookups do
- * not each wait for their chunk in turn (a point query touches one chunk
- * per b-tree level) and the hot pages (db_hot.c) can be checked against
- * their locations.  Bounded: at most CHUNK_CACHE_MAX chunks and
- * WARM_CHUNK_BYTES in all, else only the chunks listed in idx; at most
- * WARM_THREADS requests at a time; best effort (a failure is met again by
- * the lookup that needs it).
+ * Fetch page-table chunks of m at once, one wave of requests: with idx
+ * NULL all of them (a cold handle's first manifest, so that the first
+ * query's lookups do not each wait for their chunk in turn, and the hot
+ * pages of db_hot.c can be checked against their locations) if they fit
+ * CHUNK_CACHE_MAX and WARM_CHUNK_BYTES, else none; with idx the chunks
+ * with those indexes (a bulk read's range), within the same bounds.  At
+ * most WARM_THREADS requests at a time; best effort (a failure is met
+ * again by the lookup that needs it).
  */
 #define WARM_THREADS 64
 #define WARM_CHUNK_BYTES (16u << 20)
@@ -303,7 +303,8 @@ void dsq__warm_chunks(struct dsq_db *db, const struct dsq_manifest *m,
     uint64_t bytes = 0;
     for (size_t i = 0; i < m->n_chunks; i++)
         bytes += m->chunks[i].size;
-    const int all = m->n_chunks <= CHUNK_CACHE_MAX && bytes <= WARM_CHUNK_BYTES;
+    const int all =
+        !idx && m->n_chunks <= CHUNK_CACHE_MAX && bytes <= WARM_CHUNK_BYTES;
     const size_t cand = all ? m->n_chunks : n_idx;
     const struct dsq_chunk_ref **refs =
         malloc((cand ? cand : 1) * sizeof(*refs));
@@ -329,6 +330,34 @@ void dsq__warm_chunks(struct dsq_db *db, const struct dsq_manifest *m,
     free(refs);
 }
 
+/* The chunks of pages [first, first + count) of m, when more than one is
+   missing: fetched together rather than each by the lookup that meets
+   it (a scan, an export). */
+static void warm_range(struct dsq_db *db, const struct dsq_manifest *m,
+                       uint32_t first, uint32_t count)
+{
+    if (m->n_chunks < 2 || m->chunk_pages == 0 || first > m->ckpt_page_limit)
+        return;
+    uint32_t last = first + count - 1;
+    if (last > m->ckpt_page_limit)
+        last = m->ckpt_page_limit;
+    uint32_t a = (first - 1) / m->chunk_pages, b = (last - 1) / m->chunk_pages;
+    if (a == b)
+        return;
+    uint32_t idx[CHUNK_CACHE_MAX];
+    size_t n = 0;
+    pthread_mutex_lock(&db->mu);
+    for (uint32_t i = a; i <= b && n < CHUNK_CACHE_MAX; i++) {
+        const struct dsq_chunk_ref *r = bsearch(
+            &i, m->chunks, m->n_chunks, sizeof(*m->chunks), ref_idx_cmp);
+        if (r && !dsq__chunk_cached(db, r->key))
+            idx[n++] = i;
+    }
+    pthread_mutex_unlock(&db->mu);
+    if (n >= 2)
+        dsq__warm_chunks(db, m, idx, n);
+}
+
 /*
  * Read pages [first, first + count) of s into out: each from the caches
  * where one holds it, the rest fetched in ranged GETs of up to run_max
@@ -351,6 +380,7 @@ static dsq_rc read_range(struct dsq_snap *s, uint32_t first, uint32_t count,
     if (!w)
         return DSQ_ENOMEM;
     dsq_buf_init(&rb, DSQ_STORED_PAGE_MAX);
+    warm_range(db, s->m, first, count);
     for (uint32_t i = 0; i < count; i++) {
         char segkey[DSQ_KEY_MAX];
         struct dsq_page_loc loc;
