@@ -122,6 +122,10 @@ const char *dsq_snap_incarnation(const struct dsq_snap *s);
  */
 dsq_rc dsq_db_hot_write(struct dsq_db *db, struct dsq_snap *s, size_t *n_pages,
                         struct dsq_err *e);
+/* The same for the newest version, unless hot.seg was written for its
+   page map already (one ranged GET tells); *written: pages, 0 if not. */
+dsq_rc dsq_db_hot_refresh(struct dsq_db *db, size_t *written,
+                          struct dsq_err *e);
 
 /* Read one page (page_size bytes; zeros past page_count: DSQ_ERANGE). */
 dsq_rc dsq_snap_read_page(struct dsq_snap *s, uint32_t pgno, void *buf,

@@ -618,3 +618,41 @@ out:
     free(h.seen);
     return rc;
 }
+
+/*
+ * Rewrite hot.seg unless it was written for the newest version's map:
+ * one ranged GET of its first bytes (the segment's txn field, section 3
+ * of docs/format.md) tells.  *written (may be NULL): pages written, 0 if
+ * it was current.
+ */
+dsq_rc dsq_db_hot_refresh(struct dsq_db *db, size_t *written, struct dsq_err *e)
+{
+    if (written)
+        *written = 0;
+    struct dsq_snap *s = NULL;
+    dsq_rc rc = dsq_db_snapshot(db, DSQ_VERSION_LATEST, &s, e);
+    if (rc != DSQ_OK)
+        return rc;
+    if (!s->m) {
+        dsq_snap_release(s);
+        return DSQ_OK;
+    }
+    char want[33];
+    hot_txn(s->m, s->version, want);
+    struct dsq_buf head;
+    dsq_buf_init(&head, 256);
+    struct dsq_err ignore;
+    dsq_err_clear(&ignore);
+    int current = 0;
+    if (dsq__obj_get(db, HOT_KEY, 0, 128, &head, NULL, &ignore) == DSQ_OK) {
+        static const uint8_t tag[] = {0xa3, 't', 'x', 'n', 0xd9, 0x20};
+        for (size_t i = 0; i + sizeof(tag) + 32 <= head.len && !current; i++)
+            current = memcmp(head.data + i, tag, sizeof(tag)) == 0 &&
+                      memcmp(head.data + i + sizeof(tag), want, 16) == 0;
+    }
+    dsq_buf_cleanup(&head);
+    if (!current)
+        rc = dsq_db_hot_write(db, s, written, e);
+    dsq_snap_release(s);
+    return rc;
+}
