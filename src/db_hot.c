@@ -1,22 +1,24 @@
 /*
  * db_hot.c - the hot pages of a database: page 1, the pages of
  * sqlite_schema and the root and interior pages of every b-tree, the
- * pages any first query walks through before its leaf.  A writer copies
- * them into one object, P/hot.seg (a segment, docs/format.md section 6a),
- * and a cold open fetches that object alongside its first manifest, so
- * that a point query waits for its leaf only instead of one request per
- * b-tree level.
+ * pages any first query walks through before its leaf.  A writer (import,
+ * dsqlfs hot, a maintenance round) copies them into one object,
+ * P/hot.seg (a segment whose txn names the page map it was written for,
+ * docs/format.md section 6a), and a cold open fetches it alongside its
+ * first manifest, so that a point query waits for its leaf only instead
+ * of one request per b-tree level.
  *
  * hot.seg is a hint: it is rewritten in place and may be of any older
- * version.  A copy of page p is used only when the location the manifest
- * (or a cached chunk) gives for p has the copy's page number and checksum
- * (the checksum covers the decoded page, seeded with p), so a stale copy
- * is merely not used; it then goes into the page cache under that
- * location, where every reader finds it.
+ * version.  When the manifest's map digest is the one hot.seg names, its
+ * copies are that version's pages and go into a table the reads consult
+ * before any lookup (no chunk fetched for them).  Otherwise a copy of p is
+ * used only when the location of p in the manifest or a chunk has the
+ * copy's page number and checksum; it then goes into the page cache
+ * under that location.
  *
  * Layer: services (the engine; shares db_int.h).  Locking: a fetch runs
- * on its own thread, joined by dsq__hot_finish; db->mu only inside the
- * cache helpers.  The writer walks a pinned snapshot.
+ * on its own thread, joined by dsq__hot_finish; the table (db->hot) and
+ * the counters are under db->mu; the writer walks a pinned snapshot.
  */
 #include "db_int.h"
 #include "sqlitetree.h"

@@ -5,8 +5,9 @@
  * Layer: services, private to db.c (handle, store calls, caches,
  * snapshots, reads), db_commit.c (transactions and the commit protocol),
  * db_upload.c (segments, chunks, checkpoints), db_admin.c (versions,
- * verify, recovery scan, gc, FUSE helpers) and db_fresh.c (freshness
- * checks).  Nothing outside those files includes it.
+ * verify, recovery scan, gc, FUSE helpers), db_fresh.c (freshness
+ * checks), db_read.c (bulk reads), db_hot.c (hot pages) and db_par.c
+ * (requests side by side).  Nothing outside those files includes it.
  */
 #ifndef DSQ_DB_INT_H
 #define DSQ_DB_INT_H
@@ -181,8 +182,8 @@ void dsq__readahead_wait(struct dsq_db *db);
  * depth is one more than the deepest of the requests that had ended when
  * it started, so overlapping requests share a depth and a request sent
  * after another's answer is one deeper.  Call begin right before the
- * store call and end right after it (db.c; what and key are logged at
- * debug level).
+ * store call and end right after it (db_par.c; what and key are logged
+ * at debug level).
  */
 uint64_t dsq__req_begin(struct dsq_db *db);
 /*
@@ -204,7 +205,7 @@ void dsq__req_end(struct dsq_db *db, uint64_t depth, const char *what,
  * i = t, so requests meant to be sent at once are not sent one after the
  * other by a thread that was quicker to start than the others; the rest
  * go to whichever thread is free.  slot (< max) names the thread, for
- * what it keeps between its calls (db.c).
+ * what it keeps between its calls (db_par.c).
  */
 void dsq__run_together(size_t n, size_t max,
                        void (*fn)(void *arg, size_t i, size_t slot), void *arg);

@@ -6,8 +6,10 @@
  * READ_THREADS threads at once; and read-ahead: reads of one handle that
  * follow each other page after page (a table scan through the mount)
  * fetch a growing window of the pages after them into the page cache, in
- * parallel ranges of RA_RUN_MAX; and a cold handle's page-table chunks,
- * fetched several at once.  Single-page reads and the caches are in db.c.
+ * parallel ranges of RA_RUN_MAX; and page-table chunks fetched in one
+ * wave: a cold handle's, and those of a bulk read's range.  Single-page
+ * reads and the caches are in db.c; threads that send requests together
+ * are db_par.c's.
  *
  * Layer: services (the engine; shares db_int.h with db.c).  Locking: the
  * threads of one read share a job struct whose mutex guards its cursor
