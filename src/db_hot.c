@@ -158,7 +158,8 @@ static size_t hot_table_set(struct dsq_db *db, const struct dsq_manifest *m,
         dsq__hot_free(t);
         return 0;
     }
-    memcpy(e, seg->pages, seg->n_pages * sizeof(*e));
+    if (seg->n_pages)
+        memcpy(e, seg->pages, seg->n_pages * sizeof(*e));
     qsort(e, seg->n_pages, sizeof(*e), loc_pgno_cmp);
     for (size_t k = 0; k < seg->n_pages; k++) {
         const struct dsq_page_loc *c = &e[k];
@@ -343,7 +344,8 @@ struct hot_set {
 
 static int seen(const struct hot_set *h, uint32_t p)
 {
-    return bsearch(&p, h->seen, h->n_seen, sizeof(*h->seen), u32_cmp) != NULL;
+    return h->n_seen &&
+           bsearch(&p, h->seen, h->n_seen, sizeof(*h->seen), u32_cmp) != NULL;
 }
 
 /* Read pages pg[0..n) of s into out (n pages), in parallel. */

@@ -307,7 +307,7 @@ void dsq__warm_chunks(struct dsq_db *db, const struct dsq_manifest *m,
         bytes += m->chunks[i].size;
     const int all =
         !idx && m->n_chunks <= CHUNK_CACHE_MAX && bytes <= WARM_CHUNK_BYTES;
-    const size_t cand = all ? m->n_chunks : n_idx;
+    const size_t cand = all ? m->n_chunks : m->n_chunks ? n_idx : 0;
     const struct dsq_chunk_ref **refs =
         malloc((cand ? cand : 1) * sizeof(*refs));
     if (!refs)
