@@ -41,16 +41,33 @@ c = sqlite3.connect(sys.argv[1])
 print(c.execute("SELECT length(v) FROM big WHERE id = ?", (int(sys.argv[2]),)).fetchone()[0])
 EOF
 
-cold_query() { # cold_query NAME KEY [OPTS]: fresh mount and cache, one query
-    local m=$T/$1
+cold_query() { # cold_query NAME KEY [OPTS [DB]]: fresh mount and cache, one query
+    local m=$T/$1 db=${4:-cold}
     rm -rf "$T/cache-$1"
     mount_store "$m" -o cache_dir="$T/cache-$1${3:+,$3}"
-    eq "$("$PY" "$T/q.py" "$m/cold.db" "$2")" 900 "first query on $1"
-    status "$m" cold > "$T/$1.json"
+    eq "$("$PY" "$T/q.py" "$m/$db.db" "$2")" 900 "first query on $1"
+    status "$m" "$db" > "$T/$1.json"
+}
+# cold_best NAME KEY OPTS DB LIMIT: cold_query, on S3 up to 3 times (each a
+# fresh mount and cache) until store_chain is at most LIMIT.  The count is
+# of requests sent after another's answer, so a thread the 2-core machine
+# runs late makes one request of a pair or a wave one deeper now and then;
+# a design that needs more than LIMIT in a row fails all three.
+cold_best() {
+    local i c
+    for i in 1 2 3; do
+        cold_query "$1" "$2" "$3" "$4"
+        [ "$IT_S3" = 1 ] || return 0
+        c=$(field "$(cat "$T/$1.json")" store_chain)
+        [ "$c" -le "$5" ] && return 0
+        [ "$i" = 3 ] && return 0
+        log "$1: $c in a row (a thread run late?): once more on a fresh mount"
+        unmount "$T/$1"
+    done
 }
 
 log "fresh mount, fresh cache: the first query"
-cold_query c1 17017 staleness=1
+cold_best c1 17017 staleness=1 cold 4
 s=$(cat "$T/c1.json")
 chain=$(field "$s" store_chain)
 hot=$(field "$s" hot_pages)
@@ -72,11 +89,11 @@ eq "$(field "$s2" store.bytes_read)" "$b1" "bytes read by a second process on th
 unmount "$T/c1"
 
 log "staleness=0: the open and SQLite's two read transactions each wait for a LIST"
-cold_query c0 17017
+cold_best c0 17017 "" cold 7
 s=$(cat "$T/c0.json")
 chain0=$(field "$s" store_chain)
 log "staleness=0: $(field "$s" store_requests) requests, $chain0 in a row"
-[ "$IT_S3" = 0 ] || [ "$chain0" -le 8 ] || fail "staleness=0: $chain0 store requests in a row (at most 4 + 3 freshness LISTs, + 1 for a thread scheduled late)"
+[ "$IT_S3" = 0 ] || [ "$chain0" -le 7 ] || fail "staleness=0: $chain0 store requests in a row (at most 4 + 3 freshness LISTs)"
 unmount "$T/c0"
 
 log "a commit makes hot.seg stale: still right, still few in a row"
@@ -90,7 +107,7 @@ unmount "$T/c2"
 
 log "a maintenance round rewrites it for the newest version"
 "$DSQLFS" maintain "$STORE" > "$T/maint.out"
-cold_query c6 9991 staleness=1
+cold_best c6 9991 staleness=1 cold 4
 s=$(cat "$T/c6.json")
 log "after maintain: $(field "$s" store_requests) requests, $(field "$s" store_chain) in a row, $(field "$s" hot_pages) hot pages"
 [ "$(field "$s" hot_pages)" -ge 3 ] || fail "after maintain: $(field "$s" hot_pages) hot pages"
@@ -136,9 +153,8 @@ log "dsqlfs hot writes it for the newest version"
 "$DSQLFS" hot "$STORE/nohot" > "$T/hot.out"
 grep -q "hot pages of version 1" "$T/hot.out" || fail "dsqlfs hot: $(cat "$T/hot.out")"
 m=$T/c5
-mount_store "$m" -o cache_dir="$T/cache-c5",staleness=1
-eq "$("$PY" "$T/q.py" "$m/nohot.db" 17017)" 900 "first query after dsqlfs hot"
-s=$(status "$m" nohot)
+cold_best c5 17017 staleness=1 nohot 4
+s=$(cat "$T/c5.json")
 [ "$(field "$s" hot_pages)" -ge 3 ] || fail "after dsqlfs hot: $(field "$s" hot_pages) hot pages"
 [ "$IT_S3" = 0 ] || [ "$(field "$s" store_chain)" -le 4 ] || fail "after dsqlfs hot: $(field "$s" store_chain) in a row"
 unmount "$m"
