@@ -48,8 +48,8 @@ struct args {
 };
 
 static const char *const commands[] = {
-    "init",   "import",        "export", "versions", "status",
-    "verify", "recovery-scan", "gc",     "restore",  "fork"};
+    "init",          "import", "export",  "versions", "status", "verify",
+    "recovery-scan", "gc",     "restore", "fork",     "hot"};
 
 int dsq_admin_is_command(const char *name)
 {
@@ -376,6 +376,18 @@ static int cmd_import(struct args *a)
     rc = dsq_txn_commit(txn, &ci, &e);
     if (rc != DSQ_OK)
         goto out;
+    /* the pages a first query walks, for cold opens (a hint: a failure
+       only makes them slower) */
+    struct dsq_snap *hs = NULL;
+    struct dsq_err he;
+    dsq_err_clear(&he);
+    dsq_rc hrc = dsq_db_snapshot(db, ci.version, &hs, &he);
+    if (hrc == DSQ_OK)
+        hrc = dsq_db_hot_write(db, hs, NULL, &he);
+    dsq_snap_release(hs);
+    if (hrc != DSQ_OK)
+        dsq_log(DSQ_LOG_WARNING, "import", "hot pages not written: %s",
+                dsq_err_text(&he, hrc));
     double secs = (double)(dsq_mono_ns() - t0) / 1e9;
     if (!a->quiet)
         printf("imported %s as version %llu of %s: %u pages of %u bytes, "
@@ -583,6 +595,31 @@ static int cmd_versions(struct args *a)
     }
     if (rc == DSQ_OK && !ps.header_done)
         printf("%s has no versions\n", a->pos[0]);
+    dsq_db_close(db);
+    dsq_store_free(st);
+    return rc == DSQ_OK ? 0 : fail(a->cmd, &e, rc);
+}
+
+/* hot URL: write the hot pages of the newest version (hot.seg). */
+static int cmd_hot(struct args *a)
+{
+    struct dsq_err e;
+    struct dsq_store *st = NULL;
+    struct dsq_db *db = NULL;
+    struct dsq_snap *s = NULL;
+    size_t n = 0;
+    dsq_err_clear(&e);
+    if (a->npos != 1)
+        return usage_error(a->cmd, "usage: hot URL");
+    dsq_rc rc = open_db(a, a->pos[0], &st, &db, &e);
+    if (rc == DSQ_OK)
+        rc = dsq_db_snapshot(db, DSQ_VERSION_LATEST, &s, &e);
+    if (rc == DSQ_OK)
+        rc = dsq_db_hot_write(db, s, &n, &e);
+    if (rc == DSQ_OK && !a->quiet)
+        printf("%s: %zu hot pages of version %llu written to hot.seg\n",
+               a->pos[0], n, (unsigned long long)dsq_snap_version(s));
+    dsq_snap_release(s);
     dsq_db_close(db);
     dsq_store_free(st);
     return rc == DSQ_OK ? 0 : fail(a->cmd, &e, rc);
@@ -982,6 +1019,8 @@ int dsq_admin_main(int argc, char **argv)
         r = cmd_restore(&a);
     else if (!strcmp(c, "fork"))
         r = cmd_fork(&a);
+    else if (!strcmp(c, "hot"))
+        r = cmd_hot(&a);
     else
         r = cmd_recovery_scan(&a);
     dsq_config_cleanup(&a.cfg);

@@ -29,6 +29,8 @@ static void usage(FILE *f)
             "each changed)\n"
             "  status URL                   show the newest version\n"
             "  verify URL                   check every object and checksum\n"
+            "  hot URL                      write the pages a first query "
+            "walks (hot.seg)\n"
             "  recovery-scan URL [--delete] [--grace SECONDS]\n"
             "                               find segments no manifest "
             "references\n"

@@ -10,7 +10,8 @@
  *      retention gc (gc_keep, gc_keep_for) that never removes a version
  *      this daemon still serves or a transaction still uses, nor one
  *      younger than the gc floor's minimum age (C9: the floor is written
- *      before anything goes, by dsq_db_gc_pinned)
+ *      before anything goes, by dsq_db_gc_pinned); hot.seg rewritten for
+ *      the newest version when it was written for another
  *   3. the threads: rounds every maint_interval seconds; the health probe
  *      (a one-key LIST) every health_interval seconds
  *   4. usage for statfs
@@ -288,6 +289,18 @@ static void round_db(struct dsq_maint *m, const char *prefix, void *arg)
         } else {
             orphans += tmpfiles;
         }
+    }
+    if (!r->dry_run && !stopping(m)) {
+        /* hot.seg for the newest version, so that cold opens stay one
+           request per level short (a hint: a failure is only logged) */
+        size_t hot = 0;
+        dsq_err_clear(&e);
+        rc = dsq_db_hot_refresh(db, &hot, &e);
+        if (rc != DSQ_OK)
+            note_error(m, prefix, "hot pages", &e, rc);
+        else if (hot)
+            dsq_log(DSQ_LOG_INFO, "maint", "%s: %zu hot pages rewritten",
+                    prefix, hot);
     }
     if (m->do_gc && !stopping(m)) {
         struct pin_scan pin = {.prefix = prefix};

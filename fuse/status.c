@@ -138,9 +138,9 @@ void dsq_dbfile_status(struct dsq_dbfile *df, struct dsq_buf *b, int prom)
             ",\n  \"snapshot_moves\": %" PRIu64 ",\n  \"cache_hits\": %" PRIu64
             ",\n  \"cache_misses\": %" PRIu64 ",\n  \"cache_hit_ratio\": %.4f"
             ",\n  \"readahead_pages\": %" PRIu64
-            ",\n  \"store_requests\": %" PRIu64
-            ",\n  \"store\": {\"get\": %" PRIu64 ", \"put\": %" PRIu64
-            ", \"list\": %" PRIu64 ", \"head\": %" PRIu64
+            ",\n  \"store_requests\": %" PRIu64 ",\n  \"store_chain\": %" PRIu64
+            ",\n  \"hot_pages\": %" PRIu64 ",\n  \"store\": {\"get\": %" PRIu64
+            ", \"put\": %" PRIu64 ", \"list\": %" PRIu64 ", \"head\": %" PRIu64
             ", \"delete\": %" PRIu64 ", \"bytes_read\": %" PRIu64
             ", \"bytes_written\": %" PRIu64
             "},\n  \"transaction_open\": %s,\n  \"dirty_pages\": %zu"
@@ -152,9 +152,10 @@ void dsq_dbfile_status(struct dsq_dbfile *df, struct dsq_buf *b, int prom)
             s.cache_hits + s.cache_misses
                 ? (double)s.cache_hits / (double)(s.cache_hits + s.cache_misses)
                 : 0.0,
-            s.readahead_pages, reqs, s.store_gets, s.store_puts, s.store_lists,
-            s.store_heads, s.store_dels, s.bytes_read, s.bytes_written,
-            txn ? "true" : "false", dirty, locks);
+            s.readahead_pages, reqs, s.store_chain, s.hot_pages, s.store_gets,
+            s.store_puts, s.store_lists, s.store_heads, s.store_dels,
+            s.bytes_read, s.bytes_written, txn ? "true" : "false", dirty,
+            locks);
         dsq_conflicts_json(df, b);
         dsq_buf_printf(b, "\n}\n");
         return;
@@ -176,6 +177,8 @@ void dsq_dbfile_status(struct dsq_dbfile *df, struct dsq_buf *b, int prom)
     PROM("cache_misses_total", s.cache_misses);
     PROM("readahead_pages_total", s.readahead_pages);
     PROM("store_requests_total", reqs);
+    PROM("store_chain", s.store_chain);
+    PROM("hot_pages_total", s.hot_pages);
     PROM("store_bytes_read_total", s.bytes_read);
     PROM("store_bytes_written_total", s.bytes_written);
 #undef PROM

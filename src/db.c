@@ -152,6 +152,7 @@ void dsq_db_close(struct dsq_db *db)
     for (int i = 0; i < SNAP_CACHE_MAX; i++)
         if (db->snaps[i])
             dsq_snap_release(db->snaps[i]);
+    dsq__hot_free(db->hot);
     pthread_mutex_destroy(&db->mu);
     pthread_cond_destroy(&db->fresh_cv);
     pthread_cond_destroy(&db->ra_cv);
@@ -227,7 +228,9 @@ dsq_rc dsq__obj_get(struct dsq_db *db, const char *rel, uint64_t off,
     const uint64_t start = dsq_mono_ns();
     for (unsigned attempt = 0;; attempt++) {
         size_t before = out->len;
+        uint64_t depth = dsq__req_begin(db);
         rc = dsq_store_get(db->st, key, off, len, out, info, e);
+        dsq__req_end(db, depth, "GET", key);
         STAT_ADD(db, store_gets, 1);
         if (rc == DSQ_OK) {
             STAT_ADD(db, bytes_read, out->len - before);
@@ -248,7 +251,9 @@ dsq_rc dsq__obj_put(struct dsq_db *db, const char *rel, const void *data,
     dsq_rc rc;
     const uint64_t start = dsq_mono_ns();
     for (unsigned attempt = 0;; attempt++) {
+        uint64_t depth = dsq__req_begin(db);
         rc = dsq_store_put(db->st, key, data, len, DSQ_PUT_ANY, NULL, NULL, e);
+        dsq__req_end(db, depth, "PUT", key);
         STAT_ADD(db, store_puts, 1);
         if (rc == DSQ_OK) {
             STAT_ADD(db, bytes_written, len);
@@ -266,7 +271,9 @@ dsq_rc dsq__obj_del(struct dsq_db *db, const char *rel, struct dsq_err *e)
     dsq_rc rc;
     const uint64_t start = dsq_mono_ns();
     for (unsigned attempt = 0;; attempt++) {
+        uint64_t depth = dsq__req_begin(db);
         rc = dsq_store_del(db->st, key, e);
+        dsq__req_end(db, depth, "DELETE", key);
         STAT_ADD(db, store_dels, 1);
         if (rc != DSQ_ETRANSIENT || !dsq__retry(db, attempt, start, e))
             return rc;
@@ -280,7 +287,9 @@ static dsq_rc obj_list(struct dsq_db *db, const struct dsq_list_req *req,
     const uint64_t start = dsq_mono_ns();
     for (unsigned attempt = 0;; attempt++) {
         memset(out, 0, sizeof(*out));
+        uint64_t depth = dsq__req_begin(db);
         rc = dsq_store_list(db->st, req, out, e);
+        dsq__req_end(db, depth, "LIST", req->prefix);
         STAT_ADD(db, store_lists, 1);
         if (rc != DSQ_ETRANSIENT || !dsq__retry(db, attempt, start, e))
             return rc;
@@ -681,8 +690,10 @@ dsq_rc dsq_db_init(struct dsq_db *db, int *created, struct dsq_err *e)
     dsq__full_key(db, "root.json", key, sizeof(key));
     const uint64_t start = dsq_mono_ns();
     for (unsigned attempt = 0;; attempt++) {
+        uint64_t depth = dsq__req_begin(db);
         rc = dsq_store_put(db->st, key, buf.data, buf.len, DSQ_PUT_CREATE, NULL,
                            NULL, e);
+        dsq__req_end(db, depth, "PUT", key);
         STAT_ADD(db, store_puts, 1);
         /* outcome unknown: the next create-only attempt tells us */
         if (rc != DSQ_ETRANSIENT || !dsq__retry(db, attempt, start, e))
@@ -713,7 +724,9 @@ dsq_rc dsq_db_exists(struct dsq_db *db, int *exists, struct dsq_err *e)
     struct dsq_objinfo info;
     char key[DSQ_KEY_MAX];
     dsq__full_key(db, "root.json", key, sizeof(key));
+    uint64_t depth = dsq__req_begin(db);
     dsq_rc rc = dsq_store_head(db->st, key, &info, e);
+    dsq__req_end(db, depth, "HEAD", key);
     STAT_ADD(db, store_heads, 1);
     if (rc == DSQ_OK) {
         *exists = 1;
@@ -814,13 +827,16 @@ struct hint_job {
     uint64_t hint;
     dsq_rc hard;
     struct dsq_err e;
+    atomic_int sent; /* its request is in flight (dsq__go_mark) */
 };
 
 static void *hint_main(void *arg)
 {
     struct hint_job *h = arg;
+    dsq__go_mark(&h->sent);
     dsq_err_clear(&h->e);
     h->hint = read_hint(h->db, &h->hard, &h->e);
+    dsq__go_done(&h->sent);
     return NULL;
 }
 
@@ -854,8 +870,11 @@ dsq_rc dsq__latest(struct dsq_db *db, uint64_t *version,
        the same time; a short history (gc keeps few versions) is all in
        that page, and the hint is only needed for a long one */
     struct hint_job hj = {.db = db};
+    atomic_init(&hj.sent, 0);
     pthread_t th;
     int threaded = pthread_create(&th, NULL, hint_main, &hj) == 0;
+    if (threaded) /* sent at the same time, not one after the other */
+        dsq__go_wait(&hj.sent);
     int more = 0;
     sent = dsq_mono_ns();
     rc = threaded
@@ -1088,8 +1107,23 @@ dsq_rc dsq_db_snapshot(struct dsq_db *db, uint64_t version,
     pthread_mutex_lock(&db->mu);
     uint64_t epoch = db->epoch;
     pthread_mutex_unlock(&db->mu);
+    int cold = 0;
     if (version > 0) {
+        /* a cold handle: hot.seg is fetched alongside the manifest, then
+           the chunks in one wave, before page 1 is read (db_hot.c) */
+        pthread_mutex_lock(&db->mu);
+        cold = !db->chunks_warmed;
+        db->chunks_warmed = 1;
+        pthread_mutex_unlock(&db->mu);
+        struct dsq__hot_fetch *hot = cold ? dsq__hot_start(db) : NULL;
         rc = dsq__load_manifest_info(db, version, &m, &info, e);
+        if (cold)
+            dsq__hot_finish(db, hot, rc == DSQ_OK ? m : NULL);
+        if (rc != DSQ_OK && cold) {
+            pthread_mutex_lock(&db->mu);
+            db->chunks_warmed = 0;
+            pthread_mutex_unlock(&db->mu);
+        }
         /* its page 1 is read now rather than by the first reader: no
            extra request, and a version that cannot be served whole is
            refused before anything of it is */
@@ -1111,14 +1145,6 @@ dsq_rc dsq_db_snapshot(struct dsq_db *db, uint64_t version,
     s->m = m;
     s->epoch = epoch;
     memcpy(s->etag, info.etag, sizeof(s->etag));
-    if (m) {
-        pthread_mutex_lock(&db->mu);
-        int cold = !db->chunks_warmed;
-        db->chunks_warmed = 1;
-        pthread_mutex_unlock(&db->mu);
-        if (cold)
-            dsq__warm_chunks(db, m);
-    }
     dsq__snap_cache_put(db, s);
     *out = s;
     return DSQ_OK;
@@ -1259,6 +1285,37 @@ dsq_rc dsq__locate(struct dsq_db *db, const struct dsq_manifest *m,
     if (rc == DSQ_OK)
         *found = 1;
     return rc;
+}
+
+int dsq__locate_cached(struct dsq_db *db, const struct dsq_manifest *m,
+                       uint32_t pgno, struct dsq_page_loc *loc, char *segkey,
+                       size_t segkey_sz)
+{
+    const struct dsq_page_loc *l = find_loc(m->overlay, m->n_overlay, pgno);
+    if (l) {
+        *loc = *l;
+        snprintf(segkey, segkey_sz, "%s", m->segments[l->seg]);
+        return 1;
+    }
+    if (pgno > m->ckpt_page_limit || m->n_chunks == 0)
+        return 0;
+    const struct dsq_chunk_ref *ref =
+        find_chunk_ref(m, (pgno - 1) / m->chunk_pages);
+    if (!ref)
+        return 0;
+    int found = 0;
+    pthread_mutex_lock(&db->mu);
+    struct dsq_chunk *c = dsq__chunk_cached(db, ref->key);
+    if (c) {
+        l = find_loc(c->entries, c->n_entries, pgno);
+        if (l) {
+            *loc = *l;
+            snprintf(segkey, segkey_sz, "%s", c->segments[l->seg]);
+            found = 1;
+        }
+    }
+    pthread_mutex_unlock(&db->mu);
+    return found;
 }
 
 /*
@@ -1432,6 +1489,8 @@ dsq_rc dsq__manifest_read_page(struct dsq_db *db, const struct dsq_manifest *m,
     struct dsq_page_loc loc;
     char segkey[DSQ_KEY_MAX];
     int found;
+    if (dsq__hot_page(db, m, pgno, buf))
+        return DSQ_OK;
     dsq_rc rc =
         dsq__locate(db, m, pgno, &loc, segkey, sizeof(segkey), &found, e);
     if (rc != DSQ_OK)

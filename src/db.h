@@ -56,6 +56,11 @@ struct dsq_db_stats {
     uint64_t fresh_shared;    /* answered by a check sent for another */
     uint64_t readahead_pages; /* pages fetched ahead of a sequential
                                  reader (db_read.c) */
+    uint64_t store_chain;     /* the longest chain of store requests in a
+                                 row since the handle opened: each one
+                                 started after the one before it ended
+                                 (dsq__req_begin) */
+    uint64_t hot_pages;       /* pages a cold open took from hot.seg */
 };
 
 /*
@@ -107,6 +112,20 @@ int64_t dsq_snap_mode(const struct dsq_snap *s);
  * snapshot or a format-1 manifest.  Borrowed: valid as long as s.
  */
 const char *dsq_snap_incarnation(const struct dsq_snap *s);
+
+/*
+ * Write the hot pages of s (page 1, sqlite_schema's pages, the root and
+ * interior pages of every b-tree, at most 16 MiB) to the database's
+ * hot.seg, which a cold open fetches with its first manifest
+ * (docs/format.md section 6a).  *n_pages (may be NULL): how many.  A
+ * snapshot that is no SQLite database writes nothing.
+ */
+dsq_rc dsq_db_hot_write(struct dsq_db *db, struct dsq_snap *s, size_t *n_pages,
+                        struct dsq_err *e);
+/* The same for the newest version, unless hot.seg was written for its
+   page map already (one ranged GET tells); *written: pages, 0 if not. */
+dsq_rc dsq_db_hot_refresh(struct dsq_db *db, size_t *written,
+                          struct dsq_err *e);
 
 /* Read one page (page_size bytes; zeros past page_count: DSQ_ERANGE). */
 dsq_rc dsq_snap_read_page(struct dsq_snap *s, uint32_t pgno, void *buf,

@@ -1072,7 +1072,9 @@ dsq_rc dsq_db_head_after(struct dsq_db *db, uint64_t known, uint64_t *latest,
     struct dsq_objinfo info;
     dsq_manifest_key(known + 1, rel);
     dsq__full_key(db, rel, key, sizeof(key));
+    uint64_t depth = dsq__req_begin(db);
     dsq_rc rc = dsq_store_head(db->st, key, &info, e);
+    dsq__req_end(db, depth, "HEAD", key);
     STAT_ADD(db, store_heads, 1);
     if (rc == DSQ_ENOTFOUND) {
         /* versions are created in order, so known is the newest, unless gc

@@ -178,7 +178,7 @@ dsq_rc dsq_txn_write_page(struct dsq_txn *t, uint32_t pgno, const void *page,
         t->last_pgno = pgno;
         t->page_count = pgno;
         t->low_water = pgno;
-        if (dsq_seg_builder_size(t->sb) >= t->db->segment_max)
+        if (dsq_seg_builder_size(t->sb) >= dsq__stream_segment_max(t->db))
             return dsq__stream_flush_segment(t, e);
         return DSQ_OK;
     }
@@ -1308,6 +1308,8 @@ dsq_rc dsq_txn_commit(struct dsq_txn *t, struct dsq_commit_info *info,
                 rc = build_manifest(t, base, &ef, &o, &objs, &nm, &need_segment,
                                     e);
         }
+        if (rc == DSQ_OK) /* C1: a checkpoint's objects, page 1's segment */
+            rc = dsq__uploads_wait(t, e);
         if (rc == DSQ_OK)
             rc = dsq_manifest_encode(nm, &body, e);
         if (rc != DSQ_OK)

@@ -104,7 +104,9 @@ static dsq_rc head_of(struct dsq_db *db, uint64_t v, struct dsq_objinfo *info,
     dsq_rc rc;
     const uint64_t start = dsq_mono_ns();
     for (unsigned attempt = 0;; attempt++) {
+        uint64_t depth = dsq__req_begin(db);
         rc = dsq_store_head(db->st, key, info, e);
+        dsq__req_end(db, depth, "HEAD", key);
         STAT_ADD(db, store_heads, 1);
         if (rc != DSQ_ETRANSIENT || !dsq__retry(db, attempt, start, e))
             return rc;

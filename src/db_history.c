@@ -58,7 +58,9 @@ dsq_rc dsq_db_version_exists(struct dsq_db *db, uint64_t version, int *exists,
     dsq_manifest_key(version, rel);
     dsq__full_key(db, rel, full, sizeof(full));
     STAT_ADD(db, store_heads, 1);
+    uint64_t depth = dsq__req_begin(db);
     dsq_rc rc = dsq_store_head(db->st, full, &info, e);
+    dsq__req_end(db, depth, "HEAD", full);
     *exists = rc == DSQ_OK;
     if (rc == DSQ_ENOTFOUND) {
         dsq_err_clear(e);

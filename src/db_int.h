@@ -5,8 +5,9 @@
  * Layer: services, private to db.c (handle, store calls, caches,
  * snapshots, reads), db_commit.c (transactions and the commit protocol),
  * db_upload.c (segments, chunks, checkpoints), db_admin.c (versions,
- * verify, recovery scan, gc, FUSE helpers) and db_fresh.c (freshness
- * checks).  Nothing outside those files includes it.
+ * verify, recovery scan, gc, FUSE helpers), db_fresh.c (freshness
+ * checks), db_read.c (bulk reads), db_hot.c (hot pages) and db_par.c
+ * (requests side by side).  Nothing outside those files includes it.
  */
 #ifndef DSQ_DB_INT_H
 #define DSQ_DB_INT_H
@@ -128,13 +129,18 @@ struct dsq_db {
     /* chunk cache: guarded by mu */
     struct chunk_entry chunks[CHUNK_CACHE_MAX];
     uint64_t chunk_clock;
-    int chunks_warmed; /* the first manifest's chunks were fetched */
+    int chunks_warmed;          /* the first manifest's chunks were fetched */
+    struct dsq__hot_table *hot; /* hot.seg's pages for one version */
     /* read-ahead of sequential bulk reads (db_read.c): guarded by mu */
     uint64_t ra_version;  /* the snapshot the last read was of */
     uint32_t ra_next;     /* the page after the last read */
     uint32_t ra_from;     /* the window being fetched: [ra_from, ra_end) */
     uint32_t ra_end;      /* pages before this are fetched ahead already */
     uint32_t ra_pages;    /* the window, 0 while reads are not sequential */
+    uint32_t ra_seq;      /* reads in a row that followed the one before:
+                             a window is fetched from the second on (one
+                             near read is the kernel's read-ahead of a
+                             point query's page as often as a scan) */
     unsigned ra_busy;     /* read-ahead threads running (at most 1) */
     pthread_cond_t ra_cv; /* ra_busy went down */
     /* snapshot cache: guarded by mu (holds one ref each) */
@@ -155,9 +161,11 @@ struct dsq_db {
 struct dsq_chunk *dsq__chunk_cached(struct dsq_db *db, const char *key);
 struct dsq_chunk *dsq__chunk_store(struct dsq_db *db, const char *key,
                                    struct dsq_chunk *c);
-/* A cold handle's first manifest: its chunks fetched several at once
-   (db_read.c; best effort). */
-void dsq__warm_chunks(struct dsq_db *db, const struct dsq_manifest *m);
+/* A cold handle's first manifest: its chunks fetched at once (all of
+   them if they fit the chunk cache, else those with the indexes idx[0..n)
+   ; db_read.c; best effort). */
+void dsq__warm_chunks(struct dsq_db *db, const struct dsq_manifest *m,
+                      const uint32_t *idx, size_t n);
 /* The version numbers under manifests/, ascending (db_admin.c); the
    caller frees l->v. */
 struct dsq_vlist {
@@ -168,6 +176,39 @@ dsq_rc dsq__list_versions(struct dsq_db *db, struct dsq_vlist *l,
                           struct dsq_err *e);
 /* Wait until no read-ahead of db runs (db_read.c; before closing). */
 void dsq__readahead_wait(struct dsq_db *db);
+
+/*
+ * The chain of store requests in a row (stats.store_chain): a request's
+ * depth is one more than the deepest of the requests that had ended when
+ * it started, so overlapping requests share a depth and a request sent
+ * after another's answer is one deeper.  Call begin right before the
+ * store call and end right after it (db_par.c; what and key are logged
+ * at debug level).
+ */
+uint64_t dsq__req_begin(struct dsq_db *db);
+/*
+ * Two requests sent at once from two threads: the started thread calls
+ * dsq__go_mark(flag) before its request and dsq__go_done(flag) when it
+ * ends (in case it sent none); the caller dsq__go_wait(flag) before its
+ * own, so that its request is sent while the other is in flight, not
+ * after it when the other thread ran first and fast.
+ */
+void dsq__go_mark(atomic_int *sent);
+void dsq__go_wait(atomic_int *sent);
+void dsq__go_done(atomic_int *sent);
+void dsq__req_end(struct dsq_db *db, uint64_t depth, const char *what,
+                  const char *key);
+
+/*
+ * fn(arg, i) for every i in [0, n), on min(n, max) threads (the caller's
+ * among them) that start their first call together: thread t's first is
+ * i = t, so requests meant to be sent at once are not sent one after the
+ * other by a thread that was quicker to start than the others; the rest
+ * go to whichever thread is free.  slot (< max) names the thread, for
+ * what it keeps between its calls (db_par.c).
+ */
+void dsq__run_together(size_t n, size_t max,
+                       void (*fn)(void *arg, size_t i, size_t slot), void *arg);
 
 /* helpers defined in one of the three files for the others */
 /* A growable list of owned strings. */
@@ -302,6 +343,26 @@ void dsq__count_reads(struct dsq_db *db, uint64_t hits, uint64_t misses);
 dsq_rc dsq__locate(struct dsq_db *db, const struct dsq_manifest *m,
                    uint32_t pgno, struct dsq_page_loc *loc, char *segkey,
                    size_t segkey_sz, int *found, struct dsq_err *e);
+/* The same from what is at hand (the manifest, cached chunks), no store
+   call: 1 with the location, 0 if zero-filled or its chunk is not
+   cached. */
+int dsq__locate_cached(struct dsq_db *db, const struct dsq_manifest *m,
+                       uint32_t pgno, struct dsq_page_loc *loc, char *segkey,
+                       size_t segkey_sz);
+/* ---- db_hot.c: the hot pages of a cold open ---- */
+/* Start fetching hot.seg (NULL if it could not start); finish: wait for
+   it, and put the pages of it that m's own locations confirm into the
+   page cache (how many in stats.hot_pages).  Best effort. */
+struct dsq__hot_fetch;
+struct dsq__hot_table;
+void dsq__hot_free(struct dsq__hot_table *t);
+/* A page of m from the hot table (its version's map was what hot.seg was
+   written for): 1 with out filled, else 0. */
+int dsq__hot_page(struct dsq_db *db, const struct dsq_manifest *m,
+                  uint32_t pgno, void *out);
+struct dsq__hot_fetch *dsq__hot_start(struct dsq_db *db);
+void dsq__hot_finish(struct dsq_db *db, struct dsq__hot_fetch *h,
+                     const struct dsq_manifest *m);
 /* The disk cache's copy of a page, verified (1), a miss (0) or damaged
    (-1: fetch it again, which repairs it, and log that). */
 int dsq__disk_cached_page(struct dsq_db *db, const char *segkey,
@@ -342,6 +403,8 @@ dsq_rc dsq__upload_segment(struct dsq_txn *t, struct dsq_seg_builder *sb,
                            loc_sink sink, void *arg, struct dsq_err *e);
 /* Wait for the queued uploads (C1); the first failure, if any. */
 dsq_rc dsq__uploads_wait(struct dsq_txn *t, struct dsq_err *e);
+/* Stream mode: the size a segment is cut at (<= segment_max_bytes). */
+uint64_t dsq__stream_segment_max(const struct dsq_db *db);
 /* Stream mode: upload the segment being filled; finish the chunk. */
 dsq_rc dsq__stream_flush_segment(struct dsq_txn *t, struct dsq_err *e);
 dsq_rc dsq__stream_finish_chunk(struct dsq_txn *t, struct dsq_err *e);

@@ -6,8 +6,10 @@
  * READ_THREADS threads at once; and read-ahead: reads of one handle that
  * follow each other page after page (a table scan through the mount)
  * fetch a growing window of the pages after them into the page cache, in
- * parallel ranges of RA_RUN_MAX; and a cold handle's page-table chunks,
- * fetched several at once.  Single-page reads and the caches are in db.c.
+ * parallel ranges of RA_RUN_MAX; and page-table chunks fetched in one
+ * wave: a cold handle's, and those of a bulk read's range.  Single-page
+ * reads and the caches are in db.c; threads that send requests together
+ * are db_par.c's.
  *
  * Layer: services (the engine; shares db_int.h with db.c).  Locking: the
  * threads of one read share a job struct whose mutex guards its cursor
@@ -57,9 +59,9 @@ struct run_job {
     size_t nruns;
     uint32_t ps;
     uint8_t *out;
-    int warm;           /* insert what is fetched into the page cache */
-    pthread_mutex_t mu; /* guards next, rc, err */
-    size_t next;
+    int warm; /* insert what is fetched into the page cache */
+    struct dsq_buf bufs[READ_THREADS]; /* one per thread (slot) */
+    pthread_mutex_t mu;                /* guards rc, err */
     dsq_rc rc;
     struct dsq_err err;
 };
@@ -110,32 +112,25 @@ static dsq_rc fetch_run(const struct run_job *j, size_t a, size_t b,
     return DSQ_OK;
 }
 
-static void *run_worker(void *arg)
+static void run_one(void *arg, size_t i, size_t slot)
 {
     struct run_job *j = arg;
-    struct dsq_buf rb;
-    dsq_buf_init(&rb, COALESCE_MAX + dsq_b64_len(DSQ_STORED_PAGE_MAX));
-    for (;;) {
+    pthread_mutex_lock(&j->mu);
+    int stop = j->rc != DSQ_OK;
+    pthread_mutex_unlock(&j->mu);
+    if (stop)
+        return;
+    struct dsq_err e;
+    dsq_err_clear(&e);
+    dsq_rc rc = fetch_run(j, j->runs[i], j->runs[i + 1], &j->bufs[slot], &e);
+    if (rc != DSQ_OK) {
         pthread_mutex_lock(&j->mu);
-        size_t i = j->next++;
-        int stop = j->rc != DSQ_OK || i >= j->nruns;
-        pthread_mutex_unlock(&j->mu);
-        if (stop)
-            break;
-        struct dsq_err e;
-        dsq_err_clear(&e);
-        dsq_rc rc = fetch_run(j, j->runs[i], j->runs[i + 1], &rb, &e);
-        if (rc != DSQ_OK) {
-            pthread_mutex_lock(&j->mu);
-            if (j->rc == DSQ_OK) {
-                j->rc = rc;
-                j->err = e;
-            }
-            pthread_mutex_unlock(&j->mu);
+        if (j->rc == DSQ_OK) {
+            j->rc = rc;
+            j->err = e;
         }
+        pthread_mutex_unlock(&j->mu);
     }
-    dsq_buf_cleanup(&rb);
-    return NULL;
 }
 
 /*
@@ -180,15 +175,12 @@ static dsq_rc fetch_wants(struct dsq_db *db, struct want *w, size_t nw,
                           .warm = warm,
                           .rc = DSQ_OK};
     pthread_mutex_init(&job.mu, NULL);
-    size_t nthreads = nruns < READ_THREADS ? nruns : READ_THREADS;
-    pthread_t th[READ_THREADS];
-    size_t started = 0;
-    for (size_t i = 1; i < nthreads; i++)
-        if (pthread_create(&th[started], NULL, run_worker, &job) == 0)
-            started++;
-    run_worker(&job); /* this thread works too */
-    for (size_t i = 0; i < started; i++)
-        pthread_join(th[i], NULL);
+    for (size_t k = 0; k < READ_THREADS; k++)
+        dsq_buf_init(&job.bufs[k],
+                     COALESCE_MAX + dsq_b64_len(DSQ_STORED_PAGE_MAX));
+    dsq__run_together(nruns, READ_THREADS, run_one, &job);
+    for (size_t k = 0; k < READ_THREADS; k++)
+        dsq_buf_cleanup(&job.bufs[k]);
     pthread_mutex_destroy(&job.mu);
     free(runs);
     if (job.rc != DSQ_OK && e)
@@ -266,66 +258,106 @@ dsq_rc dsq__read_locs(struct dsq_db *db, size_t n, char *const *keys,
 /* ---- a cold handle's chunks ---- */
 
 /*
- * A cold handle's first manifest: fetch its page-table chunks several at
- * once, so that the first query's page lookups do not each wait for
- * their chunk in turn (a point query touches one chunk per b-tree level).
- * Bounded: at most CHUNK_CACHE_MAX chunks and WARM_CHUNK_BYTES in all;
- * best effort (a failure is met again by the lookup that needs it).
+ * Fetch page-table chunks of m at once, one wave of requests: with idx
+ * NULL all of them (a cold handle's first manifest, so that the first
+ * query's lookups do not each wait for their chunk in turn, and the hot
+ * pages of db_hot.c can be checked against their locations) if they fit
+ * CHUNK_CACHE_MAX and WARM_CHUNK_BYTES, else none; with idx the chunks
+ * with those indexes (a bulk read's range), within the same bounds.  At
+ * most WARM_THREADS requests at a time; best effort (a failure is met
+ * again by the lookup that needs it).
  */
-#define WARM_THREADS 8
+#define WARM_THREADS 64
 #define WARM_CHUNK_BYTES (16u << 20)
 
 struct warm {
     struct dsq_db *db;
     const struct dsq_manifest *m;
-    pthread_mutex_t mu; /* guards next */
-    size_t next;
+    const struct dsq_chunk_ref **refs;
 };
 
-static void *warm_worker(void *arg)
+static void warm_one(void *arg, size_t i, size_t slot)
 {
+    (void)slot;
     struct warm *w = arg;
-    for (;;) {
-        pthread_mutex_lock(&w->mu);
-        size_t i = w->next++;
-        pthread_mutex_unlock(&w->mu);
-        if (i >= w->m->n_chunks)
-            return NULL;
-        const struct dsq_chunk_ref *ref = &w->m->chunks[i];
-        pthread_mutex_lock(&w->db->mu);
-        int have = dsq__chunk_cached(w->db, ref->key) != NULL;
-        pthread_mutex_unlock(&w->db->mu);
-        struct dsq_chunk *c = NULL;
-        struct dsq_err ignore;
-        if (have || dsq__chunk_fetch(w->db, ref, w->m->page_size,
-                                     w->m->chunk_pages, &c, &ignore) != DSQ_OK)
-            continue;
-        pthread_mutex_lock(&w->db->mu);
-        if (!dsq__chunk_store(w->db, ref->key, c))
-            dsq_chunk_free(c);
-        pthread_mutex_unlock(&w->db->mu);
-    }
+    const struct dsq_chunk_ref *ref = w->refs[i];
+    struct dsq_chunk *c = NULL;
+    struct dsq_err ignore;
+    if (dsq__chunk_fetch(w->db, ref, w->m->page_size, w->m->chunk_pages, &c,
+                         &ignore) != DSQ_OK)
+        return;
+    pthread_mutex_lock(&w->db->mu);
+    if (!dsq__chunk_store(w->db, ref->key, c))
+        dsq_chunk_free(c);
+    pthread_mutex_unlock(&w->db->mu);
 }
 
-void dsq__warm_chunks(struct dsq_db *db, const struct dsq_manifest *m)
+static int ref_idx_cmp(const void *k, const void *el)
+{
+    uint32_t i = *(const uint32_t *)k;
+    const struct dsq_chunk_ref *r = el;
+    return i < r->index ? -1 : i > r->index;
+}
+
+void dsq__warm_chunks(struct dsq_db *db, const struct dsq_manifest *m,
+                      const uint32_t *idx, size_t n_idx)
 {
     uint64_t bytes = 0;
     for (size_t i = 0; i < m->n_chunks; i++)
         bytes += m->chunks[i].size;
-    if (m->n_chunks < 2 || m->n_chunks > CHUNK_CACHE_MAX ||
-        bytes > WARM_CHUNK_BYTES)
+    const int all =
+        !idx && m->n_chunks <= CHUNK_CACHE_MAX && bytes <= WARM_CHUNK_BYTES;
+    const size_t cand = all ? m->n_chunks : m->n_chunks ? n_idx : 0;
+    const struct dsq_chunk_ref **refs =
+        malloc((cand ? cand : 1) * sizeof(*refs));
+    if (!refs)
         return;
-    struct warm w = {.db = db, .m = m};
-    pthread_mutex_init(&w.mu, NULL);
-    pthread_t th[WARM_THREADS];
     size_t n = 0;
-    for (size_t i = 1; i < WARM_THREADS && i < m->n_chunks; i++)
-        if (pthread_create(&th[n], NULL, warm_worker, &w) == 0)
-            n++;
-    warm_worker(&w);
-    for (size_t i = 0; i < n; i++)
-        pthread_join(th[i], NULL);
-    pthread_mutex_destroy(&w.mu);
+    bytes = 0;
+    pthread_mutex_lock(&db->mu);
+    for (size_t i = 0; i < cand && n < CHUNK_CACHE_MAX; i++) {
+        const struct dsq_chunk_ref *r =
+            all ? &m->chunks[i]
+                : bsearch(&idx[i], m->chunks, m->n_chunks, sizeof(*m->chunks),
+                          ref_idx_cmp);
+        if (!r || dsq__chunk_cached(db, r->key) ||
+            bytes + r->size > WARM_CHUNK_BYTES)
+            continue;
+        bytes += r->size;
+        refs[n++] = r;
+    }
+    pthread_mutex_unlock(&db->mu);
+    struct warm w = {.db = db, .m = m, .refs = refs};
+    dsq__run_together(n, WARM_THREADS, warm_one, &w);
+    free(refs);
+}
+
+/* The chunks of pages [first, first + count) of m, when more than one is
+   missing: fetched together rather than each by the lookup that meets
+   it (a scan, an export). */
+static void warm_range(struct dsq_db *db, const struct dsq_manifest *m,
+                       uint32_t first, uint32_t count)
+{
+    if (m->n_chunks < 2 || m->chunk_pages == 0 || first > m->ckpt_page_limit)
+        return;
+    uint32_t last = first + count - 1;
+    if (last > m->ckpt_page_limit)
+        last = m->ckpt_page_limit;
+    uint32_t a = (first - 1) / m->chunk_pages, b = (last - 1) / m->chunk_pages;
+    if (a == b)
+        return;
+    uint32_t idx[CHUNK_CACHE_MAX];
+    size_t n = 0;
+    pthread_mutex_lock(&db->mu);
+    for (uint32_t i = a; i <= b && n < CHUNK_CACHE_MAX; i++) {
+        const struct dsq_chunk_ref *r = bsearch(
+            &i, m->chunks, m->n_chunks, sizeof(*m->chunks), ref_idx_cmp);
+        if (r && !dsq__chunk_cached(db, r->key))
+            idx[n++] = i;
+    }
+    pthread_mutex_unlock(&db->mu);
+    if (n >= 2)
+        dsq__warm_chunks(db, m, idx, n);
 }
 
 /*
@@ -350,10 +382,13 @@ static dsq_rc read_range(struct dsq_snap *s, uint32_t first, uint32_t count,
     if (!w)
         return DSQ_ENOMEM;
     dsq_buf_init(&rb, DSQ_STORED_PAGE_MAX);
+    warm_range(db, s->m, first, count);
     for (uint32_t i = 0; i < count; i++) {
         char segkey[DSQ_KEY_MAX];
         struct dsq_page_loc loc;
         int found;
+        if (dsq__hot_page(db, s->m, first + i, out + (size_t)i * ps))
+            continue;
         rc = dsq__locate(db, s->m, first + i, &loc, segkey, sizeof(segkey),
                          &found, e);
         if (rc != DSQ_OK)
@@ -449,15 +484,18 @@ static void read_ahead(struct dsq_snap *s, uint32_t first, uint32_t count)
          (first >= db->ra_from && first < db->ra_end));
     if (!near) {
         db->ra_pages = 0; /* not sequential: start again */
+        db->ra_seq = 0;
         db->ra_from = db->ra_end = 0;
         db->ra_next = next;
     } else {
+        db->ra_seq++;
         db->ra_pages = db->ra_pages ? db->ra_pages * 2 : count * 4;
         if (db->ra_pages > cap)
             db->ra_pages = cap;
         if (next > db->ra_next)
             db->ra_next = next;
-        if (db->ra_busy == 0 && db->ra_pages > count && next <= pages &&
+        if (db->ra_busy == 0 && db->ra_seq >= 2 && db->ra_pages > count &&
+            next <= pages &&
             (db->ra_end < next || db->ra_end - next < db->ra_pages)) {
             from = db->ra_end > next ? db->ra_end : next;
             n = from <= pages ? pages - from + 1 : 0;

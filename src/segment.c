@@ -17,8 +17,9 @@
  * written only on success.
  *
  * Thread-safety: no shared mutable state.  Page decompression uses one
- * ZSTD_DCtx and one scratch page per thread (pthread key, freed at thread
- * exit); a builder belongs to one thread at a time.
+ * ZSTD_DCtx and one scratch page per thread, and each thread keeps one
+ * spare ZSTD_CCtx for builders (pthread keys, freed at thread exit); a
+ * builder belongs to one thread at a time.
  */
 #include "segment.h"
 
@@ -487,9 +488,11 @@ struct seg_ent {
 struct dsq_seg_builder {
     uint32_t page_size;
     int compress;
+    unsigned zskip;    /* pages left to store without trying zstd */
+    unsigned zbackoff; /* the last skip length (0: zstd paid last time) */
     char txn_id[33];
     ZSTD_CCtx *cctx;
-    uint8_t *zbuf; /* compression output, ZSTD_compressBound(page_size) */
+    uint8_t *zbuf; /* zstd output, then the zrun frame: 2 * zcap */
     size_t zcap;
     struct seg_ent *ents;
     size_t n, cap;
@@ -498,6 +501,145 @@ struct dsq_seg_builder {
     uint32_t *set;       /* open-addressing set of pgnos, 0 = empty */
     size_t set_cap;      /* power of two, > 2 * n */
 };
+
+/*
+ * One spare compression context per thread: a builder takes it (or makes
+ * one) and gives it back when freed, to the thread that frees it.  A
+ * small commit compresses a page or two, and a fresh ZSTD_CCtx costs
+ * about as much as those compressions.
+ */
+static pthread_key_t ckey;
+static pthread_once_t conce = PTHREAD_ONCE_INIT;
+static int ckey_ok;
+
+static void cctx_free(void *p)
+{
+    ZSTD_freeCCtx(p);
+}
+
+static void ckey_init(void)
+{
+    ckey_ok = pthread_key_create(&ckey, cctx_free) == 0;
+}
+
+static ZSTD_CCtx *cctx_take(void)
+{
+    pthread_once(&conce, ckey_init);
+    ZSTD_CCtx *c = ckey_ok ? pthread_getspecific(ckey) : NULL;
+    if (c && pthread_setspecific(ckey, NULL) == 0)
+        return c;
+    return ZSTD_createCCtx();
+}
+
+static void cctx_give(ZSTD_CCtx *c)
+{
+    if (!c)
+        return;
+    pthread_once(&conce, ckey_init);
+    if (ckey_ok && !pthread_getspecific(ckey) &&
+        pthread_setspecific(ckey, c) == 0)
+        return;
+    ZSTD_freeCCtx(c);
+}
+
+/*
+ * Compression that is cheap when it does not pay.  zstd at level 1 costs
+ * ~1 ns a byte; pages of incompressible content (blobs of random or
+ * already compressed bytes) save only their unallocated space with it,
+ * which is one run of zero bytes between the cell pointers and the cell
+ * content.  zrun_frame() writes that page as a zstd frame by hand: a raw
+ * block, an RLE block for the run, a raw block (RFC 8878 §3.1.1), which
+ * any zstd decoder reads; it costs a scan and a copy.  Each page gets the
+ * zrun frame when it is smaller than the page; zstd is tried as well
+ * unless it recently did not pay: when zstd saves less than an eighth
+ * over the zrun frame (or the raw page), the next 1, 2, 4 ... 64 pages
+ * skip it, and the first page where it pays again resets the backoff.
+ */
+#define ZRUN_MIN 32      /* a shorter run is not worth a frame */
+#define ZRUN_OVERHEAD 17 /* frame header 7, three block headers, RLE byte */
+#define ZSKIP_MAX 64
+
+static void put_le24(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+}
+
+/* Longest run of zero bytes in page: its start and length. */
+static void longest_zero_run(const uint8_t *page, uint32_t n, uint32_t *start,
+                             uint32_t *len)
+{
+    uint32_t best = 0, best_at = 0, i = 0;
+    while (i < n) {
+        /* skip non-zero bytes eight at a time */
+        while (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, page + i, 8);
+            if (w == 0)
+                break;
+            i += 8;
+        }
+        while (i < n && page[i] != 0)
+            i++;
+        uint32_t at = i;
+        while (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, page + i, 8);
+            if (w != 0)
+                break;
+            i += 8;
+        }
+        while (i < n && page[i] == 0)
+            i++;
+        if (i - at > best) {
+            best = i - at;
+            best_at = at;
+        }
+    }
+    *start = best_at;
+    *len = best;
+}
+
+/*
+ * page as one zstd frame of raw + RLE(0) + raw blocks into out (room for
+ * page_size + ZRUN_OVERHEAD); its size, or 0 when the page has no zero
+ * run worth it.
+ */
+static size_t zrun_frame(const uint8_t *page, uint32_t ps, uint8_t *out)
+{
+    uint32_t at, run;
+    longest_zero_run(page, ps, &at, &run);
+    if (run < ZRUN_MIN)
+        return 0;
+    uint32_t tail = ps - at - run;
+    uint8_t *p = out;
+    /* magic; descriptor: 2-byte content size, single segment, no
+       checksum, no dictionary; content size - 256 (page sizes 512..64K) */
+    const uint8_t hdr[7] = {0x28,
+                            0xb5,
+                            0x2f,
+                            0xfd,
+                            0x60,
+                            (uint8_t)(ps - 256),
+                            (uint8_t)((ps - 256) >> 8)};
+    memcpy(p, hdr, sizeof(hdr));
+    p += sizeof(hdr);
+    if (at > 0) { /* raw block */
+        put_le24(p, (at << 3) | (0u << 1));
+        memcpy(p + 3, page, at);
+        p += 3 + at;
+    }
+    put_le24(p, (run << 3) | (1u << 1) | (tail == 0)); /* RLE block */
+    p[3] = 0;
+    p += 4;
+    if (tail > 0) { /* raw block, the last */
+        put_le24(p, (tail << 3) | (0u << 1) | 1u);
+        memcpy(p + 3, page + at + run, tail);
+        p += 3 + tail;
+    }
+    return (size_t)(p - out);
+}
 
 dsq_rc dsq_seg_builder_new(uint32_t page_size, int compress, const char *txn_id,
                            struct dsq_seg_builder **out)
@@ -514,8 +656,10 @@ dsq_rc dsq_seg_builder_new(uint32_t page_size, int compress, const char *txn_id,
     dsq_buf_init(&b->data, UINT32_MAX); /* bin32 holds at most this */
     if (b->compress) {
         b->zcap = ZSTD_compressBound(page_size);
-        b->cctx = ZSTD_createCCtx();
-        b->zbuf = malloc(b->zcap);
+        if (b->zcap < (size_t)page_size + ZRUN_OVERHEAD)
+            b->zcap = (size_t)page_size + ZRUN_OVERHEAD;
+        b->cctx = cctx_take();
+        b->zbuf = malloc(2 * b->zcap);
         if (!b->cctx || !b->zbuf) {
             dsq_seg_builder_free(b);
             return DSQ_ENOMEM;
@@ -580,12 +724,34 @@ dsq_rc dsq_seg_builder_add(struct dsq_seg_builder *b, uint32_t pgno,
     uint32_t length = b->page_size;
     uint8_t codec = DSQ_CODEC_RAW;
     if (b->compress) {
-        size_t z = ZSTD_compressCCtx(b->cctx, b->zbuf, b->zcap, page,
-                                     b->page_size, ZSTD_LEVEL);
-        if (!ZSTD_isError(z) && z < b->page_size) {
-            stored = b->zbuf;
-            length = (uint32_t)z;
+        /* the zrun frame goes in the second half of zbuf, zstd's in the
+           first */
+        uint8_t *zr = b->zbuf + b->zcap;
+        size_t r = zrun_frame(page, b->page_size, zr);
+        size_t plain = r && r < b->page_size ? r : b->page_size;
+        if (plain < b->page_size) {
+            stored = zr;
+            length = (uint32_t)r;
             codec = DSQ_CODEC_ZSTD;
+        }
+        if (b->zskip > 0) {
+            b->zskip--;
+        } else {
+            size_t z = ZSTD_compressCCtx(b->cctx, b->zbuf, b->zcap, page,
+                                         b->page_size, ZSTD_LEVEL);
+            if (!ZSTD_isError(z) && z < plain) {
+                stored = b->zbuf;
+                length = (uint32_t)z;
+                codec = DSQ_CODEC_ZSTD;
+            }
+            if (ZSTD_isError(z) || z > plain - plain / 8) {
+                b->zbackoff = b->zbackoff ? b->zbackoff * 2 : 1;
+                if (b->zbackoff > ZSKIP_MAX)
+                    b->zbackoff = ZSKIP_MAX;
+                b->zskip = b->zbackoff;
+            } else {
+                b->zbackoff = 0;
+            }
         }
     }
     /* make room for everything first: a failure leaves b unchanged */
@@ -715,7 +881,7 @@ void dsq_seg_builder_free(struct dsq_seg_builder *b)
 {
     if (!b)
         return;
-    ZSTD_freeCCtx(b->cctx);
+    cctx_give(b->cctx);
     free(b->zbuf);
     free(b->ents);
     free(b->set);

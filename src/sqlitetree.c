@@ -361,6 +361,47 @@ static dsq_rc walk_tree(struct walk *w, uint32_t root, const char *name,
     return rc;
 }
 
+void dsq_sqlite_page_links(const uint8_t *page, uint32_t pgno,
+                           uint32_t page_size, uint32_t usable, int schema,
+                           uint32_t *out, size_t max, size_t *n, int *kind)
+{
+    *n = 0;
+    *kind = 0;
+    if (usable < 480 || usable > page_size)
+        return;
+    struct walk w = {
+        .page_size = page_size, .usable = usable, .buf = (uint8_t *)page};
+    uint8_t type;
+    uint32_t ncells, at, right;
+    if (page_header(&w, pgno, &type, &ncells, &at, &right) != 0)
+        return;
+    *kind = type;
+    if (type == 13 && schema) {
+        struct trees t = {0};
+        for (uint32_t i = 0; i < ncells; i++) {
+            uint32_t off =
+                ((uint32_t)page[at + 2 * i] << 8) | page[at + 2 * i + 1];
+            struct cell c;
+            if (parse_cell(&w, type, off, &c) == 0)
+                schema_row(&t, page + c.local_off, c.local_len);
+        }
+        for (size_t i = 0; i < t.n && *n < max; i++)
+            out[(*n)++] = t.v[i].root;
+        free(t.v);
+        return;
+    }
+    if (type != 2 && type != 5)
+        return;
+    for (uint32_t i = 0; i < ncells && *n < max; i++) {
+        uint32_t off = ((uint32_t)page[at + 2 * i] << 8) | page[at + 2 * i + 1];
+        struct cell c;
+        if (parse_cell(&w, type, off, &c) == 0 && c.child)
+            out[(*n)++] = c.child;
+    }
+    if (right && *n < max)
+        out[(*n)++] = right;
+}
+
 dsq_rc dsq_sqlite_page_owners(const uint8_t *page1, uint32_t page_size,
                               uint32_t page_count, dsq_page_reader read,
                               void *ctx, const uint32_t *pages, size_t n,

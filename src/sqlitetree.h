@@ -48,4 +48,17 @@ dsq_rc dsq_sqlite_page_owners(const uint8_t *page1, uint32_t page_size,
                               struct dsq_page_owner *out, size_t max_reads,
                               struct dsq_err *e);
 
+/*
+ * What one b-tree page (pgno, page_size bytes; usable bytes per page from
+ * page 1's byte 20) points to: *kind is 2 or 5 for an interior page (then
+ * out gets its children, the right-most last), 10 or 13 for a leaf, 0
+ * when it is no b-tree page.  With schema set (a page of sqlite_schema),
+ * a leaf's rows give the root pages of the tables and indexes they
+ * describe.  At most max numbers are written; *n gets how many.  Pure;
+ * an untrusted page gives at most a shorter list.
+ */
+void dsq_sqlite_page_links(const uint8_t *page, uint32_t pgno,
+                           uint32_t page_size, uint32_t usable, int schema,
+                           uint32_t *out, size_t max, size_t *n, int *kind);
+
 #endif

@@ -1192,6 +1192,84 @@ START_TEST(test_chunk_handbuilt)
 }
 END_TEST
 
+/*
+ * Incompressible pages with a run of zeros (a SQLite page's unallocated
+ * space) are stored as a hand-made zstd frame (raw + RLE + raw blocks)
+ * that every decoder reads; zstd is tried again later, and compressible
+ * pages after a run of incompressible ones still get it.
+ */
+START_TEST(test_zero_run_frames)
+{
+    static const uint32_t sizes[] = {512, 4096, 65536};
+    for (size_t si = 0; si < 3; si++) {
+        uint32_t ps = sizes[si];
+        struct dsq_seg_builder *sb;
+        ck_assert_int_eq(dsq_seg_builder_new(ps, 1, TXN, &sb), DSQ_OK);
+        const size_t n = 300;
+        uint8_t **pages = calloc(n, sizeof(*pages));
+        for (size_t i = 0; i < n; i++) {
+            pages[i] = malloc(ps);
+            if (i >= 200) { /* compressible, no zero bytes */
+                fill_page(pages[i], ps, 2, (uint32_t)i + 1);
+            } else {
+                fill_page(pages[i], ps, 0, (uint32_t)i + 1);
+                for (uint32_t k = 0; k < ps; k++)
+                    pages[i][k] |= 1; /* no zero byte outside the run */
+                /* the run: in the middle, at the start, at the end, all */
+                uint32_t at = i % 4 == 0   ? 0
+                              : i % 4 == 1 ? ps / 3
+                              : i % 4 == 2 ? ps - ps / 4
+                                           : 0;
+                uint32_t len = i % 4 == 3 ? ps : ps / 4 - (uint32_t)(i % 7);
+                memset(pages[i] + at, 0, len);
+            }
+            ck_assert_int_eq(dsq_seg_builder_add(sb, (uint32_t)i + 1, pages[i]),
+                             DSQ_OK);
+        }
+        struct dsq_buf obj;
+        struct dsq_page_loc *locs;
+        size_t nl;
+        dsq_buf_init(&obj, 1u << 30);
+        ck_assert_int_eq(dsq_seg_builder_finish(sb, &obj, &locs, &nl), DSQ_OK);
+        ck_assert_uint_eq(nl, n);
+        uint8_t *img = malloc(ps);
+        size_t text_bytes = 0;
+        for (size_t i = 0; i < n; i++) {
+            struct dsq_err e;
+            const struct dsq_page_loc *l = &locs[i];
+            if (i < 200) {
+                ck_assert_int_eq(l->codec, DSQ_CODEC_ZSTD);
+                ck_assert_uint_lt(l->length, ps - ps / 4 + 64);
+            } else {
+                text_bytes += l->length;
+            }
+            ck_assert_int_eq(dsq_page_decode(obj.data + l->offset, l->length, l,
+                                             ps, img, "t", &e),
+                             DSQ_OK);
+            ck_assert_mem_eq(img, pages[i], ps);
+            if (l->codec != DSQ_CODEC_ZSTD) {
+                free(pages[i]);
+                continue;
+            }
+            /* any zstd decoder reads it, the frame says its size */
+            ck_assert_uint_eq(
+                ZSTD_getFrameContentSize(obj.data + l->offset, l->length), ps);
+            ck_assert_uint_eq(
+                ZSTD_decompress(img, ps, obj.data + l->offset, l->length), ps);
+            free(pages[i]);
+        }
+        /* zstd came back for the compressible pages (at most one backoff
+           of 64 pages stored raw) */
+        ck_assert_uint_lt(text_bytes, (size_t)64 * ps + 36 * (size_t)ps / 4);
+        free(img);
+        free(pages);
+        free(locs);
+        dsq_buf_cleanup(&obj);
+        dsq_seg_builder_free(sb);
+    }
+}
+END_TEST
+
 static Suite *segment_suite(void)
 {
     Suite *s = suite_create("segment");
@@ -1202,6 +1280,7 @@ static Suite *segment_suite(void)
     tcase_add_test(tc, test_key_valid);
     tcase_add_test(tc, test_roundtrip_sizes);
     tcase_add_test(tc, test_ranged_decode);
+    tcase_add_test(tc, test_zero_run_frames);
     tcase_add_test(tc, test_exact_size);
     tcase_add_test(tc, test_exact_size_many);
     tcase_add_test(tc, test_builder_rejects);

@@ -3,7 +3,9 @@
  * against SQLite's own answer (the dbstat virtual table) for every page of
  * real databases: tables with indexes, rows that overflow, a freelist, an
  * autovacuum database (its pointer-map pages stay unnamed); the read
- * budget; hostile images never crash and leave pages unnamed.
+ * budget; hostile images never crash and leave pages unnamed.  The links
+ * of one page (dsq_sqlite_page_links: children, the schema's roots)
+ * against dbstat's page types.
  */
 #include "err.h"
 #include "sqlitetree.h"
@@ -224,6 +226,84 @@ START_TEST(test_budget_and_targets)
 }
 END_TEST
 
+START_TEST(test_page_links)
+{
+    char *dir = dsq_test_tmpdir("sqlitetree");
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/l.db", dir);
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+    exec(db, "PRAGMA page_size=1024");
+    fill(db);
+    struct image im = {0};
+    im.data = dsq_test_read_file(path, &im.len);
+    im.ps = 1024;
+    uint32_t n = (uint32_t)(im.len / im.ps);
+    /* dbstat's page types; every page some interior page or the schema
+       names must be a b-tree page, each named once */
+    char *type = calloc(n + 1, 1);
+    unsigned *named = calloc(n + 1, sizeof(*named));
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_prepare_v2(db,
+                                        "SELECT pageno, pagetype FROM dbstat",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        uint32_t p = (uint32_t)sqlite3_column_int64(st, 0);
+        const char *t = (const char *)sqlite3_column_text(st, 1);
+        type[p] = t[0]; /* 'i'nternal, 'l'eaf, 'o'verflow */
+    }
+    sqlite3_finalize(st);
+    uint32_t links[1024];
+    size_t nl, interior = 0;
+    int kind;
+    dsq_sqlite_page_links(im.data, 1, 1024, 1024, 1, links, 1024, &nl, &kind);
+    ck_assert(kind == 13 || kind == 5);
+    ck_assert_uint_ge(nl, kind == 13 ? 3u : 2u);
+    for (uint32_t p = 2; p <= n; p++) {
+        dsq_sqlite_page_links(im.data + (size_t)(p - 1) * 1024, p, 1024, 1024,
+                              0, links, 1024, &nl, &kind);
+        if (type[p] == 'i') {
+            ck_assert_msg(kind == 2 || kind == 5, "page %u: kind %d", p, kind);
+            ck_assert_uint_ge(nl, 2);
+            interior++;
+            for (size_t k = 0; k < nl; k++) {
+                ck_assert_uint_le(links[k], n);
+                ck_assert_msg(type[links[k]] == 'i' || type[links[k]] == 'l',
+                              "page %u names %u (%c)", p, links[k],
+                              type[links[k]] ? type[links[k]] : '-');
+                named[links[k]]++;
+            }
+        } else if (type[p] == 'l') {
+            ck_assert(kind == 10 || kind == 13);
+            ck_assert_uint_eq(nl, 0);
+        }
+    }
+    ck_assert_uint_gt(interior, 3);
+    for (uint32_t p = 1; p <= n; p++)
+        ck_assert_uint_le(named[p], 1);
+    /* a short list, a hostile page: never more than max */
+    dsq_sqlite_page_links(im.data, 1, 1024, 1024, 1, links, 1, &nl, &kind);
+    ck_assert_uint_le(nl, 1);
+    for (size_t off = 0; off < 1024; off++) {
+        uint8_t copy[1024];
+        memcpy(copy, im.data + 1024, 1024);
+        copy[off] ^= 0xa5;
+        dsq_sqlite_page_links(copy, 2, 1024, 1024, off & 1, links, 8, &nl,
+                              &kind);
+        ck_assert_uint_le(nl, 8);
+    }
+    dsq_sqlite_page_links(im.data, 2, 1024, 100, 0, links, 8, &nl, &kind);
+    ck_assert_int_eq(kind, 0); /* usable size out of range */
+    sqlite3_close(db);
+    free(type);
+    free(named);
+    free(im.data);
+    dsq_test_rmrf(dir);
+    free(dir);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("sqlitetree");
@@ -231,6 +311,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_owners_match_dbstat);
     tcase_add_test(tc, test_budget_and_targets);
+    tcase_add_test(tc, test_page_links);
     suite_add_tcase(s, tc);
     return s;
 }
