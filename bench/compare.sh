@@ -12,14 +12,16 @@
 #   -z SIZE     speedtest1 --size (default 150)
 #   -b MB       the big transaction's size (default 1024; the S3 target
 #               writes at most 300: the test server keeps objects in RAM)
-#   -t TARGETS  comma list of local, fuse, fusewb, file, s3 (default all;
+#   -t TARGETS  comma list of local, fuse, fusewb, file, filewb, s3, s3wb
+#               (default all;
 #               s3 starts the real S3 test server through
 #               tests/s3/with_rgw.sh unless DSQ_S3_BUCKET is set)
 #
 # Targets: local disk (a directory under $TMPDIR), libfuse's
 # passthrough_ll (a FUSE file system doing no work: the FUSE floor) by
 # default and with -o writeback, dsqlfs on file:// and on S3
-# (staleness=1), each with page_cache_bytes=64M,txn_mem_bytes=64M.
+# (staleness=1), each with page_cache_bytes=64M,txn_mem_bytes=64M, and
+# each also with dsqlfs's -o writeback (filewb, s3wb).
 # Workloads:
 #   speedtest1   SQLite's speedtest1 --size SIZE (DELETE journal), wall s
 #   select       one one-row SELECT read transaction, µs (speedtest1's
@@ -42,7 +44,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-reps=3 size=150 bigmb=1024 targets=local,fuse,fusewb,file,s3
+reps=3 size=150 bigmb=1024 targets=local,fuse,fusewb,file,filewb,s3,s3wb
 args=("$@")
 while [ $# -gt 0 ]; do
     case $1 in
@@ -57,11 +59,11 @@ done
 IFS=, read -r -a TARGETS <<<"$targets"
 for t in "${TARGETS[@]}"; do
     case $t in
-    local | fuse | fusewb | file | s3) ;;
+    local | fuse | fusewb | file | filewb | s3 | s3wb) ;;
     *) echo "compare.sh: unknown target '$t'" >&2; exit 2 ;;
     esac
 done
-if [[ ",$targets," == *,s3,* ]] && [ -z "${DSQ_S3_BUCKET:-}" ]; then
+if [[ ",$targets," == *,s3* ]] && [ -z "${DSQ_S3_BUCKET:-}" ]; then
     exec bash tests/s3/with_rgw.sh bash "$0" "${args[@]}"
 fi
 BIN=${DSQLFS:-$ROOT/build/dsqlfs}
@@ -99,7 +101,7 @@ unmount() {
     for _ in $(seq 1 100); do mountpoint -q "$MNT" || return 0; sleep 0.05; done
 }
 store_of() { # store_of TARGET TAG
-    if [ "$1" = s3 ]; then
+    if [ "$1" = s3 ] || [ "$1" = s3wb ]; then
         echo "s3://$DSQ_S3_BUCKET/cmp-$(basename "$D" | tr 'A-Z.' 'a-z-')-$2"
     else
         echo "file://$D/src"
@@ -116,7 +118,9 @@ up() {
     fuse) "$PTLL" -f -o "source=$D/src" "$MNT" 2>>"$D/$1.log" & ;;
     fusewb) "$PTLL" -f -o "source=$D/src" -o writeback "$MNT" 2>>"$D/$1.log" & ;;
     file) "$BIN" "$(store_of file "$2")" "$MNT" -f -o "cache_dir=$D/cache,$MOUNT_OPTS" 2>>"$D/$1.log" & ;;
+    filewb) "$BIN" "$(store_of file "$2")" "$MNT" -f -o "cache_dir=$D/cache,writeback,$MOUNT_OPTS" 2>>"$D/$1.log" & ;;
     s3) "$BIN" "$(store_of s3 "$2")" "$MNT" -f -o "cache_dir=$D/cache,staleness=1,$MOUNT_OPTS" 2>>"$D/$1.log" & ;;
+    s3wb) "$BIN" "$(store_of s3 "$2")" "$MNT" -f -o "cache_dir=$D/cache,staleness=1,writeback,$MOUNT_OPTS" 2>>"$D/$1.log" & ;;
     esac
     DPID=$!
     wait_mount "$1"
@@ -170,7 +174,7 @@ PY
 
 w_bigtxn() { # TARGET REP
     local t=$1 mb=$bigmb
-    [ "$t" = s3 ] && [ "$mb" -gt 300 ] && mb=300
+    case $t in s3*) [ "$mb" -gt 300 ] && mb=300 ;; esac
     case $t in fuse | fusewb) return 0 ;; esac
     up "$t" "b-$2"
     local t0=$EPOCHREALTIME
@@ -192,7 +196,7 @@ w_bigtxn() { # TARGET REP
         down
         local ist
         ist=$(store_of "$t" "bi-$2")
-        [ "$t" = file ] && ist="file://$D/imp"
+        case $t in file*) ist="file://$D/imp" ;; esac
         rm -rf "$D/imp"
         local i0=$EPOCHREALTIME
         "$BIN" import "$D/big-local.db" "$ist/big" >/dev/null
@@ -221,7 +225,8 @@ python3 - "$D/results" "$BOUND_KB" "${TARGETS[@]}" <<'EOF'
 import statistics, sys
 path, bound_kb, targets = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 names = {"local": "local", "fuse": "passthrough_ll", "fusewb": "pt_ll -o writeback",
-         "file": "dsqlfs file://", "s3": "dsqlfs S3 (st=1)"}
+         "file": "dsqlfs file://", "filewb": "file:// -o writeback",
+         "s3": "dsqlfs S3 (st=1)", "s3wb": "S3 -o writeback"}
 vals = {}
 for line in open(path):
     w, t, rep, v = line.split()
@@ -254,9 +259,9 @@ for t in targets:
     parts = []
     for w, label in rows[:3]:
         parts.append("%s x local %s" % (w, ratio(w, t, "local")))
-        if t in ("file", "s3"):
+        if t in ("file", "filewb", "s3", "s3wb"):
             parts.append("%s x pt_ll-wb %s" % (w, ratio(w, t, "fusewb")))
-    if t in ("file", "s3"):
+    if t in ("file", "filewb", "s3", "s3wb"):
         b, i = med("bigtxn", t), med("import", t)
         parts.append("bigtxn / import %s" % ("%.2f" % (b / i) if b and i else "-"))
         r = vals.get(("rss", t))

@@ -124,6 +124,7 @@ struct dsq_dbfile *dsq_dbfile_new(struct dsq_fs *fs, const char *prefix,
     if (!df->prefix || !df->name || !df->journal_path)
         goto fail;
     pthread_mutex_init(&df->mu, NULL);
+    pthread_mutex_init(&df->wb_mu, NULL);
     pthread_cond_init(&df->cv, NULL);
     atomic_init(&df->journal_maybe_hot, 1);
     if (dsq_wal_init(df) != 0)
@@ -143,6 +144,7 @@ void dsq_dbfile_free(struct dsq_dbfile *df)
 {
     if (!df)
         return;
+    dsq_wb_close(df);
     dsq_txn_free(df->txn);
     if (df->stage_fd >= 0)
         close(df->stage_fd);
@@ -153,6 +155,7 @@ void dsq_dbfile_free(struct dsq_dbfile *df)
     dsq_locks_free(&df->locks);
     dsq_locks_free(&df->flocks);
     pthread_mutex_destroy(&df->mu);
+    pthread_mutex_destroy(&df->wb_mu);
     pthread_cond_destroy(&df->cv);
     free(df->prefix);
     free(df->name);
@@ -238,6 +241,34 @@ int dsq__df_check_head(struct dsq_dbfile *df, int force)
  * (L1) Move the served snapshot to the newest version: only with no lock
  * held and nothing dsq__df_buffered.  Collects what the kernel must drop in iv.
  */
+/* (B4) Another host's version grows the file: the kernel's size is
+   grown with the invalidation (inval.c), by the file's true last byte.
+   Nothing is sent if that byte cannot be read (the reader then sees the
+   old size and SQLite reports the database as damaged: logged). */
+static void wb_grow(struct dsq_dbfile *df, struct dsq_snap *ns,
+                    struct inval *iv)
+{
+    if (!df->fs->cfg->writeback)
+        return;
+    uint64_t ps = dsq_snap_page_size(ns), n = dsq_snap_page_count(ns);
+    if (!ps || !n ||
+        (df->snap && (uint64_t)dsq_snap_page_count(df->snap) *
+                             dsq_snap_page_size(df->snap) >=
+                         n * ps))
+        return;
+    uint8_t *pg = malloc(ps);
+    struct dsq_err e;
+    dsq_err_clear(&e);
+    dsq_rc rc = pg ? dsq_snap_read_page(ns, (uint32_t)n, pg, &e) : DSQ_ENOMEM;
+    if (rc == DSQ_OK) {
+        iv->grow = n * ps;
+        iv->grow_last = pg[ps - 1];
+    } else {
+        dsq__df_log_rc(df, "reading the last page to grow the file", &e, rc);
+    }
+    free(pg);
+}
+
 int dsq__df_refresh(struct dsq_dbfile *df, struct inval *iv,
                     uint64_t owner_except)
 {
@@ -282,6 +313,7 @@ int dsq__df_refresh(struct dsq_dbfile *df, struct inval *iv,
         }
     }
     iv->ps = iv->ps ? iv->ps : 1;
+    wb_grow(df, ns, iv);
     dsq_snap_release(df->snap);
     df->snap = ns;
     df->refused = 0;
@@ -486,11 +518,11 @@ static void discard_txn(struct dsq_dbfile *df, struct inval *iv,
         size_t n = dsq_txn_dirty_pages(df->txn);
         dsq_txn_free(df->txn);
         df->txn = NULL;
-        dsq_log(DSQ_LOG_NOTICE, "fs",
-                "%s: %zu dsq__df_buffered page(s) discarded: %s", df->name, n,
-                why);
+        dsq_log(DSQ_LOG_NOTICE, "fs", "%s: %zu buffered page(s) discarded: %s",
+                df->name, n, why);
     }
     df->txn_plain = 0;
+    df->wb_failed = 0;
     dsq__inval_whole(iv);
 }
 
@@ -607,6 +639,13 @@ static int stage_to_txn(struct dsq_dbfile *df)
 static int commit_locked(struct dsq_dbfile *df, const char *why,
                          struct inval *iv)
 {
+    if (df->wb_failed) {
+        df->wb_failed = 0;
+        discard_txn(df, iv, "a cached write of the transaction failed");
+        dsq__inval_whole(iv);
+        df->st.commit_failures++;
+        return -EIO;
+    }
     if (df->stage_fd >= 0) {
         if (df->stage_size == 0) {
             /* nothing but an empty file: nothing to commit */
@@ -737,8 +776,7 @@ static int begin_txn(struct dsq_dbfile *df)
 
 /* ---- file operations ---- */
 
-/* Size of the file as served (with df->mu held). */
-static uint64_t file_size(struct dsq_dbfile *df)
+uint64_t dsq__df_file_size(struct dsq_dbfile *df)
 {
     if (df->stage_fd >= 0)
         return df->stage_size;
@@ -765,7 +803,7 @@ static int plain_shrink_refused(struct dsq_dbfile *df, uint64_t size)
     if (df->fs->cfg->allow_delete || dsq_locks_any_write(&df->locks) ||
         dsq_wal_db_io(df))
         return 0;
-    uint64_t cur = file_size(df);
+    uint64_t cur = dsq__df_file_size(df);
     if (size >= cur || cur == 0 || df->stage_fd >= 0)
         return 0;
     dsq_log(DSQ_LOG_NOTICE, "fs",
@@ -807,7 +845,10 @@ void dsq_dbfile_on_release(struct dsq_dbfile *df)
     if (df->open_count == 0 && dsq__df_buffered(df) && df->txn_plain &&
         !dsq_locks_any_write(&df->locks))
         commit_locked(df, "the last close", &iv);
+    int one_left = df->open_count == 1;
     dsq__df_unlock_inval(df, &iv);
+    if (one_left && df->fs->cfg->writeback)
+        dsq_wb_close(df); /* (B2) if the one left is the flush child's */
 }
 
 /* (L10) The mode shown; df->mu held. */
@@ -912,7 +953,7 @@ void dsq_dbfile_attr(struct dsq_dbfile *df, uint64_t *size, uint64_t *mtime_ms,
         }
     }
     dsq__df_ensure_snap(df);
-    *size = file_size(df);
+    *size = dsq__df_file_size(df);
     if (dsq__df_buffered(df)) {
         *mtime_ms = wall_ms();
     } else if (df->snap && dsq_snap_time_ms(df->snap)) {
@@ -1072,8 +1113,30 @@ static int refuse_content(struct dsq_dbfile *df, struct inval *iv, uint64_t off)
     return -EINVAL;
 }
 
-ssize_t dsq_dbfile_write(struct dsq_dbfile *df, const char *buf, size_t size,
-                         off_t off)
+/* 1 if the served file's header says WAL mode; df->mu held. */
+static int served_is_wal(struct dsq_dbfile *df)
+{
+    if (!df->snap || dsq_snap_page_count(df->snap) == 0)
+        return 0;
+    uint8_t *pg = malloc(dsq_snap_page_size(df->snap));
+    struct dsq_err e;
+    dsq_err_clear(&e);
+    int wal = pg && dsq_snap_read_page(df->snap, 1, pg, &e) == DSQ_OK &&
+              dsq_sqlite_is_wal(pg, dsq_snap_page_size(df->snap));
+    free(pg);
+    return wal;
+}
+
+int dsq_dbfile_is_wal(struct dsq_dbfile *df)
+{
+    dsq__df_lock(df);
+    int wal = served_is_wal(df);
+    pthread_mutex_unlock(&df->mu);
+    return wal;
+}
+
+static ssize_t dbfile_write(struct dsq_dbfile *df, const char *buf, size_t size,
+                            off_t off)
 {
     struct dsq_err e;
     dsq_err_clear(&e);
@@ -1090,6 +1153,19 @@ ssize_t dsq_dbfile_write(struct dsq_dbfile *df, const char *buf, size_t size,
         r = refuse_content(df, &iv, (uint64_t)off);
         dsq__df_unlock_inval(df, &iv);
         return r;
+    }
+    if (r == 0 && df->fs->cfg->writeback && off == 0 &&
+        dsq_sqlite_is_wal((const uint8_t *)buf, size) && !dsq_wal_db_io(df) &&
+        !served_is_wal(df)) {
+        /* (B5) checkpoints through the writeback cache would reach the
+           daemon after it moved the file's version (wal.c W6) */
+        pthread_mutex_unlock(&df->mu);
+        dsq_log(DSQ_LOG_ERR, "fs",
+                "%s: switching to WAL mode is refused (EINVAL) on a mount "
+                "with -o writeback: use a mount without it for WAL "
+                "databases; the database stays in its rollback journal mode",
+                df->name);
+        return -EINVAL;
     }
     if (r == 0 && !dsq_wal_db_io(df) && stages(df)) {
         r = stage_begin(df);
@@ -1134,6 +1210,26 @@ ssize_t dsq_dbfile_write(struct dsq_dbfile *df, const char *buf, size_t size,
         return rc == DSQ_ERANGE ? -EFBIG : -dsq_rc_errno(rc);
     }
     return (ssize_t)size;
+}
+
+ssize_t dsq_dbfile_write(struct dsq_dbfile *df, const char *buf, size_t size,
+                         off_t off)
+{
+    ssize_t n = dbfile_write(df, buf, size, off);
+    if (df->fs->cfg->writeback) {
+        dsq__df_lock(df);
+        df->wb_synced = 0;
+        if (n < 0 && !df->content_refused) {
+            /* (B3) the writer's write(2) returned long ago */
+            df->wb_failed = 1;
+            dsq_log(DSQ_LOG_ERR, "fs",
+                    "%s: a cached write at offset %lld failed (%s): the "
+                    "transaction will not commit",
+                    df->name, (long long)off, strerror((int)-n));
+        }
+        pthread_mutex_unlock(&df->mu);
+    }
+    return n;
 }
 
 /* Write bytes into a transaction's pages (partial pages read first). */
@@ -1191,7 +1287,7 @@ int dsq_dbfile_truncate(struct dsq_dbfile *df, uint64_t size)
     int r = dsq__df_ensure_snap(df);
     if (r == 0 && plain_shrink_refused(df, size))
         r = -EPERM;
-    if (r == 0 && !dsq__df_buffered(df) && size == file_size(df)) {
+    if (r == 0 && !dsq__df_buffered(df) && size == dsq__df_file_size(df)) {
         pthread_mutex_unlock(&df->mu);
         return 0;
     }
@@ -1244,17 +1340,36 @@ int dsq_dbfile_fsync(struct dsq_dbfile *df)
     if (dsq__df_buffered(df) && df->txn_plain &&
         !dsq_locks_any_write(&df->locks))
         r = commit_locked(df, "fsync", &iv);
+    /* (B2) the kernel wrote every dirty page back before this request */
+    if (r == 0)
+        df->wb_synced = 1;
     dsq__df_unlock_inval(df, &iv);
     return r;
+}
+
+/* (B2) Flushes the kernel's cached pages before a commit point unless the
+   file was fsynced after its last WRITE; df->mu not held. */
+static int wb_flush(struct dsq_dbfile *df, const char *why)
+{
+    if (!df->fs->cfg->writeback)
+        return 0;
+    dsq__df_lock(df);
+    int synced = df->wb_synced;
+    pthread_mutex_unlock(&df->mu);
+    return synced ? 0 : dsq_wb_flush(df, why);
 }
 
 int dsq_dbfile_journal_commit(struct dsq_dbfile *df, const char *why)
 {
     struct inval iv = {0};
+    int fr = wb_flush(df, why);
     dsq__df_lock(df);
     dsq__df_wait_inval(df);
     int r = 0;
-    if (dsq__df_buffered(df) && !df->txn_plain)
+    if (fr) {
+        discard_txn(df, &iv, "its pages could not be flushed");
+        r = -EIO;
+    } else if ((dsq__df_buffered(df) || df->wb_failed) && !df->txn_plain)
         r = commit_locked(df, why, &iv);
     dsq__df_unlock_inval(df, &iv);
     return r;
@@ -1327,6 +1442,21 @@ int dsq_dbfile_setlk(struct dsq_dbfile *df, uint64_t owner,
             " len %lld sleep %d",
             df->name, owner, (int)lk->l_pid, type, start, (long long)lk->l_len,
             sleep);
+    if (df->fs->cfg->writeback && type != F_WRLCK) {
+        /* (B2) the release of EXCLUSIVE may be a commit point (journal
+           MEMORY or OFF): its pages first */
+        dsq__df_lock(df);
+        int excl =
+            dsq_locks_type_at(&df->locks, owner, DSQ_SHARED_FIRST) == F_WRLCK &&
+            start <= DSQ_SHARED_FIRST && DSQ_SHARED_FIRST <= end;
+        pthread_mutex_unlock(&df->mu);
+        if (excl && wb_flush(df, "the release of EXCLUSIVE") != 0) {
+            dsq__df_lock(df);
+            discard_txn(df, &iv, "its pages could not be flushed");
+            dsq__df_unlock_inval(df, &iv);
+            return -EIO;
+        }
+    }
     dsq__df_lock(df);
     for (;;) {
         dsq__df_wait_inval(df);
@@ -1408,6 +1538,8 @@ int dsq_dbfile_setlk(struct dsq_dbfile *df, uint64_t owner,
     r = dsq_locks_apply(&df->locks, owner, start, end, type, lk->l_pid);
     if (r)
         goto out;
+    if (type == F_WRLCK)
+        df->wb_synced = 0;
     if (df->refused_held && df->refused_owner == owner &&
         dsq_locks_type_at(&df->locks, owner, DSQ_RESERVED_BYTE) != F_WRLCK)
         df->refused_held = 0; /* the refused attempt is over (L5) */
@@ -1431,6 +1563,8 @@ int dsq_dbfile_setlk(struct dsq_dbfile *df, uint64_t owner,
     }
 out:
     dsq__df_unlock_inval(df, &iv);
+    if (r == 0 && type == F_WRLCK)
+        dsq_wb_open(df); /* (B2) */
     return r;
 }
 

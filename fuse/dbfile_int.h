@@ -22,9 +22,13 @@ struct inval {
     size_t n;
     int whole;
     uint32_t ps;
+    uint64_t grow;     /* (B4) the kernel's size of the file to grow to ... */
+    uint8_t grow_last; /* ... and the file's last byte there (0: none) */
 };
 
 uint64_t dsq__mono_ns(void);
+/* Size of the file as served (with df->mu held). */
+uint64_t dsq__df_file_size(struct dsq_dbfile *df);
 /* Lock df->mu, letting another thread serve requests if it must wait. */
 void dsq__df_lock(struct dsq_dbfile *df);
 void dsq__inval_whole(struct inval *iv);

@@ -122,6 +122,10 @@ int dsq_fop_open_common(fuse_req_t req, struct dsq_inode *in,
         r = dsq_dbfile_on_open(in->df,
                                (fi->flags & O_TRUNC) && acc != O_RDONLY);
         fi->keep_cache = 1;
+        /* (B5) a WAL database is written through: its checkpoints must
+           reach the daemon at write(2) (writeback.c) */
+        if (r == 0 && fs->cfg->writeback && dsq_dbfile_is_wal(in->df))
+            fi->direct_io = 1;
         fi->fh = 0;
         break;
     case DSQ_I_SIDE: {
@@ -135,6 +139,11 @@ int dsq_fop_open_common(fuse_req_t req, struct dsq_inode *in,
            header */
         enum dsq_side_kind sk = dsq_name_side(in->name, NULL);
         if (sk == DSQ_SIDE_JOURNAL || sk == DSQ_SIDE_SUPER)
+            fi->direct_io = 1;
+        /* (B1) with the writeback cache a -wal frame would sit in the
+           kernel past its commit point: every side file but the -shm
+           (SQLite maps it shared) is written through */
+        if (fs->cfg->writeback && sk != DSQ_SIDE_SHM)
             fi->direct_io = 1;
         if (created)
             break; /* fh set by create */

@@ -440,7 +440,7 @@ static void reply_negative(fuse_req_t req, double timeout)
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-    (void)userdata;
+    struct dsq_fs *fs = userdata;
     if (conn->capable & FUSE_CAP_POSIX_LOCKS)
         conn->want |= FUSE_CAP_POSIX_LOCKS;
     if (conn->capable & FUSE_CAP_FLOCK_LOCKS)
@@ -448,6 +448,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
     /* DESIGN 4: no writeback cache on database files; invalidations are
        ranged, so no whole-file drop on every mtime change either */
     conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+    if (fs && fs->cfg->writeback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
+        conn->want |= FUSE_CAP_WRITEBACK_CACHE;
     conn->want &= ~(unsigned)FUSE_CAP_AUTO_INVAL_DATA;
     /* a size change seen in a reply (another host's commit grew the file)
        must not drop the whole page cache: the ranges those versions wrote

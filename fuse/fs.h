@@ -58,6 +58,7 @@
 
 struct dsq_fs;
 struct dsq_conflicts;
+struct dsq_selfio;
 
 struct dsq_dbstat {     /* counters of the daemon for one database */
     uint64_t read_txns; /* snapshot pins (no lock -> SHARED) */
@@ -89,13 +90,20 @@ struct dsq_dbfile {
                                  byte, in a local file (-1: none; never with txn) */
     uint64_t stage_size;      /* its size */
     int txn_plain;            /* txn or stage written with no write lock held */
-    int content_refused;      /* a write proved it is not a SQLite file: the
-                                 file is gone from the namespace */
-    int64_t mode_new;         /* (L10) the mode of the first content of an
-                                 empty database: create's or a chmod's
-                                 before anything is committed (-1: none) */
-    int64_t mode_set;         /* a chmod this mount committed (-1: none) */
-    uint64_t mode_set_ver;    /* ... in this version */
+    int wb_failed;            /* (B3) a WRITE failed since the last commit
+                                 point (-o writeback) */
+    int wb_synced;            /* (B2) the file was fsynced after its last
+                                 WRITE and write-lock grant */
+    pthread_mutex_t wb_mu;    /* writeback.c; guards: */
+    struct dsq_selfio *wb_io; /* the child holding the file for flushes */
+    uint64_t wb_flushes;
+    int content_refused;         /* a write proved it is not a SQLite file: the
+                                    file is gone from the namespace */
+    int64_t mode_new;            /* (L10) the mode of the first content of an
+                                    empty database: create's or a chmod's
+                                    before anything is committed (-1: none) */
+    int64_t mode_set;            /* a chmod this mount committed (-1: none) */
+    uint64_t mode_set_ver;       /* ... in this version */
     _Atomic uint64_t attr_size;  /* the last size, mtime and mode getattr */
     _Atomic uint64_t attr_mtime; /* served (while df->mu is busy) */
     _Atomic uint32_t attr_mode;
@@ -192,7 +200,23 @@ char *dsq_fs_side_path(const struct dsq_fs *fs, const char *path,
 void dsq_fs_each_db(struct dsq_fs *fs,
                     void (*fn)(struct dsq_dbfile *df, void *arg), void *arg);
 
+/* ---- writeback.c (-o writeback; each a no-op without it) ---- */
+/* (B2) The child that holds NAME.db open for the flushes: made at a write
+   lock's grant (df->mu not held; a failure is logged and fails the commit
+   points that follow). */
+void dsq_wb_open(struct dsq_dbfile *df);
+/* (B2) The kernel's dirty pages of NAME.db written back (as WRITE requests)
+   before it returns 0, or -errno (logged, naming why).  df->mu not held. */
+int dsq_wb_flush(struct dsq_dbfile *df, const char *why);
+/* Closes the child's descriptor (its FLUSH and RELEASE come back to this
+   daemon); df->mu not held. */
+void dsq_wb_close(struct dsq_dbfile *df);
+/* 1 if pid is the flush child of df. */
+int dsq_wb_is_ours(struct dsq_dbfile *df, pid_t pid);
+
 /* ---- dbfile.c ---- */
+/* 1 if the served file's header says WAL mode (reads page 1). */
+int dsq_dbfile_is_wal(struct dsq_dbfile *df);
 /* prefix: the database in the store; name: its path on the mount */
 struct dsq_dbfile *dsq_dbfile_new(struct dsq_fs *fs, const char *prefix,
                                   const char *name, uint64_t ino,

@@ -13,8 +13,11 @@
  */
 #include "dbfile_int.h"
 
+#include "log.h"
 #include "loop.h"
 
+#include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,7 +36,25 @@ void dsq__inval_take(struct inval *iv, struct dsq_changes *c, uint32_t ps)
     c->n_ranges = 0;
 }
 
-/* Called with df->mu held and inval_busy just set by the caller. */
+/* (B4) With the writeback cache the kernel keeps its own size of the
+   file and takes no size from a reply.  A file another host grew is grown
+   by a store notification of its true last byte (a notification of no
+   bytes moves no size). */
+static void grow_to(struct dsq_dbfile *df, uint64_t size, uint8_t last)
+{
+    struct fuse_session *se = df->fs->se;
+    if (!se || size == 0)
+        return;
+    struct fuse_bufvec one = FUSE_BUFVEC_INIT(1);
+    one.buf[0].mem = &last;
+    int r = fuse_lowlevel_notify_store(se, df->ino, (off_t)size - 1, &one, 0);
+    if (r && r != -ENOENT)
+        dsq_log(DSQ_LOG_WARNING, "fs",
+                "%s: telling the kernel the size %" PRIu64 " failed: %s",
+                df->name, size, strerror(-r));
+}
+
+/* Called with df->mu released and inval_busy set by the caller. */
 static void inval_send(struct dsq_dbfile *df, struct inval *iv)
 {
     struct fuse_session *se = df->fs->se;
@@ -67,7 +88,11 @@ void dsq__df_inval_now(struct dsq_dbfile *df, struct inval *iv)
     dsq_loop_may_block();
     struct inval local = *iv;
     memset(iv, 0, sizeof(*iv));
+    uint64_t grow = local.grow;
+    uint8_t last = local.grow_last;
     inval_send(df, &local);
+    if (grow)
+        grow_to(df, grow, last);
     dsq__df_lock(df);
     df->inval_busy = 0;
     pthread_cond_broadcast(&df->cv);

@@ -1,7 +1,9 @@
 /*
  * selfio.c - the daemon's own reads and writes of a file on its own mount
  * (the -shm of a WAL database: only the kernel's page cache of the FUSE
- * file holds what SQLite's mappings wrote), made by a child process.
+ * file holds what SQLite's mappings wrote; with -o writeback, the fsync
+ * of a database file at its commit point, writeback.c), made by a child
+ * process.
  *
  * Why a child: a process that holds a file of its own mount open cannot
  * die.  When SIGKILL takes the daemon, the kernel closes the process's
@@ -14,7 +16,8 @@
  * released, the connection aborts, the child's requests fail, and the
  * child sees the end of its socket and exits.
  *
- * The child does only open, pread, pwrite, recv, send, close and _exit
+ * The child does only open, pread, pwrite, fsync, recv, send, close and
+ * _exit
  * (it is forked from a threaded process): it closes every other file,
  * /dev/fuse above all, and serves one request at a time over a
  * SOCK_SEQPACKET pair.  Locking: s->mu serializes the requests of one
@@ -35,7 +38,7 @@
 
 #define CHUNK 65536u
 
-enum { OP_READ = 1, OP_WRITE = 2 };
+enum { OP_READ = 1, OP_WRITE = 2, OP_FSYNC = 3 };
 
 struct req {
     uint32_t op;
@@ -95,6 +98,8 @@ static void child(int sock, const char *path, uint8_t *msg)
         int64_t rc = 0;
         if (q.len > CHUNK) {
             rc = -EINVAL;
+        } else if (q.op == OP_FSYNC) {
+            rc = fsync(fd) == 0 ? 0 : -errno;
         } else if (q.op == OP_WRITE) {
             memmove(data, msg + sizeof(q), q.len);
             while (done < q.len) {
@@ -121,7 +126,7 @@ static void child(int sock, const char *path, uint8_t *msg)
                 done += (size_t)r;
             }
         }
-        if (rc == 0)
+        if (rc == 0 && q.op != OP_FSYNC)
             rc = (int64_t)done;
         child_send(sock, msg, rc, q.op == OP_READ && rc > 0 ? done : 0);
     }
@@ -197,6 +202,17 @@ struct dsq_selfio *dsq_selfio_open(const char *path)
         return NULL;
     }
     return s;
+}
+
+int dsq_selfio_fsync(struct dsq_selfio *s)
+{
+    size_t got = 0;
+    struct req q = {OP_FSYNC, 0, 0};
+    pthread_mutex_lock(&s->mu);
+    memcpy(s->buf, &q, sizeof(q));
+    int64_t rc = roundtrip(s, sizeof(q), &got);
+    pthread_mutex_unlock(&s->mu);
+    return (int)rc;
 }
 
 ssize_t dsq_selfio_pread(struct dsq_selfio *s, void *buf, size_t n,

@@ -16,6 +16,11 @@ struct dsq_selfio;
    held that a request needs, after dsq_loop_may_block(). */
 struct dsq_selfio *dsq_selfio_open(const char *path);
 
+/* fsync(2) of the file through the child: with the writeback cache the
+   kernel first writes back every dirty page of it and waits for every
+   WRITE in flight (requests this daemon must be free to answer). */
+int dsq_selfio_fsync(struct dsq_selfio *s);
+
 /* Whole reads and writes at `off`: the byte count, or -errno (a short
    read at the end of the file returns what there was). */
 ssize_t dsq_selfio_pread(struct dsq_selfio *s, void *buf, size_t n,

@@ -77,6 +77,7 @@ static const struct opt opts[] = {
      OFF(store_timeout_s), 0.001, 86400},
     {"ro", NULL, NULL, K_BOOL, OFF(read_only), 0, 0},
     {"allow_delete", NULL, NULL, K_BOOL, OFF(allow_delete), 0, 0},
+    {"writeback", NULL, NULL, K_BOOL, OFF(writeback), 0, 0},
     {"allow_other", NULL, NULL, K_BOOL, OFF(allow_other), 0, 0},
     {"staleness", NULL, NULL, K_DOUBLE, OFF(staleness_s), 0, 86400},
     {"spin_us", NULL, NULL, K_UINT, OFF(spin_us), 0, 1000000},

@@ -61,6 +61,7 @@ struct dsq_config {
     /* mount */
     int read_only;
     int allow_delete;
+    int writeback; /* kernel writeback cache on database files */
     int allow_other;
     double staleness_s; /* 0 = check the store at every read txn */
     unsigned spin_us;   /* FUSE loop: poll the device this long between

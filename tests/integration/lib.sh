@@ -86,7 +86,10 @@ mount_store() {
     local dir=$1; shift
     mkdir -p "$dir"
     local logf="$T/$(basename "$dir").log"
-    "$DSQLFS" "$STORE" "$dir" -f ${DSQ_IT_DEBUG:--v} "$@" >>"$logf" 2>&1 &
+    # DSQ_IT_MOUNT_OPTS: options every mount of the test gets (the
+    # writeback variants of a test run it with "-o writeback")
+    # shellcheck disable=SC2086
+    "$DSQLFS" "$STORE" "$dir" -f ${DSQ_IT_DEBUG:--v} ${DSQ_IT_MOUNT_OPTS:-} "$@" >>"$logf" 2>&1 &
     LAST_DAEMON=$!
     disown "$LAST_DAEMON"
     DAEMONS+=("$LAST_DAEMON")
