@@ -184,7 +184,16 @@ if [ -n "${CHAOS_KEEP:-}" ]; then # keep the evidence (writer logs, the final im
     cp -r "$T/logs" "$T/final.db" "$T/verify.out" "$CHAOS_KEEP/"
     cp "$T"/*.log "$CHAOS_KEEP/" 2>/dev/null || true
 fi
-[ "$integrity" = ok ] || fail "integrity_check: $integrity"
+if [ "$integrity" != ok ]; then
+    # say which pages and whether the store's image itself is damaged or
+    # only what the mount served of it
+    echo "integrity_check through a mount (first 20 lines):"
+    mount_store "$T/check"
+    sq "$T/check/c.db" "PRAGMA integrity_check" 2>&1 | head -20 || true
+    unmount "$T/check"
+    echo "integrity_check of the exported image: $(sqlite3 "$T/final.db" 'PRAGMA integrity_check' 2>&1 | head -20)"
+    fail "integrity_check: $integrity"
+fi
 [ "$verify" = clean ] || fail "verify: $(tail -3 "$T/verify.out")"
 [ "$check_rc" = 0 ] || fail "acknowledged commits lost, phantoms or partial transactions (above)"
 echo "chaos ($DSQ_IT_STORE): ok"
