@@ -658,5 +658,19 @@ dsq_rc dsq_db_hot_refresh(struct dsq_db *db, size_t *written, struct dsq_err *e)
     if (!current)
         rc = dsq_db_hot_write(db, s, written, e);
     dsq_snap_release(s);
+    if (!current && rc == DSQ_OK) {
+        /* the database may have been deleted while this was written: a
+           hot.seg alone would make its prefix a directory and block the
+           name (the deletion deletes hot.seg last as well) */
+        struct dsq_vlist l;
+        struct dsq_err ig;
+        dsq_err_clear(&ig);
+        if (dsq__list_versions(db, &l, &ig) == DSQ_OK && l.n == 0) {
+            (void)dsq__obj_del(db, HOT_KEY, &ig);
+            if (written)
+                *written = 0;
+        }
+        free(l.v);
+    }
     return rc;
 }
