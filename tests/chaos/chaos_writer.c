@@ -24,8 +24,11 @@
  * ERRNO is what the failing system call set, caught by a VFS that wraps
  * SQLite's unix VFS and reads errno right after each failed file call
  * (sqlite3_system_errno() reads it later, when other calls may have
- * changed it).  Whether the mount
- * is gone is asked of the mount itself (stat: ENOTCONN) after a failure.
+ * changed it).  A call the kernel aborted because the daemon died under
+ * it (ECONNABORTED) means the mount is gone, with the outcome unknown;
+ * otherwise whether the mount is gone is asked of the daemon itself
+ * (statvfs: ENOTCONN) after a failure.  Not stat: the kernel answers that
+ * from its attribute cache without the daemon, dead or alive.
  * Single-threaded.
  */
 #include <errno.h>
@@ -36,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -196,10 +200,10 @@ static void shim_install(void)
 /* The mount is gone (its daemon died): every later call fails. */
 static int gone(const char *db, int code, int err)
 {
-    struct stat sb;
-    if (err == ENOTCONN || code == SQLITE_CANTOPEN)
+    struct statvfs sv;
+    if (err == ENOTCONN || err == ECONNABORTED || code == SQLITE_CANTOPEN)
         return 1;
-    return stat(db, &sb) != 0 && (errno == ENOTCONN || errno == ENOENT);
+    return statvfs(db, &sv) != 0 && (errno == ENOTCONN || errno == ENOENT);
 }
 
 /* errno of the first failed file call of this attempt, if any */
