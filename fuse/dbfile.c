@@ -1,7 +1,8 @@
 /*
  * dbfile.c - one database shown as NAME.db: the pinned snapshot, the
- * transaction buffer, the lock table, and the commit points read off
- * SQLite's locks and journal (docs/locking.md).
+ * transaction buffer, its reads and writes, and the commit points read
+ * off SQLite's journal (docs/locking.md).  Its lock requests, where
+ * transactions start and end, are dblock.c.
  *
  * Layer: FUSE front end, over the engine facade (db.h).
  *
@@ -62,14 +63,6 @@
 
 #define DSQ_ATTR_WAIT_MS 50 /* a getattr waits for df->mu at most this */
 
-/* A RESERVED asked this soon after the head check that started its read
-   transaction (an autocommit write, BEGIN IMMEDIATE) uses that check. */
-#define HEAD_FRESH_NS 2000000u
-#define JOURNAL_MAX_RECORDS 50000000u
-
-static const uint8_t journal_magic[8] = {0xd9, 0xd5, 0x05, 0xf9,
-                                         0x20, 0xa1, 0x63, 0xd7};
-
 uint64_t dsq__mono_ns(void)
 {
     struct timespec ts;
@@ -82,12 +75,6 @@ static uint64_t wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static uint32_t be32(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
-           ((uint32_t)p[2] << 8) | p[3];
 }
 
 /*
@@ -178,8 +165,6 @@ int dsq__df_buffered(const struct dsq_dbfile *df)
 }
 
 /* ---- snapshots ---- */
-
-static int journal_hot(struct dsq_dbfile *df);
 
 /* The served snapshot, pinning the newest version at first use. */
 int dsq__df_ensure_snap(struct dsq_dbfile *df)
@@ -278,7 +263,7 @@ int dsq__df_refresh(struct dsq_dbfile *df, struct inval *iv,
     int r = dsq__df_ensure_snap(df);
     if (r || dsq__df_buffered(df) || dsq_locks_any(&df->locks, owner_except))
         return r;
-    if (journal_hot(df)) {
+    if (dsq__df_journal_hot(df)) {
         /* (L6) a hot journal holds the pages of this snapshot: SQLite
            rolls back against it first */
         return 0;
@@ -336,7 +321,7 @@ int dsq__df_refresh(struct dsq_dbfile *df, struct inval *iv,
  * a "not hot" answer stands until then and costs no open().  The flag is
  * cleared before looking, so a write racing with the look sets it again.
  */
-static int journal_hot(struct dsq_dbfile *df)
+int dsq__df_journal_hot(struct dsq_dbfile *df)
 {
     if (!atomic_exchange(&df->journal_maybe_hot, 0))
         return 0;
@@ -357,152 +342,9 @@ void dsq_dbfile_journal_touched(struct dsq_dbfile *df)
     atomic_store(&df->journal_maybe_hot, 1);
 }
 
-static int u32cmp(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/*
- * The page numbers a rollback journal records (SQLite's format: headers
- * of one sector, magic d9d505f920a163d7, nRec, nonce, initial size,
- * sector size, page size; records of pgno + page + checksum).  -1 if
- * there is no journal or it cannot be parsed.
- */
-static int journal_pages(const char *path, uint32_t **out, size_t *nout)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    struct stat sb;
-    uint32_t *v = NULL;
-    size_t n = 0, cap = 0;
-    int ret = -1;
-    if (fstat(fd, &sb) != 0)
-        goto out;
-    uint64_t size = (uint64_t)sb.st_size, pos = 0;
-    while (pos + 28 <= size) {
-        uint8_t h[28];
-        static const uint8_t zero[8];
-        /* before its first sync SQLite leaves the magic zeroed */
-        if (pread(fd, h, 28, (off_t)pos) != 28 ||
-            (memcmp(h, journal_magic, 8) != 0 &&
-             (pos != 0 || memcmp(h, zero, 8) != 0)))
-            break;
-        uint32_t nrec = be32(h + 8), sector = be32(h + 20), ps = be32(h + 24);
-        if (sector < 32 || sector > 65536 || ps < 512 || ps > 65536 ||
-            (ps & (ps - 1)))
-            goto out;
-        uint64_t rec = (uint64_t)ps + 8, p = pos + sector;
-        uint64_t want = (nrec == 0 || nrec == 0xffffffffu) ? UINT64_MAX : nrec;
-        uint64_t k = 0;
-        for (; k < want && p + rec <= size; k++, p += rec) {
-            uint8_t pg[4];
-            if (pread(fd, pg, 4, (off_t)p) != 4)
-                goto out;
-            if (n == cap) {
-                if (cap >= JOURNAL_MAX_RECORDS)
-                    goto out;
-                size_t nc = cap ? cap * 2 : 64;
-                uint32_t *nv = realloc(v, nc * sizeof(*nv));
-                if (!nv)
-                    goto out;
-                v = nv;
-                cap = nc;
-            }
-            v[n++] = be32(pg);
-        }
-        if (want == UINT64_MAX || k < want)
-            break;
-        pos = (p + sector - 1) / sector * sector; /* next header */
-    }
-    if (n > 1) {
-        qsort(v, n, sizeof(*v), u32cmp);
-        size_t k = 1;
-        for (size_t i = 1; i < n; i++)
-            if (v[i] != v[k - 1])
-                v[k++] = v[i];
-        n = k;
-    }
-    *out = v;
-    *nout = n;
-    v = NULL;
-    ret = 0;
-out:
-    free(v);
-    close(fd);
-    return ret;
-}
-
-static int ranges_contain(const struct dsq_page_range *r, size_t n, uint32_t p)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (p < r[mid].first)
-            hi = mid;
-        else if (p >= r[mid].first + r[mid].count)
-            lo = mid + 1;
-        else
-            return 1;
-    }
-    return 0;
-}
-
-/*
- * Early conflict: at EXCLUSIVE, 1 if what was committed since the
- * snapshot meets the pages the journal names (or, in serializable
- * isolation or with no journal, if anything was committed at all).
- * fresh: the head known is recent enough, do not ask the store.
- */
-static int early_conflict(struct dsq_dbfile *df, int any_commit, int fresh)
-{
-    int fr = fresh ? 0 : dsq__df_check_head(df, 1);
-    if (fr < 0)
-        return 0; /* the commit will tell */
-    if (fr > 0)
-        return 1; /* deleted or created again: BUSY, then a new snapshot */
-    uint64_t sv = dsq_snap_version(df->snap);
-    if (df->head <= sv)
-        return 0;
-    if (any_commit || df->fs->cfg->isolation == DSQ_ISOLATION_SERIALIZABLE)
-        return 1;
-    struct dsq_changes c;
-    struct dsq_err e;
-    dsq_err_clear(&e);
-    if (df->head - sv > DSQ_INVAL_MAX_VERSIONS)
-        return 1;
-    if (dsq_db_changes(df->db, sv, df->head, &c, &e) != DSQ_OK)
-        return 0;
-    int conflict = c.page1_changed;
-    uint32_t *pg = NULL;
-    size_t n = 0;
-    if (!conflict) {
-        if (journal_pages(df->journal_path, &pg, &n) != 0) {
-            conflict = 1; /* no journal: MEMORY or OFF, be conservative */
-        } else {
-            for (size_t i = 0; i < n && !conflict; i++)
-                if (pg[i] != 1 && ranges_contain(c.ranges, c.n_ranges, pg[i]))
-                    conflict = 1;
-        }
-    }
-    if (conflict)
-        dsq_conflicts_lock_refused(df, sv, df->head, pg, n);
-    dsq_log(DSQ_LOG_DEBUG, "lock",
-            "%s: early check: snapshot %" PRIu64 ", head %" PRIu64
-            ", %zu changed range(s), page 1 %s, %zu journaled page(s): %s",
-            df->name, sv, df->head, c.n_ranges,
-            c.page1_changed ? "changed" : "counters only", n,
-            conflict ? "conflict" : "no conflict");
-    free(pg);
-    dsq_changes_cleanup(&c);
-    return conflict;
-}
-
 /* ---- transactions ---- */
 
-static void discard_txn(struct dsq_dbfile *df, struct inval *iv,
-                        const char *why)
+void dsq__df_discard(struct dsq_dbfile *df, struct inval *iv, const char *why)
 {
     if (!dsq__df_buffered(df))
         return;
@@ -636,12 +478,11 @@ static int stage_to_txn(struct dsq_dbfile *df)
 }
 
 /* (L2)(L3)(L4) Commit the dsq__df_buffered transaction; 0 or -errno. */
-static int commit_locked(struct dsq_dbfile *df, const char *why,
-                         struct inval *iv)
+int dsq__df_commit(struct dsq_dbfile *df, const char *why, struct inval *iv)
 {
     if (df->wb_failed) {
         df->wb_failed = 0;
-        discard_txn(df, iv, "a cached write of the transaction failed");
+        dsq__df_discard(df, iv, "a cached write of the transaction failed");
         dsq__inval_whole(iv);
         df->st.commit_failures++;
         return -EIO;
@@ -660,7 +501,7 @@ static int commit_locked(struct dsq_dbfile *df, const char *why,
         if (r) {
             if (r == -EINVAL)
                 df->content_refused = 1;
-            discard_txn(df, iv, "the first commit failed");
+            dsq__df_discard(df, iv, "the first commit failed");
             df->st.commit_failures++;
             return r;
         }
@@ -683,7 +524,7 @@ static int commit_locked(struct dsq_dbfile *df, const char *why,
     }
     if (rc != DSQ_OK) {
         dsq__df_log_rc(df, "preparing the commit", &e, rc);
-        discard_txn(df, iv, "commit failed");
+        dsq__df_discard(df, iv, "commit failed");
         df->st.commit_failures++;
         return -dsq_rc_errno(rc);
     }
@@ -844,7 +685,7 @@ void dsq_dbfile_on_release(struct dsq_dbfile *df)
         df->open_count--;
     if (df->open_count == 0 && dsq__df_buffered(df) && df->txn_plain &&
         !dsq_locks_any_write(&df->locks))
-        commit_locked(df, "the last close", &iv);
+        dsq__df_commit(df, "the last close", &iv);
     int one_left = df->open_count == 1;
     dsq__df_unlock_inval(df, &iv);
     if (one_left && df->fs->cfg->writeback)
@@ -1108,7 +949,7 @@ static int refuse_content(struct dsq_dbfile *df, struct inval *iv, uint64_t off)
     if (!atomic_load(&df->exists)) {
         /* a file created here and never committed: it goes away */
         df->content_refused = 1;
-        discard_txn(df, iv, "not a SQLite database");
+        dsq__df_discard(df, iv, "not a SQLite database");
     }
     return -EINVAL;
 }
@@ -1339,7 +1180,7 @@ int dsq_dbfile_fsync(struct dsq_dbfile *df)
     dsq__df_lock(df);
     if (dsq__df_buffered(df) && df->txn_plain &&
         !dsq_locks_any_write(&df->locks))
-        r = commit_locked(df, "fsync", &iv);
+        r = dsq__df_commit(df, "fsync", &iv);
     /* (B2) the kernel wrote every dirty page back before this request */
     if (r == 0)
         df->wb_synced = 1;
@@ -1349,7 +1190,7 @@ int dsq_dbfile_fsync(struct dsq_dbfile *df)
 
 /* (B2) Flushes the kernel's cached pages before a commit point unless the
    file was fsynced after its last WRITE; df->mu not held. */
-static int wb_flush(struct dsq_dbfile *df, const char *why)
+int dsq__df_wb_flush(struct dsq_dbfile *df, const char *why)
 {
     if (!df->fs->cfg->writeback)
         return 0;
@@ -1362,15 +1203,15 @@ static int wb_flush(struct dsq_dbfile *df, const char *why)
 int dsq_dbfile_journal_commit(struct dsq_dbfile *df, const char *why)
 {
     struct inval iv = {0};
-    int fr = wb_flush(df, why);
+    int fr = dsq__df_wb_flush(df, why);
     dsq__df_lock(df);
     dsq__df_wait_inval(df);
     int r = 0;
     if (fr) {
-        discard_txn(df, &iv, "its pages could not be flushed");
+        dsq__df_discard(df, &iv, "its pages could not be flushed");
         r = -EIO;
     } else if ((dsq__df_buffered(df) || df->wb_failed) && !df->txn_plain)
-        r = commit_locked(df, why, &iv);
+        r = dsq__df_commit(df, why, &iv);
     dsq__df_unlock_inval(df, &iv);
     return r;
 }
@@ -1397,205 +1238,16 @@ int dsq_dbfile_flush(struct dsq_dbfile *df, uint64_t owner)
        it, or the next opener's rollback restores every page); with none
        (MEMORY, OFF) nothing could undo its pages: they go (L2) */
     if (had_write && dsq__df_buffered(df) && !df->txn_plain &&
-        !dsq_locks_any_write(&df->locks) && !journal_hot(df))
-        discard_txn(df, &iv,
-                    "closed while holding a write lock, with no hot journal "
-                    "(the process ended mid-transaction)");
+        !dsq_locks_any_write(&df->locks) && !dsq__df_journal_hot(df))
+        dsq__df_discard(
+            df, &iv,
+            "closed while holding a write lock, with no hot journal "
+            "(the process ended mid-transaction)");
     if (dsq__df_buffered(df) && df->txn_plain &&
         !dsq_locks_any_write(&df->locks))
-        r = commit_locked(df, "close", &iv);
+        r = dsq__df_commit(df, "close", &iv);
     dsq__df_unlock_inval(df, &iv);
     return r;
-}
-
-int dsq_dbfile_getlk(struct dsq_dbfile *df, uint64_t owner, struct flock *lk)
-{
-    uint64_t start = (uint64_t)lk->l_start;
-    uint64_t end =
-        lk->l_len == 0 ? UINT64_MAX : start + (uint64_t)lk->l_len - 1;
-    dsq__df_lock(df);
-    const struct dsq_lock *c =
-        dsq_locks_conflict(&df->locks, owner, start, end, lk->l_type);
-    if (c) {
-        lk->l_type = (short)c->type;
-        lk->l_start = (off_t)c->start;
-        lk->l_len = c->end == UINT64_MAX ? 0 : (off_t)(c->end - c->start + 1);
-        lk->l_pid = c->pid;
-    } else {
-        lk->l_type = F_UNLCK;
-    }
-    pthread_mutex_unlock(&df->mu);
-    return 0;
-}
-
-int dsq_dbfile_setlk(struct dsq_dbfile *df, uint64_t owner,
-                     const struct flock *lk, int sleep, fuse_req_t req)
-{
-    struct inval iv = {0};
-    uint64_t start = (uint64_t)lk->l_start;
-    uint64_t end =
-        lk->l_len == 0 ? UINT64_MAX : start + (uint64_t)lk->l_len - 1;
-    int type = lk->l_type;
-    int r = 0;
-    dsq_log(DSQ_LOG_DEBUG, "lock",
-            "%s: setlk owner %" PRIx64 " pid %d type %d start %" PRIx64
-            " len %lld sleep %d",
-            df->name, owner, (int)lk->l_pid, type, start, (long long)lk->l_len,
-            sleep);
-    if (df->fs->cfg->writeback && type != F_WRLCK) {
-        /* (B2) the release of EXCLUSIVE may be a commit point (journal
-           MEMORY or OFF): its pages first */
-        dsq__df_lock(df);
-        int excl =
-            dsq_locks_type_at(&df->locks, owner, DSQ_SHARED_FIRST) == F_WRLCK &&
-            start <= DSQ_SHARED_FIRST && DSQ_SHARED_FIRST <= end;
-        pthread_mutex_unlock(&df->mu);
-        if (excl && wb_flush(df, "the release of EXCLUSIVE") != 0) {
-            dsq__df_lock(df);
-            discard_txn(df, &iv, "its pages could not be flushed");
-            dsq__df_unlock_inval(df, &iv);
-            return -EIO;
-        }
-    }
-    dsq__df_lock(df);
-    for (;;) {
-        dsq__df_wait_inval(df);
-        if (type == F_UNLCK ||
-            !dsq_locks_conflict(&df->locks, owner, start, end, type))
-            break;
-        if (!sleep || (req && fuse_req_interrupted(req)) ||
-            (df->fs->se && fuse_session_exited(df->fs->se))) {
-            pthread_mutex_unlock(&df->mu);
-            return sleep ? -EINTR : -EAGAIN;
-        }
-        pthread_mutex_unlock(&df->mu);
-        dsq_loop_may_block();
-        usleep(5000);
-        dsq__df_lock(df);
-    }
-    int had_excl =
-        dsq_locks_type_at(&df->locks, owner, DSQ_SHARED_FIRST) == F_WRLCK;
-    if (type != F_UNLCK && !dsq_locks_any(&df->locks, 0)) {
-        /* a read transaction starts: pin the newest version (L1) */
-        r = dsq__df_refresh(df, &iv, 0);
-        df->st.read_txns++;
-        if (r)
-            goto out;
-    }
-    if (type == F_WRLCK && df->snap) {
-        int reserved = start <= DSQ_RESERVED_BYTE && DSQ_RESERVED_BYTE <= end;
-        int exclusive = start <= DSQ_SHARED_FIRST && DSQ_SHARED_FIRST <= end;
-        uint64_t sv = dsq_snap_version(df->snap);
-        /* SQLite rolls a hot journal back under EXCLUSIVE taken straight
-           from SHARED: never refuse that one */
-        int rollback =
-            exclusive &&
-            dsq_locks_type_at(&df->locks, owner, DSQ_RESERVED_BYTE) != F_WRLCK;
-        if ((exclusive && !had_excl && !rollback) ||
-            (reserved &&
-             df->fs->cfg->isolation == DSQ_ISOLATION_SERIALIZABLE)) {
-            if (df->refused && df->refused_version == sv) {
-                df->st.busy_refusals++;
-                /* (L5) SQLite's pager retries a refused EXCLUSIVE through
-                   the busy handler until busy_timeout, and nothing can
-                   change while the owner keeps its RESERVED (the snapshot
-                   cannot move): its retries get EDEADLK, which SQLite
-                   does not retry (SQLITE_IOERR_LOCK), so the application
-                   learns the conflict at its first retry, not 30 s on. */
-                r = exclusive && df->refused_held && df->refused_owner == owner
-                        ? -EDEADLK
-                        : -EAGAIN;
-                if (exclusive) {
-                    df->refused_held = 1;
-                    df->refused_owner = owner;
-                }
-                goto out;
-            }
-            int any = !exclusive; /* RESERVED: serializable, any commit */
-            /* a RESERVED right after its read transaction's own head check
-               (autocommit, BEGIN IMMEDIATE) costs no second store call */
-            int fresh = !exclusive &&
-                        dsq__mono_ns() - df->head_checked_ns < HEAD_FRESH_NS;
-            if (early_conflict(df, any, fresh)) {
-                df->refused = 1;
-                df->refused_version = sv;
-                df->refused_held = exclusive;
-                df->refused_owner = owner;
-                df->st.busy_refusals++;
-                dsq_log(DSQ_LOG_INFO, "fs",
-                        "%s: %s lock refused (EAGAIN -> SQLITE_BUSY): "
-                        "version %" PRIu64 " committed since snapshot %" PRIu64
-                        " meets this transaction",
-                        df->name, exclusive ? "EXCLUSIVE" : "RESERVED",
-                        df->head, sv);
-                r = -EAGAIN;
-                goto out;
-            }
-        }
-    }
-    int had_reserved =
-        dsq_locks_type_at(&df->locks, owner, DSQ_RESERVED_BYTE) == F_WRLCK;
-    r = dsq_locks_apply(&df->locks, owner, start, end, type, lk->l_pid);
-    if (r)
-        goto out;
-    if (type == F_WRLCK)
-        df->wb_synced = 0;
-    if (df->refused_held && df->refused_owner == owner &&
-        dsq_locks_type_at(&df->locks, owner, DSQ_RESERVED_BYTE) != F_WRLCK)
-        df->refused_held = 0; /* the refused attempt is over (L5) */
-    if (had_excl && !had_reserved && !dsq__df_buffered(df) &&
-        dsq_locks_type_at(&df->locks, owner, DSQ_SHARED_FIRST) != F_WRLCK) {
-        /* a hot-journal rollback just ended (EXCLUSIVE straight from
-           SHARED): SQLite re-reads the change counter before using its
-           cache, so the snapshot may move now if nobody else holds a
-           lock, and this read transaction sees what others committed */
-        dsq__df_refresh(df, &iv, owner);
-    }
-    if (had_excl &&
-        dsq_locks_type_at(&df->locks, owner, DSQ_SHARED_FIRST) != F_WRLCK &&
-        dsq__df_buffered(df) && !df->txn_plain) {
-        /* EXCLUSIVE released with writes dsq__df_buffered: MEMORY or OFF mode
-         */
-        if (journal_hot(df))
-            discard_txn(df, &iv, "EXCLUSIVE released with a hot journal");
-        else
-            r = commit_locked(df, "the release of EXCLUSIVE", &iv);
-    }
-out:
-    dsq__df_unlock_inval(df, &iv);
-    if (r == 0 && type == F_WRLCK)
-        dsq_wb_open(df); /* (B2) */
-    return r;
-}
-
-int dsq_dbfile_flock(struct dsq_dbfile *df, uint64_t owner, int op,
-                     fuse_req_t req)
-{
-    int type = (op & LOCK_UN) ? F_UNLCK : (op & LOCK_EX) ? F_WRLCK : F_RDLCK;
-    int nb = (op & LOCK_NB) != 0;
-    dsq__df_lock(df);
-    while (type != F_UNLCK &&
-           dsq_locks_conflict(&df->flocks, owner, 0, 0, type)) {
-        if (nb || fuse_req_interrupted(req) ||
-            (df->fs->se && fuse_session_exited(df->fs->se))) {
-            pthread_mutex_unlock(&df->mu);
-            return nb ? -EWOULDBLOCK : -EINTR;
-        }
-        pthread_mutex_unlock(&df->mu);
-        dsq_loop_may_block();
-        usleep(5000);
-        dsq__df_lock(df);
-    }
-    int r = dsq_locks_apply(&df->flocks, owner, 0, 0, type, 0);
-    pthread_mutex_unlock(&df->mu);
-    return r;
-}
-
-void dsq_dbfile_flock_release(struct dsq_dbfile *df, uint64_t owner)
-{
-    dsq__df_lock(df);
-    dsq_locks_release_owner(&df->flocks, owner);
-    pthread_mutex_unlock(&df->mu);
 }
 
 /* ---- WAL ---- */

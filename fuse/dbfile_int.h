@@ -1,7 +1,8 @@
 /*
- * dbfile_int.h - what dbfile.c (a database as a file), wal.c (its WAL
- * mode), inval.c (kernel cache invalidation) and status.c (its counters)
- * share: kernel cache invalidation and the snapshot helpers.
+ * dbfile_int.h - what dbfile.c (a database as a file), dblock.c (its lock
+ * requests), wal.c (its WAL mode), inval.c (kernel cache invalidation)
+ * and status.c (its counters) share: kernel cache invalidation, the
+ * snapshot helpers and the commit points.
  *
  * Layer: FUSE front end, private to those files.  Every function
  * here is called with df->mu held unless it says otherwise.
@@ -51,6 +52,17 @@ int dsq__df_refresh(struct dsq_dbfile *df, struct inval *iv,
    to `to` (both of page size ps), added to iv. */
 void dsq__df_inval_between(struct dsq_dbfile *df, uint64_t from, uint64_t to,
                            uint32_t ps, struct inval *iv);
+/* (L6) 1 if the local rollback journal is hot (looked at only after a
+   write touched it). */
+int dsq__df_journal_hot(struct dsq_dbfile *df);
+/* Drop the buffered transaction (or staged first content); why is logged. */
+void dsq__df_discard(struct dsq_dbfile *df, struct inval *iv, const char *why);
+/* Commit the buffered transaction at a commit point named why: 0 or -errno
+   (L4: the buffer is gone either way). */
+int dsq__df_commit(struct dsq_dbfile *df, const char *why, struct inval *iv);
+/* (B2) Flush the kernel's cached pages of df before a commit point unless
+   it was fsynced after its last WRITE: 0 or -EIO.  df->mu NOT held. */
+int dsq__df_wb_flush(struct dsq_dbfile *df, const char *why);
 ssize_t dsq__full_pread(int fd, void *buf, size_t n, uint64_t off);
 /* Write bytes at a byte offset into a transaction's pages (the pages a
    write covers in part are read first); any thread owning t. */

@@ -1,10 +1,10 @@
 /*
  * fileops.c - the FUSE operations on open files: open, read, write,
  * flush, release, fsync, setattr (size and mode) and the lock requests
- * (getlk, setlk, flock).  A database's operations go to dbfile.c (its
- * -wal and -shm to wal.c), a side file's to its local file in
- * fs->sidedir, a status file's to its rendered text.  The namespace
- * (lookup, create, unlink, directories) is fs.c's.
+ * (getlk, setlk, flock).  A database's operations go to dbfile.c and dblock.c
+ * (its -wal and -shm to wal.c), a side file's to its local file in fs->sidedir,
+ * a status file's to its rendered text.  The namespace (lookup, create, unlink,
+ * directories) is fs.c's.
  *
  * Layer: FUSE front end.  Locks: fs->mu only around inode-table lookups
  * and the lock tables of non-database inodes (fs.h); dbfile.c and wal.c

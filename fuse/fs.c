@@ -77,7 +77,7 @@ int dsq_rc_errno(dsq_rc rc)
     case DSQ_EMISSING:
         return ENODATA; /* a referenced object is not in the store */
     case DSQ_ECONFLICT:
-        return EIO; /* at a lock: EAGAIN, see dbfile.c */
+        return EIO; /* at a lock: EAGAIN, see dblock.c */
     case DSQ_EAUTH:
         return EPERM; /* EACCES would be SQLITE_BUSY at a lock */
     case DSQ_EBUSY:

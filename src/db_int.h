@@ -339,6 +339,18 @@ int dsq__pc_has(struct dsq_db *db, const char *segkey,
                 const struct dsq_page_loc *loc);
 /* Count page reads served locally (hits) and by the store (misses). */
 void dsq__count_reads(struct dsq_db *db, uint64_t hits, uint64_t misses);
+/* The entry for pgno in a chunk object, loading the chunk on a miss; the
+   location and its full segment key are copied out.  DSQ_ENOTFOUND if the
+   chunk has no entry for pgno. */
+dsq_rc dsq__chunk_lookup(struct dsq_db *db, const struct dsq_chunk_ref *ref,
+                         uint32_t page_size, uint32_t chunk_pages,
+                         uint32_t pgno, struct dsq_page_loc *loc, char *segkey,
+                         size_t segkey_sz, struct dsq_err *e);
+/* pgno's entry in v[0..n) sorted by page number, or NULL. */
+const struct dsq_page_loc *dsq__find_loc(const struct dsq_page_loc *v, size_t n,
+                                         uint32_t pgno);
+/* The cached snapshot of version (a reference), or NULL; db->mu NOT held. */
+struct dsq_snap *dsq__snap_cache_get(struct dsq_db *db, uint64_t version);
 /* Where page pgno of m is (*found = 0: zero-filled). */
 dsq_rc dsq__locate(struct dsq_db *db, const struct dsq_manifest *m,
                    uint32_t pgno, struct dsq_page_loc *loc, char *segkey,
