@@ -63,6 +63,15 @@ int dsq__df_commit(struct dsq_dbfile *df, const char *why, struct inval *iv);
 /* (B2) Flush the kernel's cached pages of df before a commit point unless
    it was fsynced after its last WRITE: 0 or -EIO.  df->mu NOT held. */
 int dsq__df_wb_flush(struct dsq_dbfile *df, const char *why);
+/* Wait (df->mu held) until a lock of `type` on [start, end] for owner no
+   longer conflicts in table t, polling every 5 ms; each_turn (may be NULL)
+   runs with df->mu held before every test.  0: free (F_UNLCK always is),
+   df->mu still held; -EAGAIN (sleep 0) or -EINTR (interrupted, or the
+   session ends): df->mu released. */
+int dsq__df_lock_wait(struct dsq_dbfile *df, const struct dsq_locktab *t,
+                      uint64_t owner, uint64_t start, uint64_t end, int type,
+                      int sleep, fuse_req_t req,
+                      void (*each_turn)(struct dsq_dbfile *df));
 ssize_t dsq__full_pread(int fd, void *buf, size_t n, uint64_t off);
 /* Write bytes at a byte offset into a transaction's pages (the pages a
    write covers in part are read first); any thread owning t. */

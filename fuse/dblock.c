@@ -198,6 +198,28 @@ int dsq_dbfile_getlk(struct dsq_dbfile *df, uint64_t owner, struct flock *lk)
     return 0;
 }
 
+int dsq__df_lock_wait(struct dsq_dbfile *df, const struct dsq_locktab *t,
+                      uint64_t owner, uint64_t start, uint64_t end, int type,
+                      int sleep, fuse_req_t req,
+                      void (*each_turn)(struct dsq_dbfile *df))
+{
+    for (;;) {
+        if (each_turn)
+            each_turn(df);
+        if (type == F_UNLCK || !dsq_locks_conflict(t, owner, start, end, type))
+            return 0;
+        if (!sleep || (req && fuse_req_interrupted(req)) ||
+            (df->fs->se && fuse_session_exited(df->fs->se))) {
+            pthread_mutex_unlock(&df->mu);
+            return sleep ? -EINTR : -EAGAIN;
+        }
+        pthread_mutex_unlock(&df->mu);
+        dsq_loop_may_block();
+        usleep(5000);
+        dsq__df_lock(df);
+    }
+}
+
 int dsq_dbfile_setlk(struct dsq_dbfile *df, uint64_t owner,
                      const struct flock *lk, int sleep, fuse_req_t req)
 {
@@ -228,21 +250,10 @@ int dsq_dbfile_setlk(struct dsq_dbfile *df, uint64_t owner,
         }
     }
     dsq__df_lock(df);
-    for (;;) {
-        dsq__df_wait_inval(df);
-        if (type == F_UNLCK ||
-            !dsq_locks_conflict(&df->locks, owner, start, end, type))
-            break;
-        if (!sleep || (req && fuse_req_interrupted(req)) ||
-            (df->fs->se && fuse_session_exited(df->fs->se))) {
-            pthread_mutex_unlock(&df->mu);
-            return sleep ? -EINTR : -EAGAIN;
-        }
-        pthread_mutex_unlock(&df->mu);
-        dsq_loop_may_block();
-        usleep(5000);
-        dsq__df_lock(df);
-    }
+    r = dsq__df_lock_wait(df, &df->locks, owner, start, end, type, sleep, req,
+                          dsq__df_wait_inval);
+    if (r)
+        return r;
     int had_excl =
         dsq_locks_type_at(&df->locks, owner, DSQ_SHARED_FIRST) == F_WRLCK;
     if (type != F_UNLCK && !dsq_locks_any(&df->locks, 0)) {
@@ -344,19 +355,12 @@ int dsq_dbfile_flock(struct dsq_dbfile *df, uint64_t owner, int op,
     int type = (op & LOCK_UN) ? F_UNLCK : (op & LOCK_EX) ? F_WRLCK : F_RDLCK;
     int nb = (op & LOCK_NB) != 0;
     dsq__df_lock(df);
-    while (type != F_UNLCK &&
-           dsq_locks_conflict(&df->flocks, owner, 0, 0, type)) {
-        if (nb || fuse_req_interrupted(req) ||
-            (df->fs->se && fuse_session_exited(df->fs->se))) {
-            pthread_mutex_unlock(&df->mu);
-            return nb ? -EWOULDBLOCK : -EINTR;
-        }
-        pthread_mutex_unlock(&df->mu);
-        dsq_loop_may_block();
-        usleep(5000);
-        dsq__df_lock(df);
-    }
-    int r = dsq_locks_apply(&df->flocks, owner, 0, 0, type, 0);
+    /* flock(2)'s EWOULDBLOCK is EAGAIN */
+    int r =
+        dsq__df_lock_wait(df, &df->flocks, owner, 0, 0, type, !nb, req, NULL);
+    if (r)
+        return r;
+    r = dsq_locks_apply(&df->flocks, owner, 0, 0, type, 0);
     pthread_mutex_unlock(&df->mu);
     return r;
 }

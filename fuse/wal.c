@@ -1217,6 +1217,14 @@ static struct dsq_selfio *take_mfd_if_unused(struct dsq_dbfile *df)
     return atomic_exchange(&df->wal.mfd, NULL);
 }
 
+/* Before each test of a -shm lock: no invalidation and no -shm I/O of
+   ours in progress. */
+static void shm_lock_turn(struct dsq_dbfile *df)
+{
+    dsq__df_wait_inval(df);
+    wait_io(df);
+}
+
 int dsq_wal_shm_setlk(struct dsq_dbfile *df, uint64_t owner,
                       const struct flock *lk, int sleep, fuse_req_t req)
 {
@@ -1230,22 +1238,10 @@ int dsq_wal_shm_setlk(struct dsq_dbfile *df, uint64_t owner,
         ensure_mfd(df);
     dsq__df_lock(df);
     wait_io(df);
-    for (;;) {
-        dsq__df_wait_inval(df);
-        wait_io(df);
-        if (type == F_UNLCK ||
-            !dsq_locks_conflict(&w->shm, owner, start, end, type))
-            break;
-        if (!sleep || (req && fuse_req_interrupted(req)) ||
-            (df->fs->se && fuse_session_exited(df->fs->se))) {
-            pthread_mutex_unlock(&df->mu);
-            return sleep ? -EINTR : -EAGAIN;
-        }
-        pthread_mutex_unlock(&df->mu);
-        dsq_loop_may_block();
-        usleep(5000);
-        dsq__df_lock(df);
-    }
+    r = dsq__df_lock_wait(df, &w->shm, owner, start, end, type, sleep, req,
+                          shm_lock_turn);
+    if (r)
+        return r;
     uint64_t rb0 = LOCK_BYTE(DSQ_SHM_READ0), rb4 = LOCK_BYTE(DSQ_SHM_READ0 + 4);
     uint64_t wb = LOCK_BYTE(DSQ_SHM_WRITE);
     int had_write = dsq_locks_type_at(&w->shm, owner, wb) == F_WRLCK;
