@@ -1237,7 +1237,6 @@ int dsq_wal_shm_setlk(struct dsq_dbfile *df, uint64_t owner,
     if (type != F_UNLCK)
         ensure_mfd(df);
     dsq__df_lock(df);
-    wait_io(df);
     r = dsq__df_lock_wait(df, &w->shm, owner, start, end, type, sleep, req,
                           shm_lock_turn);
     if (r)
