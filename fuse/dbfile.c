@@ -46,6 +46,7 @@
 #include "dbfile_int.h"
 
 #include "env.h"
+#include "listing.h"
 #include "log.h"
 #include "loop.h"
 #include "sqlitefmt.h"
@@ -546,7 +547,8 @@ int dsq__df_commit(struct dsq_dbfile *df, const char *why, struct inval *iv)
         return rc == DSQ_ECONFLICT ? -EIO : -dsq_rc_errno(rc);
     }
     df->st.local_commits++;
-    atomic_store(&df->exists, 1);
+    if (!atomic_exchange(&df->exists, 1))
+        dsq_listing_note(df->fs, df->name, 1); /* listing.c */
     dsq_log(DSQ_LOG_INFO, "fs",
             "%s: committed version %" PRIu64 " at %s (%u rebase(s), "
             "%.1f ms)",

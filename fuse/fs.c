@@ -1301,6 +1301,8 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
         pthread_mutex_lock(&fs->mu);
         in->unlinked = 1;
         pthread_mutex_unlock(&fs->mu);
+        if (in->kind == DSQ_I_DB)
+            dsq_listing_note(fs, in->df->name, 0);
     }
     fuse_reply_err(req, -r);
 }

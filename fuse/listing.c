@@ -9,9 +9,14 @@
  * most DSQ_LISTING_WAIT_MS when an earlier listing of that directory is
  * known: then it answers with the earlier one, and the listing in flight
  * replaces it when it ends.  Listings are facts about the store at one
- * time: a stale one lacks what other hosts created since, never shows a
- * local database wrongly (the caller adds the mount's own), and a
- * database it shows that is gone since fails at open as usual.
+ * time: a stale one lacks what other hosts created since, and a database
+ * it shows that another host deleted since fails at open as usual.  What
+ * this mount did itself is never answered stale: every database it
+ * created (first commit) or deleted is noted with the time, and a note
+ * newer than the start of the listing answered overrides it (a program
+ * that deletes test.db* by a glob and recreates the database must not
+ * miss the one it committed a moment ago).  The caller adds databases
+ * created here with nothing committed yet.
  *
  * Locking: lt->mu guards the table and every entry; the store is called
  * without it.  Lock order: fs->mu is never held while lt->mu is taken.
@@ -29,8 +34,16 @@
 #include <string.h>
 #include <time.h>
 
+struct note { /* a database this mount created or deleted */
+    char *name;
+    int present;
+    uint64_t at_ms;
+};
+
 struct entry {
     char *dir;
+    struct note *notes; /* newer than the last listing's start */
+    size_t n_notes;
     struct dsq_namelist dbs, dirs; /* the last listing (have) */
     int have;
     uint64_t at_ms; /* when the last listing started */
@@ -84,6 +97,16 @@ static void names_copy(struct dsq_namelist *to, const struct dsq_namelist *from)
 {
     for (size_t i = 0; i < from->n; i++)
         dsq_names_add(to, from->v[i]);
+}
+
+static void names_remove(struct dsq_namelist *l, const char *s)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (!strcmp(l->v[i], s)) {
+            free(l->v[i]);
+            l->v[i] = l->v[--l->n];
+            return;
+        }
 }
 
 /* The listing itself: what the store holds under dir/ (one LIST page
@@ -207,6 +230,15 @@ static void *list_thread(void *arg)
         en->dirs = dirs;
         en->have = 1;
         en->at_ms = j->started;
+        /* notes older than this listing's start are in it */
+        size_t k = 0;
+        for (size_t i = 0; i < en->n_notes; i++) {
+            if (en->notes[i].at_ms < j->started)
+                free(en->notes[i].name);
+            else
+                en->notes[k++] = en->notes[i];
+        }
+        en->n_notes = k;
     } else {
         dsq_names_free(&dbs);
         dsq_names_free(&dirs);
@@ -301,9 +333,58 @@ int dsq_listing_get(struct dsq_fs *fs, const char *dir,
         }
         names_copy(dbs, &en->dbs);
         names_copy(dirs, &en->dirs);
+        for (size_t i = 0; i < en->n_notes; i++) {
+            const struct note *no = &en->notes[i];
+            if (no->at_ms < en->at_ms)
+                continue;
+            if (no->present)
+                dsq_names_add(dbs, no->name);
+            else
+                names_remove(dbs, no->name);
+        }
     }
     pthread_mutex_unlock(&lt->mu);
     return r;
+}
+
+void dsq_listing_note(struct dsq_fs *fs, const char *path, int present)
+{
+    struct dsq_listing *lt = table(fs);
+    if (!lt)
+        return;
+    const char *slash = strrchr(path, '/');
+    char dir[DSQ_KEY_MAX];
+    snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) : 0, path);
+    const char *name = slash ? slash + 1 : path;
+    pthread_mutex_lock(&lt->mu);
+    struct entry *en = entry_of(lt, dir);
+    if (en) {
+        struct note *no = NULL;
+        for (size_t i = 0; i < en->n_notes && !no; i++)
+            if (!strcmp(en->notes[i].name, name))
+                no = &en->notes[i];
+        if (!no) {
+            struct note *nv =
+                realloc(en->notes, (en->n_notes + 1) * sizeof(*nv));
+            char *nm = strdup(name);
+            if (nv)
+                en->notes = nv;
+            if (nv && nm) {
+                no = &en->notes[en->n_notes++];
+                no->name = nm;
+            } else {
+                free(nm);
+                /* no memory: the listing may be stale for this name */
+                dsq_log(DSQ_LOG_WARNING, "fs",
+                        "listing /%s: cannot note %s (no memory)", dir, name);
+            }
+        }
+        if (no) {
+            no->present = present;
+            no->at_ms = mono_ms();
+        }
+    }
+    pthread_mutex_unlock(&lt->mu);
 }
 
 void dsq_listing_shutdown(struct dsq_fs *fs)
@@ -318,6 +399,9 @@ void dsq_listing_shutdown(struct dsq_fs *fs)
     for (size_t i = 0; i < lt->n; i++) {
         dsq_names_free(&lt->v[i]->dbs);
         dsq_names_free(&lt->v[i]->dirs);
+        for (size_t k = 0; k < lt->v[i]->n_notes; k++)
+            free(lt->v[i]->notes[k].name);
+        free(lt->v[i]->notes);
         free(lt->v[i]->dir);
         free(lt->v[i]);
     }

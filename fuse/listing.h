@@ -35,6 +35,13 @@ int dsq_listing_get(struct dsq_fs *fs, const char *dir,
                     struct dsq_namelist *dbs, struct dsq_namelist *dirs,
                     unsigned *stale_ms);
 
+/*
+ * This mount created (first commit, present 1) or deleted (0) the
+ * database at mount path `path` ("team/db.sqlite3"): listings that
+ * started before now answer accordingly.
+ */
+void dsq_listing_note(struct dsq_fs *fs, const char *path, int present);
+
 /* Waits for the listings in flight, frees the cache (at unmount). */
 void dsq_listing_shutdown(struct dsq_fs *fs);
 

@@ -4,7 +4,10 @@
 # after one listing of each directory, the proxy answers every request 503
 # (SIGUSR1) and then
 #  - `ls` of the root and of a subdirectory still lists every database
-#    (the last listing, with one log line saying so),
+#    (the last listing, with one log line saying so), corrected by what
+#    the mount itself did since that listing: a database it created and
+#    committed is there, one it deleted is not (a program that deletes
+#    test.db* by a glob and recreates the database must find it),
 #  - `stat` of a database already looked up answers with its size,
 #  - an operation that needs the store (a new name's lookup) fails with a
 #    clear error once the store's retries are spent, not for ever;
@@ -25,7 +28,7 @@ for _ in $(seq 1 100); do [ -s "$T/proxy.port" ] && break; sleep 0.05; done
 [ -s "$T/proxy.port" ] || fail "the fault proxy did not start"
 A=$T/a B=$T/b
 # through the proxy, with a short retry budget so refused operations end
-mount_store "$A" -o "endpoint=http://127.0.0.1:$(cat "$T/proxy.port"),max_retries=2,retry_base_seconds=0.05,retry_max_seconds=0.2,store_timeout=3"
+mount_store "$A" -o "endpoint=http://127.0.0.1:$(cat "$T/proxy.port"),max_retries=2,retry_base_seconds=0.05,retry_max_seconds=0.2,store_timeout=3,allow_delete"
 mount_store "$B"
 sq "$B/one.db" "CREATE TABLE t(x); INSERT INTO t VALUES (1);"
 sq "$B/app.sqlite3" "CREATE TABLE t(x); INSERT INTO t VALUES (2);"
@@ -36,6 +39,11 @@ eq "$root_ls" "app.sqlite3 one.db sub " "ls of the root with the store up"
 eq "$(ls "$A/sub" | tr '\n' ' ')" "two.db " "ls of sub with the store up"
 size=$(stat -c %s "$A/one.db")
 [ "$size" -gt 0 ] || fail "size of one.db"
+# after that listing, and with no listing since: a database made and one
+# deleted on A itself
+sq "$A/made.db" "CREATE TABLE t(x); INSERT INTO t VALUES (4);"
+rm "$A/app.sqlite3"
+root_ls="made.db one.db sub "
 
 log "the store goes down"
 kill -USR1 "$PROXY_PID"
