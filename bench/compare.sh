@@ -20,7 +20,8 @@
 # Targets: local disk (a directory under $TMPDIR), libfuse's
 # passthrough_ll (a FUSE file system doing no work: the FUSE floor) by
 # default and with -o writeback, dsqlfs on file:// and on S3
-# (staleness=1), each with page_cache_bytes=64M,txn_mem_bytes=64M, and
+# (staleness=1), each with page_cache_bytes=64M,txn_mem_bytes=64M (and
+# DSQ_BENCH_OPTS, comma-separated -o options, e.g. spin_us=0), and
 # each also with dsqlfs's -o writeback (filewb, s3wb).
 # Workloads:
 #   speedtest1   SQLite's speedtest1 --size SIZE (DELETE journal), wall s
@@ -88,7 +89,7 @@ cleanup() {
     rm -rf "$D"
 }
 trap cleanup EXIT
-MOUNT_OPTS="page_cache_bytes=67108864,txn_mem_bytes=67108864"
+MOUNT_OPTS="page_cache_bytes=67108864,txn_mem_bytes=67108864${DSQ_BENCH_OPTS:+,$DSQ_BENCH_OPTS}"
 BOUND_KB=$(((64 + 64 + 64) * 1024))
 
 wait_mount() { # wait_mount TARGET

@@ -11,6 +11,9 @@
  * without sleeping while requests keep coming.  After spin_us without a
  * request it blocks in poll(2) and costs nothing.
  *
+ * Whether to spin at all is measured, not guessed (spin.c): the leader
+ * times its requests both ways now and then and keeps the faster way.
+ *
  * Model (leader/followers): exactly one thread at a time reads the
  * device (it is non-blocking, so only the leader ever waits on it) and
  * runs the request inline.  Before anything that may wait (a store call,
@@ -30,6 +33,7 @@
 #include "loop.h"
 
 #include "log.h"
+#include "spin.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -56,6 +60,8 @@ struct loop {
     unsigned n_threads; /* running workers */
     unsigned n_idle;    /* waiting for the leader role */
     int error;          /* first receive error (-errno) */
+    /* the leader's only (one thread at a time, handed on under mu): */
+    struct dsq_spin spin; /* spin or sleep after a reply (spin.c) */
 };
 
 static uint64_t now_us(void)
@@ -160,18 +166,21 @@ static void start_worker(struct loop *lp)
 }
 
 /*
- * As the leader: the next request into buf.  1 = got one, 0 = the
- * session ended, -errno on a device error.
+ * As the leader: the next request into buf; *wait_us: how long it took
+ * to come.  1 = got one, 0 = the session ended, -errno on a device error.
  */
-static int receive(struct loop *lp, struct fuse_buf *buf, unsigned spin_us)
+static int receive(struct loop *lp, struct fuse_buf *buf, unsigned spin_us,
+                   uint64_t *wait_us)
 {
-    uint64_t idle_since = now_us();
+    uint64_t start = now_us(), idle_since = start;
     for (;;) {
         if (fuse_session_exited(lp->se))
             return 0;
         int res = fuse_session_receive_buf(lp->se, buf);
-        if (res > 0)
+        if (res > 0) {
+            *wait_us = now_us() - start;
             return 1;
+        }
         if (res == 0)
             return 0; /* unmounted */
         if (res != -EAGAIN && res != -EINTR)
@@ -207,13 +216,19 @@ static void *worker(void *arg)
            that keep coming are those of a client we have just answered,
            and the one that handed over has not answered yet (it waits
            for the store); spinning would only take the CPU from it */
-        unsigned spin = 0;
-        int r;
+        int r, measured = 0; /* the last request came to this leader */
+        uint64_t last_us = 0;
         for (;;) {
-            r = receive(lp, &buf, spin);
-            spin = lp->spin_us;
+            int way = measured ? dsq_spin_way(&lp->spin) : 0;
+            uint64_t wait_us = 0;
+            r = receive(lp, &buf, way ? lp->spin_us : 0, &wait_us);
             if (r <= 0)
                 break;
+            uint64_t t = now_us();
+            if (measured && lp->spin_us)
+                dsq_spin_note(&lp->spin, t - last_us, wait_us);
+            last_us = t;
+            measured = 1;
             tl_lead = 1;
             count_request(&buf);
             fuse_session_process_buf(lp->se, &buf);

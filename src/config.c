@@ -91,10 +91,12 @@ static const struct opt opts[] = {
 };
 
 /*
- * spin_us when no option sets it: 100 with 4 or more usable CPUs, else 0.
- * On 2 cores a spinning daemon thread takes the CPU the SQLite process
- * needs to send its next request (bench/spin_bench.sh: spin_us=0 was
- * faster there); with CPUs to spare, the spin saves a wake-up per request.
+ * spin_us when no option sets it: 100 with 2 or more usable CPUs, else 0.
+ * A spinning daemon thread finds the SQLite process's next request
+ * without being woken up for it; on 2 cores that made speedtest1 2.5x
+ * and a one-row SELECT 3x faster and a single-row FULL commit about 20%
+ * slower (docs/architecture.md, "Where a FUSE round trip's time goes").
+ * With one CPU the spin only delays the process it waits for.
  */
 unsigned dsq_config_default_spin_us(void)
 {
@@ -104,7 +106,7 @@ unsigned dsq_config_default_spin_us(void)
         n = CPU_COUNT(&set);
     if (n <= 0)
         n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n >= 4 ? 100 : 0;
+    return n >= 2 ? 100 : 0;
 }
 
 void dsq_config_init(struct dsq_config *c)

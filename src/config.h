@@ -80,7 +80,7 @@ struct dsq_config {
 /* Defaults only (never fails). */
 void dsq_config_init(struct dsq_config *c);
 
-/* spin_us's default: 100 with 4 or more CPUs usable by this process, else
+/* spin_us's default: 100 with 2 or more CPUs usable by this process, else
    0 (measured by bench/spin_bench.sh). */
 unsigned dsq_config_default_spin_us(void);
 void dsq_config_cleanup(struct dsq_config *c);

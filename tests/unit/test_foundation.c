@@ -90,14 +90,14 @@ START_TEST(test_config_precedence_and_errors)
 }
 END_TEST
 
-/* spin_us: 0 with fewer than 4 usable CPUs, else 100; an option wins */
+/* spin_us: 0 with one usable CPU, else 100; an option wins */
 START_TEST(test_config_spin_default)
 {
     struct dsq_config c;
     struct dsq_err e;
     cpu_set_t set;
     ck_assert_int_eq(sched_getaffinity(0, sizeof(set), &set), 0);
-    unsigned want = CPU_COUNT(&set) >= 4 ? 100 : 0;
+    unsigned want = CPU_COUNT(&set) >= 2 ? 100 : 0;
     ck_assert_uint_eq(dsq_config_default_spin_us(), want);
     dsq_config_init(&c);
     ck_assert_uint_eq(c.spin_us, want);
