@@ -34,6 +34,11 @@
 #include <string.h>
 #include <time.h>
 
+/* Notes kept per directory until a listing that started after them
+   ends; one more drops them and the last listing with them, so that the
+   next call waits for a fresh one. */
+#define DSQ_NOTES_MAX 1024
+
 struct note { /* a database this mount created or deleted */
     char *name;
     int present;
@@ -46,10 +51,12 @@ struct entry {
     size_t n_notes;
     struct dsq_namelist dbs, dirs; /* the last listing (have) */
     int have;
-    uint64_t at_ms; /* when the last listing started */
-    int busy;       /* a listing in flight */
-    int err;        /* its result: 0 or -errno */
-    uint64_t gen;   /* listings ended so far */
+    uint64_t at_ms;    /* when the last listing started */
+    uint64_t floor_ms; /* a listing started before this is not kept: the
+                          notes it needed were dropped (DSQ_NOTES_MAX) */
+    int busy;          /* a listing in flight */
+    int err;           /* its result: 0 or -errno */
+    uint64_t gen;      /* listings ended so far */
 };
 
 struct dsq_listing {
@@ -223,7 +230,10 @@ static void *list_thread(void *arg)
     int r = list_store_dir(j->fs, j->en->dir, &dbs, &dirs);
     pthread_mutex_lock(&lt->mu);
     struct entry *en = j->en;
-    if (r == 0) {
+    if (r == 0 && j->started < en->floor_ms) {
+        dsq_names_free(&dbs); /* older than notes that were dropped */
+        dsq_names_free(&dirs);
+    } else if (r == 0) {
         dsq_names_free(&en->dbs);
         dsq_names_free(&en->dirs);
         en->dbs = dbs;
@@ -296,7 +306,11 @@ int dsq_listing_get(struct dsq_fs *fs, const char *dir,
        flight may have started before, so then the next one */
     uint64_t need = en->gen + (en->busy ? 2 : 1), t0 = mono_ms();
     int r = 0, slow = 0;
-    while (en->gen < need) {
+    /* ... and one that was kept (a listing older than dropped notes is
+       not: drop_listing) */
+    while (en->gen < need || !en->have) {
+        if (en->gen >= need && en->err)
+            break; /* it failed, and there is no earlier one */
         if (!en->busy && (r = start(fs, lt, en)) != 0)
             break;
         if (!en->have) {
@@ -347,6 +361,21 @@ int dsq_listing_get(struct dsq_fs *fs, const char *dir,
     return r;
 }
 
+/* Forget en's notes and every listing that started before now (lt->mu
+   held): the next call waits for a fresh listing. */
+static void drop_listing(struct entry *en)
+{
+    for (size_t i = 0; i < en->n_notes; i++)
+        free(en->notes[i].name);
+    free(en->notes);
+    en->notes = NULL;
+    en->n_notes = 0;
+    dsq_names_free(&en->dbs);
+    dsq_names_free(&en->dirs);
+    en->have = 0;
+    en->floor_ms = mono_ms() + 1;
+}
+
 void dsq_listing_note(struct dsq_fs *fs, const char *path, int present)
 {
     struct dsq_listing *lt = table(fs);
@@ -357,13 +386,20 @@ void dsq_listing_note(struct dsq_fs *fs, const char *path, int present)
     snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) : 0, path);
     const char *name = slash ? slash + 1 : path;
     pthread_mutex_lock(&lt->mu);
-    struct entry *en = entry_of(lt, dir);
-    if (en) {
+    struct entry *en = NULL;
+    for (size_t i = 0; i < lt->n && !en; i++)
+        if (!strcmp(lt->v[i]->dir, dir))
+            en = lt->v[i];
+    /* only a listing that started before now needs the note: the last
+       one or one in flight */
+    if (en && (en->have || en->busy)) {
         struct note *no = NULL;
         for (size_t i = 0; i < en->n_notes && !no; i++)
             if (!strcmp(en->notes[i].name, name))
                 no = &en->notes[i];
-        if (!no) {
+        if (!no && en->n_notes >= DSQ_NOTES_MAX) {
+            drop_listing(en);
+        } else if (!no) {
             struct note *nv =
                 realloc(en->notes, (en->n_notes + 1) * sizeof(*nv));
             char *nm = strdup(name);
@@ -374,9 +410,7 @@ void dsq_listing_note(struct dsq_fs *fs, const char *path, int present)
                 no->name = nm;
             } else {
                 free(nm);
-                /* no memory: the listing may be stale for this name */
-                dsq_log(DSQ_LOG_WARNING, "fs",
-                        "listing /%s: cannot note %s (no memory)", dir, name);
+                drop_listing(en); /* no memory */
             }
         }
         if (no) {

@@ -12,7 +12,9 @@
 #  - an operation that needs the store (a new name's lookup) fails with a
 #    clear error once the store's retries are spent, not for ever;
 # the store comes back (SIGUSR2): a database created meanwhile on another
-# mount appears in the next `ls`.
+# mount appears in the next `ls`.  After more databases created here than
+# the mount keeps notes of (1024 per directory), a store that is down makes
+# `ls` fail rather than answer with the listing that lacks them.
 if [ -z "${DSQ_S3_BUCKET:-}" ]; then
     exec bash "$(cd "$(dirname "$0")/../s3" && pwd)/with_rgw.sh" bash "$0" "$@"
 fi
@@ -67,6 +69,27 @@ for _ in $(seq 1 50); do
     sleep 0.1
 done
 eq "$found" 1 "a database created meanwhile appears in ls"
+
+log "more changes since a listing than the mount keeps notes of (1024)"
+mkdir "$A/bulk"
+eq "$(ls "$A/bulk" | wc -l)" 0 "ls of a new directory"
+python3 - "$A/bulk" <<'PY'
+import sqlite3, sys
+for i in range(1030):
+    c = sqlite3.connect("%s/m%04d.db" % (sys.argv[1], i), isolation_level=None)
+    c.execute("CREATE TABLE t(x)")
+    c.close()
+PY
+kill -USR1 "$PROXY_PID"
+sleep 0.2
+# the last listing lacks them and no note says so: no answer, not that one
+if ls "$A/bulk" >"$T/bulk.ls" 2>"$T/bulk.err"; then
+    fail "ls answered with a listing older than 1030 changes of its own ($(wc -l <"$T/bulk.ls") names)"
+fi
+log "ls of bulk while the store is down: $(cat "$T/bulk.err")"
+kill -USR2 "$PROXY_PID"
+sleep 0.2
+eq "$(ls "$A/bulk" | wc -l)" 1030 "ls of bulk with the store back"
 unmount "$A"
 unmount "$B"
 echo "test_s3_slowstore: ok"
