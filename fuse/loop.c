@@ -147,6 +147,18 @@ size_t dsq_loop_counts(const char **names, unsigned long *counts, size_t max)
     return n;
 }
 
+/* The last trials' outcome, for metrics.prom (dsq_loop_spin). */
+static atomic_int spin_way = -1;
+static atomic_ulong spin_cost[2], spin_epochs;
+
+int dsq_loop_spin(uint64_t *sleep_us, uint64_t *spin_us, unsigned long *epochs)
+{
+    *sleep_us = atomic_load(&spin_cost[0]);
+    *spin_us = atomic_load(&spin_cost[1]);
+    *epochs = atomic_load(&spin_epochs);
+    return atomic_load(&spin_way);
+}
+
 static struct loop *cur_loop;     /* the running loop (one per process) */
 static _Thread_local int tl_lead; /* this thread leads, running a request */
 
@@ -225,8 +237,16 @@ static void *worker(void *arg)
             if (r <= 0)
                 break;
             uint64_t t = now_us();
-            if (measured && lp->spin_us)
+            if (measured && lp->spin_us) {
+                unsigned w0 = lp->spin.window;
                 dsq_spin_note(&lp->spin, t - last_us, wait_us);
+                if (w0 == 1 && lp->spin.window == 2) { /* trials done */
+                    atomic_store(&spin_cost[0], lp->spin.avg[0] - 1);
+                    atomic_store(&spin_cost[1], lp->spin.avg[1] - 1);
+                    atomic_fetch_add(&spin_epochs, 1);
+                    atomic_store(&spin_way, lp->spin.spin);
+                }
+            }
             last_us = t;
             measured = 1;
             tl_lead = 1;

@@ -9,6 +9,7 @@
 
 #define FUSE_USE_VERSION 35
 #include <fuse_lowlevel.h>
+#include <stdint.h>
 
 /*
  * Serve se until it ends (unmount, signal).  spin_us: how long the
@@ -24,6 +25,14 @@ int dsq_loop_run(struct fuse_session *se, unsigned spin_us,
  * another thread read the device meanwhile.  Cheap otherwise.
  */
 void dsq_loop_may_block(void);
+
+/*
+ * The way the loop waits for requests since its last trials (spin.c): 1
+ * spinning, 0 sleeping, -1 no trials ended yet (or spin_us=0).  *sleep_us
+ * and *spin_us: the mean cost of a request in each trial, *epochs: trials
+ * run so far.
+ */
+int dsq_loop_spin(uint64_t *sleep_us, uint64_t *spin_us, unsigned long *epochs);
 
 /*
  * The requests read so far, per opcode: names[i] (static strings, e.g.

@@ -99,6 +99,20 @@ char *dsq_status_render(struct dsq_fs *fs, const char *prefix, size_t *len)
         for (size_t i = 0; i < n; i++)
             dsq_buf_printf(&b, "dsqlfs_fuse_requests_total{op=\"%s\"} %lu\n",
                            names[i], counts[i]);
+        uint64_t c_sleep, c_spin;
+        unsigned long epochs;
+        int way = dsq_loop_spin(&c_sleep, &c_spin, &epochs);
+        if (way >= 0)
+            dsq_buf_printf(
+                &b,
+                "# TYPE dsqlfs_fuse_spin gauge\n"
+                "dsqlfs_fuse_spin %d\n"
+                "# TYPE dsqlfs_fuse_spin_trial_cost_us gauge\n"
+                "dsqlfs_fuse_spin_trial_cost_us{way=\"sleep\"} %" PRIu64 "\n"
+                "dsqlfs_fuse_spin_trial_cost_us{way=\"spin\"} %" PRIu64 "\n"
+                "# TYPE dsqlfs_fuse_spin_trials_total counter\n"
+                "dsqlfs_fuse_spin_trials_total %lu\n",
+                way, c_sleep, c_spin, epochs);
     }
 done:;
     size_t n = 0;

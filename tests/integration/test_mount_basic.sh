@@ -126,6 +126,25 @@ grep -q '"version"' "$M/.dsqlfs/shop.json" || fail "status content"
 python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['version']>=10 and d['lag']==0, d" "$M/.dsqlfs/shop.json"
 grep -q 'dsqlfs_commits_total{db="shop"}' "$M/.dsqlfs/metrics.prom" || fail "metrics"
 err=$(touch "$M/.dsqlfs/x" 2>&1) && fail "status dir writable"
+# the loop's spin trials (fuse/spin.c): after 400 read transactions (1,600
+# lock requests) one epoch's two trials have ended; with one CPU the
+# daemon never spins and says nothing
+python3 - "$M/shop.db" <<'PY'
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+for _ in range(400):
+    c.execute("SELECT count(*) FROM t").fetchone()
+PY
+if [ "$(nproc)" -ge 2 ]; then
+    grep -qE '^dsqlfs_fuse_spin [01]$' "$M/.dsqlfs/metrics.prom" ||
+        fail "no spin choice in metrics: $(grep spin "$M/.dsqlfs/metrics.prom")"
+    grep -qE '^dsqlfs_fuse_spin_trial_cost_us\{way="sleep"\} [0-9]+$' "$M/.dsqlfs/metrics.prom" ||
+        fail "no sleeping trial cost in metrics"
+    grep -qE '^dsqlfs_fuse_spin_trials_total [1-9]' "$M/.dsqlfs/metrics.prom" ||
+        fail "no spin trials counted"
+else
+    grep -q '^dsqlfs_fuse_spin ' "$M/.dsqlfs/metrics.prom" && fail "spin trials with spin_us=0"
+fi
 
 log "unmount leaves nothing behind"
 unmount "$M"
