@@ -478,6 +478,12 @@ static int stage_to_txn(struct dsq_dbfile *df)
 }
 
 /* (L2)(L3)(L4) Commit the dsq__df_buffered transaction; 0 or -errno. */
+void dsq__df_now_exists(struct dsq_dbfile *df)
+{
+    if (!atomic_exchange(&df->exists, 1))
+        dsq_listing_note(df->fs, df->name, 1);
+}
+
 int dsq__df_commit(struct dsq_dbfile *df, const char *why, struct inval *iv)
 {
     if (df->wb_failed) {
@@ -547,8 +553,7 @@ int dsq__df_commit(struct dsq_dbfile *df, const char *why, struct inval *iv)
         return rc == DSQ_ECONFLICT ? -EIO : -dsq_rc_errno(rc);
     }
     df->st.local_commits++;
-    if (!atomic_exchange(&df->exists, 1))
-        dsq_listing_note(df->fs, df->name, 1); /* listing.c */
+    dsq__df_now_exists(df);
     dsq_log(DSQ_LOG_INFO, "fs",
             "%s: committed version %" PRIu64 " at %s (%u rebase(s), "
             "%.1f ms)",

@@ -60,6 +60,9 @@ void dsq__df_discard(struct dsq_dbfile *df, struct inval *iv, const char *why);
 /* Commit the buffered transaction at a commit point named why: 0 or -errno
    (L4: the buffer is gone either way). */
 int dsq__df_commit(struct dsq_dbfile *df, const char *why, struct inval *iv);
+/* This mount committed to df: the store has the database (its first
+   commit is noted for stale listings, listing.c). */
+void dsq__df_now_exists(struct dsq_dbfile *df);
 /* (B2) Flush the kernel's cached pages of df before a commit point unless
    it was fsynced after its last WRITE: 0 or -EIO.  df->mu NOT held. */
 int dsq__df_wb_flush(struct dsq_dbfile *df, const char *why);

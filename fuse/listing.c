@@ -106,6 +106,15 @@ static void names_copy(struct dsq_namelist *to, const struct dsq_namelist *from)
         dsq_names_add(to, from->v[i]);
 }
 
+static void notes_free(struct entry *en)
+{
+    for (size_t i = 0; i < en->n_notes; i++)
+        free(en->notes[i].name);
+    free(en->notes);
+    en->notes = NULL;
+    en->n_notes = 0;
+}
+
 static void names_remove(struct dsq_namelist *l, const char *s)
 {
     for (size_t i = 0; i < l->n; i++)
@@ -191,12 +200,21 @@ static struct dsq_listing *table(struct dsq_fs *fs)
     return fs->listing;
 }
 
-/* The entry of dir, made if new; lt->mu held.  NULL: no memory. */
-static struct entry *entry_of(struct dsq_listing *lt, const char *dir)
+/* The entry of dir, NULL if none; lt->mu held. */
+static struct entry *entry_find(struct dsq_listing *lt, const char *dir)
 {
     for (size_t i = 0; i < lt->n; i++)
         if (!strcmp(lt->v[i]->dir, dir))
             return lt->v[i];
+    return NULL;
+}
+
+/* The entry of dir, made if new; lt->mu held.  NULL: no memory. */
+static struct entry *entry_of(struct dsq_listing *lt, const char *dir)
+{
+    struct entry *found = entry_find(lt, dir);
+    if (found)
+        return found;
     if (lt->n == lt->cap) {
         size_t nc = lt->cap ? lt->cap * 2 : 8;
         struct entry **nv = realloc(lt->v, nc * sizeof(*nv));
@@ -365,11 +383,7 @@ int dsq_listing_get(struct dsq_fs *fs, const char *dir,
    held): the next call waits for a fresh listing. */
 static void drop_listing(struct entry *en)
 {
-    for (size_t i = 0; i < en->n_notes; i++)
-        free(en->notes[i].name);
-    free(en->notes);
-    en->notes = NULL;
-    en->n_notes = 0;
+    notes_free(en);
     dsq_names_free(&en->dbs);
     dsq_names_free(&en->dirs);
     en->have = 0;
@@ -386,10 +400,7 @@ void dsq_listing_note(struct dsq_fs *fs, const char *path, int present)
     snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) : 0, path);
     const char *name = slash ? slash + 1 : path;
     pthread_mutex_lock(&lt->mu);
-    struct entry *en = NULL;
-    for (size_t i = 0; i < lt->n && !en; i++)
-        if (!strcmp(lt->v[i]->dir, dir))
-            en = lt->v[i];
+    struct entry *en = entry_find(lt, dir);
     /* only a listing that started before now needs the note: the last
        one or one in flight */
     if (en && (en->have || en->busy)) {
@@ -433,9 +444,7 @@ void dsq_listing_shutdown(struct dsq_fs *fs)
     for (size_t i = 0; i < lt->n; i++) {
         dsq_names_free(&lt->v[i]->dbs);
         dsq_names_free(&lt->v[i]->dirs);
-        for (size_t k = 0; k < lt->v[i]->n_notes; k++)
-            free(lt->v[i]->notes[k].name);
-        free(lt->v[i]->notes);
+        notes_free(lt->v[i]);
         free(lt->v[i]->dir);
         free(lt->v[i]);
     }

@@ -178,11 +178,12 @@ static void start_worker(struct loop *lp)
 }
 
 /*
- * As the leader: the next request into buf; *wait_us: how long it took
- * to come.  1 = got one, 0 = the session ended, -errno on a device error.
+ * As the leader: the next request into buf; *came_us: when it came,
+ * *wait_us: how long that took.  1 = got one, 0 = the session ended,
+ * -errno on a device error.
  */
 static int receive(struct loop *lp, struct fuse_buf *buf, unsigned spin_us,
-                   uint64_t *wait_us)
+                   uint64_t *came_us, uint64_t *wait_us)
 {
     uint64_t start = now_us(), idle_since = start;
     for (;;) {
@@ -190,7 +191,8 @@ static int receive(struct loop *lp, struct fuse_buf *buf, unsigned spin_us,
             return 0;
         int res = fuse_session_receive_buf(lp->se, buf);
         if (res > 0) {
-            *wait_us = now_us() - start;
+            *came_us = now_us();
+            *wait_us = *came_us - start;
             return 1;
         }
         if (res == 0)
@@ -232,20 +234,17 @@ static void *worker(void *arg)
         uint64_t last_us = 0;
         for (;;) {
             int way = measured ? dsq_spin_way(&lp->spin) : 0;
-            uint64_t wait_us = 0;
-            r = receive(lp, &buf, way ? lp->spin_us : 0, &wait_us);
+            uint64_t t = 0, wait_us = 0;
+            r = receive(lp, &buf, way ? lp->spin_us : 0, &t, &wait_us);
             if (r <= 0)
                 break;
-            uint64_t t = now_us();
-            if (measured && lp->spin_us) {
-                unsigned w0 = lp->spin.window;
-                dsq_spin_note(&lp->spin, t - last_us, wait_us);
-                if (w0 == 1 && lp->spin.window == 2) { /* trials done */
-                    atomic_store(&spin_cost[0], lp->spin.avg[0] - 1);
-                    atomic_store(&spin_cost[1], lp->spin.avg[1] - 1);
-                    atomic_fetch_add(&spin_epochs, 1);
-                    atomic_store(&spin_way, lp->spin.spin);
-                }
+            if (measured && lp->spin_us &&
+                dsq_spin_note(&lp->spin, t - last_us, wait_us)) {
+                /* the trials' means are stored plus one (spin.h) */
+                atomic_store(&spin_cost[0], lp->spin.avg[0] - 1);
+                atomic_store(&spin_cost[1], lp->spin.avg[1] - 1);
+                atomic_fetch_add(&spin_epochs, 1);
+                atomic_store(&spin_way, lp->spin.spin);
             }
             last_us = t;
             measured = 1;

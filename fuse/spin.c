@@ -29,13 +29,14 @@ int dsq_spin_way(const struct dsq_spin *s)
     return s->spin;
 }
 
-void dsq_spin_note(struct dsq_spin *s, uint64_t cost_us, uint64_t wait_us)
+int dsq_spin_note(struct dsq_spin *s, uint64_t cost_us, uint64_t wait_us)
 {
     if (wait_us >= DSQ_SPIN_GAP_US)
-        return;
+        return 0;
     s->sum_us += cost_us;
     if (++s->n < DSQ_SPIN_WINDOW)
-        return;
+        return 0;
+    int decided = s->window == 1;
     if (s->window < 2) {
         /* +1: a mean below 1 us still counts as measured */
         s->avg[s->window == 0] = s->sum_us / s->n + 1;
@@ -45,4 +46,5 @@ void dsq_spin_note(struct dsq_spin *s, uint64_t cost_us, uint64_t wait_us)
     s->n = 0;
     s->sum_us = 0;
     s->window = (s->window + 1) % DSQ_SPIN_EPOCH;
+    return decided;
 }

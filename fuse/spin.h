@@ -18,8 +18,8 @@ struct dsq_spin {
     unsigned window; /* windows since the epoch began */
     unsigned n;      /* requests measured in this window */
     uint64_t sum_us; /* their cost */
-    uint64_t avg[2]; /* the last trials' mean cost: [0] sleeping, [1]
-                        spinning (0: not measured yet) */
+    uint64_t avg[2]; /* the last trials' mean cost plus 1: [0] sleeping,
+                        [1] spinning (0: not measured yet) */
     int spin;        /* the way chosen by the last trials */
 };
 
@@ -30,8 +30,9 @@ int dsq_spin_way(const struct dsq_spin *s);
  * A request came, waited for as dsq_spin_way() said: cost_us since the
  * request before it came (the reply's work and the wait), wait_us of that
  * spent waiting after the reply.  A wait of DSQ_SPIN_GAP_US or more is not
- * measured.
+ * measured.  1 when this ended an epoch's trials (s->avg and s->spin are
+ * new), else 0.
  */
-void dsq_spin_note(struct dsq_spin *s, uint64_t cost_us, uint64_t wait_us);
+int dsq_spin_note(struct dsq_spin *s, uint64_t cost_us, uint64_t wait_us);
 
 #endif

@@ -43,7 +43,6 @@
 #include "dbfile_int.h"
 
 #include "env.h"
-#include "listing.h"
 #include "log.h"
 #include "loop.h"
 #include "selfio.h"
@@ -354,8 +353,7 @@ static int publish(struct dsq_dbfile *df, int fd, uint32_t frame)
     }
     df->st.local_commits++;
     w->commits_published++;
-    if (!atomic_exchange(&df->exists, 1))
-        dsq_listing_note(df->fs, df->name, 1); /* listing.c */
+    dsq__df_now_exists(df);
     if (ci.version > df->head)
         df->head = ci.version;
     int exact = ci.noop || (ci.version == base + 1 && ci.rebases == 0);
@@ -1140,8 +1138,7 @@ static int recover_foreign(struct dsq_dbfile *df, int *kept)
     }
     uint64_t base = from_version;
     uint64_t v = ci.noop ? base : ci.version;
-    if (!atomic_exchange(&df->exists, 1))
-        dsq_listing_note(df->fs, df->name, 1); /* listing.c */
+    dsq__df_now_exists(df);
     if (v > df->head)
         df->head = v;
     dsq_log(DSQ_LOG_INFO, "wal",

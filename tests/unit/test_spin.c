@@ -55,6 +55,23 @@ START_TEST(test_spin_long_waits_not_measured)
 }
 END_TEST
 
+/* dsq_spin_note says when a request ended the trials: the last one of
+   the sleeping trial window, and no other */
+START_TEST(test_spin_note_says_decided)
+{
+    struct dsq_spin s = {0};
+    int decided = 0;
+    for (int i = 0; i < DSQ_SPIN_EPOCH * DSQ_SPIN_WINDOW; i++) {
+        int d = dsq_spin_note(&s, 10, 1);
+        if (d) {
+            ck_assert_int_eq(i, 2 * DSQ_SPIN_WINDOW - 1);
+            decided++;
+        }
+    }
+    ck_assert_int_eq(decided, 1);
+}
+END_TEST
+
 START_TEST(test_spin_tie_sleeps)
 {
     /* equal costs: sleeping, which costs no CPU */
@@ -71,6 +88,7 @@ int main(void)
     TCase *tc = tcase_create("spin");
     tcase_add_test(tc, test_spin_trials_decide);
     tcase_add_test(tc, test_spin_long_waits_not_measured);
+    tcase_add_test(tc, test_spin_note_says_decided);
     tcase_add_test(tc, test_spin_tie_sleeps);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
