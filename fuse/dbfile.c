@@ -714,14 +714,14 @@ static uint32_t mode_shown(struct dsq_dbfile *df)
 void dsq_dbfile_create_mode(struct dsq_dbfile *df, uint32_t mode)
 {
     dsq__df_lock(df);
-    if (!atomic_load(&df->exists) && (mode & 07777) != DSQ_DEFAULT_MODE)
-        df->mode_new = mode & 07777;
+    if (!atomic_load(&df->exists) && (mode & DSQ_MODE_KEPT) != DSQ_DEFAULT_MODE)
+        df->mode_new = mode & DSQ_MODE_KEPT;
     pthread_mutex_unlock(&df->mu);
 }
 
 int dsq_dbfile_chmod(struct dsq_dbfile *df, uint32_t mode)
 {
-    mode &= 07777;
+    mode &= DSQ_MODE_KEPT;
     dsq__df_lock(df);
     int r = dsq__df_ensure_snap(df);
     if (r == 0 && (dsq_snap_page_count(df->snap) == 0 || df->stage_fd >= 0) &&
@@ -808,7 +808,7 @@ void dsq_dbfile_attr(struct dsq_dbfile *df, uint64_t *size, uint64_t *mtime_ms,
     } else {
         *mtime_ms = df->fs->start_ms;
     }
-    *mode = mode_shown(df);
+    *mode = mode_shown(df) & DSQ_MODE_KEPT; /* older versions may have more */
     atomic_store(&df->attr_size, *size);
     atomic_store(&df->attr_mode, *mode);
     atomic_store(&df->attr_mtime, *mtime_ms ? *mtime_ms : 1);

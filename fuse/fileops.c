@@ -68,7 +68,7 @@ void dsq_fop_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
                     ? -EROFS
                     : dsq_dbfile_chmod(in->df, (uint32_t)attr->st_mode);
         } else if (in->kind == DSQ_I_SIDE) {
-            if (chmod(in->path, attr->st_mode & 07777) != 0)
+            if (chmod(in->path, attr->st_mode & DSQ_MODE_KEPT) != 0)
                 r = -errno;
         } else if (in->kind != DSQ_I_DIR) {
             r = -EACCES;

@@ -25,8 +25,8 @@
 #include "fs.h"
 #include "fsops.h"
 
+#include "devio.h"
 #include "listing.h"
-
 #include "log.h"
 #include "loop.h"
 #include "names.h"
@@ -362,7 +362,7 @@ void dsq_fs_fill_attr(struct dsq_fs *fs, struct dsq_inode *in, struct stat *st)
         struct stat ls;
         st->st_mode = S_IFREG | 0644;
         if (!in->unlinked && stat(in->path, &ls) == 0) {
-            st->st_mode = S_IFREG | (ls.st_mode & 07777);
+            st->st_mode = S_IFREG | (ls.st_mode & DSQ_MODE_KEPT);
             st->st_size = ls.st_size;
             mt = (uint64_t)ls.st_mtim.tv_sec * 1000 +
                  (uint64_t)ls.st_mtim.tv_nsec / 1000000;
@@ -456,6 +456,13 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
        are invalidated exactly (dbfile.c); a shrink still truncates */
     if (conn->capable & FUSE_CAP_EXPLICIT_INVAL_DATA)
         conn->want |= FUSE_CAP_EXPLICIT_INVAL_DATA;
+    /* no file here keeps a setuid/setgid bit (DSQ_MODE_KEPT), so the
+       kernel need not fetch attributes before each chown to clear them
+       (devio.c: libfuse 3.14 leaves the flag out of its reply) */
+    if (conn->capable & FUSE_CAP_HANDLE_KILLPRIV) {
+        conn->want |= FUSE_CAP_HANDLE_KILLPRIV;
+        dsq_devio_want_killpriv();
+    }
     conn->max_write = 1024 * 1024;
 }
 
@@ -1050,7 +1057,7 @@ static void create_side(fuse_req_t req, fuse_ino_t parent, const char *ppath,
     int fd = path ? open(path,
                          O_CREAT | O_RDWR | O_CLOEXEC |
                              (fi->flags & (O_EXCL | O_TRUNC)),
-                         mode & 07777)
+                         mode & DSQ_MODE_KEPT)
                   : -1;
     if (fd < 0) {
         err = path ? errno : ENOMEM;

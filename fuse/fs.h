@@ -51,6 +51,11 @@
 /* The mode of a database no chmod or create set (SQLite's own default). */
 #define DSQ_DEFAULT_MODE 0644u
 
+/* The mode bits a file on the mount keeps: no setuid or setgid bit (the
+   mount is nosuid; and the daemon then meets FUSE_HANDLE_KILLPRIV's
+   contract, devio.c).  A chmod or create asking for them gets the rest. */
+#define DSQ_MODE_KEPT 01777u
+
 /* SQLite's lock bytes (os_unix.c). */
 #define DSQ_PENDING_BYTE 0x40000000ULL
 #define DSQ_RESERVED_BYTE (DSQ_PENDING_BYTE + 1)

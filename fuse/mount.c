@@ -14,6 +14,7 @@
 #include "mount.h"
 
 #include "config.h"
+#include "devio.h"
 #include "fs.h"
 #include "log.h"
 #include "loop.h"
@@ -425,6 +426,10 @@ int dsq_mount_main(int argc, char **argv)
                 "available, and the mount point free?)\n",
                 m.mountpoint);
         goto out_sig;
+    }
+    if (dsq_devio_attach(se) != 0) {
+        fprintf(stderr, "dsqlfs: cannot attach to the FUSE device\n");
+        goto out_mnt;
     }
     if (fuse_daemonize(m.foreground) != 0) {
         fprintf(stderr, "dsqlfs: cannot detach\n");

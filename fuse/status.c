@@ -14,6 +14,7 @@
  */
 #include "conflicts.h"
 #include "dbfile_int.h"
+#include "devio.h"
 #include "fs.h"
 #include "loop.h"
 #include "maint.h"
@@ -99,6 +100,10 @@ char *dsq_status_render(struct dsq_fs *fs, const char *prefix, size_t *len)
         for (size_t i = 0; i < n; i++)
             dsq_buf_printf(&b, "dsqlfs_fuse_requests_total{op=\"%s\"} %lu\n",
                            names[i], counts[i]);
+        dsq_buf_printf(&b,
+                       "# TYPE dsqlfs_fuse_handle_killpriv gauge\n"
+                       "dsqlfs_fuse_handle_killpriv %d\n",
+                       dsq_devio_killpriv_added());
         uint64_t c_sleep, c_spin;
         unsigned long epochs;
         int way = dsq_loop_spin(&c_sleep, &c_spin, &epochs);

@@ -146,6 +146,29 @@ else
     grep -q '^dsqlfs_fuse_spin ' "$M/.dsqlfs/metrics.prom" && fail "spin trials with spin_us=0"
 fi
 
+# FUSE_HANDLE_KILLPRIV (fuse/devio.c): the kernel does not fetch a new
+# journal's attributes before SQLite's fchown of it (done as root only),
+# so a DELETE-mode commit costs one getattr (the database's), not two
+grep -q '^dsqlfs_fuse_handle_killpriv 1$' "$M/.dsqlfs/metrics.prom" ||
+    fail "no FUSE_HANDLE_KILLPRIV: $(grep killpriv "$M/.dsqlfs/metrics.prom")"
+if [ "$(id -u)" = 0 ]; then
+    getattrs() { sed -n 's/^dsqlfs_fuse_requests_total{op="getattr"} //p' "$M/.dsqlfs/metrics.prom"; }
+    g0=$(getattrs)
+    python3 - "$M/killpriv.db" <<'PY'
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute("PRAGMA journal_mode=DELETE")
+c.execute("PRAGMA synchronous=FULL")
+c.execute("CREATE TABLE k(v)")
+for i in range(100):
+    c.execute("INSERT INTO k VALUES (?)", (i,))
+PY
+    g1=$(getattrs)
+    eq "$(sq "$M/killpriv.db" 'SELECT count(*) FROM k')" 100 "killpriv.db rows"
+    [ $((g1 - g0)) -lt 150 ] ||
+        fail "$((g1 - g0)) getattrs in 100 commits (2 each: the kernel checks setuid bits before SQLite's fchown)"
+fi
+
 log "unmount leaves nothing behind"
 unmount "$M"
 wait_daemons

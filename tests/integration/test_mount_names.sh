@@ -10,7 +10,7 @@
 #    write that proves it, and is gone from the listing and the store;
 #  - scrambled first writes, one-byte size hints and truncations up end
 #    byte-identical to the same program on local disk;
-#  - symlink/link/rename EPERM, chmod stored (every mount, a remount, the
+#  - symlink/link/rename EPERM, chmod stored (no setuid/setgid bits; every mount, a remount, the
 #    create mode of a new file, SQLite's journal), dot names listed, truncation
 #    of a database with data refused without allow_delete;
 #  - a database deleted and created again under its name while another
@@ -184,6 +184,16 @@ sq "$M/new.db" "PRAGMA journal_mode=persist; INSERT INTO t VALUES ('j');" >/dev/
 eq "$(stat -c %a "$M/new.db-journal")" 640 "the journal's mode"
 sq "$M/new.db" "PRAGMA journal_mode=delete; DELETE FROM t WHERE v='j';" >/dev/null
 eq "$(stat -c %a "$M/new.db")" 640 "mode after a commit"
+# no file keeps a setuid or setgid bit (DSQ_MODE_KEPT: the daemon tells
+# the kernel it clears them itself, fuse/devio.c)
+chmod 6755 "$M/new.db"
+eq "$(stat -c %a "$M/new.db")" 755 "setuid and setgid bits of a database"
+sq "$M/new.db" "PRAGMA journal_mode=persist; INSERT INTO t VALUES ('j');" >/dev/null
+chmod 6640 "$M/new.db-journal"
+eq "$(stat -c %a "$M/new.db-journal")" 640 "setuid and setgid bits of a journal"
+sq "$M/new.db" "PRAGMA journal_mode=delete; DELETE FROM t WHERE v='j';" >/dev/null
+python3 -c "import os, sys; os.close(os.open(sys.argv[1], os.O_CREAT | os.O_RDWR, 0o6644))" "$M/suid.db"
+eq "$(stat -c %a "$M/suid.db")" 644 "setuid and setgid bits of a new database"
 chmod 0 "$M/new.db"
 eq "$(stat -c %a "$M/new.db")" 0 "chmod 0"
 chmod 0640 "$M/new.db"
