@@ -108,7 +108,8 @@ store_of() { # store_of TARGET TAG
         echo "file://$D/src"
     fi
 }
-# up TARGET TAG: a fresh directory ($DIR), mounted for the FUSE targets;
+# up TARGET TAG: a fresh directory ($DIR), mounted for the FUSE targets
+# (each S3 target in a prefix of its own: the bucket is not wiped);
 # the daemon's pid in $DPID
 up() {
     rm -rf "$D/src" "$D/cache"
@@ -120,8 +121,8 @@ up() {
     fusewb) "$PTLL" -f -o "source=$D/src" -o writeback "$MNT" 2>>"$D/$1.log" & ;;
     file) "$BIN" "$(store_of file "$2")" "$MNT" -f -o "cache_dir=$D/cache,$MOUNT_OPTS" 2>>"$D/$1.log" & ;;
     filewb) "$BIN" "$(store_of file "$2")" "$MNT" -f -o "cache_dir=$D/cache,writeback,$MOUNT_OPTS" 2>>"$D/$1.log" & ;;
-    s3) "$BIN" "$(store_of s3 "$2")" "$MNT" -f -o "cache_dir=$D/cache,staleness=1,$MOUNT_OPTS" 2>>"$D/$1.log" & ;;
-    s3wb) "$BIN" "$(store_of s3 "$2")" "$MNT" -f -o "cache_dir=$D/cache,staleness=1,writeback,$MOUNT_OPTS" 2>>"$D/$1.log" & ;;
+    s3) "$BIN" "$(store_of s3 "$1-$2")" "$MNT" -f -o "cache_dir=$D/cache,staleness=1,$MOUNT_OPTS" 2>>"$D/$1.log" & ;;
+    s3wb) "$BIN" "$(store_of s3 "$1-$2")" "$MNT" -f -o "cache_dir=$D/cache,staleness=1,writeback,$MOUNT_OPTS" 2>>"$D/$1.log" & ;;
     esac
     DPID=$!
     wait_mount "$1"

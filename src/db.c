@@ -1,8 +1,8 @@
 /*
  * db.c - the engine, reading side: the handle, store calls with retry,
  * caches, versions and snapshots.  Page lookup and single-page reads are
- * in db_page.c, bulk reads in db_read.c; transactions and the commit
- * protocol in db_commit.c; verify, recovery scan, gc and the FUSE
+ * in db_page.c, bulk reads in db_read.c; write transactions in db_txn.c,
+ * the commit protocol in db_commit.c; verify, recovery scan, gc and the FUSE
  * daemon's helpers in db_admin.c; what they share in db_int.h.
  *
  * Layer: services.  Calls store.h (objects), manifest.h and segment.h

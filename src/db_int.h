@@ -3,11 +3,13 @@
  * structures, constants, and the helpers one file defines for the others.
  *
  * Layer: services, private to db.c (handle, store calls, caches,
- * snapshots, reads), db_commit.c (transactions and the commit protocol),
- * db_upload.c (segments, chunks, checkpoints), db_admin.c (versions,
- * verify, recovery scan, gc, FUSE helpers), db_fresh.c (freshness
- * checks), db_read.c (bulk reads), db_hot.c (hot pages) and db_par.c
- * (requests side by side).  Nothing outside those files includes it.
+ * snapshots, reads), db_page.c (page lookup), db_txn.c (write
+ * transactions), db_commit.c (the commit protocol), db_upload.c
+ * (segments, chunks, checkpoints), db_admin.c (versions, verify,
+ * recovery scan, gc, FUSE helpers), db_history.c, db_fork.c, db_fresh.c
+ * (freshness checks), db_read.c (bulk reads), db_hot.c (hot pages) and
+ * db_par.c (requests side by side).  Nothing outside those files
+ * includes it.
  */
 #ifndef DSQ_DB_INT_H
 #define DSQ_DB_INT_H
@@ -452,6 +454,9 @@ dsq_rc dsq__fork_pins_min(struct dsq_db *db, uint64_t *min, size_t *n,
 void dsq__note_conflict(struct dsq_db *db, uint64_t snapshot,
                         const struct dsq_manifest *x, const uint32_t *conf,
                         size_t n_conf, int page1);
+/* 1 if the transaction changes the database's mode (db_txn.c). */
+int dsq__txn_mode_changes(const struct dsq_txn *t);
+
 dsq_rc dsq__strlist_add(struct strlist *l, const char *s);
 void dsq__strlist_free(struct strlist *l);
 dsq_rc dsq__read_gc_floor(struct dsq_db *db, uint64_t *floor,
