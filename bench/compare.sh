@@ -168,7 +168,7 @@ for _ in range(300):
     d.append(time.perf_counter() - t0)
 print("%.3f" % (statistics.median(d) * 1e3))
 PY
-)
+) || { down; say "$1 commit FAILED"; return 0; }
     down
     rec commit "$1" "$2" "$ms"
     say "$1 commit rep $2: ${ms} ms"
