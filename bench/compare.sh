@@ -103,13 +103,13 @@ unmount() {
 }
 store_of() { # store_of TARGET TAG
     if [ "$1" = s3 ] || [ "$1" = s3wb ]; then
-        echo "s3://$DSQ_S3_BUCKET/cmp-$(basename "$D" | tr 'A-Z.' 'a-z-')-$2"
+        # each S3 target in a prefix of its own: the bucket is not wiped
+        echo "s3://$DSQ_S3_BUCKET/cmp-$(basename "$D" | tr 'A-Z.' 'a-z-')-$1-$2"
     else
         echo "file://$D/src"
     fi
 }
-# up TARGET TAG: a fresh directory ($DIR), mounted for the FUSE targets
-# (each S3 target in a prefix of its own: the bucket is not wiped);
+# up TARGET TAG: a fresh directory ($DIR), mounted for the FUSE targets;
 # the daemon's pid in $DPID
 up() {
     rm -rf "$D/src" "$D/cache"
@@ -119,10 +119,10 @@ up() {
     local) DIR="$D/src"; return 0 ;;
     fuse) "$PTLL" -f -o "source=$D/src" "$MNT" 2>>"$D/$1.log" & ;;
     fusewb) "$PTLL" -f -o "source=$D/src" -o writeback "$MNT" 2>>"$D/$1.log" & ;;
-    file) "$BIN" "$(store_of file "$2")" "$MNT" -f -o "cache_dir=$D/cache,$MOUNT_OPTS" 2>>"$D/$1.log" & ;;
-    filewb) "$BIN" "$(store_of file "$2")" "$MNT" -f -o "cache_dir=$D/cache,writeback,$MOUNT_OPTS" 2>>"$D/$1.log" & ;;
-    s3) "$BIN" "$(store_of s3 "$1-$2")" "$MNT" -f -o "cache_dir=$D/cache,staleness=1,$MOUNT_OPTS" 2>>"$D/$1.log" & ;;
-    s3wb) "$BIN" "$(store_of s3 "$1-$2")" "$MNT" -f -o "cache_dir=$D/cache,staleness=1,writeback,$MOUNT_OPTS" 2>>"$D/$1.log" & ;;
+    file) "$BIN" "$(store_of "$1" "$2")" "$MNT" -f -o "cache_dir=$D/cache,$MOUNT_OPTS" 2>>"$D/$1.log" & ;;
+    filewb) "$BIN" "$(store_of "$1" "$2")" "$MNT" -f -o "cache_dir=$D/cache,writeback,$MOUNT_OPTS" 2>>"$D/$1.log" & ;;
+    s3) "$BIN" "$(store_of "$1" "$2")" "$MNT" -f -o "cache_dir=$D/cache,staleness=1,$MOUNT_OPTS" 2>>"$D/$1.log" & ;;
+    s3wb) "$BIN" "$(store_of "$1" "$2")" "$MNT" -f -o "cache_dir=$D/cache,staleness=1,writeback,$MOUNT_OPTS" 2>>"$D/$1.log" & ;;
     esac
     DPID=$!
     wait_mount "$1"
