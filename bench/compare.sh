@@ -65,6 +65,10 @@ for t in "${TARGETS[@]}"; do
     esac
 done
 if [[ ",$targets," == *,s3* ]] && [ -z "${DSQ_S3_BUCKET:-}" ]; then
+    # the test server keeps objects in RAM and hangs writes when full:
+    # room for three repetitions' imports (the mounts' databases are
+    # deleted after each workload, down)
+    export RGW_MEMSTORE_BYTES=${RGW_MEMSTORE_BYTES:-8589934592}
     exec bash tests/s3/with_rgw.sh bash "$0" "${args[@]}"
 fi
 BIN=${DSQLFS:-$ROOT/build/dsqlfs}
@@ -112,6 +116,7 @@ store_of() { # store_of TARGET TAG
 # up TARGET TAG: a fresh directory ($DIR), mounted for the FUSE targets;
 # the daemon's pid in $DPID
 up() {
+    echo "$1" >"$D/target"
     rm -rf "$D/src" "$D/cache"
     mkdir -p "$D/src"
     DPID=
@@ -121,14 +126,22 @@ up() {
     fusewb) "$PTLL" -f -o "source=$D/src" -o writeback "$MNT" 2>>"$D/$1.log" & ;;
     file) "$BIN" "$(store_of "$1" "$2")" "$MNT" -f -o "cache_dir=$D/cache,$MOUNT_OPTS" 2>>"$D/$1.log" & ;;
     filewb) "$BIN" "$(store_of "$1" "$2")" "$MNT" -f -o "cache_dir=$D/cache,writeback,$MOUNT_OPTS" 2>>"$D/$1.log" & ;;
-    s3) "$BIN" "$(store_of "$1" "$2")" "$MNT" -f -o "cache_dir=$D/cache,staleness=1,$MOUNT_OPTS" 2>>"$D/$1.log" & ;;
-    s3wb) "$BIN" "$(store_of "$1" "$2")" "$MNT" -f -o "cache_dir=$D/cache,staleness=1,writeback,$MOUNT_OPTS" 2>>"$D/$1.log" & ;;
+    s3) "$BIN" "$(store_of "$1" "$2")" "$MNT" -f -o "cache_dir=$D/cache,staleness=1,allow_delete,$MOUNT_OPTS" 2>>"$D/$1.log" & ;;
+    s3wb) "$BIN" "$(store_of "$1" "$2")" "$MNT" -f -o "cache_dir=$D/cache,staleness=1,writeback,allow_delete,$MOUNT_OPTS" 2>>"$D/$1.log" & ;;
     esac
     DPID=$!
     wait_mount "$1"
     DIR=$MNT
 }
-down() { [ "$DIR" = "$MNT" ] && unmount; return 0; }
+# down: unmounts; on S3 the workload's databases are deleted first (the
+# server's memory is the bench's limit, not what is measured)
+down() {
+    [ "$DIR" = "$MNT" ] || return 0
+    case $(cat "$D/target" 2>/dev/null) in
+    s3 | s3wb) rm -f "$MNT"/*.db ;;
+    esac
+    unmount
+}
 rec() { echo "$*" >>"$D/results"; }
 say() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 
