@@ -12,7 +12,8 @@
  * setuid or setgid bit on any file (DSQ_MODE_KEPT in fs.h), so it meets
  * the flag's contract trivially.  When op_init wants the flag and the
  * kernel offered it, dsq_devio_want_killpriv arms the first reply, and
- * the flag is added to it if libfuse left it out.
+ * the flag is added to it if libfuse left it out.  With libfuse 3.17 or
+ * later (which sends the flag) the session keeps libfuse's own io.
  *
  * Layer: FUSE front end.  Locking: one atomic flag; the INIT reply is
  * the first reply written, before the kernel sends any other request.
@@ -28,12 +29,16 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+static atomic_int attached; /* our io is the session's */
 static atomic_int killpriv_armed;
 static atomic_int killpriv_added;
 
 void dsq_devio_want_killpriv(void)
 {
-    atomic_store(&killpriv_armed, 1);
+    if (atomic_load(&attached))
+        atomic_store(&killpriv_armed, 1);
+    else if (fuse_version() >= 317)
+        atomic_store(&killpriv_added, 1); /* libfuse sends it itself */
 }
 
 int dsq_devio_killpriv_added(void)
@@ -101,6 +106,13 @@ int dsq_devio_attach(struct fuse_session *se)
         .writev = dev_writev,
         .read = dev_read,
     };
+    /* libfuse 3.17 sends the flag itself, and a custom io would switch
+       off what it does with the device beyond read and writev */
+    if (fuse_version() >= 317)
+        return 0;
     /* the session's own device: libfuse closes it as before */
-    return fuse_session_custom_io(se, &io, fuse_session_fd(se));
+    int r = fuse_session_custom_io(se, &io, fuse_session_fd(se));
+    if (r == 0)
+        atomic_store(&attached, 1);
+    return r;
 }

@@ -12,7 +12,8 @@
 #include <fuse_lowlevel.h>
 
 /* After fuse_session_mount: the session reads and writes its device
-   through devio.c.  0 or -errno. */
+   through devio.c (not with libfuse 3.17 or later: nothing to add).  0
+   or -errno (the session then keeps libfuse's own io). */
 int dsq_devio_attach(struct fuse_session *se);
 
 /* From op_init, when the file system wants FUSE_CAP_HANDLE_KILLPRIV and

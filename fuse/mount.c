@@ -427,10 +427,12 @@ int dsq_mount_main(int argc, char **argv)
                 m.mountpoint);
         goto out_sig;
     }
-    if (dsq_devio_attach(se) != 0) {
-        fprintf(stderr, "dsqlfs: cannot attach to the FUSE device\n");
-        goto out_mnt;
-    }
+    int dr = dsq_devio_attach(se);
+    if (dr != 0)
+        dsq_log(DSQ_LOG_NOTICE, "mount",
+                "libfuse's own device io kept (%s): a chown as root costs "
+                "the kernel an attribute fetch first",
+                strerror(-dr));
     if (fuse_daemonize(m.foreground) != 0) {
         fprintf(stderr, "dsqlfs: cannot detach\n");
         goto out_mnt;
