@@ -114,9 +114,9 @@ store_of() { # store_of TARGET TAG
     fi
 }
 # up TARGET TAG: a fresh directory ($DIR), mounted for the FUSE targets;
-# the daemon's pid in $DPID
+# the daemon's pid in $DPID, the target in $CUR
 up() {
-    echo "$1" >"$D/target"
+    CUR=$1
     rm -rf "$D/src" "$D/cache"
     mkdir -p "$D/src"
     DPID=
@@ -137,7 +137,7 @@ up() {
 # server's memory is the bench's limit, not what is measured)
 down() {
     [ "$DIR" = "$MNT" ] || return 0
-    case $(cat "$D/target" 2>/dev/null) in
+    case $CUR in
     s3 | s3wb) rm -f "$MNT"/*.db ;;
     esac
     unmount

@@ -477,13 +477,13 @@ static int stage_to_txn(struct dsq_dbfile *df)
     return 0;
 }
 
-/* (L2)(L3)(L4) Commit the dsq__df_buffered transaction; 0 or -errno. */
 void dsq__df_now_exists(struct dsq_dbfile *df)
 {
     if (!atomic_exchange(&df->exists, 1))
         dsq_listing_note(df->fs, df->name, 1);
 }
 
+/* (L2)(L3)(L4) Commit the dsq__df_buffered transaction; 0 or -errno. */
 int dsq__df_commit(struct dsq_dbfile *df, const char *why, struct inval *iv)
 {
     if (df->wb_failed) {

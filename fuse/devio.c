@@ -33,12 +33,18 @@ static atomic_int attached; /* our io is the session's */
 static atomic_int killpriv_armed;
 static atomic_int killpriv_added;
 
+/* libfuse 3.17 and later put the flag in their INIT reply themselves. */
+static int libfuse_sends_killpriv(void)
+{
+    return fuse_version() >= 317;
+}
+
 void dsq_devio_want_killpriv(void)
 {
     if (atomic_load(&attached))
         atomic_store(&killpriv_armed, 1);
-    else if (fuse_version() >= 317)
-        atomic_store(&killpriv_added, 1); /* libfuse sends it itself */
+    else if (libfuse_sends_killpriv())
+        atomic_store(&killpriv_added, 1);
 }
 
 int dsq_devio_killpriv_added(void)
@@ -86,7 +92,9 @@ static ssize_t write_init(int fd, const struct iovec *iov, int count)
 static ssize_t dev_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
     (void)userdata;
-    if (atomic_exchange(&killpriv_armed, 0)) {
+    /* every reply comes here: a plain load, the exchange only once */
+    if (atomic_load_explicit(&killpriv_armed, memory_order_relaxed) &&
+        atomic_exchange(&killpriv_armed, 0)) {
         ssize_t r = write_init(fd, iov, count);
         if (r != -2)
             return r;
@@ -106,9 +114,9 @@ int dsq_devio_attach(struct fuse_session *se)
         .writev = dev_writev,
         .read = dev_read,
     };
-    /* libfuse 3.17 sends the flag itself, and a custom io would switch
-       off what it does with the device beyond read and writev */
-    if (fuse_version() >= 317)
+    /* nothing to add then, and a custom io would switch off what libfuse
+       does with the device beyond read and writev (io_uring) */
+    if (libfuse_sends_killpriv())
         return 0;
     /* the session's own device: libfuse closes it as before */
     int r = fuse_session_custom_io(se, &io, fuse_session_fd(se));
